@@ -1,0 +1,1 @@
+//! Everything that talks to Kubernetes (kube-rs): client, locating pods, exec.

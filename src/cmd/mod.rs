@@ -1,0 +1,1 @@
+//! One module per subcommand; each returns a renderable result and never prints.

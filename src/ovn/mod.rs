@@ -1,0 +1,1 @@
+//! Pure OVN/OVS knowledge: parsers, microflows, stage catalogue. No I/O.

@@ -1,0 +1,1 @@
+//! Rendering of command results: text, JSON, YAML; progress on stderr.
