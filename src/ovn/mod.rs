@@ -1,1 +1,0 @@
-//! Pure OVN/OVS knowledge: parsers, microflows, stage catalogue. No I/O.
