@@ -1,0 +1,502 @@
+//! The packet a trace sends, built from a typed request: the `ovn-trace`
+//! microflow expression (logical side) and the `ofproto/trace` flow (OVS side).
+//!
+//! Both sides describe the same packet (same ports, TTL, ICMP type), so the
+//! logical and the OpenFlow verdicts can be compared. The shapes follow
+//! Kube-OVN's `kubectl-ko` script: `--ct=new` four times so every conntrack
+//! recirculation sees a new connection, a TCP SYN for tcp, an echo request for
+//! icmp, and ARP request/reply with the sender's own addresses.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Source port of the traced TCP/UDP packet (the upstream script's ovn-trace value).
+pub const SOURCE_PORT: u16 = 30000;
+/// TTL / hop limit of the traced packet: what a Linux pod sends.
+pub const TTL: u8 = 64;
+/// How many `--ct=new` flags ovn-trace gets: one per conntrack pass a packet
+/// can take through switch and router pipelines (upstream #5038).
+const CT_NEW_PASSES: usize = 4;
+
+/// An Ethernet address, normalised to lower-case `xx:xx:xx:xx:xx:xx`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Mac([u8; 6]);
+
+impl Mac {
+    pub const BROADCAST: Mac = Mac([0xff; 6]);
+    pub const ZERO: Mac = Mac([0; 6]);
+
+    pub fn octets(&self) -> [u8; 6] {
+        self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a MAC address (expected six hex octets like 0a:58:0a:10:00:05)")]
+pub struct BadMac(pub String);
+
+impl FromStr for Mac {
+    type Err = BadMac;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadMac(s.to_string());
+        let mut out = [0u8; 6];
+        let mut parts = s.trim().split(':');
+        for slot in out.iter_mut() {
+            let part = parts.next().ok_or_else(bad)?;
+            // The upstream script accepts 1 or 2 hex digits per octet.
+            if part.is_empty() || part.len() > 2 {
+                return Err(bad());
+            }
+            *slot = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(Mac(out))
+    }
+}
+
+impl TryFrom<String> for Mac {
+    type Error = BadMac;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Mac> for String {
+    fn from(m: Mac) -> String {
+        m.to_string()
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            o[0], o[1], o[2], o[3], o[4], o[5]
+        )
+    }
+}
+
+/// ARP operation of an `arp` trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArpOp {
+    Request,
+    Reply,
+}
+
+impl ArpOp {
+    fn code(self) -> u8 {
+        match self {
+            ArpOp::Request => 1,
+            ArpOp::Reply => 2,
+        }
+    }
+}
+
+/// What kind of packet is traced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "protocol", rename_all = "lowercase")]
+pub enum Protocol {
+    Icmp,
+    Tcp { port: u16 },
+    Udp { port: u16 },
+    Arp { op: ArpOp },
+}
+
+impl Protocol {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Protocol::Icmp => "icmp",
+            Protocol::Tcp { .. } => "tcp",
+            Protocol::Udp { .. } => "udp",
+            Protocol::Arp { .. } => "arp",
+        }
+    }
+
+    /// Destination port for tcp/udp.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Protocol::Tcp { port } | Protocol::Udp { port } => Some(*port),
+            _ => None,
+        }
+    }
+}
+
+/// Everything that defines the traced packet and where it enters OVN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Microflow {
+    /// Logical switch (datapath) the packet enters.
+    pub logical_switch: String,
+    /// Logical switch port the packet comes in on (`<pod>.<ns>`, `node-<node>`).
+    pub inport: String,
+    pub src_mac: Mac,
+    pub src_ip: IpAddr,
+    pub dst_mac: Mac,
+    pub dst_ip: IpAddr,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MicroflowError {
+    #[error(
+        "source {src} and destination {dst} are different IP families; pick a destination of the source's family"
+    )]
+    FamilyMismatch { src: IpAddr, dst: IpAddr },
+    #[error(
+        "ARP has no IPv6 form (IPv6 uses neighbour discovery); trace icmp/tcp/udp to {dst} instead"
+    )]
+    ArpOverIpv6 { dst: IpAddr },
+    #[error("port {0} is not a valid destination port (1-65535)")]
+    ZeroPort(u16),
+    #[error("logical port or switch name {0:?} contains a control character")]
+    BadName(String),
+}
+
+impl Microflow {
+    /// Checks the combinations ovn-trace would reject or misread.
+    pub fn validate(&self) -> Result<(), MicroflowError> {
+        if self.src_ip.is_ipv4() != self.dst_ip.is_ipv4() {
+            return Err(MicroflowError::FamilyMismatch {
+                src: self.src_ip,
+                dst: self.dst_ip,
+            });
+        }
+        if matches!(self.protocol, Protocol::Arp { .. }) && self.dst_ip.is_ipv6() {
+            return Err(MicroflowError::ArpOverIpv6 { dst: self.dst_ip });
+        }
+        if self.protocol.port() == Some(0) {
+            return Err(MicroflowError::ZeroPort(0));
+        }
+        for name in [&self.inport, &self.logical_switch] {
+            if name.chars().any(char::is_control) {
+                return Err(MicroflowError::BadName(name.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn family(&self) -> u8 {
+        if self.dst_ip.is_ipv4() { 4 } else { 6 }
+    }
+
+    /// The ovn-trace microflow expression.
+    pub fn ovn_expression(&self) -> String {
+        let inport = format!("inport == {}", ovn_string(&self.inport));
+        let eth = format!("eth.src == {} && eth.dst == {}", self.src_mac, self.dst_mac);
+        if let Protocol::Arp { op } = self.protocol {
+            let tha = match op {
+                ArpOp::Request => Mac::ZERO,
+                ArpOp::Reply => self.dst_mac,
+            };
+            return format!(
+                "{inport} && {eth} && arp.op == {} && arp.sha == {} && arp.tha == {} && arp.spa == {} && arp.tpa == {}",
+                op.code(),
+                self.src_mac,
+                tha,
+                self.src_ip,
+                self.dst_ip
+            );
+        }
+        let af = self.family();
+        let l3 = format!(
+            "ip.ttl == {TTL} && ip{af}.src == {} && ip{af}.dst == {}",
+            self.src_ip, self.dst_ip
+        );
+        let l4 = match self.protocol {
+            Protocol::Icmp if af == 4 => "icmp4.type == 8 && icmp4.code == 0".to_string(),
+            Protocol::Icmp => "icmp6.type == 128 && icmp6.code == 0".to_string(),
+            Protocol::Tcp { port } => {
+                format!("tcp.src == {SOURCE_PORT} && tcp.dst == {port} && tcp.flags == 2")
+            }
+            Protocol::Udp { port } => format!("udp.src == {SOURCE_PORT} && udp.dst == {port}"),
+            Protocol::Arp { .. } => String::new(),
+        };
+        format!("{inport} && {eth} && {l3} && {l4}")
+    }
+
+    /// argv for ovn-trace, run in the SB leader's ovn-central container.
+    pub fn ovn_trace_argv(&self) -> Vec<String> {
+        let mut argv = vec!["ovn-trace".to_string()];
+        // ARP never reaches conntrack; upstream omits --ct for it too.
+        if !matches!(self.protocol, Protocol::Arp { .. }) {
+            argv.extend(std::iter::repeat_n("--ct=new".to_string(), CT_NEW_PASSES));
+        }
+        argv.push(self.logical_switch.clone());
+        argv.push(self.ovn_expression());
+        argv
+    }
+
+    /// The packet part of an ofproto/trace flow (no in_port, no tunnel fields).
+    pub fn ofproto_packet(&self) -> String {
+        let (src, dst) = (self.src_mac, self.dst_mac);
+        let v6 = self.family() == 6;
+        let (sfx, nw) = if v6 { ("6", "ipv6") } else { ("", "nw") };
+        let l3 = || {
+            format!(
+                "dl_src={src},dl_dst={dst},{nw}_src={},{nw}_dst={},nw_ttl={TTL}",
+                self.src_ip, self.dst_ip
+            )
+        };
+        match self.protocol {
+            Protocol::Arp { op } => {
+                let tha = match op {
+                    ArpOp::Request => Mac::ZERO,
+                    ArpOp::Reply => dst,
+                };
+                format!(
+                    "arp,dl_src={src},dl_dst={dst},arp_op={},arp_spa={},arp_tpa={},arp_sha={src},arp_tha={tha}",
+                    op.code(),
+                    self.src_ip,
+                    self.dst_ip
+                )
+            }
+            Protocol::Icmp => {
+                let ty = if v6 { 128 } else { 8 };
+                format!("icmp{sfx},{},icmp_type={ty},icmp_code=0", l3())
+            }
+            Protocol::Tcp { port } => format!(
+                "tcp{sfx},{},tcp_src={SOURCE_PORT},tcp_dst={port},tcp_flags=0x002",
+                l3()
+            ),
+            Protocol::Udp { port } => {
+                format!("udp{sfx},{},udp_src={SOURCE_PORT},udp_dst={port}", l3())
+            }
+        }
+    }
+
+    /// The ofproto/trace flow as the packet leaves the pod's OVS interface.
+    pub fn ofproto_flow(&self, in_port: u32) -> String {
+        format!("in_port={in_port},{}", self.ofproto_packet())
+    }
+}
+
+/// argv for `ovs-appctl ofproto/trace br-int <flow>` in the ovs-ovn pod.
+pub fn ofproto_trace_argv(bridge: &str, flow: &str) -> Vec<String> {
+    vec![
+        "ovs-appctl".to_string(),
+        "ofproto/trace".to_string(),
+        bridge.to_string(),
+        flow.to_string(),
+    ]
+}
+
+/// What a tunnel carries between chassis: OVN puts the datapath key in the
+/// tunnel id and (for geneve) `inport<<16 | outport` in option 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelMetadata {
+    pub tun_id: String,
+    pub tun_src: Option<String>,
+    pub tun_dst: Option<String>,
+    pub tun_metadata0: Option<String>,
+}
+
+/// The ofproto/trace flow that continues a trace on the receiving node: the
+/// packet as it left the first node (its OpenFlow `Final flow` packet fields),
+/// arriving on that node's tunnel port with the tunnel metadata.
+///
+/// `packet` is a comma-separated list of OpenFlow match fields; the in_port,
+/// registers, metadata and tunnel fields of the sending side are dropped
+/// because they are local to the sending bridge.
+pub fn tunnel_continuation_flow(
+    tunnel_ofport: u32,
+    tunnel: &TunnelMetadata,
+    packet: &str,
+) -> String {
+    let mut fields = vec![format!("in_port={tunnel_ofport}")];
+    fields.push(format!("tun_id={}", tunnel.tun_id));
+    // The receiving side sees the sender's tun_dst as its own address, and vice versa.
+    if let Some(src) = &tunnel.tun_src {
+        fields.push(format!("tun_src={src}"));
+    }
+    if let Some(dst) = &tunnel.tun_dst {
+        fields.push(format!("tun_dst={dst}"));
+    }
+    if let Some(md) = &tunnel.tun_metadata0 {
+        fields.push(format!("tun_metadata0={md}"));
+    }
+    for field in packet.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        let key = field.split('=').next().unwrap_or(field);
+        let local = key == "in_port"
+            || key == "recirc_id"
+            || key == "metadata"
+            || key == "dp_hash"
+            || key == "skb_priority"
+            || key == "pkt_mark"
+            || key == "ct_state"
+            || key.starts_with("ct_")
+            || key.starts_with("reg")
+            || key.starts_with("xreg")
+            || key.starts_with("xxreg")
+            || key.starts_with("tun_")
+            || key.starts_with("packet_type");
+        if !local {
+            fields.push(field.to_string());
+        }
+    }
+    fields.join(",")
+}
+
+/// Quote a name as an OVN expression string literal.
+fn ovn_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(dst: &str, protocol: Protocol) -> Microflow {
+        Microflow {
+            logical_switch: "ovn-default".into(),
+            inport: "pod-a.default".into(),
+            src_mac: "0a:58:0a:10:00:0a".parse().unwrap(),
+            src_ip: if dst.contains(':') {
+                "fd00:10:16::a".parse().unwrap()
+            } else {
+                "10.16.0.10".parse().unwrap()
+            },
+            dst_mac: "00:00:00:63:b3:f9".parse().unwrap(),
+            dst_ip: dst.parse().unwrap(),
+            protocol,
+        }
+    }
+
+    #[test]
+    fn mac_parsing_normalises_and_rejects() {
+        let m: Mac = "A:b:0C:d:e:F".parse().unwrap();
+        assert_eq!(m.to_string(), "0a:0b:0c:0d:0e:0f");
+        for bad in [
+            "",
+            "aa:bb",
+            "aa:bb:cc:dd:ee:ff:00",
+            "aaa:bb:cc:dd:ee:ff",
+            "zz:bb:cc:dd:ee:ff",
+            "aa::cc:dd:ee:ff",
+        ] {
+            assert!(bad.parse::<Mac>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn tcp_v4_expression_and_argv() {
+        let f = flow("10.16.0.11", Protocol::Tcp { port: 80 });
+        f.validate().unwrap();
+        assert_eq!(
+            f.ovn_expression(),
+            "inport == \"pod-a.default\" && eth.src == 0a:58:0a:10:00:0a && eth.dst == 00:00:00:63:b3:f9 \
+             && ip.ttl == 64 && ip4.src == 10.16.0.10 && ip4.dst == 10.16.0.11 \
+             && tcp.src == 30000 && tcp.dst == 80 && tcp.flags == 2"
+        );
+        let argv = f.ovn_trace_argv();
+        assert_eq!(argv[0], "ovn-trace");
+        assert_eq!(argv.iter().filter(|a| *a == "--ct=new").count(), 4);
+        assert_eq!(argv[5], "ovn-default");
+        assert_eq!(argv.len(), 7);
+        assert_eq!(
+            f.ofproto_flow(7),
+            "in_port=7,tcp,dl_src=0a:58:0a:10:00:0a,dl_dst=00:00:00:63:b3:f9,nw_src=10.16.0.10,\
+             nw_dst=10.16.0.11,nw_ttl=64,tcp_src=30000,tcp_dst=80,tcp_flags=0x002"
+        );
+    }
+
+    #[test]
+    fn icmp_v6_and_udp_v6() {
+        let f = flow("fd00:10:16::b", Protocol::Icmp);
+        f.validate().unwrap();
+        assert!(f.ovn_expression().ends_with("ip6.src == fd00:10:16::a && ip6.dst == fd00:10:16::b && icmp6.type == 128 && icmp6.code == 0"));
+        assert_eq!(
+            f.ofproto_packet(),
+            "icmp6,dl_src=0a:58:0a:10:00:0a,dl_dst=00:00:00:63:b3:f9,ipv6_src=fd00:10:16::a,ipv6_dst=fd00:10:16::b,nw_ttl=64,icmp_type=128,icmp_code=0"
+        );
+        let u = flow("fd00:10:16::b", Protocol::Udp { port: 53 });
+        assert!(u.ofproto_packet().starts_with("udp6,"));
+        assert!(
+            u.ovn_expression()
+                .ends_with("udp.src == 30000 && udp.dst == 53")
+        );
+    }
+
+    #[test]
+    fn arp_request_and_reply() {
+        let mut f = flow("10.16.0.11", Protocol::Arp { op: ArpOp::Request });
+        f.dst_mac = Mac::BROADCAST;
+        let argv = f.ovn_trace_argv();
+        assert!(!argv.contains(&"--ct=new".to_string()));
+        assert_eq!(
+            f.ovn_expression(),
+            "inport == \"pod-a.default\" && eth.src == 0a:58:0a:10:00:0a && eth.dst == ff:ff:ff:ff:ff:ff \
+             && arp.op == 1 && arp.sha == 0a:58:0a:10:00:0a && arp.tha == 00:00:00:00:00:00 \
+             && arp.spa == 10.16.0.10 && arp.tpa == 10.16.0.11"
+        );
+        let r = flow("10.16.0.11", Protocol::Arp { op: ArpOp::Reply });
+        assert!(r.ovn_expression().contains(
+            "arp.op == 2 && arp.sha == 0a:58:0a:10:00:0a && arp.tha == 00:00:00:63:b3:f9"
+        ));
+        assert_eq!(
+            r.ofproto_flow(3),
+            "in_port=3,arp,dl_src=0a:58:0a:10:00:0a,dl_dst=00:00:00:63:b3:f9,arp_op=2,arp_spa=10.16.0.10,arp_tpa=10.16.0.11,arp_sha=0a:58:0a:10:00:0a,arp_tha=00:00:00:63:b3:f9"
+        );
+    }
+
+    #[test]
+    fn validation_rejects_bad_combinations() {
+        let mut f = flow("10.16.0.11", Protocol::Icmp);
+        f.dst_ip = "fd00::1".parse().unwrap();
+        assert!(matches!(
+            f.validate(),
+            Err(MicroflowError::FamilyMismatch { .. })
+        ));
+        let a = flow("fd00:10:16::b", Protocol::Arp { op: ArpOp::Request });
+        assert!(matches!(
+            a.validate(),
+            Err(MicroflowError::ArpOverIpv6 { .. })
+        ));
+        let z = flow("10.16.0.11", Protocol::Tcp { port: 0 });
+        assert!(matches!(z.validate(), Err(MicroflowError::ZeroPort(0))));
+        let mut n = flow("10.16.0.11", Protocol::Icmp);
+        n.inport = "a\nb".into();
+        assert!(matches!(n.validate(), Err(MicroflowError::BadName(_))));
+    }
+
+    #[test]
+    fn names_are_quoted_as_ovn_strings() {
+        let mut f = flow("10.16.0.11", Protocol::Icmp);
+        f.inport = r#"we"ird\name"#.into();
+        assert!(
+            f.ovn_expression()
+                .starts_with(r#"inport == "we\"ird\\name" && "#)
+        );
+    }
+
+    #[test]
+    fn continuation_flow_keeps_packet_drops_local_state() {
+        let t = TunnelMetadata {
+            tun_id: "0x1".into(),
+            tun_src: Some("172.30.0.11".into()),
+            tun_dst: Some("172.30.0.12".into()),
+            tun_metadata0: Some("0x10003".into()),
+        };
+        let packet = "recirc_id=0x3,ct_state=new|trk,eth,tcp,reg14=0x1,metadata=0x1,in_port=5,dl_src=aa:bb:cc:dd:ee:01,dl_dst=aa:bb:cc:dd:ee:02,nw_src=10.16.0.10,nw_dst=10.16.0.11,nw_ttl=64,tcp_src=30000,tcp_dst=80";
+        assert_eq!(
+            tunnel_continuation_flow(2, &t, packet),
+            "in_port=2,tun_id=0x1,tun_src=172.30.0.11,tun_dst=172.30.0.12,tun_metadata0=0x10003,eth,tcp,dl_src=aa:bb:cc:dd:ee:01,dl_dst=aa:bb:cc:dd:ee:02,nw_src=10.16.0.10,nw_dst=10.16.0.11,nw_ttl=64,tcp_src=30000,tcp_dst=80"
+        );
+    }
+}
