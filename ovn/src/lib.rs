@@ -3,3 +3,6 @@
 //! microflow a trace sends, and the catalogue of logical stages and registers.
 //! No I/O and no Kubernetes here: everything is a function of text in, types out.
 pub mod microflow;
+mod indent;
+pub mod ofproto;
+pub mod trace;
