@@ -1,1 +1,566 @@
 //! clap definitions only.
+//!
+//! Global options come before the subcommand (as in DESIGN §2) so that
+//! passthrough arguments such as `nbctl -v` or `vsctl n1 -- --if-exists ...`
+//! are never mistaken for ours. Structured commands also accept `-o` after
+//! the subcommand.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::render::{ColorChoice, OutputFormat};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0    success (passthrough commands: the remote command's own exit code)
+  1    a check or trace found a problem
+  2    usage error (unknown subcommand, bad argument, invalid name)
+  3    could not run: API server unreachable, forbidden, object not found,
+       no OVN leader, pod not Running
+  4    a remote call did not finish within --timeout
+  5    a remote tool failed or printed output kubectl-ko could not understand
+  6    a local file could not be written or read
+  7    not supported by this version of kubectl-ko
+  130  interrupted (Ctrl-C)
+
+Environment: KUBECONFIG, KUBE_OVN_NS (Kube-OVN namespace), NO_COLOR.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-ko",
+    bin_name = "kubectl ko",
+    version,
+    about = "Troubleshoot Kube-OVN: OVN/OVS tools in the right pod, database operations, traces and checks",
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Namespace Kube-OVN is installed in
+    #[arg(
+        long = "kube-ovn-namespace",
+        env = "KUBE_OVN_NS",
+        default_value = "kube-system",
+        value_name = "NS"
+    )]
+    pub kube_ovn_namespace: String,
+
+    /// Output format of structured commands
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// Colour in text output (NO_COLOR disables `auto`)
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Timeout of each API call and captured remote command, e.g. 30s, 2m, 500ms
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub timeout: Duration,
+
+    /// More log output on stderr (-v, -vv, -vvv)
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// `-o` after a structured subcommand (overrides the global one).
+#[derive(Debug, Clone, Default, Args)]
+pub struct OutputArg {
+    /// Output format
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+/// Raw arguments passed through byte-for-byte.
+#[derive(Debug, Clone, Args)]
+pub struct PassArgs {
+    /// Arguments for the tool, passed through unchanged
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
+}
+
+/// A node plus raw arguments.
+#[derive(Debug, Clone, Args)]
+pub struct NodePassArgs {
+    /// Node whose ovs-ovn pod runs the tool
+    pub node: String,
+    /// Arguments for the tool, passed through unchanged
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run ovn-nbctl in the OVN NB leader
+    #[command(disable_help_flag = true)]
+    Nbctl(PassArgs),
+    /// Run ovn-sbctl in the OVN SB leader
+    #[command(disable_help_flag = true)]
+    Sbctl(PassArgs),
+    /// Run ovn-ic-nbctl in the OVN IC NB leader
+    #[command(disable_help_flag = true)]
+    Icnbctl(PassArgs),
+    /// Run ovn-ic-sbctl in the OVN IC SB leader
+    #[command(disable_help_flag = true)]
+    Icsbctl(PassArgs),
+    /// Run ovs-vsctl in the ovs-ovn pod on NODE
+    Vsctl(NodePassArgs),
+    /// Run ovs-ofctl in the ovs-ovn pod on NODE
+    Ofctl(NodePassArgs),
+    /// Run ovs-dpctl in the ovs-ovn pod on NODE
+    Dpctl(NodePassArgs),
+    /// Run ovs-appctl in the ovs-ovn pod on NODE
+    Appctl(NodePassArgs),
+    /// OVN Northbound database: status, kick, backup, dbstatus, restore
+    Nb(DbArgs),
+    /// OVN Southbound database: status, kick, backup, dbstatus, restore
+    Sb(DbArgs),
+    /// Capture a pod's traffic with tcpdump (inside the pod's network namespace)
+    Tcpdump(TcpdumpArgs),
+    /// Trace a packet through OVN logical flows and OVS OpenFlow
+    Trace(TraceArgs),
+    /// Trace a packet through OVN logical flows only
+    #[command(name = "ovn-trace")]
+    OvnTrace(TraceArgs),
+    /// Check that Kubernetes, OVN and OVS agree and that the control plane is healthy
+    Diagnose(DiagnoseArgs),
+    /// Check the environment configuration (kernel, modules, sysctls) on every node
+    #[command(name = "env-check")]
+    EnvCheck,
+    /// Restart all Kube-OVN components (deletes their pods)
+    Reload(ReloadArgs),
+    /// Collect logs into ./kubectl-ko-log/<node>/...
+    Log(LogArgs),
+    /// Network performance test (needs a test image with qperf/iperf3)
+    Perf(PerfArgs),
+    /// Print the kubectl-ko version
+    Version,
+    /// Print a shell completion script
+    Completion(CompletionArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    #[command(subcommand)]
+    pub action: DbAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DbAction {
+    /// RAFT cluster status: members, roles, term, leader, connections, lag
+    Status {
+        /// Print ovn-appctl cluster/status output as upstream did
+        #[arg(long)]
+        raw: bool,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Remove a server from the RAFT cluster (cluster/kick)
+    Kick {
+        /// Server ID (from `status`, 4 hex digits or the full UUID) or address
+        sid: String,
+        /// Do it without asking
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Back up the database (cluster-to-standalone) into ./ovn<nb|sb>_db.<time>.backup
+    Backup {
+        /// Directory to write the backup into
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Storage status (ok / inconsistent data) of every ovn-central pod
+    Dbstatus {
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Rebuild the RAFT cluster from the leader's data (takes a backup first)
+    Restore {
+        /// Do it without asking
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TcpdumpArgs {
+    /// Pod as <namespace>/<name> (or <name> in namespace default)
+    pub pod: String,
+    /// tcpdump arguments; `-w FILE` writes a pcap file locally
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
+}
+
+/// `trace|ovn-trace <target> <dst-ip> [dst-mac] <icmp|tcp|udp> [port] | arp [request|reply]`
+#[derive(Debug, Clone, Args)]
+pub struct TraceArgs {
+    /// Source: <namespace>/<pod>, <pod> (with -n), or node//<node>
+    pub target: String,
+    /// Destination IP address
+    pub dst_ip: String,
+    /// [dst-mac] <icmp|tcp|udp> [port] | [dst-mac] arp [request|reply]
+    #[arg(num_args = 1..=3, required = true, value_name = "PROTO")]
+    pub rest: Vec<String>,
+    /// Namespace of the pod when TARGET has no namespace
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+    /// Print the tools' own traces as upstream did
+    #[arg(long)]
+    pub raw: bool,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiagnoseArgs {
+    #[command(subcommand)]
+    pub scope: DiagnoseScope,
+    /// An address outside the cluster to test egress against
+    #[arg(long, global = true, value_name = "IP")]
+    pub external_address: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DiagnoseScope {
+    /// Everything: control plane, every node, connectivity
+    All,
+    /// One node
+    Node { node: String },
+    /// One subnet
+    Subnet { subnet: String },
+    /// Connectivity from every node to <proto>-<ip>-<port>[,...], e.g. tcp-10.96.0.10-53
+    #[command(name = "IPPorts", alias = "ipports")]
+    IpPorts { targets: String },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReloadArgs {
+    /// Do it without asking
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogComponent {
+    #[value(name = "kube-ovn")]
+    KubeOvn,
+    Ovn,
+    Ovs,
+    Linux,
+    All,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Which logs to collect
+    #[arg(value_enum)]
+    pub component: LogComponent,
+    /// Directory to write into
+    #[arg(long, default_value = "kubectl-ko-log", value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PerfArgs {
+    /// Test image (upstream default docker.io/kubeovn/test:v1.13.0)
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Subcommands whose arguments (after an optional leading word, see
+/// [`passthrough_lead`]) are forwarded verbatim.
+const PASSTHROUGH: &[(&str, usize)] = &[
+    ("nbctl", 0),
+    ("sbctl", 0),
+    ("icnbctl", 0),
+    ("icsbctl", 0),
+    ("vsctl", 1),
+    ("ofctl", 1),
+    ("dpctl", 1),
+    ("appctl", 1),
+    ("tcpdump", 1),
+];
+
+/// How many leading words (node or pod) a passthrough subcommand takes before its raw arguments.
+pub fn passthrough_lead(sub: &str) -> Option<usize> {
+    PASSTHROUGH.iter().find(|(n, _)| *n == sub).map(|(_, l)| *l)
+}
+
+/// Parse the command line. clap would swallow the first `--` of a
+/// passthrough command (`vsctl n1 -- --if-exists del-br x`), so the raw
+/// arguments of passthrough subcommands are taken from argv as they are and
+/// only the part before them goes through clap.
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let Some(sub_at) = subcommand_index(&args) else {
+        return Cli::try_parse_from(args);
+    };
+    let Some(lead) = args[sub_at].to_str().and_then(passthrough_lead) else {
+        return Cli::try_parse_from(args);
+    };
+    let lead_end = sub_at + 1 + lead;
+    // `vsctl --help` / a missing node: let clap explain.
+    let lead_words = &args[sub_at + 1..args.len().min(lead_end)];
+    if lead_words.len() < lead
+        || lead_words
+            .iter()
+            .any(|w| w.to_string_lossy().starts_with('-'))
+    {
+        return Cli::try_parse_from(args);
+    }
+    let mut raw = Vec::with_capacity(args.len() - lead_end);
+    for a in &args[lead_end..] {
+        match a.to_str() {
+            Some(s) => raw.push(s.to_string()),
+            None => {
+                return Err(Cli::command().error(
+                    clap::error::ErrorKind::InvalidUtf8,
+                    format!("argument {a:?} is not valid UTF-8; the Kubernetes exec API only carries UTF-8 text"),
+                ));
+            }
+        }
+    }
+    let mut cli = Cli::try_parse_from(&args[..lead_end])?;
+    match &mut cli.command {
+        Command::Nbctl(p) | Command::Sbctl(p) | Command::Icnbctl(p) | Command::Icsbctl(p) => {
+            p.args = raw
+        }
+        Command::Vsctl(p) | Command::Ofctl(p) | Command::Dpctl(p) | Command::Appctl(p) => {
+            p.args = raw
+        }
+        Command::Tcpdump(t) => t.args = raw,
+        _ => {}
+    }
+    Ok(cli)
+}
+
+/// Index of the subcommand word in argv, skipping global options and their values.
+fn subcommand_index(args: &[std::ffi::OsString]) -> Option<usize> {
+    let cmd = Cli::command();
+    let takes_value = |word: &str| -> Option<bool> {
+        // Some(true) = option that takes a separate value, Some(false) = flag or
+        // inline value, None = not an option.
+        if let Some(long) = word.strip_prefix("--") {
+            if long.contains('=') {
+                return Some(false);
+            }
+            let a = cmd.get_arguments().find(|a| a.get_long() == Some(long))?;
+            return Some(a.get_action().takes_values());
+        }
+        let short = word.strip_prefix('-')?;
+        let c = short.chars().next()?;
+        let a = cmd.get_arguments().find(|a| a.get_short() == Some(c))?;
+        Some(a.get_action().takes_values() && short.len() == 1)
+    };
+    let mut i = 1;
+    while i < args.len() {
+        let w = args[i].to_str()?;
+        if w == "--" {
+            return None;
+        }
+        if w.starts_with('-') && w.len() > 1 {
+            match takes_value(w) {
+                Some(true) => i += 2,
+                Some(false) => i += 1,
+                None => return None,
+            }
+            continue;
+        }
+        return Some(i);
+    }
+    None
+}
+
+/// Parse `30s`, `2m`, `500ms`, `1h` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; use e.g. 30s, 2m, 500ms"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}; use ms, s, m or h")),
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+        return Err(format!("{s:?} must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        parse_from(std::iter::once("kubectl-ko").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn passthrough_keeps_arguments_exactly() {
+        let cli = parse(&["nbctl", "--format=csv", "list", "Logical_Switch"]);
+        let Command::Nbctl(p) = cli.command else {
+            panic!()
+        };
+        assert_eq!(p.args, ["--format=csv", "list", "Logical_Switch"]);
+
+        let cli = parse(&["nbctl", "-v", "--help", "--", "a b", "'q'", ";", "x=y"]);
+        let Command::Nbctl(p) = cli.command else {
+            panic!()
+        };
+        assert_eq!(p.args, ["-v", "--help", "--", "a b", "'q'", ";", "x=y"]);
+
+        let cli = parse(&["vsctl", "node1", "--", "--columns=name", "list", "bridge"]);
+        let Command::Vsctl(p) = cli.command else {
+            panic!()
+        };
+        assert_eq!(p.node, "node1");
+        assert_eq!(p.args, ["--", "--columns=name", "list", "bridge"]);
+
+        let cli = parse(&[
+            "-v",
+            "--timeout",
+            "5s",
+            "nbctl",
+            "--",
+            "--may-exist",
+            "ls-add",
+            "x",
+        ]);
+        let Command::Nbctl(p) = cli.command else {
+            panic!()
+        };
+        assert_eq!(p.args, ["--", "--may-exist", "ls-add", "x"]);
+        assert_eq!(cli.global.verbose, 1);
+
+        let cli = parse(&[
+            "-ojson",
+            "--context=c",
+            "tcpdump",
+            "ns/p",
+            "-c",
+            "3",
+            "--",
+            "icmp",
+        ]);
+        let Command::Tcpdump(t) = cli.command else {
+            panic!()
+        };
+        assert_eq!(t.pod, "ns/p");
+        assert_eq!(t.args, ["-c", "3", "--", "icmp"]);
+
+        let cli = parse(&["appctl", "node1", "-t", "ovn-controller", "--help"]);
+        let Command::Appctl(p) = cli.command else {
+            panic!()
+        };
+        assert_eq!(p.args, ["-t", "ovn-controller", "--help"]);
+    }
+
+    #[test]
+    fn trace_forms() {
+        let cli = parse(&["trace", "default/p1", "10.16.0.9", "tcp", "80"]);
+        let Command::Trace(t) = cli.command else {
+            panic!()
+        };
+        assert_eq!(t.rest, ["tcp", "80"]);
+        let cli = parse(&[
+            "ovn-trace",
+            "node//n1",
+            "10.16.0.9",
+            "aa:bb:cc:dd:ee:ff",
+            "arp",
+            "reply",
+        ]);
+        let Command::OvnTrace(t) = cli.command else {
+            panic!()
+        };
+        assert_eq!(t.target, "node//n1");
+        assert_eq!(t.rest.len(), 3);
+    }
+
+    #[test]
+    fn global_options_before_subcommand() {
+        let cli = parse(&[
+            "--kube-ovn-namespace",
+            "kube-ovn",
+            "-o",
+            "json",
+            "nb",
+            "status",
+        ]);
+        assert_eq!(cli.global.kube_ovn_namespace, "kube-ovn");
+        assert_eq!(cli.global.output, OutputFormat::Json);
+        let cli = parse(&["nb", "status", "-o", "yaml"]);
+        let Command::Nb(DbArgs {
+            action: DbAction::Status { output, .. },
+        }) = cli.command
+        else {
+            panic!()
+        };
+        assert_eq!(output.output, Some(OutputFormat::Yaml));
+    }
+}

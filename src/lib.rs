@@ -7,4 +7,5 @@
 pub mod cli;
 pub mod cluster;
 pub mod cmd;
+pub mod error;
 pub mod render;

@@ -1,0 +1,60 @@
+//! Building the kube client from kubeconfig/context, the way kubectl does.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use super::error::{Error, Result};
+
+/// How to reach the cluster; filled from the global command-line options.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Explicit kubeconfig file (`--kubeconfig`); otherwise KUBECONFIG, then
+    /// `~/.kube/config`, then in-cluster config.
+    pub kubeconfig: Option<PathBuf>,
+    /// Context to use instead of the kubeconfig's current context.
+    pub context: Option<String>,
+    /// Namespace where Kube-OVN runs (`--kube-ovn-namespace` / `KUBE_OVN_NS`).
+    pub namespace: String,
+    /// Per-call timeout for API requests and captured execs.
+    pub timeout: Duration,
+}
+
+pub(crate) async fn load_config(opts: &ConnectOptions) -> Result<Config> {
+    let kc_opts = KubeConfigOptions {
+        context: opts.context.clone(),
+        ..Default::default()
+    };
+    let mut config = if let Some(path) = &opts.kubeconfig {
+        let kc = Kubeconfig::read_from(path).map_err(|e| Error::Config {
+            detail: format!("reading {}: {}", path.display(), super::error::chain(&e)),
+        })?;
+        Config::from_custom_kubeconfig(kc, &kc_opts)
+            .await
+            .map_err(|e| Error::Config {
+                detail: format!("using {}: {}", path.display(), super::error::chain(&e)),
+            })?
+    } else if opts.context.is_some() {
+        Config::from_kubeconfig(&kc_opts)
+            .await
+            .map_err(|e| Error::Config {
+                detail: super::error::chain(&e),
+            })?
+    } else {
+        Config::infer().await.map_err(|e| Error::Config {
+            detail: super::error::chain(&e),
+        })?
+    };
+    // A dead API server should fail fast rather than after the OS TCP timeout.
+    config.connect_timeout = Some(opts.timeout.min(Duration::from_secs(10)));
+    Ok(config)
+}
+
+pub(crate) async fn build_client(opts: &ConnectOptions) -> Result<Client> {
+    let config = load_config(opts).await?;
+    Client::try_from(config).map_err(|e| Error::Config {
+        detail: super::error::chain(&e),
+    })
+}

@@ -1,0 +1,60 @@
+//! `version`, `completion`, `env-check`, `reload`, `log`, `perf`.
+
+use std::io::Write;
+
+use clap::CommandFactory;
+
+use super::{Ctx, Outcome};
+use crate::cli::{Cli, CompletionArgs};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionInfo {
+    pub version: &'static str,
+}
+
+impl crate::render::Render for VersionInfo {
+    fn render_text(&self, out: &mut dyn Write, _s: &crate::render::Style) -> std::io::Result<()> {
+        writeln!(out, "kubectl-ko {}", self.version)
+    }
+    fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+}
+
+pub fn version(ctx: &Ctx) -> Outcome {
+    Outcome::report(
+        VersionInfo {
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        ctx.output(None),
+        0,
+    )
+}
+
+pub fn completion(args: &CompletionArgs) -> Result<Outcome> {
+    let mut cmd = Cli::command();
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(args.shell, &mut cmd, "kubectl-ko", &mut out);
+    out.flush()
+        .map_err(|e| Error::io("write the completion script", &e))?;
+    Ok(Outcome::Exit(0))
+}
+
+pub async fn env_check(_ctx: &Ctx) -> Result<Outcome> {
+    Err(Error::NotSupported("env-check is being implemented".into()))
+}
+
+pub async fn reload(_ctx: &Ctx, _args: &crate::cli::ReloadArgs) -> Result<Outcome> {
+    Err(Error::NotSupported("reload is being implemented".into()))
+}
+
+pub async fn log(_ctx: &Ctx, _args: &crate::cli::LogArgs) -> Result<Outcome> {
+    Err(Error::NotSupported("log is being implemented".into()))
+}
+
+pub async fn perf(_ctx: &Ctx, _args: &crate::cli::PerfArgs) -> Result<Outcome> {
+    Err(Error::NotSupported(
+        "perf is not supported by this version of kubectl-ko: it needs a test image with qperf/iperf3 and real workload pods; use the upstream bash plugin for perf".into(),
+    ))
+}

@@ -1,0 +1,106 @@
+//! `nbctl|sbctl|icnbctl|icsbctl [args]` and `vsctl|ofctl|dpctl|appctl <node> [args]`:
+//! run the tool in the right pod with the arguments exactly as given, stream
+//! its output, and return its exit code.
+
+use super::{Ctx, Outcome};
+use crate::cluster::{Leader, PodRef, container};
+use crate::error::Result;
+
+/// Which OVN database tool, and where it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbTool {
+    Nbctl,
+    Sbctl,
+    IcNbctl,
+    IcSbctl,
+}
+
+impl DbTool {
+    pub fn binary(self) -> &'static str {
+        match self {
+            DbTool::Nbctl => "ovn-nbctl",
+            DbTool::Sbctl => "ovn-sbctl",
+            DbTool::IcNbctl => "ovn-ic-nbctl",
+            DbTool::IcSbctl => "ovn-ic-sbctl",
+        }
+    }
+
+    pub fn leader(self) -> Leader {
+        match self {
+            DbTool::Nbctl => Leader::Nb,
+            DbTool::Sbctl => Leader::Sb,
+            DbTool::IcNbctl => Leader::IcNb,
+            DbTool::IcSbctl => Leader::IcSb,
+        }
+    }
+}
+
+/// Which OVS tool on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OvsTool {
+    Vsctl,
+    Ofctl,
+    Dpctl,
+    Appctl,
+}
+
+impl OvsTool {
+    pub fn binary(self) -> &'static str {
+        match self {
+            OvsTool::Vsctl => "ovs-vsctl",
+            OvsTool::Ofctl => "ovs-ofctl",
+            OvsTool::Dpctl => "ovs-dpctl",
+            OvsTool::Appctl => "ovs-appctl",
+        }
+    }
+}
+
+/// argv for the remote tool: the binary, then the user's words untouched.
+pub fn argv(binary: &str, args: &[String]) -> Vec<String> {
+    std::iter::once(binary.to_string())
+        .chain(args.iter().cloned())
+        .collect()
+}
+
+pub async fn run_db(ctx: &Ctx, tool: DbTool, args: &[String]) -> Result<Outcome> {
+    let cluster = ctx.cluster().await?;
+    let leader = tool.leader();
+    let pod = cluster.leader(leader).await?;
+    let container = pod.container_or_default(leader.container()).to_string();
+    stream(ctx, &pod, &container, &argv(tool.binary(), args)).await
+}
+
+pub async fn run_ovs(ctx: &Ctx, tool: OvsTool, node: &str, args: &[String]) -> Result<Outcome> {
+    let cluster = ctx.cluster().await?;
+    let pod = cluster.ovs_pod_on(node).await?;
+    let container = pod.container_or_default(container::OPENVSWITCH).to_string();
+    stream(ctx, &pod, &container, &argv(tool.binary(), args)).await
+}
+
+/// Stream a remote command to our stdout/stderr; its exit code is ours.
+pub async fn stream(ctx: &Ctx, pod: &PodRef, container: &str, argv: &[String]) -> Result<Outcome> {
+    let cluster = ctx.cluster().await?;
+    tracing::info!(pod = %pod, container, ?argv, "exec");
+    let mut out = tokio::io::stdout();
+    let mut err = tokio::io::stderr();
+    let code = cluster
+        .exec_stream(pod, container, argv, &mut out, &mut err, None)
+        .await?;
+    Ok(Outcome::Exit(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_is_binary_then_args_verbatim() {
+        let args: Vec<String> = ["--format=csv", "a b", "\"q\"", "--", ";", "k=v"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let v = argv("ovn-nbctl", &args);
+        assert_eq!(v[0], "ovn-nbctl");
+        assert_eq!(&v[1..], &args[..]);
+    }
+}
