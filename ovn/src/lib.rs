@@ -5,4 +5,5 @@
 pub mod microflow;
 mod indent;
 pub mod ofproto;
+pub mod raft;
 pub mod trace;
