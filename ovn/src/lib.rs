@@ -7,3 +7,4 @@ mod indent;
 pub mod ofproto;
 pub mod raft;
 pub mod trace;
+pub mod verdict;

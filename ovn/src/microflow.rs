@@ -259,8 +259,12 @@ impl Microflow {
                 )
             }
             Protocol::Icmp => {
-                let ty = if v6 { 128 } else { 8 };
-                format!("icmp{sfx},{},icmp_type={ty},icmp_code=0", l3())
+                // OpenFlow names the ICMPv6 fields differently from ICMPv4.
+                if v6 {
+                    format!("icmp6,{},icmpv6_type=128,icmpv6_code=0", l3())
+                } else {
+                    format!("icmp,{},icmp_type=8,icmp_code=0", l3())
+                }
             }
             Protocol::Tcp { port } => format!(
                 "tcp{sfx},{},tcp_src={SOURCE_PORT},tcp_dst={port},tcp_flags=0x002",
@@ -423,7 +427,7 @@ mod tests {
         assert!(f.ovn_expression().ends_with("ip6.src == fd00:10:16::a && ip6.dst == fd00:10:16::b && icmp6.type == 128 && icmp6.code == 0"));
         assert_eq!(
             f.ofproto_packet(),
-            "icmp6,dl_src=0a:58:0a:10:00:0a,dl_dst=00:00:00:63:b3:f9,ipv6_src=fd00:10:16::a,ipv6_dst=fd00:10:16::b,nw_ttl=64,icmp_type=128,icmp_code=0"
+            "icmp6,dl_src=0a:58:0a:10:00:0a,dl_dst=00:00:00:63:b3:f9,ipv6_src=fd00:10:16::a,ipv6_dst=fd00:10:16::b,nw_ttl=64,icmpv6_type=128,icmpv6_code=0"
         );
         let u = flow("fd00:10:16::b", Protocol::Udp { port: 53 });
         assert!(u.ofproto_packet().starts_with("udp6,"));

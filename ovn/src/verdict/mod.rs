@@ -1,0 +1,694 @@
+//! The answer of `kubectl ko trace`: a verdict (delivered / dropped / error)
+//! and the annotated path, built from the parsed `ovn-trace` and
+//! `ofproto/trace` runs joined with NB/SB rows.
+//!
+//! The serialised [`TraceReport`] is the documented `-o json|yaml` schema:
+//! `verdict`, `summary`, `source`, `destination`, `logical.outport`,
+//! `logical.stages[]`, `drop.{layer,stage,table,match,reason,policy}`,
+//! `lb.{name,vip,backends,backend}`, `ovs.segments[]`, `warnings[]`.
+
+pub mod nb;
+pub mod ovs;
+pub mod ovsdb;
+
+use serde::{Deserialize, Serialize};
+
+use crate::trace::{ActionKind, DropReason, OvnTrace, Pipeline, Step};
+use nb::{AclRef, NbSnapshot, PolicyKind, PolicyRef, SbSnapshot};
+use ovs::{OvsExit, OvsSegment};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Delivered,
+    Dropped,
+    Error,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Delivered => "delivered",
+            Verdict::Dropped => "dropped",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+/// Where the traced packet comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// `pod` or `node` (a hostNetwork pod is traced as its node).
+    pub kind: String,
+    /// `ns/pod` or the node name.
+    pub name: String,
+    pub node: String,
+    pub logical_switch: String,
+    pub logical_port: String,
+    pub ip: String,
+    pub mac: String,
+}
+
+/// Where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destination {
+    pub ip: String,
+    pub mac: String,
+    /// How the MAC was found: `argument`, `logical switch port <lsp>`,
+    /// `arping`/`ndisc6` in the pod's netns, `gateway <lrp>`, `broadcast`.
+    pub mac_from: String,
+    pub protocol: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arp: Option<String>,
+}
+
+/// One logical flow table the packet went through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    pub datapath: String,
+    pub pipeline: String,
+    pub table: u32,
+    pub stage: String,
+    /// One line on what this stage is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    #[serde(rename = "match")]
+    pub match_expr: String,
+    pub priority: Option<u32>,
+    /// Logical_Flow UUID prefix (= OpenFlow cookie).
+    pub flow: Option<String>,
+    pub actions: Vec<String>,
+    /// The NB object the flow came from (ACL → NetworkPolicy, LB, LSP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Logical {
+    /// Logical port the packet finally leaves OVN through.
+    pub outport: Option<String>,
+    /// The Kubernetes owner of `outport` (`pod ns/name`, `node n`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outport_owner: Option<String>,
+    pub stages: Vec<Stage>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropCause {
+    Acl,
+    PortSecurity,
+    NoRoute,
+    Ttl,
+    UnknownDestination,
+    Other,
+}
+
+/// Where and why the packet was dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropInfo {
+    /// `logical` (ovn-trace) or `openflow` (ofproto/trace only).
+    pub layer: String,
+    pub datapath: Option<String>,
+    pub pipeline: Option<String>,
+    pub table: Option<u32>,
+    pub stage: Option<String>,
+    #[serde(rename = "match")]
+    pub match_expr: Option<String>,
+    pub priority: Option<u32>,
+    pub flow: Option<String>,
+    pub cause: DropCause,
+    /// One sentence a person can act on.
+    pub reason: String,
+    /// The Kubernetes object: NetworkPolicy `ns/name`, SecurityGroup name...
+    pub policy: Option<String>,
+    pub policy_kind: Option<PolicyKind>,
+    pub port_group: Option<String>,
+    pub acl: Option<AclRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LbInfo {
+    pub name: String,
+    pub vip: String,
+    pub backends: Vec<String>,
+    /// The backend this trace followed.
+    pub backend: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct OvsPath {
+    /// One ofproto/trace per node, in the order the packet crossed them.
+    pub segments: Vec<OvsSegment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceReport {
+    pub verdict: Verdict,
+    pub summary: String,
+    pub source: Source,
+    pub destination: Destination,
+    pub logical: Logical,
+    pub drop: Option<DropInfo>,
+    pub lb: Option<LbInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ovs: Option<OvsPath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Everything the verdict is built from.
+pub struct Inputs<'a> {
+    pub source: Source,
+    pub destination: Destination,
+    pub ovn_trace: &'a OvnTrace,
+    /// Set when ovn-trace itself failed (non-zero exit, crash): its message.
+    pub ovn_trace_failure: Option<String>,
+    pub nb: Option<&'a NbSnapshot>,
+    pub sb: Option<&'a SbSnapshot>,
+    /// The VIP the destination matched and the backend ovn-trace was told to pick.
+    pub lb: Option<LbInfo>,
+    /// None for `ovn-trace` (logical only).
+    pub ovs: Option<Vec<OvsSegment>>,
+    pub warnings: Vec<String>,
+    /// Stage name → one-line explanation (the stage catalogue).
+    pub explain: &'a dyn Fn(&str) -> Option<String>,
+}
+
+pub fn build(inp: Inputs<'_>) -> TraceReport {
+    let mut warnings = inp.warnings.clone();
+    let stages = stages(&inp);
+    let outcome = inp.ovn_trace.outcome();
+    let mut logical = Logical {
+        outport: None,
+        outport_owner: None,
+        stages,
+        notes: outcome.notes.clone(),
+    };
+    let mut ovs = inp.ovs.clone().map(|segments| OvsPath { segments });
+    if let (Some(path), Some(sb)) = (ovs.as_mut(), inp.sb) {
+        annotate_ovs(path, sb);
+    }
+    let mut report = TraceReport {
+        verdict: Verdict::Error,
+        summary: String::new(),
+        source: inp.source.clone(),
+        destination: inp.destination.clone(),
+        logical: Logical::default(),
+        drop: None,
+        lb: None,
+        ovs: None,
+        error: None,
+        warnings: Vec::new(),
+    };
+
+    let error = inp.ovn_trace_failure.clone().or_else(|| {
+        (logical.stages.is_empty() && !outcome.errors.is_empty()).then(|| outcome.errors.join("; "))
+    });
+    if let Some(err) = error {
+        report.summary = format!("error: ovn-trace could not trace the packet: {err}");
+        report.error = Some(err);
+        report.logical = logical;
+        report.ovs = ovs;
+        report.warnings = warnings;
+        return report;
+    }
+    if logical.stages.is_empty() {
+        let err = "ovn-trace printed no logical flow table (is the source port bound and the datapath known?)".to_string();
+        report.summary = format!("error: {err}");
+        report.error = Some(err);
+        report.logical = logical;
+        report.ovs = ovs;
+        report.warnings = warnings;
+        return report;
+    }
+    warnings.extend(outcome.errors.iter().map(|e| format!("ovn-trace: {e}")));
+
+    report.lb = inp
+        .lb
+        .clone()
+        .filter(|lb| went_through_lb(inp.ovn_trace, &lb.vip));
+    if let (Some(lb), None) = (&inp.lb, &report.lb) {
+        warnings.push(format!(
+            "{} is a VIP of load balancer {}, but the trace did not go through a load-balancing stage",
+            lb.vip, lb.name
+        ));
+    }
+
+    let logical_drop = if outcome.outputs.is_empty() {
+        outcome.drops.last().map(|d| logical_drop_info(d, &inp))
+    } else {
+        None
+    };
+    if let Some(out) = outcome.outputs.last() {
+        logical.outport = Some(out.port.clone());
+        logical.outport_owner = inp.nb.and_then(|nb| owner_of_port(nb, &out.port));
+        if outcome.outputs.len() > 1 {
+            let all: Vec<&str> = outcome.outputs.iter().map(|o| o.port.as_str()).collect();
+            logical.notes.push(format!(
+                "flooded to {} ports: {}",
+                all.len(),
+                all.join(", ")
+            ));
+        }
+    }
+
+    let ovs_drop = ovs.as_ref().and_then(|p| ovs_drop_info(p, inp.sb, inp.nb));
+    report.verdict = if logical_drop.is_some() || ovs_drop.is_some() {
+        Verdict::Dropped
+    } else if logical.outport.is_some() {
+        Verdict::Delivered
+    } else {
+        Verdict::Error
+    };
+    match (&logical_drop, &ovs_drop) {
+        (Some(_), None) if ovs.as_ref().is_some_and(|p| !p.segments.is_empty()) => {
+            warnings.push("ovn-trace drops the packet but ofproto/trace does not: the OpenFlow tables on the node may be stale or conntrack state differs".into())
+        }
+        (None, Some(_)) => warnings.push(
+            "ovn-trace delivers the packet but ofproto/trace drops it on the node: the drop below is from the OpenFlow tables".into(),
+        ),
+        _ => {}
+    }
+    report.drop = logical_drop.or(ovs_drop);
+    report.summary = summary(&report, &logical, ovs.as_ref());
+    if report.verdict == Verdict::Error {
+        report.error = Some("the trace neither delivered nor dropped the packet".into());
+    }
+    report.logical = logical;
+    report.ovs = ovs;
+    report.warnings = warnings;
+    report
+}
+
+fn pipeline_name(p: Option<Pipeline>) -> String {
+    match p {
+        Some(Pipeline::Ingress) => "ingress".into(),
+        Some(Pipeline::Egress) => "egress".into(),
+        None => String::new(),
+    }
+}
+
+fn stages(inp: &Inputs<'_>) -> Vec<Stage> {
+    inp.ovn_trace
+        .hops()
+        .into_iter()
+        .map(|h| {
+            let stage = h.hop.stage.clone().unwrap_or_default();
+            let actions: Vec<String> = h
+                .hop
+                .actions
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Action(a) => Some(a.text.clone()),
+                    _ => None,
+                })
+                .collect();
+            let match_expr = h.hop.match_expr.clone().unwrap_or_else(|| {
+                if h.hop.no_match {
+                    "no match (implicit drop)".into()
+                } else {
+                    String::new()
+                }
+            });
+            Stage {
+                datapath: h.datapath.unwrap_or_default().to_string(),
+                pipeline: pipeline_name(h.pipeline),
+                table: h.hop.table,
+                explanation: (inp.explain)(&stage),
+                object: object_of(&stage, h.hop.uuid.as_deref(), &match_expr, &actions, inp),
+                stage,
+                match_expr,
+                priority: h.hop.priority,
+                flow: h.hop.uuid.clone(),
+                actions,
+            }
+        })
+        .collect()
+}
+
+/// The NB object behind a logical flow, when it is worth naming.
+fn object_of(
+    stage: &str,
+    uuid: Option<&str>,
+    match_expr: &str,
+    actions: &[String],
+    inp: &Inputs<'_>,
+) -> Option<String> {
+    let nb = inp.nb?;
+    let hint = uuid
+        .and_then(|u| inp.sb.and_then(|sb| sb.lflow(u)))
+        .and_then(|f| f.stage_hint.clone());
+    if stage.contains("_acl") && !stage.contains("hint") {
+        if let Some(acl) = hint.as_deref().and_then(|h| nb.acl(h)) {
+            let p = nb.policy_of_acl(acl);
+            let name = if acl.name.is_empty() {
+                &acl.uuid[..8.min(acl.uuid.len())]
+            } else {
+                &acl.name
+            };
+            return Some(format!(
+                "ACL {name} ({}): {} {}",
+                p.describe(),
+                acl.action,
+                acl.match_expr
+            ));
+        }
+        return nb.policy_of_match(match_expr).map(|p| p.describe());
+    }
+    if stage.contains("_lb")
+        && let Some(lb) = hint.as_deref().and_then(|h| nb.load_balancer(h))
+    {
+        return Some(format!("load balancer {}", lb.name));
+    }
+    if stage.ends_with("l2_lkup") {
+        let port = actions.iter().find_map(|a| {
+            a.strip_prefix("outport = \"")
+                .and_then(|r| r.split('"').next())
+                .map(String::from)
+        })?;
+        return owner_of_port(nb, &port).map(|o| format!("{port}: {o}"));
+    }
+    None
+}
+
+/// `pod ns/name` for a pod LSP, `node n` for a node LSP, the router port.
+fn owner_of_port(nb: &NbSnapshot, port: &str) -> Option<String> {
+    let lsp = nb.lsp(port)?;
+    if let Some(pod) = lsp.external_ids.get("pod") {
+        return Some(format!("pod {pod}"));
+    }
+    if let Some(node) = port.strip_prefix("node-") {
+        return Some(format!("node {node}"));
+    }
+    match lsp.port_type.as_str() {
+        "router" => Some("logical router port".into()),
+        "localnet" => Some("localnet (underlay network)".into()),
+        "" => None,
+        t => Some(format!("{t} port")),
+    }
+}
+
+/// Whether the packet hit the load balancer of `vip` (`ip:port` / `[ip]:port`):
+/// a `ct_lb*(backends=...)` action, or (with `--lb-dst`, where ovn-trace
+/// DNATs at the first `ct_lb*`) a load-balancing stage matching the VIP.
+fn went_through_lb(trace: &OvnTrace, vip: &str) -> bool {
+    fn walk(steps: &[Step]) -> bool {
+        steps.iter().any(|s| match s {
+            Step::Section(sec) => walk(&sec.steps),
+            Step::Hop(h) => walk(&h.actions),
+            Step::Action(a) => {
+                matches!(&a.kind, ActionKind::Ct { backends, .. } if !backends.is_empty())
+                    || walk(&a.children)
+            }
+        })
+    }
+    let ip = vip
+        .rsplit_once(':')
+        .map(|(ip, _)| ip.trim_start_matches('[').trim_end_matches(']'))
+        .unwrap_or(vip);
+    let vip_matches = [format!("ip4.dst == {ip}"), format!("ip6.dst == {ip}")];
+    walk(&trace.steps)
+        || trace.hops().iter().any(|h| {
+            let stage = h.hop.stage.as_deref().unwrap_or_default();
+            let m = h.hop.match_expr.as_deref().unwrap_or_default();
+            (stage.contains("lb") || stage.contains("stateful") || stage.contains("dnat"))
+                && vip_matches.iter().any(|v| m.contains(v.as_str()))
+        })
+}
+
+fn classify(stage: &str, match_expr: &str, reason: &DropReason) -> (DropCause, String) {
+    let s = stage;
+    if s.contains("_acl") && !s.contains("hint") {
+        return (DropCause::Acl, "an ACL dropped it".into());
+    }
+    if s.contains("port_sec") {
+        return (
+            DropCause::PortSecurity,
+            "port security: the source MAC/IP is not what the logical port allows (check the pod's mac/ip annotations against the LSP's port_security)".into(),
+        );
+    }
+    if match_expr.contains("ip.ttl == {0, 1}")
+        || match_expr.contains("ip.ttl == 0")
+        || match_expr.contains("ip.ttl == 1")
+    {
+        return (DropCause::Ttl, "TTL expired on the router".into());
+    }
+    if s == "lr_in_ip_routing"
+        || s == "lr_in_ip_routing_ecmp"
+        || s == "lr_in_policy" && *reason == DropReason::NoMatch
+    {
+        return (
+            DropCause::NoRoute,
+            "no route: the logical router has no route (or policy) for the destination".into(),
+        );
+    }
+    if s.ends_with("l2_lkup") {
+        return (
+            DropCause::UnknownDestination,
+            "the destination MAC is not on this logical switch".into(),
+        );
+    }
+    if s == "lr_in_admission" {
+        return (
+            DropCause::Other,
+            "the router does not accept this destination MAC on that port".into(),
+        );
+    }
+    let how = match reason {
+        DropReason::NoMatch => "no logical flow matched",
+        DropReason::Rejected => "rejected",
+        DropReason::AclVerdict => "an ACL with logging dropped it",
+        DropReason::EndOfTrace => "the trace ended without an output",
+        DropReason::DropAction => "a logical flow dropped it",
+    };
+    (DropCause::Other, how.into())
+}
+
+fn logical_drop_info(d: &crate::trace::DropPoint, inp: &Inputs<'_>) -> DropInfo {
+    let stage = d.stage.clone().unwrap_or_default();
+    let match_expr = d.match_expr.clone().unwrap_or_default();
+    let (cause, mut reason) = classify(&stage, &match_expr, &d.reason);
+    let policy = if cause == DropCause::Acl {
+        acl_policy(d.uuid.as_deref(), &match_expr, inp.sb, inp.nb)
+    } else {
+        None
+    };
+    if let Some(p) = &policy {
+        reason = format!("{} dropped it", p.describe());
+    }
+    DropInfo {
+        layer: "logical".into(),
+        datapath: d.datapath.clone(),
+        pipeline: Some(pipeline_name(d.pipeline)).filter(|p| !p.is_empty()),
+        table: d.table,
+        stage: d.stage.clone(),
+        match_expr: d.match_expr.clone(),
+        priority: d.priority,
+        flow: d.uuid.clone(),
+        cause,
+        reason,
+        policy: policy.as_ref().and_then(|p| p.name.clone()),
+        policy_kind: policy.as_ref().map(|p| p.kind),
+        port_group: policy.as_ref().and_then(|p| p.port_group.clone()),
+        acl: policy.and_then(|p| p.acl),
+        node: None,
+    }
+}
+
+fn acl_policy(
+    flow: Option<&str>,
+    match_expr: &str,
+    sb: Option<&SbSnapshot>,
+    nb: Option<&NbSnapshot>,
+) -> Option<PolicyRef> {
+    let nb = nb?;
+    let by_hint = flow
+        .and_then(|u| sb.and_then(|sb| sb.lflow(u)))
+        .and_then(|f| f.stage_hint.as_deref())
+        .and_then(|h| nb.acl(h))
+        .map(|acl| nb.policy_of_acl(acl));
+    by_hint.or_else(|| nb.policy_of_match(match_expr))
+}
+
+/// Names OpenFlow hops by their logical stage; finds the chassis behind tunnels.
+fn annotate_ovs(path: &mut OvsPath, sb: &SbSnapshot) {
+    for seg in &mut path.segments {
+        for hop in &mut seg.hops {
+            if let Some(f) = hop.cookie.as_deref().and_then(|c| sb.lflow(c)) {
+                hop.stage = f.stage_name.clone();
+            }
+        }
+        if let OvsExit::Tunnel {
+            remote_ip: Some(ip),
+            remote_node,
+            ..
+        } = &mut seg.exit
+            && remote_node.is_none()
+        {
+            *remote_node = sb.chassis_by_encap_ip(ip).map(|c| c.node.clone());
+        }
+    }
+}
+
+fn ovs_drop_info(
+    path: &OvsPath,
+    sb: Option<&SbSnapshot>,
+    nb: Option<&NbSnapshot>,
+) -> Option<DropInfo> {
+    let seg = path.segments.last()?;
+    let OvsExit::Dropped {
+        table,
+        cookie,
+        match_expr,
+        ..
+    } = &seg.exit
+    else {
+        return None;
+    };
+    let lflow = cookie
+        .as_deref()
+        .and_then(|c| sb.and_then(|sb| sb.lflow(c)));
+    let stage = lflow.and_then(|f| f.stage_name.clone());
+    let lmatch = lflow.map(|f| f.match_expr.clone());
+    let (cause, mut reason) = classify(
+        stage.as_deref().unwrap_or_default(),
+        lmatch.as_deref().unwrap_or_default(),
+        &DropReason::DropAction,
+    );
+    let policy = if cause == DropCause::Acl {
+        acl_policy(
+            cookie.as_deref(),
+            lmatch.as_deref().unwrap_or_default(),
+            sb,
+            nb,
+        )
+    } else {
+        None
+    };
+    if let Some(p) = &policy {
+        reason = format!("{} dropped it", p.describe());
+    } else if lflow.is_none() {
+        reason = format!(
+            "OpenFlow table {} dropped it{}",
+            table.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+            if cookie.is_some() {
+                " (its logical flow is not in the SB any more: stale flows?)"
+            } else {
+                " (a flow not generated from a logical flow)"
+            }
+        );
+    }
+    Some(DropInfo {
+        layer: "openflow".into(),
+        datapath: None,
+        pipeline: lflow.map(|f| f.pipeline.clone()),
+        table: *table,
+        stage,
+        match_expr: lmatch.or_else(|| match_expr.clone()),
+        priority: lflow.and_then(|f| u32::try_from(f.priority).ok()),
+        flow: cookie.clone(),
+        cause,
+        reason,
+        policy: policy.as_ref().and_then(|p| p.name.clone()),
+        policy_kind: policy.as_ref().map(|p| p.kind),
+        port_group: policy.as_ref().and_then(|p| p.port_group.clone()),
+        acl: policy.and_then(|p| p.acl),
+        node: Some(seg.node.clone()),
+    })
+}
+
+fn summary(r: &TraceReport, logical: &Logical, ovs: Option<&OvsPath>) -> String {
+    let what = match r.destination.port {
+        Some(p) => format!("{} {}/{}", r.destination.ip, r.destination.protocol, p),
+        None => match &r.destination.arp {
+            Some(op) => format!("{} arp {op}", r.destination.ip),
+            None => format!("{} {}", r.destination.ip, r.destination.protocol),
+        },
+    };
+    let from = format!("{} {}", r.source.kind, r.source.name);
+    match r.verdict {
+        Verdict::Delivered => {
+            let port = logical.outport.clone().unwrap_or_default();
+            let owner = logical
+                .outport_owner
+                .as_ref()
+                .map(|o| format!(" ({o})"))
+                .unwrap_or_default();
+            let answered = port == r.source.logical_port;
+            let mut s = if answered {
+                format!(
+                    "delivered: {from} → {what}: OVN answers it itself and sends the reply back to {port}"
+                )
+            } else {
+                format!("delivered: {from} → {what} leaves OVN at logical port {port}{owner}")
+            };
+            if let Some(lb) = &r.lb {
+                s.push_str(&format!(
+                    ", load-balanced by {} to backend {}",
+                    lb.name,
+                    lb.backend.as_deref().unwrap_or("?")
+                ));
+            }
+            if let Some(path) = ovs {
+                let nodes: Vec<&str> = path.segments.iter().map(|s| s.node.as_str()).collect();
+                if nodes.len() > 1 {
+                    s.push_str(&format!("; OVS path {}", nodes.join(" → tunnel → ")));
+                } else if let Some(seg) = path.segments.first() {
+                    match &seg.exit {
+                        OvsExit::Port { interface, .. } => s.push_str(&format!(
+                            "; OVS on {} outputs to {}",
+                            seg.node,
+                            interface.as_deref().unwrap_or("a local port")
+                        )),
+                        OvsExit::Tunnel { remote_node, .. } => s.push_str(&format!(
+                            "; OVS on {} tunnels it to {}",
+                            seg.node,
+                            remote_node.as_deref().unwrap_or("another chassis")
+                        )),
+                        OvsExit::Group { group } => s.push_str(&format!(
+                            "; OVS on {} hands it to load-balancer group {group}",
+                            seg.node
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            s
+        }
+        Verdict::Dropped => {
+            let Some(d) = &r.drop else {
+                return format!("dropped: {from} → {what}");
+            };
+            let at = format!(
+                "{} {} table {} {}",
+                d.datapath
+                    .as_deref()
+                    .or(d.node.as_deref().map(|_| "br-int"))
+                    .unwrap_or("?"),
+                d.pipeline.as_deref().unwrap_or(""),
+                d.table.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+                d.stage.as_deref().unwrap_or("")
+            );
+            format!(
+                "dropped: {from} → {what} at {}: {}",
+                at.split_whitespace().collect::<Vec<_>>().join(" "),
+                d.reason
+            )
+        }
+        Verdict::Error => {
+            format!("error: {from} → {what}: the trace neither delivered nor dropped the packet")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

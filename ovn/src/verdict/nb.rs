@@ -1,0 +1,594 @@
+//! The NB and SB rows a trace is joined with, read from one
+//! `ovn-nbctl --format=json list …` and one `ovn-sbctl --format=json list …`,
+//! and the joins themselves: IP → LSP MAC, ACL → NetworkPolicy/SecurityGroup,
+//! VIP → load balancer, logical flow → NB object, encap IP → chassis → node.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::ovsdb::{BadTable, Row, parse_tables};
+use crate::microflow::Mac;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lsp {
+    pub name: String,
+    /// Each element one `"<mac> <ip> <ip>"` entry (or `router`, `unknown`).
+    pub addresses: Vec<String>,
+    pub port_type: String,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lrp {
+    pub name: String,
+    pub mac: String,
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acl {
+    pub uuid: String,
+    pub name: String,
+    pub action: String,
+    pub direction: String,
+    #[serde(rename = "match")]
+    pub match_expr: String,
+    pub priority: i64,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortGroup {
+    pub uuid: String,
+    pub name: String,
+    pub acls: Vec<String>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadBalancer {
+    pub uuid: String,
+    pub name: String,
+    pub protocol: String,
+    /// `"vip:port" -> "backend:port,backend:port"`.
+    pub vips: BTreeMap<String, String>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+/// The NB rows a trace needs, fetched in one exec.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NbSnapshot {
+    pub lsps: Vec<Lsp>,
+    pub lrps: Vec<Lrp>,
+    pub acls: Vec<Acl>,
+    pub port_groups: Vec<PortGroup>,
+    pub load_balancers: Vec<LoadBalancer>,
+}
+
+impl NbSnapshot {
+    /// `ovn-nbctl` argv printing the five tables, one JSON object per line,
+    /// in the order [`NbSnapshot::parse`] reads them.
+    pub fn argv() -> Vec<String> {
+        let cmds: [(&str, &str); 5] = [
+            ("name,addresses,type,external_ids", "Logical_Switch_Port"),
+            ("name,mac,networks", "Logical_Router_Port"),
+            (
+                "_uuid,name,action,direction,match,priority,external_ids",
+                "ACL",
+            ),
+            ("_uuid,name,acls,external_ids", "Port_Group"),
+            ("_uuid,name,protocol,vips,external_ids", "Load_Balancer"),
+        ];
+        let mut argv = vec!["ovn-nbctl".to_string(), "--format=json".to_string()];
+        for (i, (cols, table)) in cmds.iter().enumerate() {
+            if i > 0 {
+                argv.push("--".into());
+            }
+            argv.push(format!("--columns={cols}"));
+            argv.push("list".into());
+            argv.push((*table).into());
+        }
+        argv
+    }
+
+    pub fn parse(text: &str) -> Result<Self, BadTable> {
+        let tables = parse_tables(text)?;
+        if tables.len() != 5 {
+            return Err(BadTable(format!(
+                "expected 5 tables (LSP, LRP, ACL, Port_Group, Load_Balancer), got {}",
+                tables.len()
+            )));
+        }
+        let t = |i: usize| tables[i].iter();
+        Ok(NbSnapshot {
+            lsps: t(0)
+                .map(|r| Lsp {
+                    name: r.str("name"),
+                    addresses: r.set("addresses"),
+                    port_type: r.str("type"),
+                    external_ids: r.map("external_ids"),
+                })
+                .collect(),
+            lrps: t(1)
+                .map(|r| Lrp {
+                    name: r.str("name"),
+                    mac: r.str("mac"),
+                    networks: r.set("networks"),
+                })
+                .collect(),
+            acls: t(2).map(acl_of).collect(),
+            port_groups: t(3)
+                .map(|r| PortGroup {
+                    uuid: r.str("_uuid"),
+                    name: r.str("name"),
+                    acls: r.set("acls"),
+                    external_ids: r.map("external_ids"),
+                })
+                .collect(),
+            load_balancers: t(4)
+                .map(|r| LoadBalancer {
+                    uuid: r.str("_uuid"),
+                    name: r.str("name"),
+                    protocol: r.str("protocol"),
+                    vips: r.map("vips"),
+                    external_ids: r.map("external_ids"),
+                })
+                .collect(),
+        })
+    }
+
+    pub fn lsp(&self, name: &str) -> Option<&Lsp> {
+        self.lsps.iter().find(|l| l.name == name)
+    }
+
+    /// MAC of the logical switch port that owns `ip` (upstream: grep the
+    /// LSP addresses for the IP).
+    pub fn mac_of_ip(&self, ip: IpAddr) -> Option<(Mac, &Lsp)> {
+        self.lsps.iter().find_map(|lsp| {
+            lsp.addresses.iter().find_map(|entry| {
+                let mut words = entry.split_whitespace();
+                let mac: Mac = words.next()?.parse().ok()?;
+                words
+                    .any(|w| w.parse::<IpAddr>().ok() == Some(ip))
+                    .then_some((mac, lsp))
+            })
+        })
+    }
+
+    pub fn lrp_mac(&self, name: &str) -> Option<Mac> {
+        self.lrps
+            .iter()
+            .find(|l| l.name == name)
+            .and_then(|l| l.mac.parse().ok())
+    }
+
+    /// An ACL by full UUID or by the 8-hex-digit prefix a stage-hint carries.
+    pub fn acl(&self, uuid_or_prefix: &str) -> Option<&Acl> {
+        uuid_prefix_find(&self.acls, uuid_or_prefix, |a| &a.uuid)
+    }
+
+    pub fn load_balancer(&self, uuid_or_prefix: &str) -> Option<&LoadBalancer> {
+        uuid_prefix_find(&self.load_balancers, uuid_or_prefix, |l| &l.uuid)
+    }
+
+    pub fn port_group(&self, name: &str) -> Option<&PortGroup> {
+        self.port_groups.iter().find(|p| p.name == name)
+    }
+
+    /// The load balancer VIP matching `ip:port` (for `proto`), with its backends.
+    pub fn vip(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        proto: &str,
+    ) -> Option<(&LoadBalancer, String, Vec<String>)> {
+        let key = match ip {
+            IpAddr::V4(_) => format!("{ip}:{port}"),
+            IpAddr::V6(_) => format!("[{ip}]:{port}"),
+        };
+        self.load_balancers
+            .iter()
+            .filter(|lb| lb.protocol.is_empty() || lb.protocol == proto)
+            .find_map(|lb| {
+                lb.vips.get(&key).map(|backends| {
+                    let list = backends
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|b| !b.is_empty())
+                        .map(String::from)
+                        .collect();
+                    (lb, key.clone(), list)
+                })
+            })
+    }
+
+    /// Who wrote this ACL, from its parent port group's / its own external_ids.
+    pub fn policy_of_acl(&self, acl: &Acl) -> PolicyRef {
+        let parent = acl.external_ids.get("parent").cloned();
+        let pg = self
+            .port_groups
+            .iter()
+            .find(|p| p.acls.iter().any(|a| a == &acl.uuid))
+            .or_else(|| parent.as_deref().and_then(|p| self.port_group(p)));
+        let mut policy = PolicyRef {
+            kind: PolicyKind::Acl,
+            name: None,
+            port_group: pg.map(|p| p.name.clone()).or(parent.clone()),
+            acl: Some(AclRef::from(acl)),
+        };
+        if let Some(pg) = pg {
+            if let Some(np) = pg.external_ids.get("np").filter(|v| v.contains('/')) {
+                policy.kind = if pg.name.starts_with("node.") || np.starts_with("node/") {
+                    PolicyKind::NodeAcl
+                } else {
+                    PolicyKind::NetworkPolicy
+                };
+                policy.name = Some(np.clone());
+            } else if let Some(sg) = pg.external_ids.get("sg") {
+                policy.kind = PolicyKind::SecurityGroup;
+                policy.name = Some(sg.clone());
+            }
+        }
+        if policy.name.is_none() {
+            if let Some(np) = np_from_acl_name(&acl.name) {
+                policy.kind = PolicyKind::NetworkPolicy;
+                policy.name = Some(np);
+            } else if let Some(sg) = pg
+                .map(|p| p.name.as_str())
+                .and_then(|n| n.strip_prefix("ovn.sg."))
+            {
+                policy.kind = PolicyKind::SecurityGroup;
+                policy.name = Some(sg.replace('.', "-"));
+            } else if pg.is_none()
+                && let Some(ls) = parent
+            {
+                policy.kind = PolicyKind::SubnetAcl;
+                policy.name = Some(ls);
+            }
+        }
+        policy
+    }
+
+    /// The policy behind a logical flow match that names a port group
+    /// (`outport == @deny.a.default && ip`), for when the ACL row itself is
+    /// not known (no SB stage-hint).
+    pub fn policy_of_match(&self, lflow_match: &str) -> Option<PolicyRef> {
+        let pg_name = port_group_in_match(lflow_match)?;
+        let pg = self.port_group(&pg_name);
+        let mut policy = PolicyRef {
+            kind: PolicyKind::Acl,
+            name: None,
+            port_group: Some(pg_name.clone()),
+            acl: None,
+        };
+        if let Some(np) = pg.and_then(|p| p.external_ids.get("np")) {
+            policy.kind = PolicyKind::NetworkPolicy;
+            policy.name = Some(np.clone());
+        } else if let Some(sg) = pg.and_then(|p| p.external_ids.get("sg")) {
+            policy.kind = PolicyKind::SecurityGroup;
+            policy.name = Some(sg.clone());
+        } else if let Some(sg) = pg_name.strip_prefix("ovn.sg.") {
+            policy.kind = PolicyKind::SecurityGroup;
+            policy.name = Some(sg.replace('.', "-"));
+        }
+        Some(policy)
+    }
+}
+
+fn acl_of(r: &Row) -> Acl {
+    Acl {
+        uuid: r.str("_uuid"),
+        name: r.str("name"),
+        action: r.str("action"),
+        direction: r.str("direction"),
+        match_expr: r.str("match"),
+        priority: r.int("priority").unwrap_or_default(),
+        external_ids: r.map("external_ids"),
+    }
+}
+
+fn uuid_prefix_find<'a, T>(items: &'a [T], key: &str, uuid: impl Fn(&T) -> &str) -> Option<&'a T> {
+    if key.len() < 4 {
+        return None;
+    }
+    let key = key.to_ascii_lowercase();
+    items.iter().find(|i| uuid(i).starts_with(&key))
+}
+
+/// `np/<np>.<ns>/ingress/IPv4/0` → `<ns>/<np>`: Kube-OVN joins name and
+/// namespace with a dot and a namespace has no dot, so the last dot splits.
+fn np_from_acl_name(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("np/")?;
+    let np_ns = rest.split('/').next()?;
+    let (np, ns) = np_ns.rsplit_once('.')?;
+    (!np.is_empty() && !ns.is_empty()).then(|| format!("{ns}/{np}"))
+}
+
+/// The first `@port_group` named in a logical flow match.
+pub fn port_group_in_match(m: &str) -> Option<String> {
+    let at = m.find('@')?;
+    let name: String = m[at + 1..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PolicyKind {
+    NetworkPolicy,
+    SecurityGroup,
+    /// A node's own ACLs (`node.<node>` port group).
+    NodeAcl,
+    /// `spec.acls` of a Subnet (ACL parent is the logical switch).
+    SubnetAcl,
+    /// An ACL Kube-OVN did not label.
+    Acl,
+}
+
+/// The Kubernetes/Kube-OVN object behind an ACL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRef {
+    pub kind: PolicyKind,
+    /// NetworkPolicy as `ns/name`, SecurityGroup name, subnet name.
+    pub name: Option<String>,
+    pub port_group: Option<String>,
+    pub acl: Option<AclRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclRef {
+    pub uuid: String,
+    pub name: String,
+    pub direction: String,
+    pub priority: i64,
+    pub action: String,
+    #[serde(rename = "match")]
+    pub match_expr: String,
+}
+
+impl From<&Acl> for AclRef {
+    fn from(a: &Acl) -> Self {
+        AclRef {
+            uuid: a.uuid.clone(),
+            name: a.name.clone(),
+            direction: a.direction.clone(),
+            priority: a.priority,
+            action: a.action.clone(),
+            match_expr: a.match_expr.clone(),
+        }
+    }
+}
+
+impl PolicyRef {
+    /// `NetworkPolicy default/deny-a`, `SecurityGroup sg1`, ...
+    pub fn describe(&self) -> String {
+        let kind = match self.kind {
+            PolicyKind::NetworkPolicy => "NetworkPolicy",
+            PolicyKind::SecurityGroup => "SecurityGroup",
+            PolicyKind::NodeAcl => "node ACL",
+            PolicyKind::SubnetAcl => "Subnet ACL of",
+            PolicyKind::Acl => "ACL",
+        };
+        match (&self.name, &self.acl, &self.port_group) {
+            (Some(n), _, _) => format!("{kind} {n}"),
+            (None, Some(a), _) if !a.name.is_empty() => format!("{kind} {}", a.name),
+            (None, _, Some(pg)) => format!("{kind} on port group {pg}"),
+            _ => kind.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogicalFlow {
+    pub uuid: String,
+    pub stage_name: Option<String>,
+    /// First 8 hex digits of the NB row this flow was generated from.
+    pub stage_hint: Option<String>,
+    pub source: Option<String>,
+    pub pipeline: String,
+    pub table_id: i64,
+    pub priority: i64,
+    #[serde(rename = "match")]
+    pub match_expr: String,
+    pub actions: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chassis {
+    pub name: String,
+    pub hostname: String,
+    /// Kubernetes node (Kube-OVN's `node` external id, else the hostname).
+    pub node: String,
+    pub encap_ips: Vec<String>,
+}
+
+/// The SB rows a trace needs, fetched in one exec after the traces ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SbSnapshot {
+    pub lflows: Vec<LogicalFlow>,
+    pub chassis: Vec<Chassis>,
+}
+
+impl SbSnapshot {
+    /// `ovn-sbctl` argv listing chassis + encaps and the logical flows whose
+    /// UUIDs start with `lflow_prefixes` (ovsdb accepts unique UUID prefixes).
+    pub fn argv(lflow_prefixes: &[String]) -> Vec<String> {
+        let mut argv: Vec<String> = [
+            "ovn-sbctl",
+            "--format=json",
+            "--columns=name,hostname,encaps,external_ids",
+            "list",
+            "Chassis",
+            "--",
+            "--columns=_uuid,chassis_name,ip",
+            "list",
+            "Encap",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut prefixes: Vec<&String> = lflow_prefixes
+            .iter()
+            .filter(|p| p.len() >= 4 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect();
+        prefixes.sort();
+        prefixes.dedup();
+        if !prefixes.is_empty() {
+            argv.extend(
+                [
+                    "--",
+                    "--columns=_uuid,external_ids,pipeline,table_id,priority,match,actions",
+                    "list",
+                    "Logical_Flow",
+                ]
+                .map(String::from),
+            );
+            argv.extend(prefixes.into_iter().cloned());
+        }
+        argv
+    }
+
+    pub fn parse(text: &str) -> Result<Self, BadTable> {
+        let tables = parse_tables(text)?;
+        let empty = Vec::new();
+        let chassis_rows = tables.first().unwrap_or(&empty);
+        let encaps = tables.get(1).unwrap_or(&empty);
+        let flows = tables.get(2).unwrap_or(&empty);
+        let chassis = chassis_rows
+            .iter()
+            .map(|r| {
+                let name = r.str("name");
+                let ext = r.map("external_ids");
+                let hostname = r.str("hostname");
+                Chassis {
+                    node: ext.get("node").cloned().unwrap_or_else(|| hostname.clone()),
+                    encap_ips: encaps
+                        .iter()
+                        .filter(|e| e.str("chassis_name") == name)
+                        .map(|e| e.str("ip"))
+                        .collect(),
+                    name,
+                    hostname,
+                }
+            })
+            .collect();
+        let lflows = flows
+            .iter()
+            .map(|r| {
+                let ext = r.map("external_ids");
+                LogicalFlow {
+                    uuid: r.str("_uuid"),
+                    stage_name: ext.get("stage-name").cloned(),
+                    stage_hint: ext.get("stage-hint").cloned(),
+                    source: ext.get("source").cloned(),
+                    pipeline: r.str("pipeline"),
+                    table_id: r.int("table_id").unwrap_or_default(),
+                    priority: r.int("priority").unwrap_or_default(),
+                    match_expr: r.str("match"),
+                    actions: r.str("actions"),
+                }
+            })
+            .collect();
+        Ok(SbSnapshot { lflows, chassis })
+    }
+
+    /// The logical flow whose UUID starts with `prefix` (an ovn-trace uuid
+    /// or an OpenFlow cookie as 8 hex digits).
+    pub fn lflow(&self, prefix: &str) -> Option<&LogicalFlow> {
+        uuid_prefix_find(&self.lflows, prefix, |f| &f.uuid)
+    }
+
+    /// The chassis that owns tunnel endpoint `ip`.
+    pub fn chassis_by_encap_ip(&self, ip: &str) -> Option<&Chassis> {
+        self.chassis
+            .iter()
+            .find(|c| c.encap_ips.iter().any(|e| e == ip))
+    }
+}
+
+/// An OpenFlow cookie (`0x7b3bc022`, `0xf5d7433`) as the 8-hex-digit
+/// logical flow UUID prefix it was derived from.
+pub fn cookie_to_prefix(cookie: &str) -> Option<String> {
+    let hex = cookie.trim().trim_start_matches("0x");
+    let v = u64::from_str_radix(hex, 16).ok()?;
+    // ovn-controller uses the first 32 bits of the flow UUID as the cookie.
+    (v != 0 && v <= u64::from(u32::MAX)).then(|| format!("{v:08x}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Captured from the experiment topology (see ovn/tests/fixtures/verdict/commands.txt).
+    const NB: &str = include_str!("../../tests/fixtures/verdict/nb-snapshot.json");
+    const SB: &str = include_str!("../../tests/fixtures/verdict/sb-snapshot.json");
+
+    #[test]
+    fn nb_joins() {
+        let nb = NbSnapshot::parse(NB).unwrap();
+        let (mac, lsp) = nb.mac_of_ip("10.16.0.11".parse().unwrap()).unwrap();
+        assert_eq!(mac.to_string(), "0a:58:0a:10:00:0b");
+        assert_eq!(lsp.name, "pod-b.default");
+        assert!(nb.mac_of_ip("fd00:10:16::b".parse().unwrap()).is_some());
+        assert!(nb.mac_of_ip("10.16.9.9".parse().unwrap()).is_none());
+        assert_eq!(
+            nb.lrp_mac("ovn-cluster-ovn-default").unwrap().to_string(),
+            "0a:58:0a:10:00:01"
+        );
+        let acl = nb.acl("2cc50968").unwrap();
+        let p = nb.policy_of_acl(acl);
+        assert_eq!(p.kind, PolicyKind::NetworkPolicy);
+        assert_eq!(p.name.as_deref(), Some("default/deny-a"));
+        assert_eq!(p.port_group.as_deref(), Some("deny.a.default"));
+        assert_eq!(p.describe(), "NetworkPolicy default/deny-a");
+        let m = nb
+            .policy_of_match("reg0[9] == 1 && (outport == @deny.a.default && ip)")
+            .unwrap();
+        assert_eq!(m.name.as_deref(), Some("default/deny-a"));
+        let (lb, vip, backends) = nb.vip("10.96.0.10".parse().unwrap(), 80, "tcp").unwrap();
+        assert_eq!(lb.name, "cluster-tcp-loadbalancer");
+        assert_eq!(vip, "10.96.0.10:80");
+        assert_eq!(backends, vec!["10.16.0.11:80", "10.16.0.12:80"]);
+        assert!(nb.vip("10.96.0.10".parse().unwrap(), 80, "udp").is_none());
+    }
+
+    #[test]
+    fn sb_joins() {
+        let sb = SbSnapshot::parse(SB).unwrap();
+        let f = sb.lflow("7b3bc022").unwrap();
+        assert_eq!(f.stage_name.as_deref(), Some("ls_out_acl"));
+        assert_eq!(f.stage_hint.as_deref(), Some("2cc50968"));
+        assert_eq!(sb.chassis_by_encap_ip("172.31.77.12").unwrap().node, "n2");
+        assert!(sb.chassis_by_encap_ip("172.31.77.99").is_none());
+    }
+
+    #[test]
+    fn acl_names_and_matches() {
+        assert_eq!(
+            np_from_acl_name("np/deny-a.default/ingress/IPv4/0").as_deref(),
+            Some("default/deny-a")
+        );
+        assert_eq!(
+            np_from_acl_name("np/x.y.z.kube-system/egress/IPv6/all").as_deref(),
+            Some("kube-system/x.y.z")
+        );
+        assert_eq!(np_from_acl_name("other"), None);
+        assert_eq!(
+            port_group_in_match("inport == @ovn.sg.kubeovn_deny_all && ip").as_deref(),
+            Some("ovn.sg.kubeovn_deny_all")
+        );
+        assert_eq!(cookie_to_prefix("0xf5d7433").as_deref(), Some("0f5d7433"));
+        assert_eq!(cookie_to_prefix("0x0"), None);
+    }
+
+    #[test]
+    fn argv_shapes() {
+        let nb = NbSnapshot::argv();
+        assert_eq!(nb.iter().filter(|a| *a == "list").count(), 5);
+        let sb = SbSnapshot::argv(&["7b3bc022".into(), "7b3bc022".into(), "zz;rm".into()]);
+        assert_eq!(sb.last().map(String::as_str), Some("7b3bc022"));
+        assert!(!sb.iter().any(|a| a.contains(';')));
+    }
+}

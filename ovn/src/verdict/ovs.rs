@@ -1,0 +1,346 @@
+//! The OVS side of a verdict: one `ofproto/trace` run per node, each turned
+//! into the tables it went through and where the packet left br-int (a pod
+//! port, a tunnel toward another chassis, a drop, a load-balancer group).
+
+use serde::{Deserialize, Serialize};
+
+use super::ovsdb::{BadTable, parse_tables};
+use crate::microflow::TunnelMetadata;
+use crate::ofproto::{OfActionKind, OfStep, OfprotoTrace, Pass};
+
+/// One row of `ovs-vsctl list Interface`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OvsInterface {
+    pub name: String,
+    pub ofport: i64,
+    #[serde(rename = "type")]
+    pub iface_type: String,
+    /// Tunnel interfaces: `options:remote_ip`.
+    pub remote_ip: Option<String>,
+    /// `external_ids:iface-id`: the logical port bound here.
+    pub iface_id: Option<String>,
+}
+
+/// argv listing every interface of the node's OVS, as JSON.
+pub fn interfaces_argv() -> Vec<String> {
+    [
+        "ovs-vsctl",
+        "--format=json",
+        "--columns=name,ofport,type,options,external_ids",
+        "list",
+        "Interface",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+pub fn parse_interfaces(text: &str) -> Result<Vec<OvsInterface>, BadTable> {
+    let tables = parse_tables(text)?;
+    let rows = tables
+        .into_iter()
+        .next()
+        .ok_or_else(|| BadTable("ovs-vsctl printed no table".into()))?;
+    Ok(rows
+        .iter()
+        .map(|r| OvsInterface {
+            name: r.str("name"),
+            // ofport is an integer, or an empty set before the port is attached
+            ofport: r.int("ofport").unwrap_or(-1),
+            iface_type: r.str("type"),
+            remote_ip: r.map("options").get("remote_ip").cloned(),
+            iface_id: r.map("external_ids").get("iface-id").cloned(),
+        })
+        .collect())
+}
+
+pub fn is_tunnel(iface: &OvsInterface) -> bool {
+    matches!(
+        iface.iface_type.as_str(),
+        "geneve" | "vxlan" | "stt" | "gre"
+    )
+}
+
+/// One OpenFlow table the packet went through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OvsHop {
+    /// Which `ofproto/trace` pass (0 = first, then one per recirculation).
+    pub pass: usize,
+    pub table: u32,
+    #[serde(rename = "match")]
+    pub match_expr: String,
+    pub priority: Option<u32>,
+    /// Cookie as 8 hex digits = prefix of the logical flow's UUID.
+    pub cookie: Option<String>,
+    /// The logical stage this flow implements (from SB Logical_Flow).
+    pub stage: Option<String>,
+    /// `drop`, `output:N`, `ct(...)`, ... (the rule's own actions, abridged).
+    pub actions: Vec<String>,
+}
+
+/// Where the packet left br-int on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OvsExit {
+    /// Out of a local port (a pod's veth, ovn0...).
+    Port {
+        ofport: String,
+        interface: Option<String>,
+        logical_port: Option<String>,
+    },
+    /// Into a tunnel toward another chassis.
+    Tunnel {
+        ofport: String,
+        interface: Option<String>,
+        remote_ip: Option<String>,
+        /// Node that owns `remote_ip` (SB Encap → Chassis).
+        remote_node: Option<String>,
+        metadata: Option<TunnelMetadata>,
+    },
+    Dropped {
+        pass: usize,
+        table: Option<u32>,
+        cookie: Option<String>,
+        #[serde(rename = "match")]
+        match_expr: Option<String>,
+    },
+    /// An OpenFlow select group (OVN load balancer): ofproto/trace cannot
+    /// follow the hash-chosen bucket.
+    Group { group: String },
+    /// Sent to the controller (ovn-controller handles it: ARP/ND resolution,
+    /// ICMP errors, DHCP...).
+    Controller { detail: String },
+    /// Nothing recognisable; the datapath actions are kept.
+    Unknown { datapath_actions: Option<String> },
+}
+
+/// The trace on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OvsSegment {
+    pub node: String,
+    pub bridge: String,
+    /// The flow given to ofproto/trace.
+    pub flow: String,
+    pub hops: Vec<OvsHop>,
+    pub exit: OvsExit,
+    /// `Datapath actions:` of the last pass.
+    pub datapath_actions: Option<String>,
+    /// ofproto/trace errors or warnings (`>>>> ... <<<<`, `Translation failed`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+struct Exit<'a> {
+    pass: usize,
+    kind: ExitKind<'a>,
+}
+
+enum ExitKind<'a> {
+    Output(&'a str),
+    Group(&'a str),
+    Controller(&'a str),
+}
+
+/// Walks the top-level chain of one pass (rules in br-int, not nested
+/// lookups like `resubmit(,73)` sub-traces), collecting hops and exits.
+fn walk_pass<'a>(
+    pass_no: usize,
+    steps: &'a [OfStep],
+    hops: &mut Vec<OvsHop>,
+    exits: &mut Vec<Exit<'a>>,
+    last_drop: &mut Option<OvsHop>,
+    notes: &mut Vec<String>,
+) {
+    for step in steps {
+        match step {
+            // Only the integration bridge: outputs inside br-phy (tunnel
+            // underlay) are how the tunnel packet leaves the node.
+            OfStep::Bridge { name, steps } if name == "br-int" => {
+                walk_pass(pass_no, steps, hops, exits, last_drop, notes)
+            }
+            OfStep::Bridge { .. } => {}
+            OfStep::Rule(rule) => {
+                let mut actions = Vec::new();
+                let mut dropped = rule.no_match;
+                for s in &rule.steps {
+                    if let OfStep::Action(a) = s {
+                        match &a.kind {
+                            OfActionKind::Output { port } => {
+                                exits.push(Exit {
+                                    pass: pass_no,
+                                    kind: ExitKind::Output(port),
+                                });
+                                actions.push(a.text.clone());
+                            }
+                            OfActionKind::Drop => {
+                                dropped = true;
+                                actions.push(a.text.clone());
+                            }
+                            OfActionKind::Ct { .. } => actions.push(a.text.clone()),
+                            OfActionKind::Error { message } | OfActionKind::Warning { message } => {
+                                notes.push(message.clone())
+                            }
+                            OfActionKind::Other if a.text.starts_with("group:") => {
+                                exits.push(Exit {
+                                    pass: pass_no,
+                                    kind: ExitKind::Group(a.text.trim_start_matches("group:")),
+                                });
+                                actions.push(a.text.clone());
+                            }
+                            OfActionKind::Other if a.text.starts_with("controller") => {
+                                exits.push(Exit {
+                                    pass: pass_no,
+                                    kind: ExitKind::Controller(&a.text),
+                                });
+                                actions.push(a.text.clone());
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                let hop = OvsHop {
+                    pass: pass_no,
+                    table: rule.table,
+                    match_expr: rule.match_expr.clone(),
+                    priority: rule.priority,
+                    cookie: rule.cookie.map(|c| format!("{c:08x}")),
+                    stage: None,
+                    actions,
+                };
+                if dropped {
+                    *last_drop = Some(hop.clone());
+                }
+                hops.push(hop);
+            }
+            OfStep::Action(a) => {
+                if let OfActionKind::Error { message } = &a.kind {
+                    notes.push(message.clone());
+                }
+            }
+        }
+    }
+}
+
+/// What one ofproto/trace run says, with ports named from the node's interfaces.
+pub fn segment(
+    node: &str,
+    flow: &str,
+    trace: &OfprotoTrace,
+    interfaces: &[OvsInterface],
+) -> OvsSegment {
+    let mut hops = Vec::new();
+    let mut exits = Vec::new();
+    let mut last_drop = None;
+    let mut notes = Vec::new();
+    for (i, pass) in trace.passes.iter().enumerate() {
+        walk_pass(
+            i,
+            &pass.steps,
+            &mut hops,
+            &mut exits,
+            &mut last_drop,
+            &mut notes,
+        );
+        notes.extend(pass.notes.iter().cloned());
+    }
+    let last_pass = trace.passes.len().saturating_sub(1);
+    let datapath_actions = trace
+        .passes
+        .iter()
+        .rev()
+        .find_map(|p| p.datapath_actions.clone());
+    // Exits of earlier passes are the clones that went to conntrack; the
+    // packet's fate is decided in the last pass.
+    let final_exit = exits.iter().rev().find(|e| e.pass == last_pass);
+    let exit = match final_exit.map(|e| &e.kind) {
+        Some(ExitKind::Output(port)) => {
+            let iface = interfaces.iter().find(|i| i.ofport.to_string() == *port);
+            match iface {
+                Some(i) if is_tunnel(i) => OvsExit::Tunnel {
+                    ofport: port.to_string(),
+                    interface: Some(i.name.clone()),
+                    remote_ip: i.remote_ip.clone(),
+                    remote_node: None,
+                    metadata: trace.passes.get(last_pass).and_then(geneve_metadata),
+                },
+                _ => OvsExit::Port {
+                    ofport: port.to_string(),
+                    interface: iface.map(|i| i.name.clone()),
+                    logical_port: iface.and_then(|i| i.iface_id.clone()),
+                },
+            }
+        }
+        Some(ExitKind::Group(g)) => OvsExit::Group {
+            group: g.to_string(),
+        },
+        Some(ExitKind::Controller(c)) => OvsExit::Controller {
+            detail: c.to_string(),
+        },
+        None => match last_drop.filter(|d| d.pass == last_pass) {
+            Some(d) => OvsExit::Dropped {
+                pass: d.pass,
+                table: Some(d.table),
+                cookie: d.cookie,
+                match_expr: Some(d.match_expr),
+            },
+            None if trace.final_actions().is_some_and(|a| a.drop) => OvsExit::Dropped {
+                pass: last_pass,
+                table: None,
+                cookie: None,
+                match_expr: None,
+            },
+            None => OvsExit::Unknown {
+                datapath_actions: datapath_actions.clone(),
+            },
+        },
+    };
+    OvsSegment {
+        node: node.to_string(),
+        bridge: "br-int".into(),
+        flow: flow.to_string(),
+        hops,
+        exit,
+        datapath_actions,
+        notes,
+    }
+}
+
+/// OVN's geneve encoding: tunnel id = datapath key (OpenFlow `metadata`),
+/// option 0 = logical inport << 16 | logical outport (reg14, reg15).
+fn geneve_metadata(pass: &Pass) -> Option<TunnelMetadata> {
+    let flow = pass.final_flow.as_deref()?;
+    let field = |name: &str| {
+        flow.split(',').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == name).then(|| parse_hex(v)).flatten()
+        })
+    };
+    let dp = field("metadata")?;
+    let inport = field("reg14").unwrap_or(0);
+    let outport = field("reg15")?;
+    Some(TunnelMetadata {
+        tun_id: format!("{dp:#x}"),
+        tun_src: None,
+        tun_dst: None,
+        tun_metadata0: Some(format!(
+            "{:#x}",
+            ((inport & 0x7fff) << 16) | (outport & 0xffff)
+        )),
+    })
+}
+
+fn parse_hex(v: &str) -> Option<u64> {
+    let v = v.split('/').next()?;
+    match v.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
+/// The packet fields of the last pass's final flow (what leaves the node).
+pub fn final_packet(trace: &OfprotoTrace) -> Option<String> {
+    let pass = trace.passes.last()?;
+    match pass.final_flow.as_deref() {
+        Some("unchanged") | None => pass.flow.clone(),
+        Some(f) => Some(f.to_string()),
+    }
+}
