@@ -1,3 +1,127 @@
-fn main() {
-    println!("Hello, world!");
+//! `ko-sandbox`: a Kube-OVN cluster on one machine (real OVN/OVS in namespaces +
+//! the `ko-apiserver` emulator). See sandbox/README.md and sandbox/CONTRACT.md.
+
+mod api;
+mod ctx;
+mod down;
+mod exec;
+mod holder;
+mod nb;
+mod node;
+mod objects;
+mod plan;
+mod pods;
+mod preflight;
+mod state;
+mod underlay;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::state::Paths;
+
+#[derive(Parser)]
+#[command(
+    name = "ko-sandbox",
+    about = "A Kube-OVN cluster on one machine: real OVN/OVS in namespaces + a Kubernetes API emulator"
+)]
+struct Cli {
+    /// Sandbox name (several can run side by side).
+    #[arg(long, env = "KO_SANDBOX_NAME", default_value = "ko", global = true)]
+    name: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Bring the sandbox up (or reuse it); prints KUBECONFIG=<path> last.
+    Up {
+        /// Number of nodes (the first three carry ovn-central).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// IPv4 + IPv6 everywhere.
+        #[arg(long)]
+        dual_stack: bool,
+        /// Port of the API emulator on 127.0.0.1 (0 = any free port).
+        #[arg(long, default_value_t = 0)]
+        api_port: u16,
+    },
+    /// Remove every process, netns, link, mount and file of the sandbox.
+    Down {
+        /// Remove every sandbox, whatever its name.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("__holder") {
+        return match holder::main(&args[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("holder: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ko-sandbox: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let paths = Paths::new(&cli.name);
+    match cli.cmd {
+        Cmd::Up {
+            nodes,
+            dual_stack,
+            api_port,
+        } => {
+            let kc = up::up(
+                &paths,
+                &up::UpOpts {
+                    nodes,
+                    dual_stack,
+                    api_port,
+                },
+            )?;
+            println!("KUBECONFIG={}", kc.display());
+        }
+        Cmd::Down { all } => {
+            if !preflight::is_root() {
+                anyhow::bail!(
+                    "the sandbox needs root to remove namespaces and processes: run it with sudo"
+                );
+            }
+            let names = if all {
+                down::all_names(&paths.root)
+            } else {
+                vec![cli.name.clone()]
+            };
+            for n in names {
+                state::validate_name(&n)?;
+                let p = Paths::new(&n);
+                let lock = state::lock(&p)?;
+                let removed = down::down(&p)?;
+                drop(lock);
+                let _ = std::fs::remove_file(p.lock_file());
+                if removed.is_empty() {
+                    println!("sandbox `{n}`: nothing to remove");
+                } else {
+                    println!("sandbox `{n}` removed: {}", removed.join(", "));
+                }
+            }
+            let _ = std::fs::remove_dir(&paths.root);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

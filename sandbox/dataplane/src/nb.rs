@@ -1,0 +1,652 @@
+//! The OVN NB content, named and tagged as kube-ovn-controller makes it
+//! (kube-ovn-facts §5): routers, subnet switches with router ports, join node ports,
+//! pod ports, load balancers, router policies/static routes, port groups, NetworkPolicy
+//! ACLs and address sets. Written in two transactions (topology, then what refers to it).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::argv;
+use crate::ctx::Ctx;
+use crate::exec::{in_pod, run_with};
+use crate::node::NB_PORT;
+use crate::plan::{self, CLUSTER_ROUTER, DEFAULT_SUBNET, JOIN_SUBNET, NP_NAME, Plan, Subnet};
+
+const V: &str = "external_ids:vendor=kube-ovn";
+
+/// An ovn-nbctl transaction: commands joined by `--`.
+#[derive(Default)]
+pub struct Txn {
+    cmds: Vec<Vec<String>>,
+}
+
+impl Txn {
+    pub fn add(&mut self, cmd: Vec<String>) -> &mut Self {
+        self.cmds.push(cmd);
+        self
+    }
+    pub fn argv(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (i, c) in self.cmds.iter().enumerate() {
+            if i > 0 {
+                v.push("--".to_string());
+            }
+            v.extend(c.iter().cloned());
+        }
+        v
+    }
+}
+
+/// ovsdb string literal: always quoted, so ':' '/' ',' and spaces are safe.
+pub fn q(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+pub fn nbctl(ctx: &Ctx, args: &[String]) -> Result<String> {
+    let central = ctx
+        .plan
+        .central_pods()
+        .first()
+        .copied()
+        .context("no ovn-central pod")?;
+    let pid = ctx.pid(central)?;
+    let mut a = argv![
+        "ovn-nbctl",
+        format!("--db={}", ctx.plan.remotes(NB_PORT)),
+        "--timeout=60"
+    ];
+    a.extend_from_slice(args);
+    run_with(&in_pod(pid, &a), None, Duration::from_secs(70))
+}
+
+pub fn sbctl(ctx: &Ctx, args: &[String]) -> Result<String> {
+    let central = ctx
+        .plan
+        .central_pods()
+        .first()
+        .copied()
+        .context("no ovn-central pod")?;
+    let pid = ctx.pid(central)?;
+    let mut a = argv![
+        "ovn-sbctl",
+        format!("--db={}", ctx.plan.remotes(crate::node::SB_PORT)),
+        "--timeout=60"
+    ];
+    a.extend_from_slice(args);
+    run_with(&in_pod(pid, &a), None, Duration::from_secs(70))
+}
+
+fn addresses(mac: &str, ips: &[String]) -> String {
+    let mut s = mac.to_string();
+    for ip in ips {
+        s.push(' ');
+        s.push_str(ip);
+    }
+    s
+}
+
+fn switch(t: &mut Txn, s: &Subnet) {
+    t.add(argv!["ls-add", s.name]);
+    t.add(argv![
+        "set",
+        "logical_switch",
+        s.name,
+        V,
+        format!("external_ids:vpc={}", q(&s.vpc))
+    ]);
+    if let Some(r) = &s.router {
+        let lrp = format!("{r}-{}", s.name);
+        let lsp = format!("{}-{r}", s.name);
+        let mut lrp_add = argv![
+            "lrp-add",
+            r,
+            lrp,
+            s.lrp_mac,
+            format!("{}/{}", s.gw4, s.prefix4())
+        ];
+        if let Some(g6) = &s.gw6 {
+            lrp_add.push(format!("{g6}/{}", s.prefix6()));
+        }
+        t.add(lrp_add);
+        t.add(argv!["set", "logical_router_port", lrp, V]);
+        t.add(argv!["lsp-add", s.name, lsp]);
+        t.add(argv!["lsp-set-type", lsp, "router"]);
+        t.add(argv!["lsp-set-addresses", lsp, "router"]);
+        t.add(argv!["lsp-set-options", lsp, format!("router-port={lrp}")]);
+        t.add(argv!["set", "logical_switch_port", lsp, V]);
+    }
+    if let Some((_, vlan_id, provider)) = &s.vlan {
+        let ln = format!("localnet.{}", s.name);
+        t.add(argv!["lsp-add", s.name, ln]);
+        t.add(argv!["lsp-set-type", ln, "localnet"]);
+        t.add(argv!["lsp-set-addresses", ln, "unknown"]);
+        t.add(argv![
+            "lsp-set-options",
+            ln,
+            format!("network_name={provider}")
+        ]);
+        let mut set = argv![
+            "set",
+            "logical_switch_port",
+            ln,
+            V,
+            format!("external_ids:ipv4_network={}", q(&s.cidr4))
+        ];
+        if let Some(c6) = &s.cidr6 {
+            set.push(format!("external_ids:ipv6_network={}", q(c6)));
+        }
+        if (1..=4095).contains(vlan_id) {
+            set.push(format!("tag={vlan_id}"));
+        }
+        t.add(set);
+    }
+}
+
+/// VIP key/value for an LB: `ip:port` or `[ip6]:port`.
+fn vip(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+fn lb_vips(plan: &Plan, proto: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    for svc in &plan.services {
+        let backends: Vec<_> = svc.backends.iter().filter_map(|k| plan.pod(k)).collect();
+        if backends.is_empty() {
+            continue;
+        }
+        for p in svc
+            .ports
+            .iter()
+            .filter(|p| p.protocol.eq_ignore_ascii_case(proto))
+        {
+            let fams: Vec<(String, Vec<String>)> = std::iter::once((
+                svc.cluster_ip4.clone(),
+                backends.iter().map(|b| b.ip4.clone()).collect(),
+            ))
+            .chain(svc.cluster_ip6.iter().map(|c6| {
+                (
+                    c6.clone(),
+                    backends.iter().filter_map(|b| b.ip6.clone()).collect(),
+                )
+            }))
+            .collect();
+            for (cip, ips) in fams {
+                let eps: Vec<String> = ips.iter().map(|ip| vip(ip, p.target_port)).collect();
+                v.push(format!(
+                    "vips:{}={}",
+                    q(&vip(&cip, p.port)),
+                    q(&eps.join(","))
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// Transaction 1: routers, switches, router/localnet/node/pod ports, load balancers.
+pub fn topology(plan: &Plan) -> Txn {
+    let mut t = Txn::default();
+    for r in [CLUSTER_ROUTER, plan::VPC_NAME] {
+        t.add(argv!["lr-add", r]);
+        t.add(argv![
+            "set",
+            "logical_router",
+            r,
+            V,
+            "options:mac_binding_age_threshold=300",
+            "options:dynamic_neigh_routers=true"
+        ]);
+    }
+    for s in &plan.subnets {
+        switch(&mut t, s);
+    }
+    for n in &plan.nodes {
+        let lsp = format!("node-{}", n.name);
+        t.add(argv!["lsp-add", JOIN_SUBNET, lsp]);
+        t.add(argv![
+            "lsp-set-addresses",
+            lsp,
+            addresses(&n.join_mac, &n.join_ips())
+        ]);
+        t.add(argv![
+            "set",
+            "logical_switch_port",
+            lsp,
+            V,
+            "external_ids:ls=join"
+        ]);
+    }
+    for p in plan.pods.iter().filter(|p| !p.host_network) {
+        let Some(ls) = &p.subnet else { continue };
+        let lsp = p.lsp();
+        t.add(argv!["lsp-add", ls, lsp]);
+        t.add(argv!["lsp-set-addresses", lsp, addresses(&p.mac, &p.ips())]);
+        t.add(argv![
+            "set",
+            "logical_switch_port",
+            lsp,
+            V,
+            format!("external_ids:ls={}", q(ls)),
+            format!("external_ids:pod={}", q(&p.key()))
+        ]);
+    }
+    // Load balancers: cluster-* on every ovn-cluster subnet except join; vpc-* on vpc1.
+    let cluster_switches: Vec<&str> = plan
+        .subnets
+        .iter()
+        .filter(|s| s.vpc == CLUSTER_ROUTER && s.name != JOIN_SUBNET)
+        .map(|s| s.name.as_str())
+        .collect();
+    let vpc_switches: Vec<&str> = plan
+        .subnets
+        .iter()
+        .filter(|s| s.vpc == plan::VPC_NAME)
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut k = 0;
+    for proto in ["tcp", "udp", "sctp"] {
+        for session in [false, true] {
+            for (name, switches, vips) in [
+                (
+                    if session {
+                        format!("cluster-{proto}-session-loadbalancer")
+                    } else {
+                        format!("cluster-{proto}-loadbalancer")
+                    },
+                    &cluster_switches,
+                    if session {
+                        vec![]
+                    } else {
+                        lb_vips(plan, proto)
+                    },
+                ),
+                (
+                    if session {
+                        format!("vpc-{}-{proto}-sess-load", plan::VPC_NAME)
+                    } else {
+                        format!("vpc-{}-{proto}-load", plan::VPC_NAME)
+                    },
+                    &vpc_switches,
+                    vec![],
+                ),
+            ] {
+                k += 1;
+                let id = format!("@lb{k}");
+                let mut c = argv![
+                    format!("--id={id}"),
+                    "create",
+                    "load_balancer",
+                    format!("name={name}"),
+                    format!("protocol={proto}"),
+                    V
+                ];
+                if session {
+                    c.push("selection_fields=ip_src".into());
+                    c.push("options:affinity_timeout=10800".into());
+                } else if proto == "udp" {
+                    c.push("options:ct_flush=true".into());
+                }
+                c.extend(vips);
+                t.add(c);
+                for sw in switches.iter() {
+                    t.add(argv!["add", "logical_switch", sw, "load_balancer", id]);
+                }
+            }
+        }
+    }
+    t
+}
+
+/// Port group names: OVN forbids '-' there, kube-ovn replaces it by '.'.
+pub fn pg_name(s: &str) -> String {
+    s.replace('-', ".")
+}
+
+/// Transaction 2: port groups, NetworkPolicy ACLs and address sets, router policies
+/// and static routes.
+pub fn policies(plan: &Plan) -> Txn {
+    let mut t = Txn::default();
+    let mut k = 0;
+    let mut policy = |t: &mut Txn,
+                      prio: u32,
+                      m: String,
+                      action: &str,
+                      nexthop: Option<&str>,
+                      ext: Vec<String>| {
+        k += 1;
+        let id = format!("@p{k}");
+        let mut c = argv![
+            format!("--id={id}"),
+            "create",
+            "logical_router_policy",
+            format!("priority={prio}"),
+            format!("match={}", q(&m)),
+            format!("action={action}"),
+            V
+        ];
+        if let Some(nh) = nexthop {
+            c.push(format!("nexthops={}", q(nh)));
+        }
+        c.extend(ext);
+        t.add(c);
+        t.add(argv![
+            "add",
+            "logical_router",
+            CLUSTER_ROUTER,
+            "policies",
+            id
+        ]);
+    };
+    for s in plan
+        .subnets
+        .iter()
+        .filter(|s| s.vpc == CLUSTER_ROUTER && s.router.is_some())
+    {
+        policy(
+            &mut t,
+            31000,
+            format!("ip4.dst == {}", s.cidr4),
+            "allow",
+            None,
+            vec![format!("external_ids:subnet={}", q(&s.name))],
+        );
+        if let Some(c6) = &s.cidr6 {
+            policy(
+                &mut t,
+                31000,
+                format!("ip6.dst == {c6}"),
+                "allow",
+                None,
+                vec![format!("external_ids:subnet={}", q(&s.name))],
+            );
+        }
+    }
+    for n in &plan.nodes {
+        let ext = |af: &str| {
+            vec![
+                format!("external_ids:node={}", q(&n.name)),
+                format!("external_ids:address-family={af}"),
+            ]
+        };
+        policy(
+            &mut t,
+            30000,
+            format!("ip4.dst == {}", n.ip4),
+            "reroute",
+            Some(&n.join_ip4),
+            ext("4"),
+        );
+        if let (Some(ip6), Some(j6)) = (&n.ip6, &n.join_ip6) {
+            policy(
+                &mut t,
+                30000,
+                format!("ip6.dst == {ip6}"),
+                "reroute",
+                Some(j6),
+                ext("6"),
+            );
+        }
+        // distributed gateway: pods of this node leave through this node
+        let pg = pg_name(&format!("{DEFAULT_SUBNET}.{}", n.name));
+        let sext = vec![
+            format!("external_ids:subnet={}", q(DEFAULT_SUBNET)),
+            format!("external_ids:node={}", q(&n.name)),
+        ];
+        policy(
+            &mut t,
+            29000,
+            format!("ip4.src == ${pg}_ip4"),
+            "reroute",
+            Some(&n.join_ip4),
+            sext.clone(),
+        );
+        if let Some(j6) = &n.join_ip6 {
+            policy(
+                &mut t,
+                29000,
+                format!("ip6.src == ${pg}_ip6"),
+                "reroute",
+                Some(j6),
+                sext,
+            );
+        }
+    }
+    let join = plan.subnet(JOIN_SUBNET);
+    let mut routes = vec![("0.0.0.0/0".to_string(), join.map(|j| j.gw4.clone()))];
+    if plan.dual_stack {
+        routes.push(("::/0".to_string(), join.and_then(|j| j.gw6.clone())));
+    }
+    for (i, (prefix, nh)) in routes.into_iter().enumerate() {
+        let Some(nh) = nh else { continue };
+        let id = format!("@r{i}");
+        t.add(argv![
+            format!("--id={id}"),
+            "create",
+            "logical_router_static_route",
+            format!("ip_prefix={}", q(&prefix)),
+            format!("nexthop={}", q(&nh)),
+            "policy=dst-ip",
+            V
+        ]);
+        t.add(argv![
+            "add",
+            "logical_router",
+            CLUSTER_ROUTER,
+            "static_routes",
+            id
+        ]);
+    }
+
+    // Port groups: node.<node>, <subnet>.<node> (distributed gateway), deny-all SG.
+    for (i, n) in plan.nodes.iter().enumerate() {
+        let pg = pg_name(&format!("node-{}", n.name));
+        t.add(argv!["pg-add", pg, format!("node-{}", n.name)]);
+        t.add(argv![
+            "set",
+            "port_group",
+            pg,
+            V,
+            format!("external_ids:node={}", q(&n.name)),
+            format!("external_ids:np={}", q(&format!("node/{}", n.name)))
+        ]);
+        let pg = pg_name(&format!("{DEFAULT_SUBNET}.{}", n.name));
+        let mut add = argv!["pg-add", pg];
+        add.extend(
+            plan.pods
+                .iter()
+                .filter(|p| p.node == i && p.subnet.as_deref() == Some(DEFAULT_SUBNET))
+                .map(|p| p.lsp()),
+        );
+        t.add(add);
+        t.add(argv![
+            "set",
+            "port_group",
+            pg,
+            V,
+            format!("external_ids:subnet={}", q(DEFAULT_SUBNET)),
+            format!("external_ids:node={}", q(&n.name)),
+            format!(
+                "external_ids:np={}",
+                q(&format!("{DEFAULT_SUBNET}/{}", n.name))
+            )
+        ]);
+    }
+    let deny = "ovn.sg.kubeovn_deny_all";
+    t.add(argv!["pg-add", deny]);
+    t.add(argv![
+        "set",
+        "port_group",
+        deny,
+        V,
+        "external_ids:type=security_group",
+        "external_ids:sg=kubeovn_deny_all"
+    ]);
+    acl(
+        &mut t,
+        "d1",
+        deny,
+        "to-lport",
+        2003,
+        &format!("outport == @{deny} && ip"),
+        "drop",
+        None,
+        vec![],
+    );
+    acl(
+        &mut t,
+        "d2",
+        deny,
+        "from-lport",
+        2003,
+        &format!("inport == @{deny} && ip"),
+        "drop",
+        None,
+        vec![],
+    );
+
+    // NetworkPolicy default/protect-db: ingress to db only from pods labelled access=db.
+    let pg = pg_name(&format!("{NP_NAME}.default"));
+    let np = format!("default/{NP_NAME}");
+    let target = plan
+        .pod(&plan.policy.target)
+        .map(|p| p.lsp())
+        .unwrap_or_default();
+    t.add(argv!["pg-add", pg, target]);
+    t.add(argv![
+        "set",
+        "port_group",
+        pg,
+        V,
+        format!("external_ids:np={}", q(&np))
+    ]);
+    let allowed = plan.pod(&plan.policy.allowed_from);
+    let fams: Vec<(&str, &str, Option<String>)> = {
+        let mut v = vec![("IPv4", "ip4", allowed.map(|p| p.ip4.clone()))];
+        if plan.dual_stack {
+            v.push(("IPv6", "ip6", allowed.and_then(|p| p.ip6.clone())));
+        }
+        v
+    };
+    for (i, (fam, l3, ip)) in fams.iter().enumerate() {
+        let allow_as = format!("{pg}.ingress.allow.{fam}.0");
+        let except_as = format!("{pg}.ingress.except.{fam}.0");
+        let as_ext = format!("external_ids:np={}", q(&format!("{np}/ingress")));
+        let mut c = argv![
+            "create",
+            "address_set",
+            format!("name={allow_as}"),
+            V,
+            as_ext
+        ];
+        if let Some(ip) = ip {
+            c.push(format!("addresses={}", q(ip)));
+        }
+        t.add(c);
+        t.add(argv![
+            "create",
+            "address_set",
+            format!("name={except_as}"),
+            V,
+            format!("external_ids:np={}", q(&format!("{np}/ingress")))
+        ]);
+        let m = format!(
+            "outport == @{pg} && {l3} && {l3}.src == ${allow_as} && {l3}.src != ${except_as}"
+        );
+        let name = format!("np/{NP_NAME}.default/ingress/{fam}/0");
+        acl(
+            &mut t,
+            &format!("a{i}"),
+            &pg,
+            "to-lport",
+            2001,
+            &m,
+            "allow-related",
+            Some(&name),
+            vec![],
+        );
+    }
+    let drop_name = format!("np/{NP_NAME}.default/ingress/drop");
+    acl(
+        &mut t,
+        "np-drop",
+        &pg,
+        "to-lport",
+        2000,
+        &format!("outport == @{pg} && ip"),
+        "drop",
+        Some(&drop_name),
+        vec![],
+    );
+    t
+}
+
+#[allow(clippy::too_many_arguments)]
+fn acl(
+    t: &mut Txn,
+    id: &str,
+    pg: &str,
+    dir: &str,
+    prio: u32,
+    m: &str,
+    action: &str,
+    name: Option<&str>,
+    ext: Vec<String>,
+) {
+    let id = format!("@acl_{}", id.replace('-', "_"));
+    let mut c = argv![
+        format!("--id={id}"),
+        "create",
+        "acl",
+        format!("direction={dir}"),
+        format!("priority={prio}"),
+        format!("match={}", q(m)),
+        format!("action={action}"),
+        V,
+        format!("external_ids:parent={}", q(pg))
+    ];
+    if let Some(n) = name {
+        c.push(format!("name={}", q(n)));
+    }
+    c.extend(ext);
+    t.add(c);
+    t.add(argv!["add", "port_group", pg, "acls", id]);
+}
+
+/// Build the whole NB (after the RAFT cluster formed; ovn-nbctl finds the leader).
+pub fn apply(ctx: &Ctx) -> Result<()> {
+    nbctl(ctx, &topology(&ctx.plan).argv()).context("writing the NB topology")?;
+    nbctl(ctx, &policies(&ctx.plan).argv()).context("writing NB policies, port groups and ACLs")?;
+    Ok(())
+}
+
+/// Tag SB chassis like kube-ovn-controller (`vendor=kube-ovn`, `node=<node>`), once
+/// every ovn-controller registered.
+pub fn tag_chassis(ctx: &Ctx, timeout: Duration) -> Result<()> {
+    let want: Vec<&str> = ctx.plan.nodes.iter().map(|n| n.name.as_str()).collect();
+    crate::exec::poll(
+        "every ovn-controller to register its chassis",
+        timeout,
+        || {
+            let out = sbctl(ctx, &argv!["--bare", "--columns=name", "list", "chassis"]).ok()?;
+            let have: Vec<&str> = out.split_whitespace().collect();
+            want.iter().all(|w| have.contains(w)).then_some(())
+        },
+    )?;
+    let mut t = Txn::default();
+    for n in &ctx.plan.nodes {
+        t.add(argv![
+            "set",
+            "chassis",
+            n.name,
+            V,
+            format!("external_ids:node={}", q(&n.name))
+        ]);
+    }
+    sbctl(ctx, &t.argv()).context("tagging SB chassis")?;
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! `up`: build the whole sandbox, or reuse a healthy one. On failure everything
+//! created so far is removed again (unless KO_SANDBOX_KEEP_FAILED=1, for debugging).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use crate::ctx::Ctx;
+use crate::exec::ip_batch;
+use crate::state::{self, Created, Paths};
+use crate::{api, argv, down, nb, node, objects, plan, pods, preflight, underlay};
+
+pub struct UpOpts {
+    pub nodes: usize,
+    pub dual_stack: bool,
+    pub api_port: u16,
+}
+
+/// Container paths bound in pods; created on the host if missing (and recorded).
+const MOUNT_POINTS: &[&str] = &[
+    "/var/run/ovn",
+    "/etc/ovn",
+    "/var/log/ovn",
+    "/var/run/openvswitch",
+    "/etc/openvswitch",
+    "/var/log/openvswitch",
+    "/var/log/kube-ovn",
+];
+
+pub fn up(paths: &Paths, opts: &UpOpts) -> Result<PathBuf> {
+    state::validate_name(&paths.name)?;
+    if !(3..=32).contains(&opts.nodes) {
+        bail!(
+            "--nodes {} is out of range: use 3 to 32 (three nodes carry the ovn-central RAFT members)",
+            opts.nodes
+        );
+    }
+    preflight::check(opts.api_port)?;
+    let _lock = state::lock(paths)?;
+    if paths.dir().exists() {
+        if let Some(plan) = healthy(paths) {
+            if plan.nodes.len() != opts.nodes || plan.dual_stack != opts.dual_stack {
+                bail!(
+                    "sandbox `{}` is already up with {} nodes{}; run `e2e/sandbox down --name {}` first to change its shape",
+                    paths.name,
+                    plan.nodes.len(),
+                    if plan.dual_stack { " (dual-stack)" } else { "" },
+                    paths.name
+                );
+            }
+            eprintln!("sandbox `{}` is already up; reusing it", paths.name);
+            return Ok(paths.kubeconfig());
+        }
+        eprintln!(
+            "sandbox `{}` was left half-created or broken; removing it first",
+            paths.name
+        );
+        down::down(paths)?;
+    } else {
+        let stray = down::owned_netns(paths, &BTreeSet::new());
+        if !stray.is_empty() {
+            bail!(
+                "network namespaces {} already exist but no sandbox `{}` is recorded: remove them with `e2e/sandbox down --name {}` or choose another --name",
+                stray.join(", "),
+                paths.name,
+                paths.name
+            );
+        }
+    }
+    let start = Instant::now();
+    std::fs::create_dir_all(paths.logs())
+        .with_context(|| format!("creating {}", paths.logs().display()))?;
+    let plan = plan::build(&paths.name, opts.nodes, opts.dual_stack);
+    state::write_json(&paths.plan_file(), &plan)?;
+    let ctx = Ctx::new(paths.clone(), plan);
+    match build(&ctx, opts) {
+        Ok(()) => {
+            let secs = start.elapsed().as_secs_f64();
+            std::fs::write(paths.ready_file(), format!("{secs:.1}\n"))
+                .context("writing the ready marker")?;
+            eprintln!("sandbox `{}` up in {secs:.1}s", paths.name);
+            Ok(paths.kubeconfig())
+        }
+        Err(e) => {
+            if std::env::var_os("KO_SANDBOX_KEEP_FAILED").is_some() {
+                eprintln!(
+                    "KO_SANDBOX_KEEP_FAILED is set: leaving the half-created sandbox for inspection"
+                );
+            } else if let Err(d) = down::down(paths) {
+                eprintln!("cleaning up after the failed start also failed: {d:#}");
+            }
+            Err(e.context(format!(
+                "bringing sandbox `{}` up failed (logs were in {})",
+                paths.name,
+                paths.logs().display()
+            )))
+        }
+    }
+}
+
+/// The plan of a sandbox that is complete and running, or None.
+pub fn healthy(paths: &Paths) -> Option<plan::Plan> {
+    if !paths.ready_file().exists() {
+        return None;
+    }
+    let ctx = Ctx::load(paths.clone()).ok()?;
+    for p in &ctx.plan.pods {
+        let pid = ctx.pid(p).ok()?;
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return None;
+        }
+    }
+    let port = api::port(paths).ok()?;
+    let (code, _) = api::request(port, "GET", "/version", None).ok()?;
+    (code == 200).then_some(ctx.plan)
+}
+
+fn build(ctx: &Ctx, opts: &UpOpts) -> Result<()> {
+    let plan = &ctx.plan;
+    let paths = &ctx.paths;
+
+    // Record first, then create: `down` may find a record of something that never
+    // came to exist, never the opposite.
+    let all_netns = plan.all_netns();
+    for n in &all_netns {
+        ctx.rec.record(&Created::Netns { name: n.clone() })?;
+    }
+    let lines: Vec<String> = all_netns.iter().map(|n| format!("netns add {n}")).collect();
+    ip_batch(None, &lines).context("creating the sandbox network namespaces")?;
+    for m in MOUNT_POINTS {
+        if !Path::new(m).exists() {
+            ctx.rec.record(&Created::HostDir {
+                path: m.to_string(),
+            })?;
+            std::fs::create_dir_all(m).with_context(|| format!("creating mount point {m}"))?;
+        }
+    }
+
+    // The emulator starts while the data plane comes up; it re-reads runtime.json.
+    objects::write(plan, &paths.objects())?;
+    state::write_json(&paths.api().join("runtime.json"), &json!({"pods": {}}))?;
+    let api_pid = api::start(paths, &ctx.rec, opts.api_port)?;
+
+    underlay::setup(plan).context("building the underlay network")?;
+
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .nodes
+            .iter()
+            .map(|n| {
+                s.spawn(move || -> Result<()> {
+                    node::setup(ctx, n).with_context(|| format!("setting up node {}", n.name))?;
+                    pods::setup(ctx, n)
+                        .with_context(|| format!("setting up the pods of node {}", n.name))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a node setup thread panicked")))
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    ctx.write_runtime()?;
+
+    nb::apply(ctx)?;
+    nb::nbctl(ctx, &argv!["--wait=hv", "sync"])
+        .context("waiting for every ovn-controller to program the NB")?;
+    nb::tag_chassis(ctx, Duration::from_secs(30))?;
+    api::wait_ready(paths, api_pid, Duration::from_secs(30))?;
+    Ok(())
+}
