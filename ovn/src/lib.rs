@@ -2,9 +2,13 @@
 //! (ovn-trace, ofproto/trace, dump-flows, lflow-list, cluster/status), the
 //! microflow a trace sends, and the catalogue of logical stages and registers.
 //! No I/O and no Kubernetes here: everything is a function of text in, types out.
-pub mod microflow;
+pub mod cookie;
+pub mod flows;
 mod indent;
+pub mod lflow;
+pub mod microflow;
 pub mod ofproto;
+mod ovsdb_json;
 pub mod raft;
 pub mod trace;
 pub mod verdict;

@@ -238,19 +238,26 @@ pub fn parse(input: &str) -> OfprotoTrace {
                 body.clear();
             }
             started = true;
-            if let Some(h) = lines.get(i).map(|l| l.trim())
-                && !h.is_empty()
-                && !h.starts_with(BANNER)
-            {
-                pass.header = Some(h.to_string());
-                pass.recirc_id = h
-                    .strip_prefix("recirc(")
-                    .and_then(|r| r.split_once(')'))
-                    .map(|(id, _)| id.to_string());
+            // header lines up to the closing banner: the first names the pass,
+            // the rest (NAT simulation details) are kept as notes
+            while let Some(h) = lines.get(i).map(|l| l.trim()) {
+                if h.starts_with(BANNER) {
+                    i += 1;
+                    break;
+                }
                 i += 1;
-            }
-            if lines.get(i).is_some_and(|l| l.trim().starts_with(BANNER)) {
-                i += 1;
+                if h.is_empty() {
+                    continue;
+                }
+                if pass.header.is_none() {
+                    pass.header = Some(h.to_string());
+                    pass.recirc_id = h
+                        .strip_prefix("recirc(")
+                        .and_then(|r| r.split_once(')'))
+                        .map(|(id, _)| id.to_string());
+                } else {
+                    pass.notes.push(h.to_string());
+                }
             }
             continue;
         }
@@ -513,6 +520,19 @@ pub fn parse_datapath_actions(s: &str) -> DatapathActions {
                 }
             }
             pending_tunnel = Some(tun);
+        } else if let Some(inner) = a
+            .strip_prefix("tnl_push(")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            // userspace datapath: tnl_push(tnl_port(N),header(...,ipv4(src=..,dst=..),
+            // ...,geneve(...,vni=0x3,...)),out_port(M)), followed by the output
+            pending_tunnel = Some(TunnelOutput {
+                tun_id: field_value(inner, "vni="),
+                src: field_value(inner, "ipv4(src=").or_else(|| field_value(inner, "ipv6(src=")),
+                dst: ip_dst(inner),
+                raw: inner.to_string(),
+                output: None,
+            });
         } else if a.starts_with("ct(") {
             out.ct.push(a.clone());
         } else if let Some(id) = a.strip_prefix("recirc(").and_then(|r| r.strip_suffix(')')) {
@@ -529,6 +549,20 @@ pub fn parse_datapath_actions(s: &str) -> DatapathActions {
         out.tunnels.push(tun);
     }
     out
+}
+
+/// The value after `key` up to the next `,` or `)`.
+fn field_value(s: &str, key: &str) -> Option<String> {
+    let start = s.find(key)? + key.len();
+    let rest = &s[start..];
+    let end = rest.find([',', ')']).unwrap_or(rest.len());
+    Some(rest[..end].to_string())
+}
+
+/// The tunnel destination inside a `tnl_push` header's `ipv4(...)`/`ipv6(...)`.
+fn ip_dst(s: &str) -> Option<String> {
+    let at = s.find("ipv4(").or_else(|| s.find("ipv6("))?;
+    field_value(&s[at..], "dst=")
 }
 
 fn output_port(a: &str) -> Option<String> {

@@ -104,6 +104,9 @@ pub enum SectionKind {
         /// True when ovn-trace used its default state (no `--ct` given for this step).
         default_state: bool,
     },
+    /// `multicast(dp="join", mcgroup="_MC_flood_l2")`: the packet is copied to
+    /// every member; each copy's egress pipeline is a nested section.
+    Multicast { datapath: String, group: String },
     /// `LOG: ACL name=..., direction=OUT, verdict=drop, severity=info, packet="..."`.
     Log {
         name: Option<String>,
@@ -207,6 +210,8 @@ pub struct TraceOutcome {
     pub notes: Vec<String>,
     /// Error lines.
     pub errors: Vec<String>,
+    /// Load-balancer decisions, in order.
+    pub load_balancing: Vec<LbDecision>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -214,6 +219,29 @@ pub struct Delivery {
     pub datapath: Option<String>,
     pub port: String,
     pub port_type: Option<String>,
+    /// Set when this output is a packet OVN generated instead of the traced
+    /// one: the title of the sub-trace that built it (`arp` for an ARP
+    /// request sent because no MAC binding exists, `icmp4`/`icmp6` for an
+    /// ICMP error such as TTL exceeded, `tcp_reset`, `nd_ns`...).
+    pub generated_by: Option<String>,
+    /// The output port is the port the trace started on: OVN answered the
+    /// sender (ARP/ND responder, ICMP error, reject) rather than forwarding.
+    pub back_to_sender: bool,
+}
+
+/// A load-balancing step: `ct_lb_mark(backends=...)` and the backend the
+/// rest of the trace went to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LbDecision {
+    pub datapath: Option<String>,
+    pub stage: Option<String>,
+    pub table: Option<u32>,
+    pub uuid: Option<String>,
+    pub backends: Vec<String>,
+    /// The backend whose address appears in the hops after the decision
+    /// (ovn-trace picks one, or the one given with `--lb-dst`); `None` when
+    /// no later line names any backend.
+    pub chosen: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -253,12 +281,33 @@ impl OvnTrace {
         out
     }
 
-    /// Final outputs, drop points, notes and errors.
+    /// Final outputs, drop points, load-balancer decisions, notes and errors.
     pub fn outcome(&self) -> TraceOutcome {
         let mut events = Vec::new();
         let mut ctx = Ctx::default();
         flatten(&self.steps, &mut ctx, &mut events);
-        outcome_of(&events)
+        outcome_of(&events, self.first_inport())
+    }
+
+    /// The inport of the first pipeline (where the traced packet entered).
+    pub fn first_inport(&self) -> Option<&str> {
+        fn find(steps: &[Step]) -> Option<&str> {
+            for s in steps {
+                let found = match s {
+                    Step::Section(sec) => match &sec.kind {
+                        SectionKind::Pipeline { inport, .. } => inport.as_deref(),
+                        _ => find(&sec.steps),
+                    },
+                    Step::Hop(h) => find(&h.actions),
+                    Step::Action(a) => find(&a.children),
+                };
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        find(&self.steps)
     }
 }
 
@@ -296,12 +345,14 @@ struct Ctx<'a> {
     datapath: Option<&'a str>,
     pipeline: Option<Pipeline>,
     hop: Option<&'a Hop>,
+    generated: Option<&'a str>,
 }
 
 enum Event<'a> {
     PipelineStart,
+    Title(&'a str),
     Hop(Ctx<'a>),
-    Action(Ctx<'a>, &'a ActionKind),
+    Action(Ctx<'a>, &'a Action),
 }
 
 fn flatten<'a>(steps: &'a [Step], ctx: &mut Ctx<'a>, out: &mut Vec<Event<'a>>) {
@@ -319,6 +370,11 @@ fn flatten<'a>(steps: &'a [Step], ctx: &mut Ctx<'a>, out: &mut Vec<Event<'a>>) {
                         out.push(Event::PipelineStart);
                     }
                 }
+                if s.kind == SectionKind::Other && s.title != "clone" {
+                    // the rest of this chain carries a packet OVN built
+                    ctx.generated = Some(s.title.as_str());
+                }
+                out.push(Event::Title(&s.title));
                 flatten(&s.steps, ctx, out);
             }
             Step::Hop(h) => {
@@ -327,8 +383,10 @@ fn flatten<'a>(steps: &'a [Step], ctx: &mut Ctx<'a>, out: &mut Vec<Event<'a>>) {
                 flatten(&h.actions, ctx, out);
             }
             Step::Action(a) => {
-                out.push(Event::Action(ctx.clone(), &a.kind));
-                flatten(&a.children, ctx, out);
+                out.push(Event::Action(ctx.clone(), a));
+                // an indented fork must not change the context of what follows it
+                let mut fork = ctx.clone();
+                flatten(&a.children, &mut fork, out);
             }
         }
     }
@@ -347,22 +405,22 @@ fn drop_at(ctx: &Ctx<'_>, reason: DropReason) -> DropPoint {
     }
 }
 
-fn outcome_of(events: &[Event<'_>]) -> TraceOutcome {
+fn outcome_of(events: &[Event<'_>], first_inport: Option<&str>) -> TraceOutcome {
     let mut out = TraceOutcome::default();
     let mut last_ctx: Option<&Ctx<'_>> = None;
     let mut saw_acl_drop: Option<&Ctx<'_>> = None;
     for (i, ev) in events.iter().enumerate() {
         match ev {
-            Event::PipelineStart => {}
+            Event::PipelineStart | Event::Title(_) => {}
             Event::Hop(ctx) => {
                 last_ctx = Some(ctx);
                 if ctx.hop.is_some_and(|h| h.no_match) {
                     out.drops.push(drop_at(ctx, DropReason::NoMatch));
                 }
             }
-            Event::Action(ctx, kind) => {
+            Event::Action(ctx, action) => {
                 last_ctx = Some(ctx);
-                match kind {
+                match &action.kind {
                     ActionKind::OutputTo { port, port_type } => {
                         // an output into a patch port continues in the peer datapath
                         let continues = matches!(events.get(i + 1), Some(Event::PipelineStart));
@@ -371,6 +429,8 @@ fn outcome_of(events: &[Event<'_>]) -> TraceOutcome {
                                 datapath: ctx.datapath.map(str::to_string),
                                 port: port.clone(),
                                 port_type: port_type.clone(),
+                                generated_by: ctx.generated.map(str::to_string),
+                                back_to_sender: first_inport == Some(port.as_str()),
                             });
                         }
                     }
@@ -380,6 +440,19 @@ fn outcome_of(events: &[Event<'_>]) -> TraceOutcome {
                         if matches!(verdict.as_deref(), Some("drop" | "reject")) {
                             saw_acl_drop = Some(ctx);
                         }
+                    }
+                    ActionKind::Ct { backends, .. } if !backends.is_empty() => {
+                        out.load_balancing.push(LbDecision {
+                            datapath: ctx.datapath.map(str::to_string),
+                            stage: ctx.hop.and_then(|h| h.stage.clone()),
+                            table: ctx.hop.map(|h| h.table),
+                            uuid: ctx.hop.and_then(|h| h.uuid.clone()),
+                            backends: backends.clone(),
+                            chosen: chosen_backend(
+                                backends,
+                                events.get(i + 1..).unwrap_or_default(),
+                            ),
+                        });
                     }
                     ActionKind::Note { message } => out.notes.push(message.clone()),
                     ActionKind::Error { message } => out.errors.push(message.clone()),
@@ -396,6 +469,56 @@ fn outcome_of(events: &[Event<'_>]) -> TraceOutcome {
         }
     }
     out
+}
+
+/// The first backend whose address is named by a later line of the trace.
+fn chosen_backend(backends: &[String], later: &[Event<'_>]) -> Option<String> {
+    for ev in later {
+        let text = match ev {
+            Event::Title(t) => *t,
+            Event::Hop(ctx) => ctx.hop.and_then(|h| h.match_expr.as_deref()).unwrap_or(""),
+            Event::Action(_, a) => a.text.as_str(),
+            Event::PipelineStart => "",
+        };
+        if let Some(b) = backends
+            .iter()
+            .find(|b| mentions_addr(text, backend_addr(b)))
+        {
+            return Some(b.clone());
+        }
+    }
+    None
+}
+
+/// `10.0.0.1:80` -> `10.0.0.1`, `[fd00::1]:80` -> `fd00::1`, `10.0.0.1` -> itself.
+fn backend_addr(b: &str) -> &str {
+    if let Some(rest) = b.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match b.rsplit_once(':') {
+        Some((ip, port)) if !ip.contains(':') && port.bytes().all(|c| c.is_ascii_digit()) => ip,
+        _ => b,
+    }
+}
+
+/// `addr` occurs in `text` as a whole address (not inside a longer one).
+fn mentions_addr(text: &str, addr: &str) -> bool {
+    if addr.is_empty() {
+        return false;
+    }
+    let part_of_addr = |c: char| c.is_ascii_hexdigit() || c == '.' || c == ':';
+    let mut from = 0;
+    while let Some(pos) = text.get(from..).and_then(|t| t.find(addr)) {
+        let start = from + pos;
+        let end = start + addr.len();
+        let before = text[..start].chars().next_back();
+        let after = text[end..].chars().next();
+        if !before.is_some_and(part_of_addr) && !after.is_some_and(part_of_addr) {
+            return true;
+        }
+        from = end;
+    }
+    false
 }
 
 /// Parses `ovn-trace` detailed output. Never fails: unknown lines become
@@ -470,6 +593,17 @@ pub fn section_kind(title: &str) -> SectionKind {
                 };
             }
         }
+    }
+    if let Some(args) = t
+        .strip_prefix("multicast(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        let kv = key_values(args);
+        let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|p| p.1.clone());
+        return SectionKind::Multicast {
+            datapath: get("dp").unwrap_or_default(),
+            group: get("mcgroup").unwrap_or_default(),
+        };
     }
     if let Some(rest) = t.strip_prefix("LOG:") {
         let kv = key_values(rest.trim().strip_prefix("ACL").unwrap_or(rest));
