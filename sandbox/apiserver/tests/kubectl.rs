@@ -1,0 +1,364 @@
+//! The real kubectl (1.32) against the emulator: the fidelity bar.
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Sandbox, table};
+
+#[test]
+fn get_nodes_and_pods_wide() {
+    let sb = Sandbox::start();
+    let nodes = table(&sb.kubectl_ok(&["get", "nodes"]));
+    assert_eq!(nodes[0], ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]);
+    assert_eq!(nodes[1][..3], ["node1", "Ready", "control-plane"]);
+    assert_eq!(nodes[1][4], "v1.32.0");
+    assert_eq!(nodes[2][..3], ["node2", "Ready", "<none>"]);
+
+    let out = sb.kubectl_ok(&["get", "pods", "-A", "-o", "wide"]);
+    let header = out.lines().next().unwrap();
+    for h in [
+        "NAMESPACE",
+        "NAME",
+        "READY",
+        "STATUS",
+        "RESTARTS",
+        "AGE",
+        "IP",
+        "NODE",
+        "NOMINATED NODE",
+    ] {
+        assert!(header.contains(h), "missing column {h} in {header:?}");
+    }
+    let rows = table(&out);
+    let web1 = rows.iter().find(|r| r[1] == "web-1").unwrap();
+    assert_eq!(web1[..4], ["default", "web-1", "2/2", "Running"]);
+    assert_eq!(web1[6..8], ["10.16.0.5", "node1"]);
+    let cni = rows.iter().find(|r| r[1] == "kube-ovn-cni-x7k2p").unwrap();
+    assert_eq!(cni[0], "kube-system");
+    assert_eq!(cni[4], "2", "restarts");
+    assert_eq!(cni[6..8], ["172.18.0.3", "node2"]);
+    assert_eq!(rows.len(), 5, "header + 4 pods: {out}");
+}
+
+#[test]
+fn custom_resources_with_printer_columns() {
+    let sb = Sandbox::start();
+    let rows = table(&sb.kubectl_ok(&["get", "subnets"]));
+    assert_eq!(
+        rows[0][..5],
+        ["NAME", "PROVIDER", "VPC", "PROTOCOL", "CIDR"]
+    );
+    let def = rows.iter().find(|r| r[0] == "ovn-default").unwrap();
+    assert_eq!(def[1..5], ["ovn", "ovn-cluster", "IPv4", "10.16.0.0/16"]);
+    let yaml = sb.kubectl_ok(&["get", "subnet", "ovn-default", "-o", "yaml"]);
+    assert!(yaml.contains("apiVersion: kubeovn.io/v1"));
+    assert!(yaml.contains("cidrBlock: 10.16.0.0/16"));
+    // Short name from the CRD.
+    assert!(sb.kubectl_ok(&["get", "vpc"]).contains("ovn-cluster"));
+    let json: serde_json::Value =
+        serde_json::from_str(&sb.kubectl_ok(&["get", "subnets", "-o", "json"])).unwrap();
+    assert_eq!(json["items"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn selectors_and_not_found() {
+    let sb = Sandbox::start();
+    let out = sb.kubectl_ok(&[
+        "get",
+        "pod",
+        "-l",
+        "app=ovn-central",
+        "-n",
+        "kube-system",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(out.trim(), "pod/ovn-central-6d8f-node1");
+    let out = sb.kubectl_ok(&[
+        "get",
+        "pods",
+        "-A",
+        "--field-selector",
+        "spec.nodeName=node1",
+        "-o",
+        "name",
+    ]);
+    let mut names: Vec<&str> = out.lines().collect();
+    names.sort();
+    assert_eq!(names, ["pod/ovn-central-6d8f-node1", "pod/web-1"]);
+    let out = sb.kubectl_ok(&[
+        "get",
+        "pods",
+        "-A",
+        "-l",
+        "app in (web),app!=x",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(out.lines().count(), 2);
+    let nf = sb.kubectl(&["get", "pod", "nope"]);
+    assert_eq!(nf.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&nf.stderr);
+    assert!(err.contains(r#"pods "nope" not found"#), "{err}");
+    let nf = sb.kubectl(&["get", "subnet", "nope"]);
+    assert!(String::from_utf8_lossy(&nf.stderr).contains(r#"subnets.kubeovn.io "nope" not found"#));
+}
+
+#[test]
+fn exec_streams_and_exit_codes() {
+    let sb = Sandbox::start();
+    assert_eq!(
+        sb.kubectl_ok(&["exec", "web-2", "--", "echo", "hi"]),
+        "hi\n"
+    );
+
+    let out = sb.kubectl(&[
+        "exec",
+        "web-2",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err\n"));
+
+    let out = sb.kubectl(&["exec", "web-2", "--", "false"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // The command runs in the pod's own network namespace: only loopback is there.
+    let links = sb.kubectl_ok(&["exec", "web-2", "--", "ip", "-o", "link", "show"]);
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains("lo:"));
+
+    let missing = sb.kubectl(&["exec", "web-2", "--", "no-such-binary-ko"]);
+    assert_eq!(missing.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-binary-ko"));
+}
+
+#[test]
+fn exec_with_stdin() {
+    let sb = Sandbox::start();
+    let mut child = sb
+        .kubectl_cmd(&["exec", "-i", "web-2", "--", "sh", "-c", "cat; echo done"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"line a\nline b\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "line a\nline b\ndone\n"
+    );
+}
+
+#[test]
+fn exec_container_choice() {
+    let sb = Sandbox::start();
+    // kubectl itself picks the first container of a multi-container pod and says so.
+    let out = sb.kubectl(&["exec", "web-1", "--", "true"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Defaulted container \"app\" out of: app, sidecar")
+    );
+    assert!(
+        sb.kubectl(&["exec", "web-1", "-c", "sidecar", "--", "true"])
+            .status
+            .success()
+    );
+    let bad = sb.kubectl(&["exec", "web-1", "-c", "nope", "--", "true"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("container nope is not valid for pod web-1")
+    );
+}
+
+#[test]
+fn exec_100mb_streams_with_bounded_memory() {
+    let sb = Sandbox::start();
+    let mut child = sb
+        .kubectl_cmd(&[
+            "exec",
+            "web-2",
+            "--",
+            "head",
+            "-c",
+            "100000000",
+            "/dev/zero",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(buf[..n].iter().all(|b| *b == 0));
+        total += n;
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(total, 100_000_000);
+    // Whole-output buffering would need >= 100 MB; chunked streaming stays far below.
+    let peak = sb.server_peak_rss_kib();
+    assert!(peak < 64 * 1024, "emulator peak RSS {peak} KiB");
+}
+
+#[test]
+fn logs_patch_scale_delete() {
+    let sb = Sandbox::start();
+    assert_eq!(
+        sb.kubectl_ok(&["logs", "web-1", "-c", "app"]),
+        "starting\nserving on :8080\nready\n"
+    );
+    assert_eq!(
+        sb.kubectl_ok(&["logs", "web-1", "-c", "app", "--tail=1"]),
+        "ready\n"
+    );
+    let nolog = sb.kubectl(&["logs", "web-2"]);
+    assert!(!nolog.status.success());
+
+    sb.kubectl_ok(&["label", "pod", "web-2", "tier=front"]);
+    sb.kubectl_ok(&[
+        "patch",
+        "pod",
+        "web-2",
+        "-p",
+        r#"{"metadata":{"annotations":{"a":"strategic"}}}"#,
+    ]);
+    sb.kubectl_ok(&[
+        "patch",
+        "pod",
+        "web-2",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"m":"1"}}}"#,
+    ]);
+    sb.kubectl_ok(&[
+        "patch",
+        "pod",
+        "web-2",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/metadata/labels/j","value":"2"}]"#,
+    ]);
+    let labels = sb.kubectl_ok(&["get", "pod", "web-2", "-o", "jsonpath={.metadata.labels.tier},{.metadata.labels.m},{.metadata.labels.j},{.metadata.annotations.a}"]);
+    assert_eq!(labels, "front,1,2,strategic");
+    assert_eq!(
+        sb.kubectl_ok(&["get", "pods", "-l", "tier=front", "-o", "name"])
+            .trim(),
+        "pod/web-2"
+    );
+
+    sb.kubectl_ok(&[
+        "scale",
+        "deployment",
+        "ovn-central",
+        "-n",
+        "kube-system",
+        "--replicas=3",
+    ]);
+    assert_eq!(
+        sb.kubectl_ok(&[
+            "get",
+            "deploy",
+            "ovn-central",
+            "-n",
+            "kube-system",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "3"
+    );
+
+    let del = sb.kubectl_ok(&["delete", "pod", "web-2"]);
+    assert!(del.contains(r#"pod "web-2" deleted"#));
+    let gone = sb.kubectl(&["get", "pod", "web-2"]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"));
+}
+
+#[test]
+fn endpointslices_services_and_workloads() {
+    let sb = Sandbox::start();
+    let rows = table(&sb.kubectl_ok(&["get", "endpointslices", "-n", "kube-system"]));
+    assert_eq!(
+        rows[0],
+        ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+    );
+    assert_eq!(rows[1][..3], ["ovn-nb-abcde", "IPv4", "6641"]);
+    let out = sb.kubectl_ok(&["get", "ds,deploy,svc", "-n", "kube-system"]);
+    assert!(out.contains("daemonset.apps/kube-ovn-cni"));
+    assert!(out.contains("deployment.apps/ovn-central"));
+    assert!(out.contains("service/ovn-nb"));
+    assert!(sb.kubectl_ok(&["get", "ns"]).contains("kube-system"));
+    assert!(
+        sb.kubectl_ok(&["get", "crd"])
+            .contains("subnets.kubeovn.io")
+    );
+    assert!(sb.kubectl_ok(&["api-resources"]).contains("subnets"));
+}
+
+#[test]
+fn watch_sees_changes() {
+    let sb = Sandbox::start();
+    let mut watch = sb
+        .kubectl_cmd(&["get", "pods", "-w", "-o", "name", "--request-timeout=0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the watch start, then change a pod; the MODIFIED event prints the name again.
+    std::thread::sleep(Duration::from_millis(1500));
+    sb.kubectl_ok(&["label", "pod", "web-2", "changed=yes"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let _ = watch.kill();
+    let out = watch.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let web2 = text.lines().filter(|l| *l == "pod/web-2").count();
+    assert_eq!(web2, 2, "initial list + MODIFIED event: {text}");
+}
+
+#[test]
+fn dead_holder_marks_pod_failed() {
+    let mut sb = Sandbox::start();
+    sb.kill_holder(1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let phase = sb.kubectl_ok(&["get", "pod", "web-2", "-o", "jsonpath={.status.phase}"]);
+        if phase == "Failed" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pod never became Failed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let rows = table(&sb.kubectl_ok(&["get", "pod", "web-2"]));
+    assert_eq!(rows[1][1], "0/1");
+    let out = sb.kubectl(&["exec", "web-2", "--", "true"]);
+    assert!(!out.status.success());
+}
