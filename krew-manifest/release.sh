@@ -75,15 +75,23 @@ cmd_archive() { # os arch bin tag out
   epoch=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)}
   rm -f "$dest"
   if [[ $os == windows ]]; then
-    command -v zip >/dev/null || die "zip not found (apt-get install zip)"
-    touch -d "@$epoch" "$stage/$exe" "$stage/LICENSE"
-    (cd "$stage" && zip -q -X "$dest.tmp" "$exe" LICENSE)
-    mv "$dest.tmp" "$dest"
-  else
+    touch -d "@$epoch" "$stage/$exe" "$stage/LICENSE" 2>/dev/null || true
+    if command -v zip >/dev/null; then
+      (cd "$stage" && zip -q -X "$dest.tmp" "$exe" LICENSE)
+    elif command -v 7z >/dev/null; then # windows runners have 7-Zip, not zip
+      (cd "$stage" && 7z a -tzip -bd "$dest.tmp" "$exe" LICENSE >/dev/null)
+    else
+      die "neither zip nor 7z found to build the windows archive"
+    fi
+  elif tar --version 2>/dev/null | grep 'GNU tar' >/dev/null; then
     tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" \
       --format=gnu -C "$stage" -cf - "$exe" LICENSE | gzip -n "-${KO_GZIP_LEVEL:-9}" >"$dest.tmp"
-    mv "$dest.tmp" "$dest"
+  else
+    # bsdtar (macOS): same content and owners; mtimes are the build's.
+    tar --uid 0 --gid 0 --uname root --gname root -C "$stage" -cf - "$exe" LICENSE \
+      | gzip -n "-${KO_GZIP_LEVEL:-9}" >"$dest.tmp"
   fi
+  mv "$dest.tmp" "$dest"
   rm -rf "$stage"
   printf '%s  %s\n' "$(sha256_of "$dest")" "$name" >"$dest.sha256"
   printf '%s\n' "$dest"
@@ -94,6 +102,9 @@ cmd_manifest() { # tag out allow_missing
   [[ -f $TEMPLATE ]] || die "template $TEMPLATE not found"
   mkdir -p "$out"
   local dest="$out/plugin.yaml" tmp="$out/plugin.yaml.tmp"
+  # A half-written manifest must not survive a failed render.
+  MANIFEST_TMP=$tmp
+  trap 'rm -f "${MANIFEST_TMP:-}"' EXIT
   local re_uri='^([[:space:]]*)\{\{ *addURIAndSha +"([^"]+)" +\.TagName *\}\}[[:space:]]*$'
   local line indent url file sha built=() pending=()
   {
