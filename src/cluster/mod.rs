@@ -21,7 +21,7 @@
 mod client;
 pub mod error;
 pub mod exec;
-mod locate;
+pub mod locate;
 pub mod model;
 
 use std::future::Future;
@@ -34,7 +34,7 @@ use kube::api::{Api, DynamicObject, ListParams};
 pub use client::ConnectOptions;
 pub use error::{Error, Result};
 pub use exec::Output;
-pub use locate::{Leader, PodRef};
+pub use locate::{Leader, PodRef, unusable_reason};
 pub use model::{NodeNetwork, PodNetwork, Subnet, Vpc};
 
 /// Container names used by Kube-OVN's manifests (facts §3).
