@@ -179,18 +179,6 @@ pub fn patch_pod(paths: &Paths, ns: &str, pod: &str, patch: &serde_json::Value) 
     Ok(())
 }
 
-pub fn get_json(paths: &Paths, path: &str) -> Result<serde_json::Value> {
-    let port = port(paths)?;
-    let (code, text) = request(port, "GET", path, None)?;
-    if code != 200 {
-        bail!(
-            "GET {path} on the emulator answered {code}: {}",
-            text.trim()
-        );
-    }
-    serde_json::from_str(&text).with_context(|| format!("parsing the answer to GET {path}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::dechunk;

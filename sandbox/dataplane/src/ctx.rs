@@ -33,13 +33,13 @@ impl Ctx {
         let plan = state::load_plan(&paths)?;
         let ctx = Ctx::new(paths, plan);
         let rt = std::fs::read_to_string(ctx.paths.api().join("runtime.json")).unwrap_or_default();
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&rt) {
-            if let Some(pods) = v.get("pods").and_then(|p| p.as_object()) {
-                let mut m = ctx.lock_pids()?;
-                for (k, p) in pods {
-                    if let Some(pid) = p.get("pid").and_then(|x| x.as_u64()) {
-                        m.insert(k.clone(), pid as u32);
-                    }
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&rt)
+            && let Some(pods) = v.get("pods").and_then(|p| p.as_object())
+        {
+            let mut m = ctx.lock_pids()?;
+            for (k, p) in pods {
+                if let Some(pid) = p.get("pid").and_then(|x| x.as_u64()) {
+                    m.insert(k.clone(), pid as u32);
                 }
             }
         }

@@ -57,10 +57,10 @@ fn pids_in_netns(inodes: &BTreeSet<u64>) -> Vec<u32> {
         if pid == me {
             continue;
         }
-        if let Some(ino) = ns_inode(&format!("/proc/{pid}/ns/net")) {
-            if inodes.contains(&ino) {
-                out.push(pid);
-            }
+        if let Some(ino) = ns_inode(&format!("/proc/{pid}/ns/net"))
+            && inodes.contains(&ino)
+        {
+            out.push(pid);
         }
     }
     out

@@ -62,11 +62,11 @@ pub fn run_raw(argv: &[String], stdin: Option<&str>, timeout: Duration) -> Resul
                 show(argv)
             )
         })?;
-    if let Some(input) = stdin {
-        if let Some(mut w) = child.stdin.take() {
-            w.write_all(input.as_bytes())
-                .with_context(|| format!("writing stdin of `{}`", show(argv)))?;
-        }
+    if let Some(input) = stdin
+        && let Some(mut w) = child.stdin.take()
+    {
+        w.write_all(input.as_bytes())
+            .with_context(|| format!("writing stdin of `{}`", show(argv)))?;
     }
     let out = drain(&mut child.stdout.take());
     let err = drain(&mut child.stderr.take());

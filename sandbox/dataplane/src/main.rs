@@ -1,10 +1,13 @@
 //! `ko-sandbox`: a Kube-OVN cluster on one machine (real OVN/OVS in namespaces +
 //! the `ko-apiserver` emulator). See sandbox/README.md and sandbox/CONTRACT.md.
 
+#![allow(clippy::useless_vec)] // argv![] builds a Vec on purpose (it is extended)
+
 mod api;
 mod ctx;
 mod down;
 mod exec;
+mod fault;
 mod holder;
 mod nb;
 mod node;
@@ -13,6 +16,7 @@ mod plan;
 mod pods;
 mod preflight;
 mod state;
+mod status;
 mod underlay;
 mod up;
 
@@ -48,6 +52,22 @@ enum Cmd {
         /// Port of the API emulator on 127.0.0.1 (0 = any free port).
         #[arg(long, default_value_t = 0)]
         api_port: u16,
+    },
+    /// Show nodes, pods, RAFT leaders, active faults and the documented traffic pairs.
+    Status {
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_parser = ["text", "json"], default_value = "text")]
+        output: String,
+    },
+    /// Inject a fault, or `heal` them all.
+    #[command(
+        after_help = "Faults: stop-controller <node>, stop-nb <central-pod|1-3>, stop-sb <central-pod|1-3>, unbind-port <ns/pod>, delete-chassis <node>, drift-annotation <ns/pod>, heal"
+    )]
+    Fault {
+        /// stop-controller | stop-nb | stop-sb | unbind-port | delete-chassis | drift-annotation | heal
+        kind: String,
+        /// Node (name or 1..N), central pod (name or 1..3) or ns/pod, depending on the kind.
+        target: Option<String>,
     },
     /// Remove every process, netns, link, mount and file of the sandbox.
     Down {
@@ -95,6 +115,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             )?;
             println!("KUBECONFIG={}", kc.display());
+        }
+        Cmd::Status { output } => {
+            state::validate_name(&cli.name)?;
+            let v = status::collect(&paths)?;
+            if output == "json" {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                status::print_text(&v);
+            }
+            if v["healthy"] != true {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Cmd::Fault { kind, target } => {
+            state::validate_name(&cli.name)?;
+            if !preflight::is_root() {
+                anyhow::bail!(
+                    "faults need root (they enter the sandbox namespaces): run it with sudo"
+                );
+            }
+            let _lock = state::lock(&paths)?;
+            println!("{}", fault::apply(&paths, &kind, target.as_deref())?);
         }
         Cmd::Down { all } => {
             if !preflight::is_root() {

@@ -9,14 +9,18 @@ use serde_json::{Value, json};
 
 use crate::plan::{self, Node, Plan, Pod, Role, Service, Subnet};
 
-pub const TS: &str = "2026-01-01T00:00:00Z";
+macro_rules! ts {
+    ($p:expr) => {
+        $p.created.as_str()
+    };
+}
 
 fn meta(plan: &Plan, name: &str, ns: Option<&str>, labels: Value, annotations: Value) -> Value {
     let seed = format!("{}/{}/{}", plan.name, ns.unwrap_or(""), name);
     let mut m = json!({
         "name": name,
         "uid": plan::uid_for(&seed),
-        "creationTimestamp": TS,
+        "creationTimestamp": ts!(plan),
         "resourceVersion": "1",
         "labels": labels,
         "annotations": annotations,
@@ -87,7 +91,7 @@ pub fn node(plan: &Plan, n: &Node) -> Value {
     m["uid"] = json!(n.uid);
     let cond = |t: &str, s: &str, reason: &str| {
         json!({"type": t, "status": s, "reason": reason, "message": reason,
-               "lastHeartbeatTime": TS, "lastTransitionTime": TS})
+               "lastHeartbeatTime": ts!(plan), "lastTransitionTime": ts!(plan)})
     };
     obj(
         "v1",
@@ -217,7 +221,7 @@ pub fn pod(plan: &Plan, p: &Pod) -> Value {
             m["generateName"] = json!(format!("{}-", o.name));
         }
     }
-    let cond = |t: &str| json!({"type": t, "status": "True", "lastProbeTime": null, "lastTransitionTime": TS});
+    let cond = |t: &str| json!({"type": t, "status": "True", "lastProbeTime": null, "lastTransitionTime": ts!(plan)});
     let container_id = format!(
         "containerd://{:016x}{:016x}",
         plan::fnv(&p.uid),
@@ -264,7 +268,7 @@ pub fn pod(plan: &Plan, p: &Pod) -> Value {
             "hostIPs": host_ips,
             "podIP": p.ip4,
             "podIPs": pod_ips,
-            "startTime": TS,
+            "startTime": ts!(plan),
             "qosClass": "BestEffort",
             "containerStatuses": [{
                 "name": p.container,
@@ -274,7 +278,7 @@ pub fn pod(plan: &Plan, p: &Pod) -> Value {
                 "image": p.image,
                 "imageID": format!("{}@sha256:{:064x}", p.image, plan::fnv(&p.image)),
                 "containerID": container_id,
-                "state": {"running": {"startedAt": TS}},
+                "state": {"running": {"startedAt": ts!(plan)}},
             }],
         }),
     )
@@ -287,12 +291,12 @@ fn workload_status_ds(n: usize) -> Value {
     })
 }
 
-fn workload_status_deploy(n: usize) -> Value {
+fn workload_status_deploy(plan: &Plan, n: usize) -> Value {
     json!({
         "availableReplicas": n, "readyReplicas": n, "replicas": n, "updatedReplicas": n, "observedGeneration": 1,
         "conditions": [
-            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "lastUpdateTime": TS, "lastTransitionTime": TS},
-            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "lastUpdateTime": TS, "lastTransitionTime": TS},
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "lastUpdateTime": ts!(plan), "lastTransitionTime": ts!(plan)},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "lastUpdateTime": ts!(plan), "lastTransitionTime": ts!(plan)},
         ],
     })
 }
@@ -368,7 +372,7 @@ fn workloads(plan: &Plan) -> Vec<Value> {
                 m,
                 json!({"replicas": count, "selector": {"matchLabels": sel}, "template": template(&sel, &p.container, p.host_network),
                        "strategy": {"type": "RollingUpdate"}}),
-                workload_status_deploy(count),
+                workload_status_deploy(plan, count),
             ));
             let mut rs_labels = sel.clone();
             rs_labels.insert("pod-template-hash".into(), hash.clone());
@@ -512,11 +516,11 @@ fn subnet_cr(plan: &Plan, s: &Subnet) -> Value {
         "16" => 65533,
         _ => 253,
     } - used as u64;
-    let ready = json!({"type": "Ready", "status": "True", "reason": "ResourceReady", "lastUpdateTime": TS, "lastTransitionTime": TS});
+    let ready = json!({"type": "Ready", "status": "True", "reason": "ResourceReady", "lastUpdateTime": ts!(plan), "lastTransitionTime": ts!(plan)});
     let mut status = json!({
         "conditions": [
             ready,
-            {"type": "Validated", "status": "True", "reason": "ValidatedSuccessfully", "lastUpdateTime": TS, "lastTransitionTime": TS},
+            {"type": "Validated", "status": "True", "reason": "ValidatedSuccessfully", "lastUpdateTime": ts!(plan), "lastTransitionTime": ts!(plan)},
         ],
         "v4availableIPs": size4,
         "v4usingIPs": used,
@@ -569,11 +573,12 @@ fn vpc_cr(plan: &Plan, name: &str, default: bool) -> Value {
             "sctpSessionLoadBalancer": lb("sctp", true),
             "subnets": subnets,
             "enableExternal": false,
-            "conditions": [{"type": "Ready", "status": "True", "lastUpdateTime": TS, "lastTransitionTime": TS}],
+            "conditions": [{"type": "Ready", "status": "True", "lastUpdateTime": ts!(plan), "lastTransitionTime": ts!(plan)}],
         }),
     )
 }
 
+#[allow(clippy::too_many_arguments)] // one IP CR = this many independent fields
 fn ip_cr(
     plan: &Plan,
     name: &str,
@@ -614,11 +619,18 @@ fn ip_cr(
     )
 }
 
-fn crd(plural: &str, singular: &str, kind: &str, short: &[&str], columns: Value) -> Value {
+fn crd(
+    ts: &str,
+    plural: &str,
+    singular: &str,
+    kind: &str,
+    short: &[&str],
+    columns: Value,
+) -> Value {
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.kubeovn.io"), "uid": plan::uid_for(plural), "creationTimestamp": TS, "resourceVersion": "1"},
+        "metadata": {"name": format!("{plural}.kubeovn.io"), "uid": plan::uid_for(plural), "creationTimestamp": ts, "resourceVersion": "1"},
         "spec": {
             "group": "kubeovn.io",
             "scope": "Cluster",
@@ -638,9 +650,10 @@ fn col(name: &str, path: &str) -> Value {
     json!({"name": name, "type": "string", "jsonPath": path})
 }
 
-fn crds() -> Vec<Value> {
+fn crds(ts: &str) -> Vec<Value> {
     let mut v = vec![
         crd(
+            ts,
             "subnets",
             "subnet",
             "Subnet",
@@ -660,6 +673,7 @@ fn crds() -> Vec<Value> {
             ]),
         ),
         crd(
+            ts,
             "vpcs",
             "vpc",
             "Vpc",
@@ -671,6 +685,7 @@ fn crds() -> Vec<Value> {
             ]),
         ),
         crd(
+            ts,
             "ips",
             "ip",
             "IP",
@@ -684,6 +699,7 @@ fn crds() -> Vec<Value> {
             ]),
         ),
         crd(
+            ts,
             "vlans",
             "vlan",
             "Vlan",
@@ -693,6 +709,7 @@ fn crds() -> Vec<Value> {
             ]),
         ),
         crd(
+            ts,
             "provider-networks",
             "provider-network",
             "ProviderNetwork",
@@ -733,7 +750,7 @@ fn crds() -> Vec<Value> {
             "IptablesDnatRule",
         ),
     ] {
-        v.push(crd(plural, singular, kind, &[], json!([])));
+        v.push(crd(ts, plural, singular, kind, &[], json!([])));
     }
     v
 }
@@ -806,7 +823,7 @@ fn underlay_objects(plan: &Plan) -> Vec<Value> {
     let nodes: Vec<&str> = plan.nodes.iter().map(|n| n.name.as_str()).collect();
     let mut pn_conditions = Vec::new();
     for n in &nodes {
-        pn_conditions.push(json!({"node": n, "type": "Ready", "status": "True", "reason": "InitOVSBridgeSucceeded", "lastUpdateTime": TS, "lastTransitionTime": TS}));
+        pn_conditions.push(json!({"node": n, "type": "Ready", "status": "True", "reason": "InitOVSBridgeSucceeded", "lastUpdateTime": ts!(plan), "lastTransitionTime": ts!(plan)}));
     }
     let pn = obj(
         "kubeovn.io/v1",
@@ -820,7 +837,7 @@ fn underlay_objects(plan: &Plan) -> Vec<Value> {
         "Vlan",
         meta(plan, plan::VLAN, None, json!({}), json!({})),
         json!({"id": 0, "provider": plan::PROVIDER}),
-        json!({"subnets": [plan::UNDERLAY_SUBNET], "conditions": [{"type": "Ready", "status": "True", "lastUpdateTime": TS, "lastTransitionTime": TS}]}),
+        json!({"subnets": [plan::UNDERLAY_SUBNET], "conditions": [{"type": "Ready", "status": "True", "lastUpdateTime": ts!(plan), "lastTransitionTime": ts!(plan)}]}),
     );
     vec![pn, vlan]
 }
@@ -841,10 +858,10 @@ fn namespaces(plan: &Plan) -> Vec<Value> {
             .find(|s| s.namespaces.iter().any(|n| n == ns))
         {
             ann = json!({"ovn.kubernetes.io/logical_switch": s.name, "ovn.kubernetes.io/cidr": s.cidr_block()});
-        } else if ns != plan::VPC_NAMESPACE {
-            if let Some(s) = plan.subnet(plan::DEFAULT_SUBNET) {
-                ann = json!({"ovn.kubernetes.io/logical_switch": s.name, "ovn.kubernetes.io/cidr": s.cidr_block()});
-            }
+        } else if ns != plan::VPC_NAMESPACE
+            && let Some(s) = plan.subnet(plan::DEFAULT_SUBNET)
+        {
+            ann = json!({"ovn.kubernetes.io/logical_switch": s.name, "ovn.kubernetes.io/cidr": s.cidr_block()});
         }
         let m = meta(
             plan,
@@ -886,7 +903,7 @@ pub fn all(plan: &Plan) -> Vec<(String, Value)> {
                     .collect(),
             ),
         ),
-        ("crds.json".into(), list(crds())),
+        ("crds.json".into(), list(crds(ts!(plan)))),
         ("rbac.json".into(), list(rbac(plan))),
         (
             "networkpolicies.json".into(),

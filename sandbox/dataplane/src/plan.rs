@@ -26,6 +26,9 @@ pub const NP_NAME: &str = "protect-db";
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Plan {
     pub name: String,
+    /// RFC 3339 time of `up` (creationTimestamp of every object).
+    #[serde(default)]
+    pub created: String,
     pub dual_stack: bool,
     pub nodes: Vec<Node>,
     pub subnets: Vec<Subnet>,
@@ -197,6 +200,28 @@ fn join_opt(a: &str, b: &Option<String>) -> Vec<String> {
         v.push(b.clone());
     }
     v
+}
+
+/// RFC 3339 UTC timestamp of a Unix time (no date library needed for this one use).
+pub fn rfc3339(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // civil-from-days (proleptic Gregorian), days since 1970-01-01
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
 }
 
 /// FNV-1a: a stable hash for deterministic names, MACs and UIDs.
@@ -774,6 +799,7 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
         netns_ul: format!("{name}-ul"),
         netns_gw: format!("{name}-gw"),
         name: name.into(),
+        created: "2026-01-01T00:00:00Z".into(),
         dual_stack: dual,
         nodes,
         subnets,
@@ -789,9 +815,6 @@ impl Plan {
     }
     pub fn pod(&self, key: &str) -> Option<&Pod> {
         self.pods.iter().find(|p| p.key() == key)
-    }
-    pub fn node_by_name(&self, name: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.name == name)
     }
     pub fn pods_of(&self, role: Role) -> impl Iterator<Item = &Pod> {
         self.pods.iter().filter(move |p| p.role == role)
@@ -880,6 +903,12 @@ mod tests {
         );
         assert_eq!(p.policy.denied_from, "default/client-1");
         assert!(p.policy.target_ip.starts_with("10.16.0."));
+    }
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_709_210_096), "2024-02-29T12:34:56Z");
     }
 
     #[test]

@@ -73,7 +73,12 @@ pub fn up(paths: &Paths, opts: &UpOpts) -> Result<PathBuf> {
     let start = Instant::now();
     std::fs::create_dir_all(paths.logs())
         .with_context(|| format!("creating {}", paths.logs().display()))?;
-    let plan = plan::build(&paths.name, opts.nodes, opts.dual_stack);
+    let mut plan = plan::build(&paths.name, opts.nodes, opts.dual_stack);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    plan.created = plan::rfc3339(now);
     state::write_json(&paths.plan_file(), &plan)?;
     let ctx = Ctx::new(paths.clone(), plan);
     match build(&ctx, opts) {

@@ -1,0 +1,257 @@
+//! `status`: what is running, who leads RAFT, which faults are active, and the
+//! documented traffic pairs tests rely on. Text for people, `-o json` for tests.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use crate::argv;
+use crate::ctx::Ctx;
+use crate::exec::{in_pod, run_raw};
+use crate::fault;
+use crate::plan::{self, Pod};
+use crate::state::Paths;
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Is the daemon whose pidfile is `<pod dir>/<sub>/<file>` running?
+pub fn daemon_running(ctx: &Ctx, pod: &Pod, sub: &str, file: &str) -> bool {
+    std::fs::read_to_string(ctx.pod_dir(pod, sub).join(file))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .is_some_and(pid_alive)
+}
+
+/// RAFT role of a central pod's NB or SB member ("leader", "follower", ... or "down").
+pub fn raft_role(ctx: &Ctx, pod: &Pod, db: &str, dbname: &str) -> String {
+    let Ok(pid) = ctx.pid(pod) else {
+        return "down".into();
+    };
+    let ctl = format!("/var/run/ovn/{db}.ctl");
+    let out = run_raw(
+        &in_pod(
+            pid,
+            &argv!["ovn-appctl", "-t", ctl, "cluster/status", dbname],
+        ),
+        None,
+        std::time::Duration::from_secs(5),
+    );
+    match out {
+        Ok(o) if o.ok() => o
+            .stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Role:").map(|r| r.trim().to_string()))
+            .unwrap_or_else(|| "unknown".into()),
+        _ => "down".into(),
+    }
+}
+
+pub fn collect(paths: &Paths) -> Result<Value> {
+    let ctx = Ctx::load(paths.clone())?;
+    let plan = &ctx.plan;
+    let ready = std::fs::read_to_string(paths.ready_file()).ok();
+    let api_port = crate::api::port(paths).ok();
+    let api_ok = api_port
+        .and_then(|p| crate::api::request(p, "GET", "/version", None).ok())
+        .is_some_and(|(c, _)| c == 200);
+    let nodes: Vec<Value> = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let ovs = ctx.ovs_pod(n.index - 1).ok();
+            json!({
+                "name": n.name, "netns": n.netns, "ip4": n.ip4, "ip6": n.ip6,
+                "join_ip4": n.join_ip4, "join_ip6": n.join_ip6, "central": n.central,
+                "ovn_controller": ovs.is_some_and(|o| daemon_running(&ctx, o, "run-ovn", "ovn-controller.pid")),
+                "ovs_vswitchd": ovs.is_some_and(|o| daemon_running(&ctx, o, "run-ovs", "ovs-vswitchd.pid")),
+            })
+        })
+        .collect();
+    let pods: Vec<Value> = plan
+        .pods
+        .iter()
+        .map(|p| {
+            let pid = ctx.pid(p).ok();
+            json!({
+                "namespace": p.namespace, "name": p.name, "node": plan.nodes[p.node].name,
+                "ip4": p.ip4, "ip6": p.ip6, "netns": p.netns, "host_network": p.host_network,
+                "subnet": p.subnet, "container": p.container, "pid": pid,
+                "alive": pid.is_some_and(pid_alive),
+            })
+        })
+        .collect();
+    let central: Vec<Value> = plan
+        .central_pods()
+        .into_iter()
+        .map(|p| {
+            json!({
+                "pod": p.name, "node": plan.nodes[p.node].name,
+                "nb": raft_role(&ctx, p, "ovnnb_db", "OVN_Northbound"),
+                "sb": raft_role(&ctx, p, "ovnsb_db", "OVN_Southbound"),
+                "northd": daemon_running(&ctx, p, "run-ovn", "ovn-northd.pid"),
+            })
+        })
+        .collect();
+    let leader = |db: &str| {
+        central
+            .iter()
+            .find(|c| c[db] == "leader")
+            .map(|c| c["pod"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let ul = plan.subnet(plan::UNDERLAY_SUBNET);
+    let vpc = plan.subnet(plan::VPC_SUBNET);
+    let pods_in = |subnet: &str| -> Vec<String> {
+        plan.pods
+            .iter()
+            .filter(|p| p.subnet.as_deref() == Some(subnet))
+            .map(|p| p.key())
+            .collect()
+    };
+    let all_alive = pods.iter().all(|p| p["alive"] == true);
+    Ok(json!({
+        "name": plan.name,
+        "up": ready.is_some(),
+        "healthy": ready.is_some() && all_alive && api_ok,
+        "up_seconds": ready.and_then(|s| s.trim().parse::<f64>().ok()),
+        "kubeconfig": paths.kubeconfig().display().to_string(),
+        "api_port": api_port,
+        "api_answers": api_ok,
+        "dual_stack": plan.dual_stack,
+        "nodes": nodes,
+        "central": central,
+        "nb_leader": leader("nb"),
+        "sb_leader": leader("sb"),
+        "pods": pods,
+        "network_policy": plan.policy,
+        "underlay": {
+            "subnet": plan::UNDERLAY_SUBNET, "cidr": ul.map(|s| s.cidr_block()),
+            "gateway": ul.map(|s| s.gateway()), "gateway_netns": plan.netns_gw,
+            "provider_network": plan::PROVIDER, "vlan": plan::VLAN, "pods": pods_in(plan::UNDERLAY_SUBNET),
+        },
+        "custom_vpc": {
+            "vpc": plan::VPC_NAME, "namespace": plan::VPC_NAMESPACE, "subnet": plan::VPC_SUBNET,
+            "cidr": vpc.map(|s| s.cidr_block()), "pods": pods_in(plan::VPC_SUBNET),
+        },
+        "external_host": plan.external,
+        "services": plan.services.iter().map(|s| json!({
+            "namespace": s.namespace, "name": s.name, "cluster_ip4": s.cluster_ip4,
+            "cluster_ip6": s.cluster_ip6, "backends": s.backends,
+        })).collect::<Vec<_>>(),
+        "faults": fault::active(paths),
+    }))
+}
+
+pub fn print_text(v: &Value) {
+    let s = |x: &Value| x.as_str().unwrap_or("-").to_string();
+    println!(
+        "sandbox {}: {}{}",
+        s(&v["name"]),
+        if v["healthy"] == true {
+            "up and healthy"
+        } else if v["up"] == true {
+            "up but DEGRADED"
+        } else {
+            "not up"
+        },
+        v["up_seconds"]
+            .as_f64()
+            .map(|t| format!(" (started in {t:.1}s)"))
+            .unwrap_or_default()
+    );
+    println!("KUBECONFIG={}", s(&v["kubeconfig"]));
+    println!("dual-stack: {}", v["dual_stack"]);
+    println!("nodes:");
+    for n in v["nodes"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<24} {:<12} join {:<12} netns {:<14} {}ovn-controller {}",
+            s(&n["name"]),
+            s(&n["ip4"]),
+            s(&n["join_ip4"]),
+            s(&n["netns"]),
+            if n["central"] == true {
+                "ovn-central, "
+            } else {
+                ""
+            },
+            if n["ovn_controller"] == true {
+                "running"
+            } else {
+                "STOPPED"
+            }
+        );
+    }
+    let pods = v["pods"].as_array().cloned().unwrap_or_default();
+    let alive = pods.iter().filter(|p| p["alive"] == true).count();
+    println!("pods: {alive}/{} holders alive", pods.len());
+    for c in v["central"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<32} on {:<24} NB {:<9} SB {:<9} northd {}",
+            s(&c["pod"]),
+            s(&c["node"]),
+            s(&c["nb"]),
+            s(&c["sb"]),
+            if c["northd"] == true {
+                "running"
+            } else {
+                "STOPPED"
+            }
+        );
+    }
+    let np = &v["network_policy"];
+    println!(
+        "NetworkPolicy {} on {} ({}): allowed {} ({}) -> it; denied {} ({}) -> it",
+        s(&np["policy"]),
+        s(&np["target"]),
+        s(&np["target_ip"]),
+        s(&np["allowed_from"]),
+        s(&np["allowed_from_ip"]),
+        s(&np["denied_from"]),
+        s(&np["denied_from_ip"])
+    );
+    let ul = &v["underlay"];
+    println!(
+        "underlay: subnet {} {} gateway {} (netns {}), pods {}",
+        s(&ul["subnet"]),
+        s(&ul["cidr"]),
+        s(&ul["gateway"]),
+        s(&ul["gateway_netns"]),
+        ul["pods"]
+    );
+    let vpc = &v["custom_vpc"];
+    println!(
+        "custom VPC {}: subnet {} {}, pods {}",
+        s(&vpc["vpc"]),
+        s(&vpc["subnet"]),
+        s(&vpc["cidr"]),
+        vpc["pods"]
+    );
+    println!(
+        "external host: {} (netns {})",
+        s(&v["external_host"]["ip4"]),
+        s(&v["external_host"]["netns"])
+    );
+    for svc in v["services"].as_array().into_iter().flatten() {
+        if svc["backends"].as_array().is_some_and(|b| !b.is_empty()) {
+            println!(
+                "service {}/{} {} -> {}",
+                s(&svc["namespace"]),
+                s(&svc["name"]),
+                s(&svc["cluster_ip4"]),
+                svc["backends"]
+            );
+        }
+    }
+    let faults = v["faults"].as_array().cloned().unwrap_or_default();
+    if faults.is_empty() {
+        println!("faults: none");
+    } else {
+        println!("faults ({}; `fault heal` restores):", faults.len());
+        for f in faults {
+            println!("  {f}");
+        }
+    }
+}
