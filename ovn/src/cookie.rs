@@ -128,7 +128,12 @@ impl NbTable {
 pub fn nb_tables_for_stage(stage: &str) -> &'static [NbTable] {
     use NbTable::*;
     let s = stage;
-    if s.contains("_acl") || s.ends_with("_stateful") && s.starts_with("ls_") {
+    if s.starts_with("ls_") && (s.contains("_pre_") || s.contains("arp_rsp")) {
+        // pre-ACL/LB/stateful hints name the port that bypasses conntrack
+        &[LogicalSwitchPort, LoadBalancer]
+    } else if s.contains("hairpin") {
+        &[LoadBalancer]
+    } else if s.contains("_acl") || s.ends_with("_stateful") && s.starts_with("ls_") {
         &[Acl]
     } else if s.contains("_lb") || s.contains("affinity") {
         &[LoadBalancer]

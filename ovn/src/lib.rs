@@ -2,6 +2,7 @@
 //! (ovn-trace, ofproto/trace, dump-flows, lflow-list, cluster/status), the
 //! microflow a trace sends, and the catalogue of logical stages and registers.
 //! No I/O and no Kubernetes here: everything is a function of text in, types out.
+pub mod catalog;
 pub mod cookie;
 pub mod flows;
 mod indent;

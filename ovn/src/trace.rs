@@ -183,6 +183,15 @@ pub enum ActionKind {
     Note { message: String },
     /// Error lines (the tool prints them but still exits 0).
     Error { message: String },
+    /// An OpenFlow rule `ovn-trace --ovs` prints under a hop (a
+    /// `dump-flows`-style line; parse `Action::text` with
+    /// `flows::parse_line` for the rest).
+    OpenFlow {
+        cookie: u64,
+        table: u32,
+        priority: u32,
+        n_packets: Option<u64>,
+    },
     /// `/* ... */` comments other than the output one.
     Comment { text: String },
     /// Anything else (`put_arp(...)`, `get_arp(...)`, `flags.loopback = 1` ...
@@ -749,6 +758,16 @@ pub fn classify_action(line: &str) -> ActionKind {
         }
         return ActionKind::Comment {
             text: inner.to_string(),
+        };
+    }
+    if t.starts_with("cookie=")
+        && let Some(f) = crate::flows::parse_line(t)
+    {
+        return ActionKind::OpenFlow {
+            cookie: f.cookie,
+            table: f.table,
+            priority: f.priority,
+            n_packets: f.n_packets,
         };
     }
     let stmt = t.trim_end_matches(';').trim();

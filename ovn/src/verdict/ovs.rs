@@ -19,6 +19,8 @@ pub struct OvsInterface {
     pub remote_ip: Option<String>,
     /// `external_ids:iface-id`: the logical port bound here.
     pub iface_id: Option<String>,
+    /// `external_ids:pod_netns`: the pod's network namespace (Kube-OVN CNI).
+    pub pod_netns: Option<String>,
 }
 
 /// argv listing every interface of the node's OVS, as JSON.
@@ -49,6 +51,7 @@ pub fn parse_interfaces(text: &str) -> Result<Vec<OvsInterface>, BadTable> {
             iface_type: r.str("type"),
             remote_ip: r.map("options").get("remote_ip").cloned(),
             iface_id: r.map("external_ids").get("iface-id").cloned(),
+            pod_netns: r.map("external_ids").get("pod_netns").cloned(),
         })
         .collect())
 }

@@ -1,0 +1,336 @@
+//! `trace` output: the verdict first, then the annotated logical path and
+//! the OVS path; `--raw` prints the tools' own output as upstream did.
+
+use std::io::{self, Write};
+
+use ko_ovn::verdict::ovs::{OvsExit, OvsSegment};
+use ko_ovn::verdict::{TraceReport, Verdict};
+use serde::Serialize;
+
+use super::{Render, Style};
+
+/// One remote command and what it printed (stdout then stderr).
+#[derive(Debug, Clone, Serialize)]
+pub struct RawRun {
+    pub pod: String,
+    pub argv: Vec<String>,
+    pub output: String,
+}
+
+/// What `trace` renders.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceView {
+    #[serde(flatten)]
+    pub report: TraceReport,
+    /// With `--raw`: the ovn-trace run, then each ofproto/trace run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Vec<RawRun>>,
+}
+
+impl Render for TraceView {
+    fn render_text(&self, out: &mut dyn Write, style: &Style) -> io::Result<()> {
+        match &self.raw {
+            Some(runs) => render_raw(runs, out),
+            None => render_report(&self.report, out, style),
+        }
+    }
+
+    fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+}
+
+fn render_raw(runs: &[RawRun], out: &mut dyn Write) -> io::Result<()> {
+    for (i, run) in runs.iter().enumerate() {
+        if i == 1 {
+            // upstream's separator between the logical and the OVS trace
+            writeln!(out, "--------\nStart OVS Tracing\n\n")?;
+        }
+        writeln!(out, "+ [{}] {}", run.pod, shell_words(&run.argv))?;
+        out.write_all(run.output.as_bytes())?;
+        if !run.output.ends_with('\n') {
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// argv shown as a copy-pasteable command line (display only, never executed).
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_=./:,@[]".contains(&b))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn render_report(r: &TraceReport, out: &mut dyn Write, style: &Style) -> io::Result<()> {
+    let head = match r.verdict {
+        Verdict::Delivered => style.ok("DELIVERED"),
+        Verdict::Dropped => style.bad("DROPPED"),
+        Verdict::Error => style.bad("ERROR"),
+    };
+    let body = r
+        .summary
+        .split_once(": ")
+        .map(|(_, rest)| rest)
+        .unwrap_or(&r.summary);
+    writeln!(out, "{head}  {}", style.bold(body))?;
+    writeln!(out)?;
+    let s = &r.source;
+    writeln!(
+        out,
+        "  source       {} {} on node {}: port {} on {}, {} {}",
+        s.kind, s.name, s.node, s.logical_port, s.logical_switch, s.ip, s.mac
+    )?;
+    let d = &r.destination;
+    let what = match (d.port, &d.arp) {
+        (Some(p), _) => format!("{}/{p}", d.protocol),
+        (None, Some(op)) => format!("arp {op}"),
+        _ => d.protocol.clone(),
+    };
+    writeln!(
+        out,
+        "  destination  {} {what}, MAC {} (from {})",
+        d.ip, d.mac, d.mac_from
+    )?;
+    if let Some(port) = &r.logical.outport {
+        let owner = r
+            .logical
+            .outport_owner
+            .as_ref()
+            .map(|o| format!(" ({o})"))
+            .unwrap_or_default();
+        writeln!(out, "  outport      {port}{owner}")?;
+    }
+    if let Some(lb) = &r.lb {
+        writeln!(
+            out,
+            "  service      load balancer {} VIP {} → backend {} (backends: {}; OVN picks one per connection, this trace follows the first)",
+            lb.name,
+            lb.vip,
+            lb.backend.as_deref().unwrap_or("?"),
+            lb.backends.join(", ")
+        )?;
+    }
+    if let Some(dr) = &r.drop {
+        writeln!(
+            out,
+            "  {}         {} {} table {} {}{}",
+            style.bad("drop"),
+            dr.datapath.as_deref().unwrap_or("br-int"),
+            dr.pipeline.as_deref().unwrap_or(""),
+            dr.table
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "?".into()),
+            dr.stage.as_deref().unwrap_or(""),
+            dr.node
+                .as_ref()
+                .map(|n| format!(" (OpenFlow, node {n})"))
+                .unwrap_or_default()
+        )?;
+        writeln!(out, "               why: {}", dr.reason)?;
+        if let Some(m) = &dr.match_expr {
+            writeln!(
+                out,
+                "               flow: {m}{}{}",
+                dr.priority
+                    .map(|p| format!(", priority {p}"))
+                    .unwrap_or_default(),
+                dr.flow
+                    .as_ref()
+                    .map(|f| format!(", uuid {f}"))
+                    .unwrap_or_default()
+            )?;
+        }
+        if let Some(acl) = &dr.acl {
+            writeln!(
+                out,
+                "               ACL: {} {} priority {} {} `{}`{}",
+                if acl.name.is_empty() {
+                    "(unnamed)"
+                } else {
+                    &acl.name
+                },
+                acl.direction,
+                acl.priority,
+                acl.action,
+                acl.match_expr,
+                dr.port_group
+                    .as_ref()
+                    .map(|p| format!(" on port group {p}"))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    if let Some(e) = &r.error {
+        writeln!(out, "  {}        {e}", style.bad("error"))?;
+    }
+    for w in &r.warnings {
+        writeln!(out, "  {}      {w}", style.warn("warning"))?;
+    }
+
+    if !r.logical.stages.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", style.bold("Logical path (ovn-trace)"))?;
+        let mut last = (String::new(), String::new());
+        for st in &r.logical.stages {
+            let here = (st.datapath.clone(), st.pipeline.clone());
+            if here != last {
+                writeln!(out, "  {} {}", style.bold(&st.datapath), st.pipeline)?;
+                last = here;
+            }
+            let expl = st
+                .explanation
+                .as_ref()
+                .map(|e| format!("  — {}", style.dim(e)))
+                .unwrap_or_default();
+            writeln!(out, "    {:>2} {}{expl}", st.table, st.stage)?;
+            writeln!(
+                out,
+                "       {} {}",
+                style.dim("match"),
+                if st.match_expr.is_empty() {
+                    "1"
+                } else {
+                    &st.match_expr
+                }
+            )?;
+            let acts: Vec<&str> = st
+                .actions
+                .iter()
+                .map(String::as_str)
+                .filter(|a| *a != "next;")
+                .collect();
+            if !acts.is_empty() {
+                writeln!(out, "       {} {}", style.dim("do"), acts.join(" "))?;
+            }
+            if let Some(o) = &st.object {
+                writeln!(out, "       {} {o}", style.dim("from"))?;
+            }
+        }
+        for n in &r.logical.notes {
+            writeln!(out, "  note: {n}")?;
+        }
+    }
+    if let Some(ovs) = &r.ovs {
+        writeln!(out)?;
+        writeln!(out, "{}", style.bold("OVS path (ofproto/trace)"))?;
+        if ovs.segments.is_empty() {
+            writeln!(out, "  (no OVS trace ran; see warnings)")?;
+        }
+        for seg in &ovs.segments {
+            render_segment(seg, out, style)?;
+        }
+    }
+    Ok(())
+}
+
+fn render_segment(seg: &OvsSegment, out: &mut dyn Write, style: &Style) -> io::Result<()> {
+    writeln!(out, "  node {} {}", style.bold(&seg.node), seg.bridge)?;
+    writeln!(out, "    {} {}", style.dim("flow"), seg.flow)?;
+    let mut pass = 0;
+    for h in &seg.hops {
+        if h.pass != pass {
+            pass = h.pass;
+            writeln!(out, "    {}", style.dim("(after conntrack, recirculated)"))?;
+        }
+        let stage = h.stage.as_deref().unwrap_or("");
+        let acts = if h.actions.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", h.actions.join(" "))
+        };
+        writeln!(out, "    {:>3} {:<24}{acts}", h.table, stage)?;
+    }
+    let exit = match &seg.exit {
+        OvsExit::Port {
+            ofport,
+            interface,
+            logical_port,
+        } => format!(
+            "output to port {ofport}{}{}",
+            interface
+                .as_ref()
+                .map(|i| format!(" ({i})"))
+                .unwrap_or_default(),
+            logical_port
+                .as_ref()
+                .map(|l| format!(", logical port {l}"))
+                .unwrap_or_default()
+        ),
+        OvsExit::Tunnel {
+            ofport,
+            interface,
+            remote_ip,
+            remote_node,
+            metadata,
+        } => format!(
+            "tunnel port {ofport}{} to {}{}{}",
+            interface
+                .as_ref()
+                .map(|i| format!(" ({i})"))
+                .unwrap_or_default(),
+            remote_ip.as_deref().unwrap_or("?"),
+            remote_node
+                .as_ref()
+                .map(|n| format!(" = node {n}"))
+                .unwrap_or_default(),
+            metadata
+                .as_ref()
+                .map(|m| format!(
+                    ", tun_id {}{}",
+                    m.tun_id,
+                    m.tun_metadata0
+                        .as_ref()
+                        .map(|t| format!(" metadata0 {t}"))
+                        .unwrap_or_default()
+                ))
+                .unwrap_or_default()
+        ),
+        OvsExit::Dropped { table, cookie, .. } => format!(
+            "{} in table {}{}",
+            style.bad("dropped"),
+            table.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+            cookie
+                .as_ref()
+                .map(|c| format!(" (cookie {c})"))
+                .unwrap_or_default()
+        ),
+        OvsExit::Group { group } => format!(
+            "select group {group} (OVN load balancer): ofproto/trace cannot follow the hash-chosen bucket"
+        ),
+        OvsExit::Controller { detail } => format!("sent to ovn-controller: {detail}"),
+        OvsExit::Unknown { datapath_actions } => format!(
+            "datapath actions: {}",
+            datapath_actions.as_deref().unwrap_or("(none)")
+        ),
+    };
+    writeln!(out, "    → {exit}")?;
+    for n in &seg.notes {
+        writeln!(out, "    note: {n}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quoting() {
+        assert_eq!(
+            shell_words(&["ovn-trace".into(), "ls".into(), "inport == \"a\"".into()]),
+            "ovn-trace ls 'inport == \"a\"'"
+        );
+        assert_eq!(shell_words(&["it's".into()]), "'it'\\''s'");
+    }
+}
