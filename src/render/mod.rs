@@ -4,6 +4,8 @@
 //! A command returns something that implements [`Render`]; `main` calls
 //! [`emit`] with the `-o` format. Commands never print their results themselves.
 
+pub mod trace;
+
 use std::io::{self, Write};
 
 use owo_colors::OwoColorize;
