@@ -48,11 +48,38 @@ pub fn uuid_prefix(s: &str) -> Option<u32> {
     u32::from_str_radix(first, 16).ok()
 }
 
-/// Logical flows indexed by the cookie their OpenFlow rules carry.
+/// Logical flows (and optionally port bindings / multicast groups) indexed
+/// by the cookie their OpenFlow rules carry.
 #[derive(Debug, Clone, Default)]
 pub struct CookieIndex {
     flows: Vec<LogicalFlow>,
     by_prefix: HashMap<u32, Vec<usize>>,
+    sb_rows: HashMap<u32, Vec<SbRow>>,
+}
+
+/// A Port_Binding or Multicast_Group row: ovn-controller's physical flows
+/// (table 0 classification, port-security tables, local/remote output,
+/// log_to_phy) carry the first 32 bits of that row's UUID as cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SbRow {
+    /// `Port_Binding` or `Multicast_Group`.
+    pub table: &'static str,
+    pub uuid: String,
+    /// `logical_port` of a binding, `name` of a multicast group.
+    pub name: String,
+    /// Port type (`""` for a VIF, `patch`, `localnet`, `chassisredirect`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_type: Option<String>,
+    pub tunnel_key: Option<u64>,
+}
+
+/// What a cookie belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieOwner<'a> {
+    LogicalFlows(Vec<&'a LogicalFlow>),
+    SbRows(Vec<&'a SbRow>),
+    /// Cookie 0 (ovn-controller's generic flows) or unknown.
+    None,
 }
 
 impl CookieIndex {
@@ -63,7 +90,61 @@ impl CookieIndex {
                 by_prefix.entry(p).or_default().push(i);
             }
         }
-        Self { flows, by_prefix }
+        Self {
+            flows,
+            by_prefix,
+            sb_rows: HashMap::new(),
+        }
+    }
+
+    /// Adds `ovn-sbctl --format=json list Port_Binding` rows.
+    pub fn add_port_bindings(&mut self, json: &str) -> Result<(), TableError> {
+        self.add_sb_rows(json, "Port_Binding", "logical_port")
+    }
+
+    /// Adds `ovn-sbctl --format=json list Multicast_Group` rows.
+    pub fn add_multicast_groups(&mut self, json: &str) -> Result<(), TableError> {
+        self.add_sb_rows(json, "Multicast_Group", "name")
+    }
+
+    fn add_sb_rows(
+        &mut self,
+        json: &str,
+        table: &'static str,
+        name_col: &str,
+    ) -> Result<(), TableError> {
+        for row in rows(json)? {
+            let Some(uuid) = cell_str(&row, "_uuid") else {
+                continue;
+            };
+            let Some(p) = uuid_prefix(&uuid) else {
+                continue;
+            };
+            self.sb_rows.entry(p).or_default().push(SbRow {
+                table,
+                uuid,
+                name: cell_str(&row, name_col).unwrap_or_default(),
+                port_type: (table == "Port_Binding")
+                    .then(|| cell_str(&row, "type").unwrap_or_default()),
+                tunnel_key: cell_str(&row, "tunnel_key").and_then(|k| k.parse().ok()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Who a cookie belongs to: logical flows first, then SB rows.
+    pub fn owner(&self, cookie: u64) -> CookieOwner<'_> {
+        if cookie == 0 || cookie > u64::from(u32::MAX) {
+            return CookieOwner::None;
+        }
+        let flows = self.lookup(cookie);
+        if !flows.is_empty() {
+            return CookieOwner::LogicalFlows(flows);
+        }
+        match self.sb_rows.get(&(cookie as u32)) {
+            Some(rows) if !rows.is_empty() => CookieOwner::SbRows(rows.iter().collect()),
+            _ => CookieOwner::None,
+        }
     }
 
     /// The logical flows an OpenFlow cookie belongs to: usually one, several
