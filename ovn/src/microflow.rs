@@ -328,7 +328,9 @@ pub fn tunnel_continuation_flow(
     }
     for field in packet.split(',').map(str::trim).filter(|f| !f.is_empty()) {
         let key = field.split('=').next().unwrap_or(field);
-        let local = key == "in_port"
+        // `eth` is how OVS prints packet_type=eth; its flow parser rejects it
+        let local = key == "eth"
+            || key == "in_port"
             || key == "recirc_id"
             || key == "metadata"
             || key == "dp_hash"
@@ -500,7 +502,7 @@ mod tests {
         let packet = "recirc_id=0x3,ct_state=new|trk,eth,tcp,reg14=0x1,metadata=0x1,in_port=5,dl_src=aa:bb:cc:dd:ee:01,dl_dst=aa:bb:cc:dd:ee:02,nw_src=10.16.0.10,nw_dst=10.16.0.11,nw_ttl=64,tcp_src=30000,tcp_dst=80";
         assert_eq!(
             tunnel_continuation_flow(2, &t, packet),
-            "in_port=2,tun_id=0x1,tun_src=172.30.0.11,tun_dst=172.30.0.12,tun_metadata0=0x10003,eth,tcp,dl_src=aa:bb:cc:dd:ee:01,dl_dst=aa:bb:cc:dd:ee:02,nw_src=10.16.0.10,nw_dst=10.16.0.11,nw_ttl=64,tcp_src=30000,tcp_dst=80"
+            "in_port=2,tun_id=0x1,tun_src=172.30.0.11,tun_dst=172.30.0.12,tun_metadata0=0x10003,tcp,dl_src=aa:bb:cc:dd:ee:01,dl_dst=aa:bb:cc:dd:ee:02,nw_src=10.16.0.10,nw_dst=10.16.0.11,nw_ttl=64,tcp_src=30000,tcp_dst=80"
         );
     }
 }

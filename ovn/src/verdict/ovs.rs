@@ -23,27 +23,52 @@ pub struct OvsInterface {
     pub pod_netns: Option<String>,
 }
 
-/// argv listing every interface of the node's OVS, as JSON.
+/// argv listing the node's interfaces with the bridge/port tables that say
+/// which bridge each belongs to (OpenFlow port numbers are per bridge).
 pub fn interfaces_argv() -> Vec<String> {
     [
         "ovs-vsctl",
         "--format=json",
-        "--columns=name,ofport,type,options,external_ids",
+        "--columns=_uuid,name,ofport,type,options,external_ids",
         "list",
         "Interface",
+        "--",
+        "--columns=name,ports",
+        "list",
+        "Bridge",
+        "--",
+        "--columns=_uuid,interfaces",
+        "list",
+        "Port",
     ]
     .map(String::from)
     .to_vec()
 }
 
+/// The interfaces of br-int (all interfaces when the bridge tables are absent).
 pub fn parse_interfaces(text: &str) -> Result<Vec<OvsInterface>, BadTable> {
-    let tables = parse_tables(text)?;
+    let mut tables = parse_tables(text)?.into_iter();
     let rows = tables
-        .into_iter()
         .next()
         .ok_or_else(|| BadTable("ovs-vsctl printed no table".into()))?;
+    let bridges = tables.next().unwrap_or_default();
+    let ports = tables.next().unwrap_or_default();
+    let br_int_ifaces: Option<Vec<String>> =
+        bridges.iter().find(|b| b.str("name") == "br-int").map(|b| {
+            let port_ids = b.set("ports");
+            ports
+                .iter()
+                .filter(|p| port_ids.contains(&p.str("_uuid")))
+                .flat_map(|p| p.set("interfaces"))
+                .collect()
+        });
     Ok(rows
         .iter()
+        .filter(|r| {
+            br_int_ifaces
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&r.str("_uuid")))
+        })
         .map(|r| OvsInterface {
             name: r.str("name"),
             // ofport is an integer, or an empty set before the port is attached
@@ -206,7 +231,13 @@ fn walk_pass<'a>(
                     match_expr: rule.match_expr.clone(),
                     priority: rule.priority,
                     cookie: rule.cookie.map(|c| format!("{c:08x}")),
-                    stage: None,
+                    // ovn-controller's own tables have no logical flow; name them
+                    stage: match crate::catalog::openflow_table(rule.table) {
+                        crate::catalog::OpenFlowTable::Physical { name, .. } => {
+                            Some(name.to_string())
+                        }
+                        _ => None,
+                    },
                     actions,
                 };
                 if dropped {
@@ -243,7 +274,8 @@ pub fn segment(
             &mut last_drop,
             &mut notes,
         );
-        notes.extend(pass.notes.iter().cloned());
+        // the NAT-simulation banner lines carry no information here
+        notes.extend(pass.notes.iter().filter(|n| !is_banner(n)).cloned());
     }
     let last_pass = trace.passes.len().saturating_sub(1);
     let datapath_actions = trace
@@ -305,6 +337,31 @@ pub fn segment(
         datapath_actions,
         notes,
     }
+}
+
+fn is_banner(note: &str) -> bool {
+    let n = note.trim();
+    n.starts_with("Replacing src/dst")
+        || n.starts_with("Initial flow")
+        || n.starts_with("Modified flow")
+}
+
+/// OpenFlow cookies of the logical-flow tables, as 8-hex-digit logical flow
+/// UUID prefixes (physical tables carry other rows' UUIDs as cookies).
+pub fn logical_cookies(trace: &OfprotoTrace) -> Vec<String> {
+    trace
+        .rules()
+        .iter()
+        .filter(|r| {
+            matches!(
+                crate::catalog::openflow_table(r.rule.table),
+                crate::catalog::OpenFlowTable::Logical { .. }
+            )
+        })
+        .filter_map(|r| r.rule.cookie)
+        .filter(|c| *c != 0 && *c <= u64::from(u32::MAX))
+        .map(|c| format!("{c:08x}"))
+        .collect()
 }
 
 /// OVN's geneve encoding: tunnel id = datapath key (OpenFlow `metadata`),

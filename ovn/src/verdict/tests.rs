@@ -54,6 +54,20 @@ fn segment(node: &str, text: &str, ifaces: &str) -> ovs::OvsSegment {
 }
 
 #[test]
+fn only_br_int_interfaces_are_kept() {
+    let i = ovs::parse_interfaces(fixture!("ovs-interfaces-n1.json")).unwrap();
+    assert!(
+        i.iter()
+            .any(|x| x.iface_id.as_deref() == Some("pod-a.default"))
+    );
+    assert!(i.iter().any(|x| x.iface_type == "geneve"));
+    assert!(
+        !i.iter().any(|x| x.name == "eth0" || x.name == "br-phy"),
+        "{i:?}"
+    );
+}
+
+#[test]
 fn cross_node_delivered_with_tunnel() {
     let (nb, sb) = (nb(), sb());
     let t = trace::parse(fixture!("ovn-trace-cross-node.txt"));

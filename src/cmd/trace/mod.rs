@@ -15,7 +15,7 @@ mod source;
 
 use k8s_openapi::api::core::v1::Pod;
 use ko_ovn::microflow::{self, ArpOp, Mac, Microflow, Protocol, TunnelMetadata};
-use ko_ovn::verdict::nb::{NbSnapshot, SbSnapshot, cookie_to_prefix};
+use ko_ovn::verdict::nb::{NbSnapshot, SbSnapshot};
 use ko_ovn::verdict::ovs::{self as vovs, OvsExit, OvsInterface, OvsSegment};
 use ko_ovn::verdict::{self, Destination, LbInfo, Source, Verdict};
 use ko_ovn::{ofproto, trace as ovntrace};
@@ -282,10 +282,9 @@ pub async fn trace(
     })
 }
 
-/// One line on what a logical stage does. The stage catalogue lives in
-/// ko-ovn (parser engineer); until it is published, stages carry no text.
-fn explain(_stage: &str) -> Option<String> {
-    None
+/// One line on what a logical stage does (the ko-ovn stage catalogue).
+fn explain(stage: &str) -> Option<String> {
+    ko_ovn::catalog::stage(stage).map(|s| s.summary.to_string())
 }
 
 async fn resolve_sender(cluster: &Cluster, src: &SourceRef, arp: bool) -> cluster::Result<Sender> {
@@ -524,11 +523,7 @@ async fn underlay_gateway_mac(
 }
 
 fn cookies(t: &ofproto::OfprotoTrace) -> Vec<String> {
-    t.rules()
-        .iter()
-        .filter_map(|r| r.rule.cookie)
-        .filter_map(|c| cookie_to_prefix(&format!("{c:#x}")))
-        .collect()
+    vovs::logical_cookies(t)
 }
 
 async fn fetch_sb(
@@ -537,31 +532,51 @@ async fn fetch_sb(
     prefixes: &[String],
     warnings: &mut Vec<String>,
 ) -> Option<SbSnapshot> {
-    let argv = SbSnapshot::argv(prefixes);
-    let out = match cluster
-        .exec_capture(sb_leader, container::OVN_CENTRAL, &argv)
-        .await
-    {
-        Ok(o) => o,
-        Err(e) => {
-            warnings.push(format!("could not read SB logical flows and chassis: {e}"));
-            return None;
+    let mut prefixes = prefixes.to_vec();
+    // A flow can vanish between the trace and this read (northd recomputes);
+    // ovsdb then names the missing row and the rest is asked again.
+    for _ in 0..4 {
+        let argv = SbSnapshot::argv(&prefixes);
+        let out = match cluster
+            .exec_capture(sb_leader, container::OVN_CENTRAL, &argv)
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                warnings.push(format!("could not read SB logical flows and chassis: {e}"));
+                return None;
+            }
+        };
+        if out.success() {
+            return match SbSnapshot::parse(&out.stdout_str()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    warnings.push(format!("could not read SB rows: {e}"));
+                    None
+                }
+            };
         }
-    };
-    if !out.success() {
-        warnings.push(format!(
-            "could not read SB logical flows and chassis ({}); stages are shown without their NB objects",
-            out.stderr_str().trim()
-        ));
-        return None;
-    }
-    match SbSnapshot::parse(&out.stdout_str()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warnings.push(format!("could not read SB rows: {e}"));
-            None
+        let err = out.stderr_str();
+        let missing = err
+            .split("no row \"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .map(str::to_string);
+        match missing {
+            Some(m) if prefixes.contains(&m) => prefixes.retain(|p| p != &m),
+            _ => {
+                warnings.push(format!(
+                    "could not read SB logical flows and chassis ({}); stages are shown without their NB objects",
+                    err.trim()
+                ));
+                return None;
+            }
         }
     }
+    warnings.push(
+        "could not read SB logical flows: too many of them disappeared while tracing; retry".into(),
+    );
+    None
 }
 
 #[allow(clippy::too_many_arguments)]
