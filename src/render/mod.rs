@@ -4,6 +4,7 @@
 //! A command returns something that implements [`Render`]; `main` calls
 //! [`emit`] with the `-o` format. Commands never print their results themselves.
 
+pub mod diagnose;
 pub mod trace;
 
 use std::io::{self, Write};

@@ -1,0 +1,222 @@
+//! Kubernetes-side component checks: CRDs, Deployments/DaemonSets ready (as
+//! upstream's checkDeployment/checkDaemonSet compare their status counters),
+//! kube-proxy.
+
+use std::collections::BTreeSet;
+
+use crate::cmd::diagnose::model::{Check, Scope};
+
+/// The CRDs upstream `diagnose` requires (`kubectl get crd <x>.kubeovn.io`).
+pub const REQUIRED_CRDS: &[&str] = &[
+    "vpcs",
+    "vpc-nat-gateways",
+    "vpc-egress-gateways",
+    "subnets",
+    "ips",
+    "vlans",
+    "provider-networks",
+    "security-groups",
+    "vips",
+    "vpc-dnses",
+    "switch-lb-rules",
+    "ippools",
+    "ovn-eips",
+    "ovn-fips",
+    "ovn-dnat-rules",
+    "ovn-snat-rules",
+    "iptables-eips",
+    "iptables-fip-rules",
+    "iptables-snat-rules",
+    "iptables-dnat-rules",
+];
+
+pub fn crds(present: &BTreeSet<String>) -> Check {
+    let missing: Vec<String> = REQUIRED_CRDS
+        .iter()
+        .map(|c| format!("{c}.kubeovn.io"))
+        .filter(|c| !present.contains(c))
+        .collect();
+    if missing.is_empty() {
+        Check::pass(
+            "crds",
+            Scope::Cluster,
+            format!("all {} Kube-OVN CRDs are installed", REQUIRED_CRDS.len()),
+        )
+    } else {
+        Check::fail(
+            "crds",
+            Scope::Cluster,
+            format!("missing CRDs: {}", missing.join(", ")),
+            "install or upgrade Kube-OVN's CRDs (install.sh / the chart); `kubectl get crd | grep kubeovn.io`",
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Deployment,
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    fn word(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::DaemonSet => "daemonset",
+        }
+    }
+}
+
+/// Status counters of one Deployment/DaemonSet (absent fields are 0, as the
+/// API server omits zero counters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadStatus {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+    /// Deployment: replicas; DaemonSet: desiredNumberScheduled.
+    pub desired: i32,
+    /// Deployment: updatedReplicas; DaemonSet: currentNumberScheduled.
+    pub current: i32,
+    pub ready: i32,
+    pub available: i32,
+}
+
+/// One component: `found` None = the object does not exist.
+pub fn workload(
+    kind: WorkloadKind,
+    namespace: &str,
+    name: &str,
+    found: Option<&WorkloadStatus>,
+) -> Check {
+    let check_name = format!("component/{name}");
+    let Some(w) = found else {
+        return Check::fail(
+            &check_name,
+            Scope::Cluster,
+            format!("{} {namespace}/{name} does not exist", kind.word()),
+            format!(
+                "is Kube-OVN installed in namespace {namespace}? pass --kube-ovn-namespace / KUBE_OVN_NS if it runs elsewhere; `kubectl get {} -A | grep {name}`",
+                kind.word()
+            ),
+        );
+    };
+    let counters = format!(
+        "desired {}, {} {}, ready {}, available {}",
+        w.desired,
+        match kind {
+            WorkloadKind::Deployment => "updated",
+            WorkloadKind::DaemonSet => "scheduled",
+        },
+        w.current,
+        w.ready,
+        w.available
+    );
+    if w.desired == w.current && w.current == w.ready && w.ready == w.available {
+        Check::pass(
+            &check_name,
+            Scope::Cluster,
+            format!("{} {namespace}/{name} ready ({counters})", kind.word()),
+        )
+    } else {
+        Check::fail(
+            &check_name,
+            Scope::Cluster,
+            format!("{} {namespace}/{name} not ready ({counters})", kind.word()),
+            format!(
+                "`kubectl -n {namespace} get pods -o wide | grep {name}` and describe the pods that are not ready"
+            ),
+        )
+    }
+}
+
+/// kube-proxy: a DaemonSet check when it exists; otherwise the per-node
+/// healthz probe results (node, Ok(()) or the failure).
+pub fn kube_proxy_healthz(results: &[(String, Result<(), String>)]) -> Check {
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
+        .collect();
+    if results.is_empty() {
+        return Check::warn(
+            "component/kube-proxy",
+            Scope::Cluster,
+            "no kube-proxy DaemonSet and no node to probe :10256/healthz on",
+            "set WITHOUT_KUBE_PROXY=true if the cluster runs without kube-proxy",
+        );
+    }
+    if failed.is_empty() {
+        Check::pass(
+            "component/kube-proxy",
+            Scope::Cluster,
+            format!("kube-proxy healthz answers on {} node(s)", results.len()),
+        )
+    } else {
+        // Warn, not fail: many clusters run without kube-proxy; the Service
+        // probe in the connectivity matrix is what proves Services work.
+        Check::warn(
+            "component/kube-proxy",
+            Scope::Cluster,
+            format!(
+                "no kube-proxy DaemonSet, and :10256/healthz does not answer on {}",
+                failed.join("; ")
+            ),
+            "if the cluster runs without kube-proxy, set WITHOUT_KUBE_PROXY=true to skip this check",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::diagnose::model::Status;
+
+    #[test]
+    fn missing_crds_are_named() {
+        let mut present: BTreeSet<String> = REQUIRED_CRDS
+            .iter()
+            .map(|c| format!("{c}.kubeovn.io"))
+            .collect();
+        assert_eq!(crds(&present).status, Status::Pass);
+        present.remove("vips.kubeovn.io");
+        let c = crds(&present);
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.message.contains("vips.kubeovn.io"));
+    }
+
+    #[test]
+    fn workload_counters_must_agree() {
+        let mut w = WorkloadStatus {
+            kind: WorkloadKind::DaemonSet,
+            namespace: "kube-system".into(),
+            name: "ovs-ovn".into(),
+            desired: 3,
+            current: 3,
+            ready: 3,
+            available: 3,
+        };
+        let ok = workload(WorkloadKind::DaemonSet, "kube-system", "ovs-ovn", Some(&w));
+        assert_eq!(ok.status, Status::Pass);
+        w.ready = 2;
+        let bad = workload(WorkloadKind::DaemonSet, "kube-system", "ovs-ovn", Some(&w));
+        assert_eq!(bad.status, Status::Fail);
+        assert!(bad.message.contains("ready 2"));
+        let gone = workload(WorkloadKind::Deployment, "kube-ovn", "ovn-central", None);
+        assert_eq!(gone.status, Status::Fail);
+        assert!(gone.hint.contains("KUBE_OVN_NS"));
+    }
+
+    #[test]
+    fn kube_proxy_probe_failures_warn() {
+        let c = kube_proxy_healthz(&[
+            ("n1".into(), Ok(())),
+            ("n2".into(), Err("connection refused".into())),
+        ]);
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.message.contains("n2: connection refused"));
+        assert_eq!(
+            kube_proxy_healthz(&[("n1".into(), Ok(()))]).status,
+            Status::Pass
+        );
+    }
+}

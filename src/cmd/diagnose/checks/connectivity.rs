@@ -1,0 +1,211 @@
+//! Reading the connectivity matrix: each probe classified, then one check per
+//! source node. A probe that gets no answer to a target (or from a source)
+//! that a NetworkPolicy selects is reported as `blocked-by-policy` and makes
+//! the row a warning, not a failure: the policy explains it, and an operator
+//! reading "blocked by NetworkPolicy ns/np" knows whether that is intended.
+
+use crate::cmd::diagnose::model::{Check, Matrix, ProbeResult, Scope, Source, Target, TargetKind};
+use crate::cmd::diagnose::probe::{PingOutcome, TcpOutcome};
+
+/// Classify one ping.
+pub fn classify_ping(
+    outcome: &PingOutcome,
+    source: &Source,
+    target: &Target,
+) -> (ProbeResult, String) {
+    match outcome {
+        PingOutcome::Reply { detail } => (ProbeResult::Ok, detail.clone()),
+        PingOutcome::NoReply { detail } => no_answer(detail, source, target),
+        PingOutcome::Error { detail } => (ProbeResult::Error, detail.clone()),
+    }
+}
+
+/// Classify one TCP connect.
+pub fn classify_tcp(
+    outcome: &TcpOutcome,
+    source: &Source,
+    target: &Target,
+) -> (ProbeResult, String) {
+    match outcome {
+        TcpOutcome::Connected => (ProbeResult::Ok, "TCP connected".into()),
+        // a refusal is an answer from the far side (or a reject ACL): not a path failure
+        TcpOutcome::Refused => no_answer("connection refused", source, target),
+        TcpOutcome::TimedOut => no_answer("TCP connect timed out", source, target),
+        TcpOutcome::Error { detail } => (ProbeResult::Error, detail.clone()),
+    }
+}
+
+fn no_answer(detail: &str, source: &Source, target: &Target) -> (ProbeResult, String) {
+    let mut pols: Vec<String> = target
+        .policies
+        .iter()
+        .map(|p| format!("NetworkPolicy {p} (ingress of {})", target.label))
+        .collect();
+    pols.extend(
+        source
+            .policies
+            .iter()
+            .map(|p| format!("NetworkPolicy {p} (egress of {})", source.pod)),
+    );
+    if pols.is_empty() {
+        (ProbeResult::Unreachable, detail.to_string())
+    } else {
+        (
+            ProbeResult::BlockedByPolicy,
+            format!("{detail}; explained by {}", pols.join(", ")),
+        )
+    }
+}
+
+/// One check per source row.
+pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
+    let mut out = Vec::new();
+    for (i, src) in m.sources.iter().enumerate() {
+        let scope = Scope::node(&src.node);
+        let mut failed = Vec::new();
+        let mut blocked = Vec::new();
+        let mut ok = 0;
+        for p in m.probes.iter().filter(|p| p.from == i) {
+            let Some(t) = m.targets.get(p.to) else {
+                continue;
+            };
+            let what = format!("{} {} ({})", kind_word(t.kind), t.label, t.address);
+            match p.result {
+                ProbeResult::Ok => ok += 1,
+                ProbeResult::BlockedByPolicy => blocked.push(format!("{what}: {}", p.detail)),
+                ProbeResult::Unreachable | ProbeResult::Error => {
+                    failed.push(format!("{what}: {}", p.detail))
+                }
+            }
+        }
+        let from = format!("from pod {} on {}", src.pod, src.node);
+        if !failed.is_empty() {
+            out.push(Check::fail(
+                "connectivity",
+                scope,
+                format!(
+                    "{from}: {} of {} probes failed: {}",
+                    failed.len(),
+                    ok + failed.len() + blocked.len(),
+                    failed.join("; ")
+                ),
+                format!(
+                    "trace one failing path: `kubectl ko trace {} <dst-ip> icmp`",
+                    src.pod
+                ),
+            ));
+        } else if !blocked.is_empty() {
+            out.push(Check::warn(
+                "connectivity",
+                scope,
+                format!("{from}: {ok} probes answered, {} blocked by NetworkPolicy (expected if the policy is intended): {}", blocked.len(), blocked.join("; ")),
+                "`kubectl describe networkpolicy -n <ns> <name>`; `kubectl ko trace` shows the dropping ACL",
+            ));
+        } else {
+            out.push(Check::pass(
+                "connectivity",
+                scope,
+                format!("{from}: all {ok} probes answered"),
+            ));
+        }
+    }
+    out
+}
+
+fn kind_word(k: TargetKind) -> &'static str {
+    match k {
+        TargetKind::Pod => "pod",
+        TargetKind::Node => "node",
+        TargetKind::Service => "service",
+        TargetKind::External => "external",
+        TargetKind::IpPort => "target",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::diagnose::model::{Probe, Status};
+    use crate::cmd::diagnose::probe::parse_ping;
+
+    fn fx(name: &str) -> String {
+        let p = format!(
+            "{}/tests/fixtures/diagnose/ping/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    fn src(node: &str) -> Source {
+        Source {
+            node: node.into(),
+            pod: format!("kube-system/pinger-{node}"),
+            ip: "10.16.0.2".into(),
+            policies: vec![],
+        }
+    }
+    fn tgt(label: &str, policies: &[&str]) -> Target {
+        Target {
+            kind: TargetKind::Pod,
+            label: label.into(),
+            address: "10.16.0.9".into(),
+            node: Some("n2".into()),
+            policies: policies.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn no_reply_to_a_policy_target_is_blocked_not_failed() {
+        let timeout = parse_ping(1, &fx("timeout.txt"), "");
+        let (r, d) = classify_ping(
+            &timeout,
+            &src("n1"),
+            &tgt("default/web", &["default/deny-web"]),
+        );
+        assert_eq!(r, ProbeResult::BlockedByPolicy);
+        assert!(d.contains("default/deny-web"));
+        let (r, _) = classify_ping(&timeout, &src("n1"), &tgt("default/web", &[]));
+        assert_eq!(r, ProbeResult::Unreachable);
+        let reply = parse_ping(0, &fx("reply.txt"), "");
+        assert_eq!(
+            classify_ping(&reply, &src("n1"), &tgt("x", &["a/b"])).0,
+            ProbeResult::Ok
+        );
+    }
+
+    #[test]
+    fn rows_become_checks() {
+        let m = Matrix {
+            sources: vec![src("n1"), src("n2")],
+            targets: vec![
+                tgt("kube-system/p2", &[]),
+                tgt("default/web", &["default/deny-web"]),
+            ],
+            probes: vec![
+                Probe {
+                    from: 0,
+                    to: 0,
+                    result: ProbeResult::Ok,
+                    detail: String::new(),
+                },
+                Probe {
+                    from: 0,
+                    to: 1,
+                    result: ProbeResult::BlockedByPolicy,
+                    detail: "x".into(),
+                },
+                Probe {
+                    from: 1,
+                    to: 0,
+                    result: ProbeResult::Unreachable,
+                    detail: "0 received".into(),
+                },
+            ],
+        };
+        let cs = matrix_checks(&m);
+        assert_eq!(cs[0].status, Status::Warn);
+        assert_eq!(cs[1].status, Status::Fail);
+        assert_eq!(cs[1].scope, Scope::node("n2"));
+        assert!(cs[1].message.contains("kube-system/p2"));
+    }
+}

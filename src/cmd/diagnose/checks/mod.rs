@@ -1,0 +1,10 @@
+//! The checks: pure functions from typed snapshots to [`Check`]s. No I/O here;
+//! `collect` gathers the snapshots.
+//!
+//! [`Check`]: super::model::Check
+
+pub mod components;
+pub mod connectivity;
+pub mod nodes;
+pub mod pods;
+pub mod raft;

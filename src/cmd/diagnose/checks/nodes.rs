@@ -1,0 +1,383 @@
+//! Per-node checks: the SB Chassis and its encap, ovn-controller alive and
+//! connected, br-int present with flows, a tunnel to every other chassis.
+
+use crate::cmd::diagnose::model::{Check, Scope};
+use crate::cmd::diagnose::ovsdb::{Chassis, Encap, Interface};
+
+use super::raft::first_line;
+
+/// A Kubernetes node as diagnose needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFacts {
+    pub name: String,
+    pub internal_ips: Vec<String>,
+    /// The Ready condition (None = not reported).
+    pub ready: Option<bool>,
+    /// `ovn.kubernetes.io/chassis` (the system-id kube-ovn-cni found).
+    pub chassis_annotation: Option<String>,
+}
+
+/// What the node's ovs-ovn pod answered. Each field is the parsed answer or
+/// why there is none; `error` is set when the node could not be probed at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeProbe {
+    pub ovs_pod: Option<String>,
+    pub error: Option<String>,
+    /// `ovn-appctl -t ovn-controller connection-status` output.
+    pub controller: Result<String, String>,
+    pub br_int: Result<bool, String>,
+    pub flow_count: Result<u64, String>,
+    pub interfaces: Result<Vec<Interface>, String>,
+}
+
+impl NodeProbe {
+    /// A node whose probe could not run at all (no ovs-ovn pod, timeout...).
+    pub fn failed(ovs_pod: Option<String>, error: String) -> Self {
+        NodeProbe {
+            ovs_pod,
+            error: Some(error.clone()),
+            controller: Err(error.clone()),
+            br_int: Err(error.clone()),
+            flow_count: Err(error.clone()),
+            interfaces: Err(error),
+        }
+    }
+}
+
+/// SB tables shared by all node checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SbChassisView {
+    pub chassis: Vec<Chassis>,
+    pub encaps: Vec<Encap>,
+}
+
+impl SbChassisView {
+    pub fn chassis_of(&self, node: &NodeFacts) -> Option<&Chassis> {
+        self.chassis
+            .iter()
+            .find(|c| c.is_node(&node.name, node.chassis_annotation.as_deref()))
+    }
+    pub fn encap_ips(&self, ch: &Chassis) -> Vec<&str> {
+        self.encaps
+            .iter()
+            .filter(|e| ch.encaps.contains(&e.uuid) || e.chassis_name == ch.name)
+            .map(|e| e.ip.as_str())
+            .filter(|ip| !ip.is_empty())
+            .collect()
+    }
+}
+
+pub fn node_checks(
+    namespace: &str,
+    node: &NodeFacts,
+    probe: &NodeProbe,
+    sb: &Result<SbChassisView, String>,
+) -> Vec<Check> {
+    let n = node.name.as_str();
+    let scope = || Scope::node(n);
+    let ovs = probe.ovs_pod.as_deref().unwrap_or("<ovs-ovn pod>");
+    let mut out = Vec::new();
+
+    if node.ready == Some(false) {
+        out.push(Check::fail(
+            "node-ready",
+            scope(),
+            format!("node {n} is NotReady"),
+            format!("`kubectl describe node {n}`"),
+        ));
+    }
+    if let Some(e) = &probe.error {
+        out.push(Check::fail(
+            "node-probe",
+            scope(),
+            format!("could not probe node {n}: {}", first_line(e)),
+            format!(
+                "`kubectl -n {namespace} get pods -l app=ovs -o wide --field-selector spec.nodeName={n}`; a larger --timeout if the node is slow"
+            ),
+        ));
+    }
+
+    // SB chassis + encap
+    match sb {
+        Err(e) => out.push(Check::fail(
+            "chassis",
+            scope(),
+            format!("could not read SB Chassis to check node {n}: {}", first_line(e)),
+            "see the SB database checks",
+        )),
+        Ok(view) => match view.chassis_of(node) {
+            None => out.push(Check::fail(
+                "chassis",
+                scope(),
+                format!(
+                    "node {n} has no Chassis in the OVN SB database{}: pods on it have no flows and no tunnels",
+                    node.chassis_annotation
+                        .as_deref()
+                        .map(|c| format!(" (expected system-id {c})"))
+                        .unwrap_or_default()
+                ),
+                format!(
+                    "ovn-controller on {n} registers the chassis: check it is running and connected (`kubectl ko appctl {n} ...` / the ovn-controller check), or restart the ovs-ovn pod on {n}"
+                ),
+            )),
+            Some(ch) => {
+                out.push(Check::pass(
+                    "chassis",
+                    scope(),
+                    format!("node {n} is chassis {} in the SB database", ch.name),
+                ));
+                let ips = view.encap_ips(ch);
+                if ips.is_empty() {
+                    out.push(Check::fail(
+                        "encap",
+                        scope(),
+                        format!("chassis {} of node {n} has no encap IP: no tunnel can reach it", ch.name),
+                        format!("set external-ids:ovn-encap-ip in Open_vSwitch on {n} (kube-ovn-cni does this from the node IP)"),
+                    ));
+                } else {
+                    out.push(Check::pass(
+                        "encap",
+                        scope(),
+                        format!("chassis {} encap IP {}", ch.name, ips.join(", ")),
+                    ));
+                }
+            }
+        },
+    }
+
+    if probe.error.is_some() {
+        return out;
+    }
+
+    // ovn-controller
+    match &probe.controller {
+        Ok(s) if s.trim() == "connected" => out.push(Check::pass(
+            "ovn-controller",
+            scope(),
+            format!("ovn-controller on {n} is running and connected to the SB database"),
+        )),
+        Ok(s) => out.push(Check::fail(
+            "ovn-controller",
+            scope(),
+            format!(
+                "ovn-controller on {n} is running but {} to the SB database",
+                first_line(s)
+            ),
+            format!("check external-ids:ovn-remote on {n} and that the ovn-sb Service reaches the SB leader"),
+        )),
+        Err(e) => out.push(Check::fail(
+            "ovn-controller",
+            scope(),
+            format!("ovn-controller on {n} is not running: {}", first_line(e)),
+            format!(
+                "/var/log/ovn/ovn-controller.log in pod {namespace}/{ovs}; restarting that pod restarts ovn-controller"
+            ),
+        )),
+    }
+
+    // br-int and flows
+    match (&probe.br_int, &probe.flow_count) {
+        (Ok(false), _) => out.push(Check::fail(
+            "br-int",
+            scope(),
+            format!("bridge br-int does not exist on {n}"),
+            format!("ovn-controller creates br-int; check pod {namespace}/{ovs}"),
+        )),
+        (Err(e), _) => out.push(Check::fail(
+            "br-int",
+            scope(),
+            format!("could not check br-int on {n}: {}", first_line(e)),
+            format!("`kubectl ko vsctl {n} show`"),
+        )),
+        (Ok(true), Ok(0)) => out.push(Check::fail(
+            "br-int",
+            scope(),
+            format!("br-int on {n} has no OpenFlow flows"),
+            "ovn-controller installs the flows: see the ovn-controller check",
+        )),
+        (Ok(true), Ok(c)) => out.push(Check::pass(
+            "br-int",
+            scope(),
+            format!("br-int on {n} has {c} flows"),
+        )),
+        (Ok(true), Err(e)) => out.push(Check::warn(
+            "br-int",
+            scope(),
+            format!(
+                "br-int exists on {n} but its flows could not be counted: {}",
+                first_line(e)
+            ),
+            format!("`kubectl ko ofctl {n} dump-aggregate br-int`"),
+        )),
+    }
+
+    // tunnels to every other chassis
+    if let (Ok(view), Ok(ifaces)) = (sb, &probe.interfaces) {
+        let me = view.chassis_of(node).map(|c| c.name.clone());
+        let remote_ips: Vec<&str> = ifaces
+            .iter()
+            .filter(|i| i.is_tunnel())
+            .filter_map(|i| i.options.get("remote_ip").map(String::as_str))
+            .collect();
+        let mut missing = Vec::new();
+        let mut peers = 0;
+        for ch in &view.chassis {
+            if Some(&ch.name) == me.as_ref() {
+                continue;
+            }
+            peers += 1;
+            let ips = view.encap_ips(ch);
+            if !ips.iter().any(|ip| remote_ips.contains(ip)) {
+                let who = ch
+                    .external_ids
+                    .get("node")
+                    .cloned()
+                    .unwrap_or_else(|| ch.hostname.clone());
+                missing.push(format!("{who} ({})", ips.join(", ")));
+            }
+        }
+        if missing.is_empty() {
+            out.push(Check::pass(
+                "tunnels",
+                scope(),
+                format!("{n} has a tunnel to each of the {peers} other chassis"),
+            ));
+        } else {
+            out.push(Check::fail(
+                "tunnels",
+                scope(),
+                format!("{n} has no tunnel to: {}", missing.join(", ")),
+                format!("ovn-controller on {n} creates tunnels from SB Encap rows; check it is connected, and `kubectl ko vsctl {n} show`"),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::diagnose::model::Status;
+    use crate::cmd::diagnose::ovsdb;
+
+    fn fx(path: &str) -> String {
+        let p = format!(
+            "{}/tests/fixtures/diagnose/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    fn node(n: &str) -> NodeFacts {
+        NodeFacts {
+            name: n.into(),
+            internal_ips: vec![],
+            ready: Some(true),
+            chassis_annotation: None,
+        }
+    }
+
+    fn sb(dir: &str) -> Result<SbChassisView, String> {
+        Ok(SbChassisView {
+            chassis: ovsdb::chassis(&fx(&format!("{dir}/sb-chassis.json"))).unwrap(),
+            encaps: ovsdb::encaps(&fx(&format!("{dir}/sb-encap.json"))).unwrap(),
+        })
+    }
+
+    fn probe(dir: &str, n: &str, controller_ok: bool) -> NodeProbe {
+        let conn = fx(&format!("{dir}/controller-connection-status-{n}.txt"));
+        NodeProbe {
+            ovs_pod: Some(format!("ovs-ovn-{n}")),
+            error: None,
+            controller: if controller_ok { Ok(conn) } else { Err(conn) },
+            br_int: Ok(true),
+            flow_count: ovsdb::aggregate_flow_count(&fx(&format!("{dir}/ofctl-aggregate-{n}.txt")))
+                .ok_or_else(|| "no count".to_string()),
+            interfaces: Ok(
+                ovsdb::interfaces(&fx(&format!("{dir}/vsctl-interfaces-{n}.json"))).unwrap(),
+            ),
+        }
+    }
+
+    fn by_name<'a>(cs: &'a [Check], name: &str) -> &'a Check {
+        cs.iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no check {name} in {cs:#?}"))
+    }
+
+    #[test]
+    fn healthy_node_passes() {
+        let cs = node_checks(
+            "kube-system",
+            &node("diagf-node1"),
+            &probe("healthy", "n1", true),
+            &sb("healthy"),
+        );
+        assert!(cs.iter().all(|c| c.status == Status::Pass), "{cs:#?}");
+        assert_eq!(cs.len(), 5);
+    }
+
+    #[test]
+    fn stopped_controller_fails_naming_the_node() {
+        // exit code 1 recorded in controller-stopped/COMMANDS.tsv
+        let cs = node_checks(
+            "kube-system",
+            &node("diagf-node2"),
+            &probe("controller-stopped", "n2", false),
+            &sb("controller-stopped"),
+        );
+        let c = by_name(&cs, "ovn-controller");
+        assert_eq!(c.status, Status::Fail);
+        assert_eq!(c.scope, Scope::node("diagf-node2"));
+        assert!(c.message.contains("not running"), "{}", c.message);
+    }
+
+    #[test]
+    fn deleted_chassis_fails_and_peers_lose_their_tunnel() {
+        let view = sb("unbound-and-chassis-deleted");
+        let cs = node_checks(
+            "kube-system",
+            &node("diagf-node2"),
+            &probe("healthy-n2", "n2", true),
+            &view,
+        );
+        let c = by_name(&cs, "chassis");
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.message.contains("diagf-node2") && c.message.contains("no Chassis"));
+        // node1 has no other chassis to tunnel to any more: nothing missing
+        let cs1 = node_checks(
+            "kube-system",
+            &node("diagf-node1"),
+            &probe("unbound-and-chassis-deleted", "n1", true),
+            &view,
+        );
+        assert_eq!(by_name(&cs1, "tunnels").status, Status::Pass);
+    }
+
+    #[test]
+    fn missing_tunnel_is_named() {
+        // node1's interfaces after node2's chassis was deleted have no tunnel,
+        // judged against the healthy SB where node2 still exists
+        let cs = node_checks(
+            "kube-system",
+            &node("diagf-node1"),
+            &probe("unbound-and-chassis-deleted", "n1", true),
+            &sb("healthy"),
+        );
+        let t = by_name(&cs, "tunnels");
+        assert_eq!(t.status, Status::Fail);
+        assert!(t.message.contains("10.250.0.12"), "{}", t.message);
+    }
+
+    #[test]
+    fn unprobeable_node_fails_but_sb_checks_still_run() {
+        let cs = node_checks(
+            "kube-system",
+            &node("diagf-node1"),
+            &NodeProbe::failed(None, "timed out after 10s".into()),
+            &sb("healthy"),
+        );
+        assert_eq!(by_name(&cs, "node-probe").status, Status::Fail);
+        assert_eq!(by_name(&cs, "chassis").status, Status::Pass);
+    }
+}

@@ -1,0 +1,411 @@
+//! Per-pod agreement between Kubernetes, NB and SB: the pod's LSP exists, its
+//! addresses match the ip/mac annotations, its Port_Binding is on the chassis
+//! of the pod's node and up; no LSP outlives its pod.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::cmd::diagnose::model::{Check, Scope};
+use crate::cmd::diagnose::ovsdb::{Lsp, PortBinding};
+
+use super::nodes::{NodeFacts, SbChassisView};
+use super::raft::first_line;
+
+/// A pod as diagnose needs it (from the API object and its Kube-OVN annotations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodFacts {
+    pub namespace: String,
+    pub name: String,
+    pub node: Option<String>,
+    /// phase Running and not being deleted.
+    pub running: bool,
+    pub host_network: bool,
+    /// `ovn.kubernetes.io/ip_address`, split on ','.
+    pub ips: Vec<String>,
+    /// `ovn.kubernetes.io/mac_address`.
+    pub mac: Option<String>,
+    /// `ovn.kubernetes.io/logical_switch` (set only for OVN subnets).
+    pub logical_switch: Option<String>,
+}
+
+impl PodFacts {
+    /// Kube-OVN's LSP name for the primary interface.
+    pub fn lsp_name(&self) -> String {
+        format!("{}.{}", self.name, self.namespace)
+    }
+    /// Pods Kube-OVN wires into OVN: not hostNetwork, on an OVN logical switch.
+    pub fn is_ovn(&self) -> bool {
+        !self.host_network && self.logical_switch.is_some()
+    }
+}
+
+/// Which pods a run looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum PodFilter<'a> {
+    All,
+    Node(&'a str),
+    Subnet(&'a str),
+}
+
+impl PodFilter<'_> {
+    fn keeps(&self, p: &PodFacts) -> bool {
+        match self {
+            PodFilter::All => true,
+            PodFilter::Node(n) => p.node.as_deref() == Some(n),
+            PodFilter::Subnet(s) => p.logical_switch.as_deref() == Some(s),
+        }
+    }
+    fn keeps_lsp(&self, l: &Lsp) -> bool {
+        match self {
+            PodFilter::All | PodFilter::Node(_) => true,
+            PodFilter::Subnet(s) => l.external_ids.get("ls").map(String::as_str) == Some(s),
+        }
+    }
+    fn scope(&self) -> Scope {
+        match self {
+            PodFilter::All => Scope::Cluster,
+            PodFilter::Node(n) => Scope::node(n),
+            PodFilter::Subnet(s) => Scope::Subnet(s.to_string()),
+        }
+    }
+}
+
+fn ip_set<'a>(ips: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
+    // normalise: parse when possible so `fd00::0a` and `fd00::a` compare equal
+    ips.into_iter()
+        .map(|s| {
+            s.parse::<std::net::IpAddr>()
+                .map(|ip| ip.to_string())
+                .unwrap_or_else(|_| s.clone())
+        })
+        .collect()
+}
+
+pub fn pod_checks(
+    namespace: &str,
+    filter: PodFilter<'_>,
+    pods: &[PodFacts],
+    nodes: &[NodeFacts],
+    lsps: &Result<Vec<Lsp>, String>,
+    bindings: &Result<Vec<PortBinding>, String>,
+    sb: &Result<SbChassisView, String>,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    let (lsps, bindings) = match (lsps, bindings) {
+        (Ok(l), Ok(b)) => (l, b),
+        (Err(e), _) | (_, Err(e)) => {
+            out.push(Check::fail(
+                "pod-ports",
+                filter.scope(),
+                format!(
+                    "could not read NB ports / SB bindings to check pods: {}",
+                    first_line(e)
+                ),
+                "see the NB/SB database checks",
+            ));
+            return out;
+        }
+    };
+    let lsp_by_name: BTreeMap<&str, &Lsp> = lsps.iter().map(|l| (l.name.as_str(), l)).collect();
+    let pb_by_port: BTreeMap<&str, &PortBinding> = bindings
+        .iter()
+        .map(|b| (b.logical_port.as_str(), b))
+        .collect();
+    // chassis row uuid -> node name
+    let chassis_node: BTreeMap<String, String> = match sb {
+        Ok(view) => nodes
+            .iter()
+            .filter_map(|n| view.chassis_of(n).map(|c| (c.uuid.clone(), n.name.clone())))
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    };
+    let chassis_name: BTreeMap<&str, &str> = match sb {
+        Ok(view) => view
+            .chassis
+            .iter()
+            .map(|c| (c.uuid.as_str(), c.name.as_str()))
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    };
+
+    let mut checked = 0usize;
+    let mut problems = 0usize;
+    for p in pods
+        .iter()
+        .filter(|p| p.is_ovn() && p.running && filter.keeps(p))
+    {
+        checked += 1;
+        let scope = Scope::pod(&p.namespace, &p.name);
+        let lsp_name = p.lsp_name();
+        let ls = p.logical_switch.as_deref().unwrap_or_default();
+        let Some(lsp) = lsp_by_name.get(lsp_name.as_str()) else {
+            problems += 1;
+            out.push(Check::fail(
+                "pod-port",
+                scope,
+                format!(
+                    "running pod {}/{} has no logical switch port {lsp_name} in the NB database (switch {ls})",
+                    p.namespace, p.name
+                ),
+                format!(
+                    "kube-ovn-controller creates it; check its log (`kubectl -n {namespace} logs deploy/kube-ovn-controller | grep {lsp_name}`), then recreate the pod"
+                ),
+            ));
+            continue;
+        };
+        // addresses vs annotations
+        let (lsp_mac, lsp_ips) = lsp.mac_and_ips().unwrap_or_default();
+        let want_mac = p.mac.as_deref().unwrap_or_default().to_ascii_lowercase();
+        if lsp_mac != want_mac || ip_set(&lsp_ips) != ip_set(&p.ips) {
+            problems += 1;
+            out.push(Check::fail(
+                "pod-addresses",
+                scope.clone(),
+                format!(
+                    "pod {}/{} annotations say ip {} mac {}, but its port {lsp_name} has addresses \"{}\"",
+                    p.namespace,
+                    p.name,
+                    p.ips.join(","),
+                    if want_mac.is_empty() { "<none>" } else { &want_mac },
+                    lsp.addresses.join("\", \"")
+                ),
+                "the pod's ovn.kubernetes.io/ip_address|mac_address annotations and its LSP disagree: traffic to the annotated address is dropped by port security; recreate the pod so kube-ovn-controller reallocates both",
+            ));
+        }
+        // binding
+        let node = p.node.as_deref().unwrap_or("<unscheduled>");
+        match pb_by_port.get(lsp_name.as_str()) {
+            None => {
+                problems += 1;
+                out.push(Check::fail(
+                    "pod-binding",
+                    scope,
+                    format!(
+                        "port {lsp_name} of pod {}/{} has no Port_Binding in the SB database",
+                        p.namespace, p.name
+                    ),
+                    "ovn-northd creates Port_Bindings from NB ports: see the northd and SB checks",
+                ));
+            }
+            Some(pb) => match pb.chassis.as_deref() {
+                None => {
+                    problems += 1;
+                    out.push(Check::fail(
+                        "pod-binding",
+                        scope,
+                        format!(
+                            "port {lsp_name} of pod {}/{} is not bound to any chassis (pod runs on {node})",
+                            p.namespace, p.name
+                        ),
+                        format!(
+                            "ovn-controller on {node} binds the port when an OVS interface has external_ids:iface-id={lsp_name}: `kubectl ko vsctl {node} find interface external_ids:iface-id={lsp_name}`"
+                        ),
+                    ));
+                }
+                Some(uuid) => {
+                    let bound_node = chassis_node.get(uuid).map(String::as_str);
+                    if bound_node != p.node.as_deref() {
+                        problems += 1;
+                        let on = bound_node
+                            .map(str::to_string)
+                            .or_else(|| chassis_name.get(uuid).map(|c| format!("chassis {c}")))
+                            .unwrap_or_else(|| format!("unknown chassis {uuid}"));
+                        out.push(Check::fail(
+                            "pod-binding",
+                            scope,
+                            format!(
+                                "port {lsp_name} of pod {}/{} is bound to {on}, but the pod runs on {node}",
+                                p.namespace, p.name
+                            ),
+                            format!("a stale iface-id on the other node claims the port; remove it there (`kubectl ko vsctl <node> find interface external_ids:iface-id={lsp_name}`)"),
+                        ));
+                    } else if pb.up == Some(false) {
+                        problems += 1;
+                        out.push(Check::fail(
+                            "pod-binding",
+                            scope,
+                            format!("port {lsp_name} of pod {}/{} is bound on {node} but not up", p.namespace, p.name),
+                            format!("ovn-controller on {node} has not finished installing its flows; see its log"),
+                        ));
+                    }
+                }
+            },
+        }
+    }
+
+    // stale LSPs: created for a pod that no longer exists
+    let existing: BTreeSet<String> = pods
+        .iter()
+        .map(|p| format!("{}/{}", p.namespace, p.name))
+        .collect();
+    let mut stale = Vec::new();
+    for l in lsps.iter().filter(|l| filter.keeps_lsp(l)) {
+        let Some(owner) = l.pod() else { continue };
+        if matches!(filter, PodFilter::Node(_)) {
+            break; // an LSP without a pod has no node to attribute it to
+        }
+        // attachments are <pod>.<ns>.<provider>; only judge primary ports
+        if !existing.contains(owner) && l.name.matches('.').count() == 1 {
+            stale.push(l.name.clone());
+        }
+    }
+    if !stale.is_empty() {
+        out.push(Check::warn(
+            "stale-ports",
+            filter.scope(),
+            format!(
+                "{} logical switch port(s) belong to pods that no longer exist: {}",
+                stale.len(),
+                stale.join(", ")
+            ),
+            "kube-ovn-controller's GC removes them; if they persist, `kubectl ko nbctl lsp-del <port>` after checking no pod uses the IP",
+        ));
+    }
+    if problems == 0 {
+        out.push(Check::pass(
+            "pod-ports",
+            filter.scope(),
+            format!("{checked} running pod(s): ports exist, addresses match annotations, bound on their node and up"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::diagnose::model::Status;
+    use crate::cmd::diagnose::ovsdb;
+
+    fn fx(path: &str) -> String {
+        let p = format!(
+            "{}/tests/fixtures/diagnose/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    fn pinger(name: &str, node: &str, ip: &str, mac: &str) -> PodFacts {
+        PodFacts {
+            namespace: "kube-system".into(),
+            name: name.into(),
+            node: Some(node.into()),
+            running: true,
+            host_network: false,
+            ips: vec![ip.into()],
+            mac: Some(mac.into()),
+            logical_switch: Some("ovn-default".into()),
+        }
+    }
+
+    fn nodes() -> Vec<NodeFacts> {
+        ["diagf-node1", "diagf-node2"]
+            .iter()
+            .map(|n| NodeFacts {
+                name: n.to_string(),
+                internal_ips: vec![],
+                ready: Some(true),
+                chassis_annotation: None,
+            })
+            .collect()
+    }
+
+    fn run(dir: &str, pods: &[PodFacts], filter: PodFilter<'_>) -> Vec<Check> {
+        let sb = Ok(SbChassisView {
+            chassis: ovsdb::chassis(&fx(&format!("{dir}/sb-chassis.json"))).unwrap(),
+            encaps: ovsdb::encaps(&fx(&format!("{dir}/sb-encap.json"))).unwrap(),
+        });
+        pod_checks(
+            "kube-system",
+            filter,
+            pods,
+            &nodes(),
+            &ovsdb::lsps(&fx(&format!("{dir}/nb-lsp.json"))).map_err(|e| e.to_string()),
+            &ovsdb::port_bindings(&fx(&format!("{dir}/sb-port-binding.json")))
+                .map_err(|e| e.to_string()),
+            &sb,
+        )
+    }
+
+    fn healthy_pods() -> Vec<PodFacts> {
+        vec![
+            pinger("pinger-a", "diagf-node1", "10.16.0.11", "0a:58:0a:10:00:11"),
+            pinger("pinger-b", "diagf-node2", "10.16.0.12", "0a:58:0a:10:00:12"),
+        ]
+    }
+
+    #[test]
+    fn healthy_pods_pass_and_stale_port_warns() {
+        let cs = run("healthy", &healthy_pods(), PodFilter::All);
+        let pass = cs.iter().find(|c| c.name == "pod-ports").unwrap();
+        assert_eq!(pass.status, Status::Pass);
+        assert!(pass.message.starts_with("2 running"));
+        let stale = cs.iter().find(|c| c.name == "stale-ports").unwrap();
+        assert_eq!(stale.status, Status::Warn);
+        assert!(stale.message.contains("stale.default"));
+        assert!(cs.iter().all(|c| c.status != Status::Fail), "{cs:#?}");
+    }
+
+    #[test]
+    fn drifted_annotation_fails_naming_the_pod() {
+        let mut pods = healthy_pods();
+        pods[0].ips = vec!["10.16.0.200".into()];
+        let cs = run("healthy", &pods, PodFilter::All);
+        let c = cs.iter().find(|c| c.name == "pod-addresses").unwrap();
+        assert_eq!(c.status, Status::Fail);
+        assert_eq!(c.scope, Scope::pod("kube-system", "pinger-a"));
+        assert!(c.message.contains("10.16.0.200") && c.message.contains("10.16.0.11"));
+    }
+
+    #[test]
+    fn unbound_port_fails() {
+        let cs = run(
+            "unbound-and-chassis-deleted",
+            &healthy_pods(),
+            PodFilter::All,
+        );
+        let a = cs
+            .iter()
+            .find(|c| c.name == "pod-binding" && c.scope == Scope::pod("kube-system", "pinger-a"))
+            .unwrap();
+        assert!(a.message.contains("not bound"), "{}", a.message);
+        // pinger-b's chassis was deleted too: also unbound
+        assert!(
+            cs.iter().any(
+                |c| c.name == "pod-binding" && c.scope == Scope::pod("kube-system", "pinger-b")
+            )
+        );
+    }
+
+    #[test]
+    fn pod_bound_on_the_wrong_node_fails() {
+        let mut pods = healthy_pods();
+        pods[0].node = Some("diagf-node2".into());
+        let cs = run("healthy", &pods, PodFilter::All);
+        let c = cs.iter().find(|c| c.name == "pod-binding").unwrap();
+        assert!(
+            c.message.contains("bound to diagf-node1") && c.message.contains("runs on diagf-node2"),
+            "{}",
+            c.message
+        );
+    }
+
+    #[test]
+    fn missing_lsp_fails_and_filters_apply() {
+        let mut pods = healthy_pods();
+        pods.push(pinger(
+            "ghost",
+            "diagf-node2",
+            "10.16.0.50",
+            "0a:58:0a:10:00:50",
+        ));
+        let cs = run("healthy", &pods, PodFilter::Node("diagf-node2"));
+        let c = cs.iter().find(|c| c.name == "pod-port").unwrap();
+        assert_eq!(c.scope, Scope::pod("kube-system", "ghost"));
+        assert!(!cs.iter().any(|c| c.name == "stale-ports"));
+        let cs = run("healthy", &healthy_pods(), PodFilter::Subnet("join"));
+        assert!(
+            cs.iter()
+                .any(|c| c.name == "pod-ports" && c.message.starts_with("0 running"))
+        );
+    }
+}

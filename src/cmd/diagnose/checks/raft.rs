@@ -1,0 +1,664 @@
+//! OVN NB/SB RAFT and northd checks over what every ovn-central pod reports
+//! (`cluster/status`, `ovn-northd status`), the leader labels and the
+//! ovn-nb/ovn-sb/ovn-northd EndpointSlices.
+
+use std::collections::BTreeMap;
+
+use ko_ovn::raft::{ClusterStatus, Role};
+
+use crate::cmd::diagnose::model::{Check, Scope};
+
+/// A follower this many entries behind the leader's highest match_index is lagging.
+pub const LAG_WARN_ENTRIES: u64 = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Nb,
+    Sb,
+}
+
+impl Db {
+    /// Short name used in check names and labels.
+    pub fn short(self) -> &'static str {
+        match self {
+            Db::Nb => "nb",
+            Db::Sb => "sb",
+        }
+    }
+    pub fn title(self) -> &'static str {
+        match self {
+            Db::Nb => "OVN NB",
+            Db::Sb => "OVN SB",
+        }
+    }
+    pub fn schema(self) -> &'static str {
+        match self {
+            Db::Nb => "OVN_Northbound",
+            Db::Sb => "OVN_Southbound",
+        }
+    }
+    pub fn ctl(self) -> &'static str {
+        match self {
+            Db::Nb => "/var/run/ovn/ovnnb_db.ctl",
+            Db::Sb => "/var/run/ovn/ovnsb_db.ctl",
+        }
+    }
+    /// argv of `cluster/status` as Kube-OVN's start-db.sh runs it.
+    pub fn status_argv(self) -> [&'static str; 5] {
+        [
+            "ovn-appctl",
+            "-t",
+            self.ctl(),
+            "cluster/status",
+            self.schema(),
+        ]
+    }
+}
+
+/// One ovn-central pod as Kubernetes sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CentralPod {
+    pub name: String,
+    pub node: Option<String>,
+    pub ip: Option<String>,
+    /// Why it cannot be exec'd into, if so.
+    pub unusable: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl CentralPod {
+    fn label_true(&self, key: &str) -> bool {
+        self.labels.get(key).map(String::as_str) == Some("true")
+    }
+}
+
+/// What one pod's database server said (or why it said nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub pod: String,
+    pub status: Result<ClusterStatus, String>,
+}
+
+/// `tcp:10.0.0.1:6643` / `ssl:[fd00::1]:6643` -> the host part.
+fn address_host(addr: &str) -> &str {
+    let rest = addr.split_once(':').map(|(_, r)| r).unwrap_or(addr);
+    let host = rest.rsplit_once(':').map(|(h, _)| h).unwrap_or(rest);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+fn pod_for_address<'a>(pods: &'a [CentralPod], addr: &str) -> Option<&'a CentralPod> {
+    let host = address_host(addr);
+    pods.iter().find(|p| p.ip.as_deref() == Some(host))
+}
+
+fn describe_server(pods: &[CentralPod], sid: &str, addr: &str) -> String {
+    match pod_for_address(pods, addr) {
+        Some(p) => format!(
+            "member {sid} (pod {}{}, {addr})",
+            p.name,
+            p.node
+                .as_deref()
+                .map(|n| format!(" on {n}"))
+                .unwrap_or_default()
+        ),
+        None => format!("member {sid} ({addr})"),
+    }
+}
+
+/// All RAFT checks for one database.
+pub fn raft(
+    db: Db,
+    namespace: &str,
+    pods: &[CentralPod],
+    views: &[MemberView],
+    endpoints: &Result<Vec<String>, String>,
+) -> Vec<Check> {
+    let s = db.short();
+    let t = db.title();
+    let mut out = Vec::new();
+
+    // 1. every member answers
+    let mut silent = Vec::new();
+    for v in views {
+        if let Err(e) = &v.status {
+            silent.push(format!("pod {}: {}", v.pod, first_line(e)));
+        }
+    }
+    if silent.is_empty() {
+        out.push(Check::pass(
+            &format!("{s}-raft-servers"),
+            Scope::Cluster,
+            format!(
+                "{t} database server answers in all {} ovn-central pod(s)",
+                views.len()
+            ),
+        ));
+    } else {
+        out.push(Check::fail(
+            &format!("{s}-raft-servers"),
+            Scope::Cluster,
+            format!(
+                "{t} database server ({}) does not answer cluster/status in {}",
+                db.schema(),
+                silent.join("; ")
+            ),
+            format!(
+                "`kubectl -n {namespace} logs <pod> -c ovn-central` and /var/log/ovn/ovsdb-server-{s}.log in that pod; restart the pod if ovsdb-server died"
+            ),
+        ));
+    }
+
+    let ok: Vec<(&str, &ClusterStatus)> = views
+        .iter()
+        .filter_map(|v| v.status.as_ref().ok().map(|st| (v.pod.as_str(), st)))
+        .collect();
+    if ok.is_empty() {
+        out.push(Check::fail(
+            &format!("{s}-raft-leader"),
+            Scope::Cluster,
+            format!("no {t} server could be asked for its RAFT status"),
+            format!("`kubectl -n {namespace} get pods -l app=ovn-central -o wide`"),
+        ));
+        return out;
+    }
+
+    // 2. exactly one leader, and everybody agrees on it
+    let leaders: Vec<&(&str, &ClusterStatus)> = ok
+        .iter()
+        .filter(|(_, st)| st.role == Role::Leader)
+        .collect();
+    let candidates: Vec<&str> = ok
+        .iter()
+        .filter(|(_, st)| st.role == Role::Candidate)
+        .map(|(p, _)| *p)
+        .collect();
+    let leader = match leaders.as_slice() {
+        [one] => Some(*one),
+        [] => {
+            out.push(Check::fail(
+                &format!("{s}-raft-leader"),
+                Scope::Cluster,
+                format!(
+                    "{t} has no RAFT leader{}",
+                    if candidates.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; election not settled (candidate: {})",
+                            candidates.join(", ")
+                        )
+                    }
+                ),
+                "a majority of members must be up and connected; check the stopped/failed members above",
+            ));
+            None
+        }
+        many => {
+            let who: Vec<String> = many
+                .iter()
+                .map(|(p, st)| format!("{p} (term {})", st.term.unwrap_or(0)))
+                .collect();
+            out.push(Check::fail(
+                &format!("{s}-raft-leader"),
+                Scope::Cluster,
+                format!(
+                    "{t} has {} servers claiming leadership: {}",
+                    many.len(),
+                    who.join(", ")
+                ),
+                "a stale leader that lost contact; check the network between ovn-central pods",
+            ));
+            None
+        }
+    };
+    let Some(&(leader_pod, lst)) = leader else {
+        return out;
+    };
+    let leader_sid = lst.server_id.short.clone();
+    let disagree: Vec<String> = ok
+        .iter()
+        .filter(|(_, st)| st.role != Role::Leader)
+        .filter(|(_, st)| st.leader.as_deref() != Some(leader_sid.as_str()))
+        .map(|(p, st)| {
+            format!(
+                "{p} follows {}",
+                st.leader.as_deref().unwrap_or("no leader")
+            )
+        })
+        .collect();
+    if disagree.is_empty() && candidates.is_empty() {
+        out.push(Check::pass(
+            &format!("{s}-raft-leader"),
+            Scope::Cluster,
+            format!(
+                "{t} leader is {leader_sid} in pod {leader_pod} (term {}), all members agree",
+                lst.term.unwrap_or(0)
+            ),
+        ));
+    } else {
+        out.push(Check::fail(
+            &format!("{s}-raft-leader"),
+            Scope::Cluster,
+            format!(
+                "{t} leader {leader_sid} (pod {leader_pod}) is not recognised by every member: {}",
+                disagree
+                    .into_iter()
+                    .chain(candidates.iter().map(|c| format!("{c} is a candidate")))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            "an election is in progress or a member is partitioned; re-run in a few seconds, then check the member's connectivity",
+        ));
+    }
+
+    // 3. members connected and not lagging, from the leader's view
+    let timer = lst.election_timer_ms.unwrap_or(1000).max(1000);
+    let mut down = Vec::new();
+    let mut lagging = Vec::new();
+    for srv in lst.servers.iter().filter(|x| !x.is_self) {
+        let who = describe_server(pods, &srv.sid, &srv.address);
+        let stale = srv.last_msg_ms.is_some_and(|ms| ms > 2 * timer);
+        if !lst.connected_to(&srv.sid) || stale {
+            down.push(format!(
+                "{who} is not connected to the leader{}",
+                srv.last_msg_ms
+                    .map(|ms| format!(" (last message {ms} ms ago)"))
+                    .unwrap_or_default()
+            ));
+        } else if let Some(lag) = lst.match_lag(&srv.sid)
+            && lag > LAG_WARN_ENTRIES
+        {
+            lagging.push(format!("{who} is {lag} log entries behind"));
+        }
+    }
+    if !down.is_empty() {
+        out.push(Check::fail(
+            &format!("{s}-raft-members"),
+            Scope::Cluster,
+            format!("{t}: {}", down.join("; ")),
+            format!(
+                "check that ovsdb-server runs in that pod (`kubectl -n {namespace} exec <pod> -c ovn-central -- {}`) and that port {} is reachable between ovn-central pods",
+                db.status_argv().join(" "),
+                match db {
+                    Db::Nb => 6643,
+                    Db::Sb => 6644,
+                }
+            ),
+        ));
+    } else if !lagging.is_empty() {
+        out.push(Check::warn(
+            &format!("{s}-raft-members"),
+            Scope::Cluster,
+            format!("{t}: {}", lagging.join("; ")),
+            "a member far behind may be overloaded or on a slow disk; watch whether the gap closes",
+        ));
+    } else {
+        out.push(Check::pass(
+            &format!("{s}-raft-members"),
+            Scope::Cluster,
+            format!(
+                "{t}: all {} members connected to the leader and up to date",
+                lst.servers.len()
+            ),
+        ));
+    }
+
+    // pods that are not in the cluster at all
+    let outsiders: Vec<&str> = pods
+        .iter()
+        .filter(|p| p.ip.is_some())
+        .filter(|p| {
+            !lst.servers
+                .iter()
+                .any(|srv| address_host(&srv.address) == p.ip.as_deref().unwrap_or_default())
+        })
+        .map(|p| p.name.as_str())
+        .collect();
+    if !outsiders.is_empty() {
+        out.push(Check::warn(
+            &format!("{s}-raft-membership"),
+            Scope::Cluster,
+            format!(
+                "ovn-central pod(s) {} are not members of the {t} RAFT cluster",
+                outsiders.join(", ")
+            ),
+            "NODE_IPS of ovn-central must list every master; a removed member needs `kubectl ko {s} kick` and a rejoin",
+        ));
+    }
+
+    // 4. leader label and EndpointSlice follow the real leader
+    out.push(leader_label(
+        &format!("{s}-leader-label"),
+        &format!("ovn-{s}-leader"),
+        t,
+        leader_pod,
+        pods,
+    ));
+    out.push(endpoints_check(
+        &format!("{s}-endpoints"),
+        &format!("ovn-{s}"),
+        namespace,
+        leader_pod,
+        endpoints,
+    ));
+    out
+}
+
+fn leader_label(
+    name: &str,
+    label: &str,
+    what: &str,
+    leader_pod: &str,
+    pods: &[CentralPod],
+) -> Check {
+    let labelled: Vec<&str> = pods
+        .iter()
+        .filter(|p| p.label_true(label))
+        .map(|p| p.name.as_str())
+        .collect();
+    if labelled == [leader_pod] {
+        Check::pass(
+            name,
+            Scope::Cluster,
+            format!("label {label}=true is on {leader_pod}, the real {what} leader"),
+        )
+    } else {
+        Check::fail(
+            name,
+            Scope::Cluster,
+            format!(
+                "label {label}=true is on [{}] but the real {what} leader is pod {leader_pod}",
+                labelled.join(", ")
+            ),
+            "kube-ovn-leader-checker in ovn-central sets these labels; check its log in each ovn-central pod (stale labels break Services and kubectl-ko)",
+        )
+    }
+}
+
+fn endpoints_check(
+    name: &str,
+    service: &str,
+    namespace: &str,
+    leader_pod: &str,
+    endpoints: &Result<Vec<String>, String>,
+) -> Check {
+    match endpoints {
+        Err(e) => Check::fail(
+            name,
+            Scope::Cluster,
+            format!(
+                "could not read the EndpointSlices of Service {namespace}/{service}: {}",
+                first_line(e)
+            ),
+            format!(
+                "`kubectl -n {namespace} get endpointslice -l kubernetes.io/service-name={service}`"
+            ),
+        ),
+        Ok(targets) if targets.len() == 1 && targets[0] == leader_pod => Check::pass(
+            name,
+            Scope::Cluster,
+            format!("Service {namespace}/{service} points at the leader {leader_pod}"),
+        ),
+        Ok(targets) => Check::fail(
+            name,
+            Scope::Cluster,
+            format!(
+                "Service {namespace}/{service} has {} ready endpoint(s) [{}], expected exactly the leader {leader_pod}",
+                targets.len(),
+                targets.join(", ")
+            ),
+            "the Service selects app=ovn-central plus the leader label; fix the labels (see the leader-label check)",
+        ),
+    }
+}
+
+/// `ovn-appctl -t ovn-northd status` per pod: exactly one `Status: active`.
+pub fn northd(
+    namespace: &str,
+    pods: &[CentralPod],
+    views: &[(String, Result<String, String>)],
+    endpoints: &Result<Vec<String>, String>,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut active = Vec::new();
+    let mut silent = Vec::new();
+    for (pod, r) in views {
+        match r {
+            Ok(text) => {
+                let st = text
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("Status:"))
+                    .map(str::trim)
+                    .unwrap_or("unknown");
+                if st == "active" {
+                    active.push(pod.as_str());
+                }
+            }
+            Err(e) => silent.push(format!("pod {pod}: {}", first_line(e))),
+        }
+    }
+    if !silent.is_empty() {
+        out.push(Check::fail(
+            "northd-servers",
+            Scope::Cluster,
+            format!("ovn-northd does not answer in {}", silent.join("; ")),
+            format!("/var/log/ovn/ovn-northd.log in that pod; `kubectl -n {namespace} logs <pod> -c ovn-central`"),
+        ));
+    }
+    match active.as_slice() {
+        [one] => {
+            out.push(Check::pass(
+                "northd-active",
+                Scope::Cluster,
+                format!("exactly one active ovn-northd, in pod {one}"),
+            ));
+            out.push(leader_label(
+                "northd-leader-label",
+                "ovn-northd-leader",
+                "ovn-northd",
+                one,
+                pods,
+            ));
+            out.push(endpoints_check(
+                "northd-endpoints",
+                "ovn-northd",
+                namespace,
+                one,
+                endpoints,
+            ));
+        }
+        [] => out.push(Check::fail(
+            "northd-active",
+            Scope::Cluster,
+            "no ovn-northd is active: logical flows are not being computed",
+            "ovn-northd takes its lock in the SB database; check SB health and northd logs",
+        )),
+        many => out.push(Check::fail(
+            "northd-active",
+            Scope::Cluster,
+            format!(
+                "{} ovn-northd instances are active: {}",
+                many.len(),
+                many.join(", ")
+            ),
+            "only one may hold the SB lock; restart the extra instance",
+        )),
+    }
+    out
+}
+
+pub(crate) fn first_line(s: &str) -> &str {
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::diagnose::model::Status;
+    use ko_ovn::raft::parse_cluster_status;
+
+    fn fx(path: &str) -> String {
+        let p = format!(
+            "{}/tests/fixtures/diagnose/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    fn pods(leader: usize, label: &str) -> Vec<CentralPod> {
+        (1..=3)
+            .map(|i| CentralPod {
+                name: format!("ovn-central-{i}"),
+                node: Some(format!("node{i}")),
+                ip: Some(format!("10.250.0.{i}")),
+                unusable: None,
+                labels: [(label.to_string(), (i == leader).to_string())].into(),
+            })
+            .collect()
+    }
+
+    fn views(dir: &str, db: &str) -> Vec<MemberView> {
+        (1..=3)
+            .map(|i| {
+                let text = fx(&format!("{dir}/{db}-status-c{i}.txt"));
+                MemberView {
+                    pod: format!("ovn-central-{i}"),
+                    status: parse_cluster_status(&text).map_err(|_| text.clone()),
+                }
+            })
+            .collect()
+    }
+
+    fn by_name<'a>(cs: &'a [Check], name: &str) -> &'a Check {
+        cs.iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no check {name} in {cs:#?}"))
+    }
+
+    #[test]
+    fn healthy_cluster_passes() {
+        let cs = raft(
+            Db::Nb,
+            "kube-system",
+            &pods(1, "ovn-nb-leader"),
+            &views("healthy", "nb"),
+            &Ok(vec!["ovn-central-1".into()]),
+        );
+        assert!(cs.iter().all(|c| c.status == Status::Pass), "{cs:#?}");
+        assert!(
+            by_name(&cs, "nb-raft-leader")
+                .message
+                .contains("ovn-central-1")
+        );
+    }
+
+    #[test]
+    fn stopped_nb_member_fails_naming_pod_and_database() {
+        let cs = raft(
+            Db::Nb,
+            "kube-system",
+            &pods(1, "ovn-nb-leader"),
+            &views("raft-member-stopped", "nb"),
+            &Ok(vec!["ovn-central-1".into()]),
+        );
+        let servers = by_name(&cs, "nb-raft-servers");
+        assert_eq!(servers.status, Status::Fail);
+        assert!(
+            servers.message.contains("ovn-central-3"),
+            "{}",
+            servers.message
+        );
+        assert!(servers.message.contains("OVN NB"));
+        let members = by_name(&cs, "nb-raft-members");
+        assert_eq!(members.status, Status::Fail);
+        assert!(
+            members.message.contains("pod ovn-central-3"),
+            "{}",
+            members.message
+        );
+        assert_eq!(by_name(&cs, "nb-raft-leader").status, Status::Pass);
+    }
+
+    #[test]
+    fn stopped_sb_member_fails() {
+        let cs = raft(
+            Db::Sb,
+            "kube-system",
+            &pods(1, "ovn-sb-leader"),
+            &views("raft-member-stopped", "sb"),
+            &Ok(vec!["ovn-central-1".into()]),
+        );
+        let members = by_name(&cs, "sb-raft-members");
+        assert_eq!(members.status, Status::Fail);
+        assert!(
+            members.message.contains("ovn-central-2"),
+            "{}",
+            members.message
+        );
+    }
+
+    #[test]
+    fn wrong_label_and_endpoints_fail() {
+        let cs = raft(
+            Db::Nb,
+            "kube-system",
+            &pods(2, "ovn-nb-leader"),
+            &views("healthy", "nb"),
+            &Ok(vec!["ovn-central-1".into(), "ovn-central-2".into()]),
+        );
+        let l = by_name(&cs, "nb-leader-label");
+        assert_eq!(l.status, Status::Fail);
+        assert!(l.message.contains("ovn-central-2") && l.message.contains("ovn-central-1"));
+        assert_eq!(by_name(&cs, "nb-endpoints").status, Status::Fail);
+    }
+
+    #[test]
+    fn no_leader_is_a_failure() {
+        let mut v = views("healthy", "nb");
+        v.remove(0);
+        let cs = raft(
+            Db::Nb,
+            "kube-system",
+            &pods(1, "ovn-nb-leader"),
+            &v,
+            &Ok(vec![]),
+        );
+        assert_eq!(by_name(&cs, "nb-raft-leader").status, Status::Fail);
+    }
+
+    #[test]
+    fn northd_exactly_one_active() {
+        let v: Vec<(String, Result<String, String>)> = (1..=3)
+            .map(|i| {
+                (
+                    format!("ovn-central-{i}"),
+                    Ok(fx(&format!("healthy/northd-status-c{i}.txt"))),
+                )
+            })
+            .collect();
+        let cs = northd(
+            "kube-system",
+            &pods(1, "ovn-northd-leader"),
+            &v,
+            &Ok(vec!["ovn-central-1".into()]),
+        );
+        assert!(cs.iter().all(|c| c.status == Status::Pass), "{cs:#?}");
+        let none: Vec<_> = v.iter().skip(1).cloned().collect();
+        let cs = northd(
+            "kube-system",
+            &pods(1, "ovn-northd-leader"),
+            &none,
+            &Ok(vec![]),
+        );
+        assert_eq!(by_name(&cs, "northd-active").status, Status::Fail);
+    }
+
+    #[test]
+    fn addresses_map_to_hosts() {
+        assert_eq!(address_host("tcp:10.0.0.1:6643"), "10.0.0.1");
+        assert_eq!(address_host("ssl:[fd00::1]:6643"), "fd00::1");
+    }
+}

@@ -1,0 +1,384 @@
+//! Gathering the snapshots the checks read: Kubernetes objects through the
+//! `cluster` API, OVN/OVS state by exec'ing the tools in ovn-central and
+//! ovs-ovn pods. Every remote call has a timeout; a failure becomes an `Err`
+//! inside the snapshot (and so a failed check), never an aborted run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams};
+
+use crate::cluster::{self, Cluster, NodeNetwork, PodNetwork, PodRef, container};
+
+use super::checks::components::{WorkloadKind, WorkloadStatus};
+use super::checks::nodes::{NodeFacts, NodeProbe, SbChassisView};
+use super::checks::pods::PodFacts;
+use super::checks::raft::{CentralPod, Db, MemberView};
+use super::ovsdb::{self, commands};
+
+/// Run one exec and return stdout on exit 0, or a one-line reason.
+pub async fn exec_text(
+    cluster: &Cluster,
+    pod: &PodRef,
+    container: &str,
+    argv: &[&str],
+    timeout: Duration,
+) -> Result<String, String> {
+    let c = pod.container_or_default(container).to_string();
+    match cluster.exec_capture_timeout(pod, &c, argv, timeout).await {
+        Ok(out) if out.success() => Ok(out.stdout_str()),
+        Ok(out) => {
+            let err = out.stderr_str();
+            let msg = err
+                .lines()
+                .rev()
+                .chain(out.stdout_str().lines().rev())
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("no output")
+                .to_string();
+            Err(format!(
+                "`{}` exited {}: {msg}",
+                argv.join(" "),
+                out.exit_code
+            ))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub fn pod_facts(p: &Pod) -> PodFacts {
+    let net = PodNetwork::of_pod(p, cluster::model::OVN_PROVIDER);
+    let spec = p.spec.as_ref();
+    let status = p.status.as_ref();
+    PodFacts {
+        namespace: p.metadata.namespace.clone().unwrap_or_default(),
+        name: p.metadata.name.clone().unwrap_or_default(),
+        node: spec.and_then(|s| s.node_name.clone()),
+        running: p.metadata.deletion_timestamp.is_none()
+            && status.and_then(|s| s.phase.as_deref()) == Some("Running"),
+        host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+        ips: net.ip_addresses.clone(),
+        mac: net.mac_address.clone(),
+        logical_switch: net.logical_switch.clone(),
+    }
+}
+
+pub fn node_facts(n: &Node) -> NodeFacts {
+    let net = NodeNetwork::of_node(n);
+    NodeFacts {
+        name: n.metadata.name.clone().unwrap_or_default(),
+        internal_ips: net.internal_ips,
+        ready: n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status == "True"),
+        chassis_annotation: net.chassis,
+    }
+}
+
+pub fn central_pod(p: &Pod) -> CentralPod {
+    let r = PodRef::from_pod(p);
+    CentralPod {
+        name: r.name,
+        node: r.node,
+        ip: r.ip,
+        unusable: cluster::locate::unusable_reason(p),
+        labels: p.metadata.labels.clone().unwrap_or_default(),
+    }
+}
+
+/// Names of the installed CRDs.
+pub async fn crd_names(cluster: &Cluster) -> cluster::Result<BTreeSet<String>> {
+    let api: Api<CustomResourceDefinition> = Api::all(cluster.client().clone());
+    let list = cluster
+        .call(
+            "listing CustomResourceDefinitions",
+            api.list(&ListParams::default()),
+        )
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect())
+}
+
+/// A Deployment's or DaemonSet's counters; Ok(None) when it does not exist.
+pub async fn workload(
+    cluster: &Cluster,
+    kind: WorkloadKind,
+    namespace: &str,
+    name: &str,
+) -> cluster::Result<Option<WorkloadStatus>> {
+    let what = format!("getting {kind:?} {namespace}/{name}");
+    match kind {
+        WorkloadKind::Deployment => {
+            let api: Api<Deployment> = Api::namespaced(cluster.client().clone(), namespace);
+            let d = cluster.call(what, api.get_opt(name)).await?;
+            Ok(d.map(|d| {
+                let st = d.status.unwrap_or_default();
+                WorkloadStatus {
+                    kind,
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    desired: st.replicas.unwrap_or(0),
+                    current: st.updated_replicas.unwrap_or(0),
+                    ready: st.ready_replicas.unwrap_or(0),
+                    available: st.available_replicas.unwrap_or(0),
+                }
+            }))
+        }
+        WorkloadKind::DaemonSet => {
+            let api: Api<DaemonSet> = Api::namespaced(cluster.client().clone(), namespace);
+            let d = cluster.call(what, api.get_opt(name)).await?;
+            Ok(d.map(|d| {
+                let st = d.status.unwrap_or_default();
+                WorkloadStatus {
+                    kind,
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    desired: st.desired_number_scheduled,
+                    current: st.current_number_scheduled,
+                    ready: st.number_ready,
+                    available: st.number_available.unwrap_or(0),
+                }
+            }))
+        }
+    }
+}
+
+/// Ready endpoint pod names of a Service (upstream's checkLeader query).
+pub async fn endpoint_pods(
+    cluster: &Cluster,
+    namespace: &str,
+    service: &str,
+) -> Result<Vec<String>, String> {
+    let api: Api<EndpointSlice> = Api::namespaced(cluster.client().clone(), namespace);
+    let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
+    let list = cluster
+        .call(
+            format!("listing EndpointSlices of Service {namespace}/{service}"),
+            api.list(&lp),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for slice in list.items {
+        for ep in slice.endpoints.into_iter().flatten() {
+            let ready = ep.conditions.as_ref().and_then(|c| c.ready) != Some(false);
+            if ready && let Some(t) = ep.target_ref.and_then(|t| t.name) {
+                names.insert(t);
+            }
+        }
+    }
+    Ok(names.into_iter().collect())
+}
+
+/// A Service's first ClusterIP and TCP port, if it exists.
+pub async fn service_tcp(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> cluster::Result<Option<(String, u16)>> {
+    let api: Api<Service> = Api::namespaced(cluster.client().clone(), namespace);
+    let s = cluster
+        .call(
+            format!("getting Service {namespace}/{name}"),
+            api.get_opt(name),
+        )
+        .await?;
+    Ok(s.and_then(|s| {
+        let spec = s.spec?;
+        let ip = spec
+            .cluster_ip
+            .filter(|ip| ip != "None" && !ip.is_empty())?;
+        let port = spec
+            .ports?
+            .into_iter()
+            .find(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")?
+            .port;
+        Some((ip, u16::try_from(port).ok()?))
+    }))
+}
+
+/// `cluster/status` of `db` from every usable ovn-central pod, concurrently.
+pub async fn raft_views(
+    cluster: &Cluster,
+    pods: &[(PodRef, CentralPod)],
+    db: Db,
+    timeout: Duration,
+) -> Vec<MemberView> {
+    let argv = db.status_argv();
+    let futs = pods.iter().map(|(r, c)| async move {
+        let status = match &c.unusable {
+            Some(why) => Err(format!("pod is not usable: {why}")),
+            None => exec_text(cluster, r, container::OVN_CENTRAL, &argv, timeout)
+                .await
+                .and_then(|t| ko_ovn::raft::parse_cluster_status(&t).map_err(|e| e.to_string())),
+        };
+        MemberView {
+            pod: c.name.clone(),
+            status,
+        }
+    });
+    futures::future::join_all(futs).await
+}
+
+/// `ovn-appctl -t ovn-northd status` from every usable ovn-central pod.
+pub async fn northd_views(
+    cluster: &Cluster,
+    pods: &[(PodRef, CentralPod)],
+    timeout: Duration,
+) -> Vec<(String, Result<String, String>)> {
+    let argv = ["ovn-appctl", "-t", "ovn-northd", "status"];
+    let futs = pods.iter().map(|(r, c)| async move {
+        let res = match &c.unusable {
+            Some(why) => Err(format!("pod is not usable: {why}")),
+            None => exec_text(cluster, r, container::OVN_CENTRAL, &argv, timeout).await,
+        };
+        (c.name.clone(), res)
+    });
+    futures::future::join_all(futs).await
+}
+
+/// NB/SB tables read from the databases' leader pods.
+pub struct OvnTables {
+    pub lsps: Result<Vec<ovsdb::Lsp>, String>,
+    pub port_groups: Result<Vec<ovsdb::PortGroup>, String>,
+    pub switches: Result<Vec<String>, String>,
+    pub bindings: Result<Vec<ovsdb::PortBinding>, String>,
+    pub sb: Result<SbChassisView, String>,
+}
+
+pub async fn ovn_tables(
+    cluster: &Cluster,
+    nb: Result<PodRef, String>,
+    sb: Result<PodRef, String>,
+    timeout: Duration,
+) -> OvnTables {
+    async fn table<T>(
+        cluster: &Cluster,
+        pod: &Result<PodRef, String>,
+        argv: &[&str],
+        parse: fn(&str) -> Result<T, ovsdb::TableError>,
+        timeout: Duration,
+    ) -> Result<T, String> {
+        let pod = pod.as_ref().map_err(Clone::clone)?;
+        let text = exec_text(cluster, pod, container::OVN_CENTRAL, argv, timeout).await?;
+        parse(&text).map_err(|e| format!("`{}`: {e}", argv.join(" ")))
+    }
+    fn switch_names(json: &str) -> Result<Vec<String>, ovsdb::TableError> {
+        Ok(ovsdb::rows(json)?
+            .iter()
+            .filter_map(|r| r.get("name").and_then(ovsdb::atom))
+            .collect())
+    }
+    let ls_argv = [
+        "ovn-nbctl",
+        "--format=json",
+        "--columns=name",
+        "list",
+        "Logical_Switch",
+    ];
+    let (lsps, port_groups, switches, bindings, chassis, encaps) = tokio::join!(
+        table(cluster, &nb, commands::NB_LSP, ovsdb::lsps, timeout),
+        table(
+            cluster,
+            &nb,
+            commands::NB_PORT_GROUP,
+            ovsdb::port_groups,
+            timeout
+        ),
+        table(cluster, &nb, &ls_argv, switch_names, timeout),
+        table(
+            cluster,
+            &sb,
+            commands::SB_PORT_BINDING,
+            ovsdb::port_bindings,
+            timeout
+        ),
+        table(cluster, &sb, commands::SB_CHASSIS, ovsdb::chassis, timeout),
+        table(cluster, &sb, commands::SB_ENCAP, ovsdb::encaps, timeout),
+    );
+    let sb = match (chassis, encaps) {
+        (Ok(chassis), Ok(encaps)) => Ok(SbChassisView { chassis, encaps }),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    OvnTables {
+        lsps,
+        port_groups,
+        switches,
+        bindings,
+        sb,
+    }
+}
+
+/// Everything the node checks need from one node's ovs-ovn pod, concurrently.
+pub async fn probe_node(
+    cluster: &Cluster,
+    ovs_pods: &BTreeMap<String, PodRef>,
+    node: &str,
+    timeout: Duration,
+) -> NodeProbe {
+    let Some(pod) = ovs_pods.get(node) else {
+        return NodeProbe::failed(
+            None,
+            format!("no ovs-ovn pod (app=ovs) runs on node {node}"),
+        );
+    };
+    let c = container::OPENVSWITCH;
+    let conn = ["ovn-appctl", "-t", "ovn-controller", "connection-status"];
+    let br = ["ovs-vsctl", "br-exists", "br-int"];
+    let agg = ["ovs-ofctl", "dump-aggregate", "br-int"];
+    let work = async {
+        tokio::join!(
+            exec_text(cluster, pod, c, &conn, timeout),
+            cluster.exec_capture_timeout(pod, pod.container_or_default(c), &br, timeout),
+            exec_text(cluster, pod, c, &agg, timeout),
+            exec_text(cluster, pod, c, commands::OVS_INTERFACES, timeout),
+        )
+    };
+    // The execs run concurrently, so the whole node gets one timeout plus slack.
+    let Ok((controller, br_int, agg, ifaces)) =
+        tokio::time::timeout(timeout + Duration::from_secs(2), work).await
+    else {
+        return NodeProbe::failed(
+            Some(pod.name.clone()),
+            format!("node {node} did not answer within {timeout:?}"),
+        );
+    };
+    // If the pod cannot be exec'd at all, every call fails the same way.
+    if let (Err(e), Err(_)) = (&controller, &br_int)
+        && !e.contains("exited")
+    {
+        return NodeProbe::failed(Some(pod.name.clone()), e.clone());
+    }
+    NodeProbe {
+        ovs_pod: Some(pod.name.clone()),
+        error: None,
+        controller,
+        // br-exists: exit 0 yes, 2 no
+        br_int: match br_int {
+            Ok(o) if o.exit_code == 0 => Ok(true),
+            Ok(o) if o.exit_code == 2 => Ok(false),
+            Ok(o) => Err(format!(
+                "`ovs-vsctl br-exists br-int` exited {}: {}",
+                o.exit_code,
+                o.stderr_str().trim()
+            )),
+            Err(e) => Err(e.to_string()),
+        },
+        flow_count: agg.and_then(|t| {
+            ovsdb::aggregate_flow_count(&t)
+                .ok_or_else(|| format!("no flow_count in dump-aggregate output: {}", t.trim()))
+        }),
+        interfaces: ifaces.and_then(|t| ovsdb::interfaces(&t).map_err(|e| e.to_string())),
+    }
+}

@@ -1,0 +1,344 @@
+//! What `diagnose` reports: named checks with a status, a scope, a message
+//! and a hint, plus the connectivity matrix and the upstream pinger runs.
+//! This is the stable `-o json|yaml` schema.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Outcome of one check. Ordered by severity so sorting puts failures first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Fail,
+    Warn,
+    Pass,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Fail => "fail",
+            Status::Warn => "warn",
+            Status::Pass => "pass",
+        }
+    }
+}
+
+/// What a check is about. Serialized as a path: `cluster`, `node/<n>`,
+/// `pod/<ns>/<name>`, `subnet/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    Cluster,
+    Node(String),
+    Pod { namespace: String, name: String },
+    Subnet(String),
+}
+
+impl Scope {
+    pub fn node(n: &str) -> Self {
+        Scope::Node(n.to_string())
+    }
+    pub fn pod(namespace: &str, name: &str) -> Self {
+        Scope::Pod {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+    /// The kind word used to group the text report.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::Cluster => "cluster",
+            Scope::Node(_) => "node",
+            Scope::Pod { .. } => "pod",
+            Scope::Subnet(_) => "subnet",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Cluster => f.write_str("cluster"),
+            Scope::Node(n) => write!(f, "node/{n}"),
+            Scope::Pod { namespace, name } => write!(f, "pod/{namespace}/{name}"),
+            Scope::Subnet(s) => write!(f, "subnet/{s}"),
+        }
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One named result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Stable identifier, e.g. `nb-raft-members`, `chassis`, `pod-port-binding`.
+    pub name: String,
+    pub scope: Scope,
+    pub status: Status,
+    /// What was found, naming the node/pod/database.
+    pub message: String,
+    /// What to do next; empty for passing checks that need nothing.
+    pub hint: String,
+}
+
+impl Check {
+    pub fn new(
+        name: &str,
+        scope: Scope,
+        status: Status,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Check {
+            name: name.to_string(),
+            scope,
+            status,
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+    pub fn pass(name: &str, scope: Scope, message: impl Into<String>) -> Self {
+        Self::new(name, scope, Status::Pass, message, "")
+    }
+    pub fn warn(
+        name: &str,
+        scope: Scope,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Self::new(name, scope, Status::Warn, message, hint)
+    }
+    pub fn fail(
+        name: &str,
+        scope: Scope,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Self::new(name, scope, Status::Fail, message, hint)
+    }
+}
+
+/// Result of one probe in the connectivity matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeResult {
+    /// Answered.
+    Ok,
+    /// No answer, and nothing explains it.
+    Unreachable,
+    /// No answer, and a NetworkPolicy on the target (or source) explains it.
+    BlockedByPolicy,
+    /// The probe itself could not run (exec failed, tool missing, timeout).
+    Error,
+}
+
+impl ProbeResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeResult::Ok => "ok",
+            ProbeResult::Unreachable => "unreachable",
+            ProbeResult::BlockedByPolicy => "blocked-by-policy",
+            ProbeResult::Error => "error",
+        }
+    }
+}
+
+/// Kind of probe target (a column of the matrix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Pod,
+    Node,
+    Service,
+    External,
+    /// A `<proto>-<ip>-<port>` from `diagnose IPPorts`.
+    IpPort,
+}
+
+/// A column of the matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    pub kind: TargetKind,
+    /// Short label: pod `<ns>/<name>`, node name, service `<ns>/<name>`, the address.
+    pub label: String,
+    /// The address probed (`ip` or `ip:port`).
+    pub address: String,
+    /// Node the target lives on (pods, nodes), to skip probing a node from itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// NetworkPolicies (`<ns>/<name>`) whose port groups contain the target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+}
+
+/// A row of the matrix: the pod probes run from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    pub node: String,
+    pub pod: String,
+    pub ip: String,
+    /// NetworkPolicies whose port groups contain the source pod.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+}
+
+/// One cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    /// Index into `sources`.
+    pub from: usize,
+    /// Index into `targets`.
+    pub to: usize,
+    pub result: ProbeResult,
+    /// The command's evidence: `1 received`, the error, the policy.
+    pub detail: String,
+}
+
+/// Sources × targets. Cells absent from `probes` were not probed (a node to itself).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Matrix {
+    pub sources: Vec<Source>,
+    pub targets: Vec<Target>,
+    pub probes: Vec<Probe>,
+}
+
+impl Matrix {
+    pub fn cell(&self, from: usize, to: usize) -> Option<&Probe> {
+        self.probes.iter().find(|p| p.from == from && p.to == to)
+    }
+}
+
+/// `kube-ovn-pinger --mode=job` as upstream runs it, from one pinger pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PingerRun {
+    pub pod: String,
+    pub node: String,
+    /// Remote exit code, or None when the exec did not complete.
+    pub exit_code: Option<i32>,
+    /// stdout+stderr tail as the pinger printed it.
+    pub output: String,
+}
+
+/// Counts per status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub pass: usize,
+    pub warn: usize,
+    pub fail: usize,
+}
+
+/// The whole result of `kubectl ko diagnose ...`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// No check failed (warnings do not make a cluster unhealthy).
+    pub healthy: bool,
+    /// What was diagnosed: `all`, `node <n>`, `subnet <s>`, `IPPorts <list>`.
+    pub target: String,
+    pub summary: Summary,
+    /// Failures first, then warnings, then passes; stable within a status.
+    pub checks: Vec<Check>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connectivity: Option<Matrix>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pinger: Vec<PingerRun>,
+    /// Wall time of the run, milliseconds.
+    pub elapsed_ms: u64,
+}
+
+impl Report {
+    pub fn new(
+        target: String,
+        mut checks: Vec<Check>,
+        connectivity: Option<Matrix>,
+        pinger: Vec<PingerRun>,
+        elapsed_ms: u64,
+    ) -> Self {
+        // Stable sort: within a status the collection order (cluster, databases,
+        // nodes, pods, connectivity) is kept, which reads top-down.
+        checks.sort_by_key(|c| c.status);
+        let mut summary = Summary::default();
+        for c in &checks {
+            match c.status {
+                Status::Pass => summary.pass += 1,
+                Status::Warn => summary.warn += 1,
+                Status::Fail => summary.fail += 1,
+            }
+        }
+        Report {
+            healthy: summary.fail == 0,
+            target,
+            summary,
+            checks,
+            connectivity,
+            pinger,
+            elapsed_ms,
+        }
+    }
+
+    /// Exit code: 0 healthy, 1 a check failed.
+    pub fn exit_code(&self) -> i32 {
+        if self.healthy { 0 } else { 1 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_sort_first_and_decide_health() {
+        let r = Report::new(
+            "all".into(),
+            vec![
+                Check::pass("a", Scope::Cluster, "ok"),
+                Check::warn("b", Scope::node("n1"), "meh", "look"),
+                Check::fail("c", Scope::pod("default", "p"), "bad", "fix"),
+            ],
+            None,
+            vec![],
+            0,
+        );
+        assert!(!r.healthy);
+        assert_eq!(r.exit_code(), 1);
+        let names: Vec<_> = r.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["c", "b", "a"]);
+        assert_eq!(
+            r.summary,
+            Summary {
+                pass: 1,
+                warn: 1,
+                fail: 1
+            }
+        );
+    }
+
+    #[test]
+    fn warnings_keep_the_cluster_healthy() {
+        let r = Report::new(
+            "all".into(),
+            vec![Check::warn("b", Scope::Cluster, "meh", "look")],
+            None,
+            vec![],
+            0,
+        );
+        assert!(r.healthy);
+        assert_eq!(r.exit_code(), 0);
+    }
+
+    #[test]
+    fn scope_serializes_as_a_path() {
+        let c = Check::fail("x", Scope::pod("ns1", "web-1"), "m", "h");
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["scope"], "pod/ns1/web-1");
+        assert_eq!(v["status"], "fail");
+        assert_eq!(
+            serde_json::to_value(Scope::Subnet("ovn-default".into())).unwrap(),
+            "subnet/ovn-default"
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! Probe commands run inside existing pods, and how their output is read.
+//! `ping -c1 -W1 <ip>` (iputils) for ICMP; `curl` for a TCP connect to a
+//! Service (curl is in the Kube-OVN image; upstream's kube-proxy check uses it).
+//! Fixtures: `tests/fixtures/diagnose/ping/` (command and exit code in COMMANDS.tsv).
+
+use std::net::IpAddr;
+
+/// argv for one ICMP probe. The address is a parsed `IpAddr`, so nothing but
+/// an address reaches the remote argv.
+pub fn ping_argv(ip: IpAddr) -> Vec<String> {
+    vec!["ping".into(), "-c1".into(), "-W1".into(), ip.to_string()]
+}
+
+/// argv for a TCP connect probe (`curl telnet://` would wait for stdin; an
+/// http:// URL connects, and the exit code says whether the connect worked).
+pub fn tcp_argv(ip: IpAddr, port: u16) -> Vec<String> {
+    let host = match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    vec![
+        "curl".into(),
+        "-s".into(),
+        "-o".into(),
+        "/dev/null".into(),
+        "--connect-timeout".into(),
+        "2".into(),
+        "-m".into(),
+        "3".into(),
+        format!("http://{host}:{port}/"),
+    ]
+}
+
+/// What one ping said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PingOutcome {
+    /// At least one reply.
+    Reply { detail: String },
+    /// Sent, nothing came back.
+    NoReply { detail: String },
+    /// Could not even send (no route, bad address, tool missing).
+    Error { detail: String },
+}
+
+/// Read `ping -c1 -W1` output and its exit code (0 reply, 1 no reply, 2 error).
+pub fn parse_ping(exit_code: i32, stdout: &str, stderr: &str) -> PingOutcome {
+    let stats = stdout
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .map(|l| l.trim().to_string());
+    let received = stats.as_deref().and_then(|l| {
+        l.split(',').map(str::trim).find_map(|p| {
+            p.strip_suffix(" received")
+                .and_then(|n| n.parse::<u32>().ok())
+        })
+    });
+    match (received, exit_code) {
+        (Some(n), _) if n > 0 => PingOutcome::Reply {
+            detail: stats.unwrap_or_default(),
+        },
+        (Some(_), _) => PingOutcome::NoReply {
+            detail: stats.unwrap_or_default(),
+        },
+        (None, _) => {
+            let msg = stderr
+                .lines()
+                .chain(stdout.lines())
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("no output")
+                .to_string();
+            PingOutcome::Error {
+                detail: format!("exit {exit_code}: {msg}"),
+            }
+        }
+    }
+}
+
+/// What one TCP connect said, from curl's exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpOutcome {
+    Connected,
+    Refused,
+    TimedOut,
+    Error { detail: String },
+}
+
+pub fn parse_curl(exit_code: i32, stderr: &str) -> TcpOutcome {
+    match exit_code {
+        // 0 = an HTTP answer; 52 empty reply, 56 recv failure, 1/8/22 protocol
+        // trouble: all mean the TCP connection itself was made.
+        0 | 1 | 8 | 22 | 52 | 56 => TcpOutcome::Connected,
+        7 => TcpOutcome::Refused,
+        28 => TcpOutcome::TimedOut,
+        126 | 127 => TcpOutcome::Error {
+            detail: "curl is not available in the probe pod".into(),
+        },
+        n => TcpOutcome::Error {
+            detail: format!("curl exit {n}: {}", stderr.trim()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fx(name: &str) -> String {
+        let p = format!(
+            "{}/tests/fixtures/diagnose/ping/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    #[test]
+    fn real_ping_outputs() {
+        // exit codes as recorded in ping/COMMANDS.tsv
+        assert!(matches!(
+            parse_ping(0, &fx("reply.txt"), ""),
+            PingOutcome::Reply { .. }
+        ));
+        assert!(matches!(
+            parse_ping(0, &fx("reply-v6.txt"), ""),
+            PingOutcome::Reply { .. }
+        ));
+        match parse_ping(1, &fx("timeout.txt"), "") {
+            PingOutcome::NoReply { detail } => assert!(detail.contains("0 received")),
+            other => panic!("{other:?}"),
+        }
+        // ping prints the connect error on stderr; the fixture merged both streams
+        match parse_ping(2, "", &fx("unreachable.txt")) {
+            PingOutcome::Error { detail } => {
+                assert!(detail.contains("Network is unreachable"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_tool_is_an_error() {
+        assert!(matches!(
+            parse_ping(127, "", "exec: \"ping\": executable file not found"),
+            PingOutcome::Error { .. }
+        ));
+    }
+
+    #[test]
+    fn argv_is_an_address_only() {
+        let ip: IpAddr = "fd00::1".parse().unwrap();
+        assert_eq!(ping_argv(ip), ["ping", "-c1", "-W1", "fd00::1"]);
+        assert_eq!(tcp_argv(ip, 53).last().unwrap(), "http://[fd00::1]:53/");
+    }
+
+    #[test]
+    fn curl_exit_codes() {
+        assert_eq!(parse_curl(52, ""), TcpOutcome::Connected);
+        assert_eq!(parse_curl(7, ""), TcpOutcome::Refused);
+        assert_eq!(parse_curl(28, ""), TcpOutcome::TimedOut);
+        assert!(matches!(parse_curl(127, ""), TcpOutcome::Error { .. }));
+    }
+}

@@ -1,0 +1,271 @@
+//! `diagnose` output: a grouped text report with failures first (colour only
+//! when allowed), JSON/YAML via serde, and the progress display on stderr.
+
+use std::io::{self, Write};
+
+use crate::cmd::diagnose::model::{Check, Matrix, ProbeResult, Report, Status};
+
+use super::{Render, Style};
+
+impl Render for Report {
+    fn render_text(&self, out: &mut dyn Write, style: &Style) -> io::Result<()> {
+        let verdict = if self.healthy {
+            style.ok("HEALTHY")
+        } else {
+            style.bad("UNHEALTHY")
+        };
+        writeln!(
+            out,
+            "diagnose {}: {verdict} — {} failed, {} warnings, {} passed ({:.1}s)",
+            self.target,
+            self.summary.fail,
+            self.summary.warn,
+            self.summary.pass,
+            self.elapsed_ms as f64 / 1000.0
+        )?;
+        for (status, title) in [
+            (Status::Fail, "Failures"),
+            (Status::Warn, "Warnings"),
+            (Status::Pass, "Passed"),
+        ] {
+            let group: Vec<&Check> = self.checks.iter().filter(|c| c.status == status).collect();
+            if group.is_empty() {
+                continue;
+            }
+            writeln!(out)?;
+            writeln!(out, "{}", style.bold(&format!("{title} ({})", group.len())))?;
+            for c in group {
+                let tag = match c.status {
+                    Status::Fail => style.bad("FAIL"),
+                    Status::Warn => style.warn("WARN"),
+                    Status::Pass => style.ok("PASS"),
+                };
+                writeln!(
+                    out,
+                    "  {tag} {:<20} {}",
+                    c.name,
+                    style.dim(&c.scope.to_string())
+                )?;
+                writeln!(out, "       {}", c.message)?;
+                if !c.hint.is_empty() && c.status != Status::Pass {
+                    writeln!(out, "       {} {}", style.dim("hint:"), c.hint)?;
+                }
+            }
+        }
+        if let Some(m) = &self.connectivity {
+            writeln!(out)?;
+            render_matrix(m, out, style)?;
+        }
+        for run in &self.pinger {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "{}",
+                style.bold(&format!(
+                    "kube-ovn-pinger --mode=job in {} ({})",
+                    run.pod, run.node
+                ))
+            )?;
+            for l in run.output.lines() {
+                writeln!(out, "  {l}")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+}
+
+fn cell(r: Option<ProbeResult>, style: &Style) -> (String, usize) {
+    let (s, painted) = match r {
+        None => ("-", style.dim("-")),
+        Some(ProbeResult::Ok) => ("ok", style.ok("ok")),
+        Some(ProbeResult::BlockedByPolicy) => ("policy", style.warn("policy")),
+        Some(ProbeResult::Unreachable) => ("FAIL", style.bad("FAIL")),
+        Some(ProbeResult::Error) => ("error", style.bad("error")),
+    };
+    (painted, s.len())
+}
+
+/// Sources as rows, targets as numbered columns with a legend below.
+fn render_matrix(m: &Matrix, out: &mut dyn Write, style: &Style) -> io::Result<()> {
+    writeln!(
+        out,
+        "{}",
+        style.bold("Connectivity (rows: from pod on node; columns: targets)")
+    )?;
+    let row_w = m
+        .sources
+        .iter()
+        .map(|s| s.node.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let col_w = 7;
+    write!(out, "  {:<row_w$}", "from")?;
+    for j in 0..m.targets.len() {
+        write!(out, " {:>col_w$}", format!("[{}]", j + 1))?;
+    }
+    writeln!(out)?;
+    for (i, s) in m.sources.iter().enumerate() {
+        write!(out, "  {:<row_w$}", s.node)?;
+        for j in 0..m.targets.len() {
+            let (text, width) = cell(m.cell(i, j).map(|p| p.result), style);
+            write!(out, " {}{text}", " ".repeat(col_w.saturating_sub(width)))?;
+        }
+        writeln!(out)?;
+    }
+    for (j, t) in m.targets.iter().enumerate() {
+        let pol = if t.policies.is_empty() {
+            String::new()
+        } else {
+            format!("  (NetworkPolicy {})", t.policies.join(", "))
+        };
+        writeln!(
+            out,
+            "  [{}] {:<8} {} {}{pol}",
+            j + 1,
+            format!("{:?}", t.kind).to_lowercase(),
+            t.label,
+            style.dim(&t.address)
+        )?;
+    }
+    writeln!(
+        out,
+        "  {}",
+        style.dim("ok = answered, policy = no answer explained by a NetworkPolicy, FAIL = no answer, error = probe could not run, - = not probed")
+    )
+}
+
+/// Progress on stderr, only when stderr is a terminal: a spinner for stages,
+/// a bar for counted work (nodes, probes).
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        use std::io::IsTerminal;
+        let bar = io::stderr().is_terminal().then(|| {
+            let pb = indicatif::ProgressBar::new_spinner();
+            pb.enable_steady_tick(std::time::Duration::from_millis(120));
+            pb
+        });
+        Progress { bar }
+    }
+
+    pub fn stage(&self, msg: &str) {
+        if let Some(pb) = &self.bar {
+            pb.set_style(indicatif::ProgressStyle::default_spinner());
+            pb.set_message(msg.to_string());
+        }
+    }
+
+    pub fn start(&self, msg: &str, len: u64) {
+        if let Some(pb) = &self.bar {
+            if let Ok(st) =
+                indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}")
+            {
+                pb.set_style(st.progress_chars("=> "));
+            }
+            pb.set_length(len);
+            pb.set_position(0);
+            pb.set_message(msg.to_string());
+        }
+    }
+
+    pub fn inc(&self) {
+        if let Some(pb) = &self.bar {
+            pb.inc(1);
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(pb) = &self.bar {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::diagnose::model::{Probe, Scope, Source, Target, TargetKind};
+
+    fn report() -> Report {
+        Report::new(
+            "all".into(),
+            vec![
+                Check::pass("crds", Scope::Cluster, "all CRDs"),
+                Check::fail(
+                    "chassis",
+                    Scope::node("n2"),
+                    "node n2 has no Chassis",
+                    "restart ovs-ovn",
+                ),
+            ],
+            Some(Matrix {
+                sources: vec![Source {
+                    node: "n1".into(),
+                    pod: "kube-system/p1".into(),
+                    ip: "10.16.0.2".into(),
+                    policies: vec![],
+                }],
+                targets: vec![Target {
+                    kind: TargetKind::Pod,
+                    label: "default/web".into(),
+                    address: "10.16.0.9".into(),
+                    node: Some("n2".into()),
+                    policies: vec!["default/deny".into()],
+                }],
+                probes: vec![Probe {
+                    from: 0,
+                    to: 0,
+                    result: ProbeResult::BlockedByPolicy,
+                    detail: String::new(),
+                }],
+            }),
+            vec![],
+            1200,
+        )
+    }
+
+    #[test]
+    fn text_puts_failures_first_without_colour() {
+        let mut buf = Vec::new();
+        report()
+            .render_text(&mut buf, &Style { color: false })
+            .unwrap();
+        let s = String::from_utf8(buf).unwrap();
+        assert!(s.starts_with("diagnose all: UNHEALTHY — 1 failed, 0 warnings, 1 passed"));
+        let fail = s.find("FAIL chassis").unwrap();
+        let pass = s.find("PASS crds").unwrap();
+        assert!(fail < pass);
+        assert!(s.contains("hint: restart ovs-ovn"));
+        assert!(s.contains("policy") && s.contains("NetworkPolicy default/deny"));
+        assert!(!s.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let v = report().to_value().unwrap();
+        assert_eq!(v["healthy"], false);
+        let c = &v["checks"][0];
+        for k in ["name", "scope", "status", "message", "hint"] {
+            assert!(c.get(k).is_some(), "missing {k}");
+        }
+        assert_eq!(c["scope"], "node/n2");
+        assert_eq!(
+            v["connectivity"]["probes"][0]["result"],
+            "blocked-by-policy"
+        );
+    }
+}
