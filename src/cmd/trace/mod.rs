@@ -476,25 +476,39 @@ async fn underlay_gateway_mac(
     };
     let cni = cluster.cni_pod_on(&sender.node).await?;
     let net = format!("--net={netns}");
-    let (tool, argv): (&str, Vec<String>) = if v6 {
+    let c = cni.container_or_default(container::CNI_SERVER).to_string();
+    let (tool, forms): (&str, Vec<Vec<String>>) = if v6 {
         (
             "ndisc6",
-            ["nsenter", &net, "ndisc6", "-q", &gw, &nic]
-                .map(String::from)
-                .to_vec(),
+            vec![
+                ["nsenter", &net, "ndisc6", "-q", &gw, &nic]
+                    .map(String::from)
+                    .to_vec(),
+            ],
         )
     } else {
         (
             "arping",
-            [
-                "nsenter", &net, "arping", "-c3", "-C1", "-i1", "-I", &nic, &gw,
-            ]
-            .map(String::from)
-            .to_vec(),
+            vec![
+                // Kube-OVN's image ships Habets' arping (upstream's flags) ...
+                [
+                    "nsenter", &net, "arping", "-c3", "-C1", "-i1", "-I", &nic, &gw,
+                ]
+                .map(String::from)
+                .to_vec(),
+                // ... Debian/RHEL hosts ship iputils' arping, which has no -C
+                [
+                    "nsenter", &net, "arping", "-f", "-c3", "-w3", "-I", &nic, &gw,
+                ]
+                .map(String::from)
+                .to_vec(),
+            ],
         )
     };
-    let c = cni.container_or_default(container::CNI_SERVER).to_string();
-    let out = cluster.exec_capture(&cni, &c, &argv).await?;
+    let mut out = cluster.exec_capture(&cni, &c, &forms[0]).await?;
+    if !out.success() && out.stderr_str().contains("invalid option") && forms.len() > 1 {
+        out = cluster.exec_capture(&cni, &c, &forms[1]).await?;
+    }
     let text = out.stdout_str();
     // several replies may come back (upstream #6444): the first MAC wins
     let mac = text
