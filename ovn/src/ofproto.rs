@@ -154,6 +154,10 @@ pub struct DatapathActions {
     pub ct: Vec<String>,
     /// `recirc(0x..)` ids.
     pub recirc: Vec<String>,
+    /// `userspace(...)` actions: packets sent to ovn-controller (ACL
+    /// logging, ARP/ND resolution, DHCP, controller events).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub userspace: Vec<String>,
     /// The line was `drop` (or empty).
     pub drop: bool,
 }
@@ -535,6 +539,8 @@ pub fn parse_datapath_actions(s: &str) -> DatapathActions {
             });
         } else if a.starts_with("ct(") {
             out.ct.push(a.clone());
+        } else if a.starts_with("userspace(") {
+            out.userspace.push(a.clone());
         } else if let Some(id) = a.strip_prefix("recirc(").and_then(|r| r.strip_suffix(')')) {
             out.recirc.push(id.to_string());
         } else if let Some(port) = output_port(a) {

@@ -177,8 +177,12 @@ pub enum ActionKind {
     Assign { target: String, value: String },
     /// `log(name="...", verdict=drop, ...);`
     Log { verdict: Option<String> },
-    /// `reject { ... };`, `tcp_reset {...};`, `icmp4 {...};` and similar replies.
+    /// `reject { ... };`, `tcp_reset {...};`, `sctp_abort {...};`: the
+    /// packet is answered with a reset/unreachable instead of forwarded.
     Reject,
+    /// `arp { ... };`, `icmp4 { ... };`, `nd_ns { ... };`, `clone { ... };`:
+    /// OVN builds (or copies) a packet; its trace is the section titled `name`.
+    Generate { name: String },
     /// `*** ...` notes ovn-trace prints where it cannot or does not simulate.
     Note { message: String },
     /// Error lines (the tool prints them but still exits 0).
@@ -801,6 +805,15 @@ pub fn classify_action(line: &str) -> ActionKind {
         {
             return ActionKind::Reject;
         }
+    }
+    if let Some((head, _)) = stmt.split_once(" {")
+        && !head.is_empty()
+        && !head.starts_with("ct_")
+        && head.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return ActionKind::Generate {
+            name: head.to_string(),
+        };
     }
     if stmt.starts_with("ct_") {
         let name_end = stmt

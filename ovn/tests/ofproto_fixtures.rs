@@ -133,6 +133,9 @@ fn tunnel_ingress_acl_drop_maps_to_the_networkpolicy_flow() {
     let t = ofproto::parse(&read("ofproto/tunnel-in-acl-drop.txt"));
     let fin = t.final_actions().unwrap();
     assert!(fin.outputs.is_empty(), "dropped: no output");
+    // the drop ACL logs: the packet goes to ovn-controller, nowhere else
+    assert_eq!(fin.userspace.len(), 1);
+    assert!(fin.userspace[0].contains("controller("));
     let idx = sb_index();
     let stages: Vec<String> = t
         .rules()

@@ -214,6 +214,15 @@ fn missing_mac_binding_becomes_an_arp_request_flooded_by_multicast() {
             .iter()
             .all(|d| d.generated_by.as_deref() == Some("arp"))
     );
+    let arp_req = t
+        .hops()
+        .into_iter()
+        .find(|h| h.hop.stage.as_deref() == Some("lr_in_arp_request"))
+        .unwrap();
+    assert!(matches!(
+        &arp_req.hop.actions[0],
+        Step::Action(a) if a.kind == ActionKind::Generate { name: "arp".into() }
+    ));
     let has_multicast = t.steps.iter().any(|s| {
         matches!(s, Step::Section(sec) if sec.kind == SectionKind::Multicast { datapath: "join".into(), group: "_MC_flood_l2".into() })
     });
