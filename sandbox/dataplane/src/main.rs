@@ -100,6 +100,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let paths = Paths::new(&cli.name);
+    let r = dispatch(cli, &paths);
+    // A refused `up`/`fault` must not leave its lock file behind when nothing exists.
+    if r.is_err() && !paths.dir().exists() && state::validate_name(&paths.name).is_ok() {
+        let _ = std::fs::remove_file(paths.lock_file());
+        let _ = std::fs::remove_dir(&paths.root);
+    }
+    r
+}
+
+fn dispatch(cli: Cli, paths: &Paths) -> anyhow::Result<ExitCode> {
+    let paths = paths.clone();
     match cli.cmd {
         Cmd::Up {
             nodes,

@@ -44,6 +44,10 @@ pub fn q(s: &str) -> String {
 }
 
 pub fn nbctl(ctx: &Ctx, args: &[String]) -> Result<String> {
+    nbctl_timeout(ctx, args, 60)
+}
+
+pub fn nbctl_timeout(ctx: &Ctx, args: &[String], secs: u64) -> Result<String> {
     let central = ctx
         .plan
         .central_pods()
@@ -54,10 +58,10 @@ pub fn nbctl(ctx: &Ctx, args: &[String]) -> Result<String> {
     let mut a = argv![
         "ovn-nbctl",
         format!("--db={}", ctx.plan.remotes(NB_PORT)),
-        "--timeout=60"
+        format!("--timeout={secs}")
     ];
     a.extend_from_slice(args);
-    run_with(&in_pod(pid, &a), None, Duration::from_secs(70))
+    run_with(&in_pod(pid, &a), None, Duration::from_secs(secs + 10))
 }
 
 pub fn sbctl(ctx: &Ctx, args: &[String]) -> Result<String> {

@@ -78,7 +78,7 @@ pub fn collect(paths: &Paths) -> Result<Value> {
             json!({
                 "namespace": p.namespace, "name": p.name, "node": plan.nodes[p.node].name,
                 "ip4": p.ip4, "ip6": p.ip6, "netns": p.netns, "host_network": p.host_network,
-                "subnet": p.subnet, "container": p.container, "pid": pid,
+                "subnet": p.subnet, "container": p.container, "pid": pid, "veth": p.veth,
                 "alive": pid.is_some_and(pid_alive),
             })
         })

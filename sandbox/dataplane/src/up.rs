@@ -177,9 +177,38 @@ fn build(ctx: &Ctx, opts: &UpOpts) -> Result<()> {
     ctx.write_runtime()?;
 
     nb::apply(ctx)?;
-    nb::nbctl(ctx, &argv!["--wait=hv", "sync"])
-        .context("waiting for every ovn-controller to program the NB")?;
+    sync_hv(ctx)?;
     nb::tag_chassis(ctx, Duration::from_secs(30))?;
     api::wait_ready(paths, api_pid, Duration::from_secs(30))?;
+    Ok(())
+}
+
+/// `ovn-nbctl --wait=hv sync`, restarting an ovn-controller that is not running
+/// (seen rarely right after start) instead of waiting for it forever.
+fn sync_hv(ctx: &Ctx) -> Result<()> {
+    let mut last = None;
+    for _ in 0..3 {
+        restart_dead_controllers(ctx)?;
+        match nb::nbctl_timeout(ctx, &argv!["--wait=hv", "sync"], 20) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
+        .context("waiting for every ovn-controller to program the NB"))
+}
+
+fn restart_dead_controllers(ctx: &Ctx) -> Result<()> {
+    for n in &ctx.plan.nodes {
+        let ovs = ctx.ovs_pod(n.index - 1)?;
+        if !crate::status::daemon_running(ctx, ovs, "run-ovn", "ovn-controller.pid") {
+            eprintln!(
+                "ovn-controller on {} is not running; starting it again",
+                n.name
+            );
+            node::start_controller(ctx, ovs, ctx.pid(ovs)?)?;
+        }
+    }
     Ok(())
 }
