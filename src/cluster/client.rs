@@ -29,7 +29,7 @@ pub(crate) async fn load_config(opts: &ConnectOptions) -> Result<Config> {
     };
     let mut config = if let Some(path) = &opts.kubeconfig {
         let kc = Kubeconfig::read_from(path).map_err(|e| Error::Config {
-            detail: format!("reading {}: {}", path.display(), super::error::chain(&e)),
+            detail: super::error::chain(&e),
         })?;
         Config::from_custom_kubeconfig(kc, &kc_opts)
             .await

@@ -71,6 +71,7 @@ pub async fn run_db(ctx: &Ctx, tool: DbTool, args: &[String]) -> Result<Outcome>
 }
 
 pub async fn run_ovs(ctx: &Ctx, tool: OvsTool, node: &str, args: &[String]) -> Result<Outcome> {
+    crate::cluster::validate_name("node name", node)?;
     let cluster = ctx.cluster().await?;
     let pod = cluster.ovs_pod_on(node).await?;
     let container = pod.container_or_default(container::OPENVSWITCH).to_string();

@@ -1,0 +1,275 @@
+//! `nb|sb status|kick|backup|dbstatus|restore` against the sandbox. Tests that
+//! break the cluster use their own sandbox `core-faults` and the nextest group
+//! of the same name (see .config/nextest.toml).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{ko, kubeconfig, kubectl, leader_pod, run, sandbox, text};
+
+const SANDBOX: &str = "core";
+const FAULTS: &str = "core-faults";
+
+fn status_json(kc: &Path, db: &str) -> (Option<i32>, serde_json::Value) {
+    let out = run({
+        let mut c = ko(kc);
+        c.args([db, "status", "-o", "json"]);
+        c
+    });
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)));
+    (out.status.code(), v)
+}
+
+#[test]
+fn nb_and_sb_status_show_three_members_and_one_leader() {
+    let kc = kubeconfig(SANDBOX);
+    for (db, name) in [("nb", "OVN_Northbound"), ("sb", "OVN_Southbound")] {
+        let (code, v) = status_json(&kc, db);
+        assert_eq!(code, Some(0), "{v:#}");
+        assert_eq!(v["database"], name);
+        let members = v["members"].as_array().unwrap();
+        assert_eq!(members.len(), 3, "{v:#}");
+        let leaders: Vec<_> = members.iter().filter(|m| m["role"] == "leader").collect();
+        assert_eq!(leaders.len(), 1, "{v:#}");
+        assert_eq!(v["leader"], leaders[0]["sid"]);
+        for m in members {
+            assert_eq!(m["connected"], true, "{m}");
+            assert!(m["sid"].as_str().unwrap().len() == 4);
+            assert!(m["address"].as_str().unwrap().starts_with("tcp:"));
+            assert!(m["match_index"].as_u64().is_some());
+            assert_eq!(m["storage"], "ok");
+        }
+        assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+        let label = format!("ovn-{db}-leader");
+        assert_eq!(v["leader_pod"], leader_pod(&kc, &label));
+    }
+    // YAML carries the same fields.
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["-o", "yaml", "nb", "status"]);
+        c
+    });
+    let y: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(y["database"].as_str(), Some("OVN_Northbound"));
+    assert_eq!(y["members"].as_sequence().unwrap().len(), 3);
+}
+
+#[test]
+fn status_raw_is_upstreams_text() {
+    let kc = kubeconfig(SANDBOX);
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["nb", "status", "--raw"]);
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    assert!(t.contains("Name: OVN_Northbound"), "{t}");
+    assert!(t.contains("Role: leader"), "{t}");
+    assert!(t.trim_end().ends_with("status: ok"), "{t}");
+}
+
+#[test]
+fn dbstatus_reports_every_central_pod() {
+    let kc = kubeconfig(SANDBOX);
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["-o", "json", "sb", "dbstatus"]);
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pods = v["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 3);
+    assert!(
+        pods.iter().all(|p| p["ok"] == true && p["status"] == "ok"),
+        "{v:#}"
+    );
+}
+
+#[test]
+fn backup_writes_a_verified_standalone_database() {
+    let kc = kubeconfig(SANDBOX);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run({
+        let mut c = ko(&kc);
+        c.current_dir(dir.path())
+            .args(["-o", "json", "nb", "backup"]);
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = Path::new(v["path"].as_str().unwrap()).to_path_buf();
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.starts_with("ovnnb_db.") && name.ends_with(".backup"),
+        "{name}"
+    );
+    assert_eq!(
+        path.parent().unwrap().canonicalize().unwrap(),
+        dir.path().canonicalize().unwrap()
+    );
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        v["bytes"].as_u64().unwrap()
+    );
+    let dbname = Command::new("ovsdb-tool")
+        .arg("db-name")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&dbname.stdout).trim(),
+        "OVN_Northbound",
+        "{}",
+        text(&dbname.stderr)
+    );
+    // Only the backup itself is left behind locally (no partial file)...
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(entries.len(), 1);
+    // ... and nothing remotely.
+    let leader = v["pod"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let ls = run({
+        let mut c = kubectl(&kc);
+        c.args([
+            "-n",
+            "kube-system",
+            "exec",
+            &leader,
+            "-c",
+            "ovn-central",
+            "--",
+            "ls",
+            "/etc/ovn",
+        ]);
+        c
+    });
+    assert!(
+        !text(&ls.stdout).contains(".backup"),
+        "{}",
+        text(&ls.stdout)
+    );
+}
+
+#[test]
+fn kick_explains_and_needs_yes() {
+    let kc = kubeconfig(SANDBOX);
+    let (_, v) = status_json(&kc, "nb");
+    let follower = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "follower")
+        .unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["nb", "kick", &follower]);
+        c
+    });
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&follower) && err.contains("cluster/kick") && err.contains("--yes"),
+        "{err}"
+    );
+    // Nothing happened.
+    let (code, after) = status_json(&kc, "nb");
+    assert_eq!(code, Some(0));
+    assert_eq!(after["members"].as_array().unwrap().len(), 3);
+
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["nb", "kick", "beef", "--yes"]);
+        c
+    });
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a member"), "{err}");
+}
+
+/// Wait until `f` is true or panic after `secs`.
+fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn fault_stopped_nb_member_shows_disconnected() {
+    let kc = kubeconfig(FAULTS);
+    let healed = sandbox(FAULTS, &["fault", "heal"]);
+    assert!(healed.status.success(), "{}", text(&healed.stderr));
+    wait_until(60, "a healthy NB cluster", || {
+        status_json(&kc, "nb").0 == Some(0)
+    });
+    let (_, before) = status_json(&kc, "nb");
+    // Stop a follower, so the leader stays and reports it.
+    let victim = before["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "follower")
+        .unwrap()
+        .clone();
+    let pod = victim["pod"].as_str().unwrap();
+    let out = sandbox(FAULTS, &["fault", "stop-nb", pod]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut last = serde_json::Value::Null;
+    wait_until(30, "the stopped member to show as disconnected", || {
+        let (code, v) = status_json(&kc, "nb");
+        let down = v["members"]
+            .as_array()
+            .map(|ms| {
+                ms.iter()
+                    .any(|m| m["sid"] == victim["sid"] && m["connected"] == false)
+            })
+            .unwrap_or(false);
+        last = v;
+        down && code == Some(1)
+    });
+    let members = last["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{last:#}");
+    assert!(last["leader"].is_string(), "{last:#}");
+    assert!(
+        last["problems"].as_array().unwrap().iter().any(|p| p
+            .as_str()
+            .unwrap()
+            .contains(victim["sid"].as_str().unwrap())),
+        "{last:#}"
+    );
+    // Text output highlights it too.
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["nb", "status"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("problem"),
+        "{}",
+        text(&out.stdout)
+    );
+    let healed = sandbox(FAULTS, &["fault", "heal"]);
+    assert!(healed.status.success(), "{}", text(&healed.stderr));
+    wait_until(60, "the NB cluster to heal", || {
+        status_json(&kc, "nb").0 == Some(0)
+    });
+}
