@@ -271,3 +271,17 @@ fn seed_004_legacy_format() {
             .any(|n| n.starts_with("Resubmitted odp: ct(zone=2),recirc(0x360)"))
     );
 }
+
+#[test]
+fn ipv6_same_node_and_a_rejected_flow() {
+    let t = ofproto::parse(&read("ofproto/ipv6-pod-to-pod-same-node.txt"));
+    assert_eq!(t.passes.len(), 3);
+    assert!(t.passes[0].flow.as_deref().unwrap().starts_with("icmp6,"));
+    assert_eq!(t.final_actions().unwrap().outputs.len(), 1);
+    // `icmp_type` with icmp6 is refused by OVS (exit 2, message on stderr,
+    // nothing on stdout): the parser sees no pass and the caller must use
+    // the exit status and stderr
+    let t = ofproto::parse(&read("ofproto/bad-flow-syntax-icmp6.txt"));
+    assert!(t.passes.is_empty() && t.final_actions().is_none());
+    assert!(read("ofproto/bad-flow-syntax-icmp6.stderr").contains("prerequisites not met"));
+}

@@ -355,3 +355,27 @@ fn summary_and_minimal_forms() {
         Some("pod-c.default")
     );
 }
+
+#[test]
+fn ipv6_and_node_traces() {
+    let t = trace::parse(&fixture("ipv6-pod-to-pod-delivered"));
+    assert!(t.flow.as_deref().unwrap().starts_with("icmp6,"));
+    assert_eq!(t.outcome().outputs[0].port, "pod-b.default");
+    // the same pod towards pod-c is dropped by the NetworkPolicy ACL, which matches `ip`
+    let o = trace::parse(&fixture("ipv6-pod-to-pod")).outcome();
+    assert_eq!(o.drops[0].reason, DropReason::AclVerdict);
+
+    // a node (join LSP) reaching a pod goes join -> ovn-cluster -> ovn-default
+    let t = trace::parse(&fixture("node-to-pod-via-join"));
+    assert_eq!(t.first_inport(), Some("node-kod-n1"));
+    let mut dps: Vec<&str> = Vec::new();
+    for h in t.hops() {
+        if let Some(dp) = h.datapath
+            && dps.last() != Some(&dp)
+        {
+            dps.push(dp);
+        }
+    }
+    assert_eq!(dps, vec!["join", "ovn-cluster", "ovn-default"]);
+    assert_eq!(t.outcome().outputs[0].port, "pod-b.default");
+}
