@@ -22,10 +22,11 @@ pub fn sandbox_command(args: &[&str]) -> Command {
     let mut c = Command::new(repo_root().join("e2e/sandbox"));
     c.args(args);
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_ko-sandbox"));
-    if let Some(dir) = bin.parent() {
-        if dir.join("ko-apiserver").exists() && std::env::var_os("KO_SANDBOX_BIN").is_none() {
-            c.env("KO_SANDBOX_BIN", dir);
-        }
+    if let Some(dir) = bin.parent()
+        && dir.join("ko-apiserver").exists()
+        && std::env::var_os("KO_SANDBOX_BIN").is_none()
+    {
+        c.env("KO_SANDBOX_BIN", dir);
     }
     c
 }
