@@ -12,6 +12,8 @@
 //!   numbers shift between releases: use the number the tool printed.
 //! - [`explain_register`]`(DatapathKind::Switch, "reg0[8]")` → meaning; the
 //!   same register means different things in switch and router pipelines.
+//! - [`registers_in`]`(kind, "reg0[7] = 1; next;")` → every register an
+//!   action or match reads/writes, explained.
 //! - [`explain_action`]`("ct_lb_mark")` → meaning of an OVN action.
 //! - [`openflow_table`]`(42)` → which logical table or ovn-controller
 //!   physical table an OpenFlow table number is (23.03 layout), and
@@ -978,6 +980,84 @@ pub fn explain_register(kind: DatapathKind, reg: &str) -> Option<&'static str> {
     table.iter().find(|(r, _)| *r == base).map(|(_, m)| *m)
 }
 
+/// Whether a register is tested/used or assigned in a piece of text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// A register mentioned in a match or action, with its meaning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegisterNote {
+    /// As written, e.g. `reg0[7]`, `xxreg0`, `reg9[16..31]`.
+    pub register: String,
+    pub access: Access,
+    pub meaning: &'static str,
+}
+
+/// Registers named in a logical flow's match or actions (`reg0[7] = 1;
+/// reg0[9] = 1; next;`, `reg0[2] == 1`) with their meaning for this
+/// datapath kind; assignments (`reg = ...`, `reg = f();`) are writes,
+/// everything else reads. Unknown registers are left out.
+pub fn registers_in(kind: DatapathKind, text: &str) -> Vec<RegisterNote> {
+    let mut out: Vec<RegisterNote> = Vec::new();
+    for stmt in text.split(';') {
+        let lhs_end = stmt
+            .find(" = ")
+            .filter(|&i| !stmt[..i].contains("==") && !stmt[..i].contains('{'));
+        let bytes = stmt.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let at_word_start = i == 0
+                || !(bytes[i - 1].is_ascii_alphanumeric()
+                    || bytes[i - 1] == b'_'
+                    || bytes[i - 1] == b'.');
+            let rest = &stmt[i..];
+            let prefix = ["xxreg", "xreg", "reg"]
+                .into_iter()
+                .find(|p| rest.starts_with(p));
+            let (true, Some(p)) = (at_word_start, prefix) else {
+                i += 1;
+                continue;
+            };
+            let digits = rest[p.len()..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            if digits == 0 {
+                i += p.len();
+                continue;
+            }
+            let mut end = p.len() + digits;
+            if rest[end..].starts_with('[')
+                && let Some(close) = rest[end..].find(']')
+            {
+                end += close + 1;
+            }
+            let token = &rest[..end];
+            let access = match lhs_end {
+                Some(l) if i < l => Access::Write,
+                _ => Access::Read,
+            };
+            if let Some(meaning) = explain_register(kind, token)
+                && !out
+                    .iter()
+                    .any(|n| n.register == token && n.access == access)
+            {
+                out.push(RegisterNote {
+                    register: token.to_string(),
+                    access,
+                    meaning,
+                });
+            }
+            i += end;
+        }
+    }
+    out
+}
+
 static ACTIONS: &[(&str, &str)] = &[
     ("next", "continue with the next table of this pipeline"),
     (
@@ -1328,6 +1408,26 @@ mod tests {
                 .contains("port")
         );
         assert_eq!(explain_register(S, "reg5[3]"), None);
+    }
+
+    #[test]
+    fn registers_in_actions_and_matches() {
+        let notes = registers_in(S, "reg0[7] = 1; reg0[9] = 1; next;");
+        assert_eq!(notes.len(), 2);
+        assert!(notes.iter().all(|n| n.access == Access::Write));
+        let notes = registers_in(S, "reg0[2] == 1 && ip4");
+        assert_eq!(notes[0].register, "reg0[2]");
+        assert_eq!(notes[0].access, Access::Read);
+        // a router action: next hop written, source read from the route
+        let notes = registers_in(R, "reg0 = ip4.dst; reg1 = 100.64.0.1; next;");
+        assert_eq!(notes.len(), 2);
+        assert!(notes[0].meaning.contains("next-hop"));
+        assert!(registers_in(S, "outport = \"x\"; output;").is_empty());
+        assert!(
+            registers_in(R, "xreg0[0..47] = 00:00:00:63:b3:f9; next;")[0]
+                .meaning
+                .contains("MAC")
+        );
     }
 
     #[test]

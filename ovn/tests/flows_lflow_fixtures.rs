@@ -280,3 +280,40 @@ fn seed_002_dump_flow_lines() {
     assert_eq!(lflow_prefix(f.cookie), "00f00000");
     assert!(CookieIndex::new(sb_flows()).lookup(f.cookie).is_empty());
 }
+
+#[test]
+fn every_register_in_lflow_list_is_explained() {
+    let listed = lflow::parse_list(&read("lflow-list/all.txt"));
+    let mut tokens = 0;
+    for f in &listed {
+        let kind = catalog::DatapathKind::of_stage(f.stage.as_deref().unwrap()).unwrap();
+        let text = format!("{} ; {}", f.match_expr, f.actions);
+        for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || "_[].".contains(c))) {
+            let word = word.trim_end_matches('.');
+            let is_reg = ["reg", "xreg", "xxreg"].iter().any(|p| {
+                word.strip_prefix(p)
+                    .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+            });
+            if !is_reg {
+                continue;
+            }
+            tokens += 1;
+            assert!(
+                catalog::explain_register(kind, word).is_some(),
+                "{word} in {:?} {}",
+                kind,
+                f.stage.as_deref().unwrap()
+            );
+        }
+        // and the annotation helper finds them
+        if f.actions.contains("reg0[7] = 1") {
+            let notes = catalog::registers_in(kind, &f.actions);
+            assert!(
+                notes
+                    .iter()
+                    .any(|n| n.register == "reg0[7]" && n.access == catalog::Access::Write)
+            );
+        }
+    }
+    assert!(tokens > 150, "{tokens}");
+}
