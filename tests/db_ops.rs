@@ -273,3 +273,124 @@ fn fault_stopped_nb_member_shows_disconnected() {
         status_json(&kc, "nb").0 == Some(0)
     });
 }
+
+fn csv(kc: &Path, table: &str) -> Vec<u8> {
+    let out = run({
+        let mut c = ko(kc);
+        c.args([
+            "nbctl",
+            "--format=csv",
+            "--columns=_uuid,name,external_ids",
+            "list",
+            table,
+        ]);
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    out.stdout
+}
+
+fn sids(v: &serde_json::Value) -> Vec<String> {
+    v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["sid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn restore_needs_yes_then_round_trips_with_a_stopped_member() {
+    let kc = kubeconfig(FAULTS);
+    let healed = sandbox(FAULTS, &["fault", "heal"]);
+    assert!(healed.status.success(), "{}", text(&healed.stderr));
+    wait_until(60, "a healthy NB cluster", || {
+        status_json(&kc, "nb").0 == Some(0)
+    });
+    let before_ls = csv(&kc, "Logical_Switch");
+    let before_lsp = csv(&kc, "Logical_Switch_Port");
+    let (_, before) = status_json(&kc, "nb");
+    let dir = tempfile::tempdir().unwrap();
+
+    // Without --yes: the plan, exit 2, nothing done.
+    let out = run({
+        let mut c = ko(&kc);
+        c.current_dir(dir.path()).args(["nb", "restore"]);
+        c
+    });
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("back up") && err.contains("--yes"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    assert_eq!(sids(&status_json(&kc, "nb").1), sids(&before));
+
+    // Stop one follower's NB server by hand (not through `fault`, which would
+    // later try to restart it): restore must bring it back too.
+    let follower = before["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "follower")
+        .unwrap()["pod"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stop = run({
+        let mut c = kubectl(&kc);
+        c.args([
+            "-n",
+            "kube-system",
+            "exec",
+            &follower,
+            "-c",
+            "ovn-central",
+            "--",
+        ])
+        .args(["ovn-appctl", "-t", "/var/run/ovn/ovnnb_db.ctl", "exit"]);
+        c
+    });
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    wait_until(30, "the stopped member to be seen", || {
+        status_json(&kc, "nb").0 == Some(1)
+    });
+
+    let out = run({
+        let mut c = ko(&kc);
+        c.current_dir(dir.path())
+            .args(["-o", "json", "nb", "restore", "--yes"]);
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rebuilt"].as_array().unwrap().len(), 2, "{v:#}");
+    // The backup came first and is a real NB database.
+    let backup = Path::new(v["backup"]["path"].as_str().unwrap()).to_path_buf();
+    let dbname = Command::new("ovsdb-tool")
+        .arg("db-name")
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert_eq!(text(&dbname.stdout).trim(), "OVN_Northbound");
+
+    let (code, after) = status_json(&kc, "nb");
+    assert_eq!(code, Some(0), "{after:#}");
+    assert_eq!(after["leader"], before["leader"]);
+    assert_eq!(after["members"].as_array().unwrap().len(), 3);
+    // Followers are new servers (new ids) with the same data.
+    let old: Vec<String> = sids(&before);
+    let new: Vec<String> = sids(&after);
+    assert_eq!(
+        new.iter().filter(|s| old.contains(s)).count(),
+        1,
+        "{old:?} {new:?}"
+    );
+    assert_eq!(csv(&kc, "Logical_Switch"), before_ls);
+    assert_eq!(csv(&kc, "Logical_Switch_Port"), before_lsp);
+    // The cluster still takes writes.
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["nbctl", "--wait=sb", "sync"]);
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
