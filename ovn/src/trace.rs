@@ -577,6 +577,15 @@ fn step_of(node: &indent::Node<'_>) -> Step {
             steps: children,
         });
     }
+    // a pipeline header that lost its underline (copied from a web page or a
+    // chat) still opens a pipeline: its hops follow as siblings
+    if let kind @ SectionKind::Pipeline { .. } = section_kind(node.text) {
+        return Step::Section(Section {
+            title: node.text.to_string(),
+            kind,
+            steps: children,
+        });
+    }
     if let Some(mut hop) = parse_hop(node.text) {
         hop.actions = children;
         return Step::Hop(hop);

@@ -379,3 +379,26 @@ fn ipv6_and_node_traces() {
     assert_eq!(dps, vec!["join", "ovn-cluster", "ovn-default"]);
     assert_eq!(t.outcome().outputs[0].port, "pod-b.default");
 }
+
+#[test]
+fn seed_003_trace_without_indentation_still_yields_hops_and_outcome() {
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/seeds/003-ovn-trace.txt",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let t = trace::parse(&text);
+    assert!(t.flow.as_deref().unwrap().starts_with("udp,reg14=0x1e"));
+    let hops = t.hops();
+    assert_eq!(hops.len(), 13);
+    // older OVN stage names (ls_in_port_sec_l2, ls_in_after_lb...) are catalogued too
+    for h in &hops {
+        let stage = h.hop.stage.as_deref().unwrap();
+        assert!(catalog::stage(stage).is_some(), "{stage}");
+    }
+    assert_eq!(hops[0].datapath, Some("ovn-default"));
+    assert_eq!(hops.last().unwrap().pipeline, Some(Pipeline::Egress));
+    let o = t.outcome();
+    assert_eq!(o.outputs[0].port, "coredns-6d8c4cb4d-6c4rb.kube-system");
+    assert_eq!(o.notes, vec!["chk_lb_hairpin_reply action not implemented"]);
+}
