@@ -94,12 +94,19 @@ fn render_matrix(m: &Matrix, out: &mut dyn Write, style: &Style) -> io::Result<(
     writeln!(
         out,
         "{}",
-        style.bold("Connectivity (rows: from pod on node; columns: targets)")
+        style.bold("Connectivity (rows: from the pinger pod on each node, or from a workload pod next to a NetworkPolicy target; columns: targets)")
     )?;
+    let row_label = |s: &crate::cmd::diagnose::model::Source| {
+        if s.policy_probe {
+            s.pod.clone()
+        } else {
+            s.node.clone()
+        }
+    };
     let row_w = m
         .sources
         .iter()
-        .map(|s| s.node.len())
+        .map(|s| row_label(s).len())
         .max()
         .unwrap_or(4)
         .max(4);
@@ -110,7 +117,7 @@ fn render_matrix(m: &Matrix, out: &mut dyn Write, style: &Style) -> io::Result<(
     }
     writeln!(out)?;
     for (i, s) in m.sources.iter().enumerate() {
-        write!(out, "  {:<row_w$}", s.node)?;
+        write!(out, "  {:<row_w$}", row_label(s))?;
         for j in 0..m.targets.len() {
             let (text, width) = cell(m.cell(i, j).map(|p| p.result), style);
             write!(out, " {}{text}", " ".repeat(col_w.saturating_sub(width)))?;
@@ -218,6 +225,7 @@ mod tests {
                     pod: "kube-system/p1".into(),
                     ip: "10.16.0.2".into(),
                     policies: vec![],
+                    policy_probe: false,
                 }],
                 targets: vec![Target {
                     kind: TargetKind::Pod,

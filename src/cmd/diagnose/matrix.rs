@@ -29,16 +29,34 @@ enum Method {
 fn method(t: &Target) -> Option<Method> {
     match t.kind {
         TargetKind::Service | TargetKind::IpPort => {
-            // `ip:port`, `[v6]:port`, or `udp ip` for a UDP IPPorts target
-            if let Some(ip) = t.address.strip_prefix("udp ") {
-                return ip.parse().ok().map(Method::Icmp);
-            }
+            // `ip:port` or `[v6]:port`
             let (host, port) = t.address.rsplit_once(':')?;
             let host = host.trim_start_matches('[').trim_end_matches(']');
             Some(Method::Tcp(host.parse().ok()?, port.parse().ok()?))
         }
         _ => t.address.parse().ok().map(Method::Icmp),
     }
+}
+
+/// Which (source, target) cells get probed: not a pod to itself, and policy
+/// probe rows only towards policy-selected targets.
+fn cells(sources: &[(PodRef, Source)], targets: &[Target]) -> Vec<(usize, usize)> {
+    let mut jobs = Vec::new();
+    for (i, (_, s)) in sources.iter().enumerate() {
+        for (j, t) in targets.iter().enumerate() {
+            let same_pod = t.kind == TargetKind::Pod && t.address == s.ip;
+            let off_topic = s.policy_probe && t.policies.is_empty();
+            if !same_pod && !off_topic {
+                jobs.push((i, j));
+            }
+        }
+    }
+    jobs
+}
+
+/// How many probes [`run`] will make (for the progress bar).
+pub fn cell_count(sources: &[(PodRef, Source)], targets: &[Target]) -> usize {
+    cells(sources, targets).len()
 }
 
 /// Probe every target from every source. `skip(source, target)` leaves a
@@ -50,15 +68,7 @@ pub async fn run(
     timeout: Duration,
     tick: &(dyn Fn() + Sync),
 ) -> Matrix {
-    let mut jobs = Vec::new();
-    for (i, (_, s)) in sources.iter().enumerate() {
-        for (j, t) in targets.iter().enumerate() {
-            let same_pod = t.kind == TargetKind::Pod && t.address == s.ip;
-            if !same_pod {
-                jobs.push((i, j));
-            }
-        }
-    }
+    let jobs = cells(&sources, &targets);
     let sources_ref = &sources;
     let targets_ref = &targets;
     let probes: Vec<Probe> = futures::stream::iter(jobs)
@@ -150,10 +160,6 @@ mod tests {
         assert_eq!(
             method(&t(TargetKind::IpPort, "[fd00::a]:80")),
             Some(Method::Tcp("fd00::a".parse().unwrap(), 80))
-        );
-        assert_eq!(
-            method(&t(TargetKind::IpPort, "udp 10.96.0.10")),
-            Some(Method::Icmp("10.96.0.10".parse().unwrap()))
         );
         assert_eq!(method(&t(TargetKind::Node, "not-an-ip; rm")), None);
     }

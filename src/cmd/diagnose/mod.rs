@@ -47,6 +47,8 @@ pub const DEFAULT_EXTERNAL_ADDRESS: &str = "1.1.1.1";
 pub const NODE_CONCURRENCY: usize = 8;
 /// At most this many NetworkPolicy-selected pods join the matrix as targets.
 const MAX_POLICY_TARGETS: usize = 8;
+/// Workload pods of the same namespace probing each policy-protected target.
+const MAX_POLICY_SOURCES_PER_TARGET: usize = 4;
 
 /// What the user asked for, validated.
 enum Target_ {
@@ -383,16 +385,31 @@ async fn diagnose(
     let mut targets: Vec<Target> = Vec::new();
     match what {
         Target_::IpPorts(list) => {
-            for t in list {
+            // UDP has no handshake: only a responder (kube-ovn-pinger's UDP
+            // check against kube-ovn-cni) can confirm it, so kubectl-ko does not guess.
+            let udp: Vec<String> = list
+                .iter()
+                .filter(|t| t.proto == ipports::Proto::Udp)
+                .map(|t| t.to_string())
+                .collect();
+            if !udp.is_empty() {
+                checks.push(Check::warn(
+                    "udp-targets",
+                    Scope::Cluster,
+                    format!(
+                        "UDP targets {} were not probed by kubectl-ko (UDP gives no answer without a responder); see the kube-ovn-pinger job results where the pinger binary exists",
+                        udp.join(",")
+                    ),
+                    "probe the service with its own client (e.g. `dig @<ip>` for DNS) from a pod",
+                ));
+            }
+            for t in list.iter().filter(|t| t.proto == ipports::Proto::Tcp) {
                 targets.push(Target {
                     kind: TargetKind::IpPort,
                     label: t.to_string(),
-                    address: match t.proto {
-                        ipports::Proto::Tcp => match t.ip {
-                            IpAddr::V4(v4) => format!("{v4}:{}", t.port),
-                            IpAddr::V6(v6) => format!("[{v6}]:{}", t.port),
-                        },
-                        ipports::Proto::Udp => format!("udp {}", t.ip),
+                    address: match t.ip {
+                        IpAddr::V4(v4) => format!("{v4}:{}", t.port),
+                        IpAddr::V6(v6) => format!("[{v6}]:{}", t.port),
                     },
                     node: None,
                     policies: vec![],
@@ -493,6 +510,64 @@ async fn diagnose(
         }
     }
 
+    // Workload pods next to each policy-protected target show what the policy
+    // allows and denies (e.g. client-1 denied, client-2 allowed).
+    let mut sources = sources;
+    if !matches!(what, Target_::IpPorts(_) | Target_::Node(_)) {
+        let protected: Vec<&Target> = targets
+            .iter()
+            .filter(|t| t.kind == TargetKind::Pod && !t.policies.is_empty())
+            .collect();
+        let mut added: BTreeSet<String> = sources.iter().map(|(_, s)| s.pod.clone()).collect();
+        for t in protected {
+            let Some((ns_t, name_t)) = t.label.split_once('/') else {
+                continue;
+            };
+            // peers on the same logical switch: other subnets add routing to the question
+            let ls_t = pod_facts
+                .iter()
+                .find(|f| f.namespace == ns_t && f.name == name_t)
+                .and_then(|f| f.logical_switch.clone());
+            let mut n = 0;
+            for (r, f) in pods
+                .iter()
+                .map(|p| (PodRef::from_pod(p), collect::pod_facts(p)))
+                .filter(|(_, f)| {
+                    f.namespace == ns_t && f.is_ovn() && f.running && f.logical_switch == ls_t
+                })
+            {
+                if n >= MAX_POLICY_SOURCES_PER_TARGET {
+                    break;
+                }
+                let label = r.to_string();
+                let (Some(node), Some(ip)) = (r.node.clone(), r.ip.clone()) else {
+                    continue;
+                };
+                if label == t.label || added.contains(&label) {
+                    continue;
+                }
+                if let Target_::Subnet(s) = what
+                    && f.logical_switch.as_deref() != Some(s.as_str())
+                {
+                    continue;
+                }
+                n += 1;
+                added.insert(label.clone());
+                let policies = policy_of(&r.namespace, &r.name);
+                sources.push((
+                    r,
+                    Source {
+                        node,
+                        pod: label,
+                        ip,
+                        policies,
+                        policy_probe: true,
+                    },
+                ));
+            }
+        }
+    }
+
     let connectivity = if sources.is_empty() {
         checks.push(Check::warn(
             "connectivity",
@@ -515,7 +590,7 @@ async fn diagnose(
             .filter(|(r, _)| pingers.iter().any(|(p, _)| p.name == r.name))
             .cloned()
             .collect();
-        let total = sources.len() * targets.len();
+        let total = matrix::cell_count(&sources, &targets);
         progress.start("probing connectivity", total as u64);
         let tick = || progress.inc();
         let (m, runs) = tokio::join!(
@@ -632,6 +707,7 @@ fn one_per_node(
                     pod: r.to_string(),
                     ip,
                     policies,
+                    policy_probe: false,
                 },
             )
         });

@@ -185,6 +185,10 @@ pub struct Source {
     /// NetworkPolicies whose port groups contain the source pod.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
+    /// A workload pod added to show what NetworkPolicies allow: it probes only
+    /// policy-selected targets, and its row is reported with pod scope.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub policy_probe: bool,
 }
 
 /// One cell.

@@ -28,8 +28,11 @@ pub fn classify_tcp(
 ) -> (ProbeResult, String) {
     match outcome {
         TcpOutcome::Connected => (ProbeResult::Ok, "TCP connected".into()),
-        // a refusal is an answer from the far side (or a reject ACL): not a path failure
-        TcpOutcome::Refused => no_answer("connection refused", source, target),
+        // a refusal is an RST from the far side: the path works, nothing listens
+        TcpOutcome::Refused => (
+            ProbeResult::Ok,
+            "connection refused (reached, nothing listening)".into(),
+        ),
         TcpOutcome::TimedOut => no_answer("TCP connect timed out", source, target),
         TcpOutcome::Error { detail } => (ProbeResult::Error, detail.clone()),
     }
@@ -61,7 +64,14 @@ fn no_answer(detail: &str, source: &Source, target: &Target) -> (ProbeResult, St
 pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
     let mut out = Vec::new();
     for (i, src) in m.sources.iter().enumerate() {
-        let scope = Scope::node(&src.node);
+        let scope = if src.policy_probe {
+            match src.pod.split_once('/') {
+                Some((ns, name)) => Scope::pod(ns, name),
+                None => Scope::node(&src.node),
+            }
+        } else {
+            Scope::node(&src.node)
+        };
         let mut failed = Vec::new();
         let mut blocked = Vec::new();
         let mut ok = 0;
@@ -73,6 +83,10 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
             match p.result {
                 ProbeResult::Ok => ok += 1,
                 ProbeResult::BlockedByPolicy => blocked.push(format!("{what}: {}", p.detail)),
+                // a workload pod may lack ping: that says nothing about the network
+                ProbeResult::Error if src.policy_probe => {
+                    blocked.push(format!("{what}: probe could not run: {}", p.detail))
+                }
                 ProbeResult::Unreachable | ProbeResult::Error => {
                     failed.push(format!("{what}: {}", p.detail))
                 }
@@ -98,7 +112,7 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
             out.push(Check::warn(
                 "connectivity",
                 scope,
-                format!("{from}: {ok} probes answered, {} blocked by NetworkPolicy (expected if the policy is intended): {}", blocked.len(), blocked.join("; ")),
+                format!("{from}: {ok} probes answered, {} blocked by NetworkPolicy (expected if the policy is intended) or not runnable: {}", blocked.len(), blocked.join("; ")),
                 "`kubectl describe networkpolicy -n <ns> <name>`; `kubectl ko trace` shows the dropping ACL",
             ));
         } else {
@@ -142,6 +156,7 @@ mod tests {
             pod: format!("kube-system/pinger-{node}"),
             ip: "10.16.0.2".into(),
             policies: vec![],
+            policy_probe: false,
         }
     }
     fn tgt(label: &str, policies: &[&str]) -> Target {
