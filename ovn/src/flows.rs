@@ -92,9 +92,15 @@ pub fn parse_line(line: &str) -> Option<Flow> {
         ..Flow::default()
     };
     let mut match_parts: Vec<&str> = Vec::new();
+    // OpenFlow 1.1+ dumps put bare flags before the match, separated by a
+    // space: `n_bytes=0, reset_counts priority=100,in_port=1`
+    let mut tokens: Vec<&str> = Vec::new();
     for token in head.trim().trim_end_matches(',').split(", ") {
-        let token = token.trim();
-        if token.is_empty() {
+        tokens.extend(token.split_whitespace());
+    }
+    for token in tokens {
+        if !token.contains('=') && !token.contains(',') && FLAG_WORDS.contains(&token) {
+            flow.stats.push((token.to_string(), String::new()));
             continue;
         }
         // the match is the only part with commas inside (or it starts with priority=)
@@ -128,6 +134,16 @@ pub fn parse_line(line: &str) -> Option<Flow> {
     flow.match_expr = rest.join(",");
     Some(flow)
 }
+
+/// Flags `dump-flows` prints as bare words.
+const FLAG_WORDS: &[&str] = &[
+    "send_flow_rem",
+    "check_overlap",
+    "reset_counts",
+    "no_packet_counts",
+    "no_byte_counts",
+    "no_readonly_table",
+];
 
 const STAT_KEYS: &[&str] = &[
     "cookie",
@@ -242,5 +258,14 @@ mod tests {
         let f = parse_line(" cookie=0x0, table=0, n_packets=0, n_bytes=0, actions=NORMAL").unwrap();
         assert_eq!(f.priority, 32768);
         assert!(parse_line("NXST_FLOW reply (xid=0x4):").is_none());
+        let f = parse_line(" cookie=0x5, duration=5.1s, table=3, n_packets=0, n_bytes=0, reset_counts priority=100,in_port=1 actions=drop").unwrap();
+        assert_eq!(
+            (f.table, f.priority, f.match_expr.as_str()),
+            (3, 100, "in_port=1")
+        );
+        assert_eq!(f.stats, vec![("reset_counts".to_string(), String::new())]);
+        // --no-stats form
+        let f = parse_line(" table=0, priority=100,in_port=2 actions=resubmit(,8)").unwrap();
+        assert_eq!((f.cookie, f.table, f.n_packets), (0, 0, None));
     }
 }
