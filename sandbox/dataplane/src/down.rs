@@ -118,7 +118,7 @@ pub fn down(paths: &Paths) -> Result<Vec<String>> {
     for c in &created {
         if let Created::Pid { pid, .. } = c {
             let cl = cmdline(*pid);
-            if cl.contains("__holder") || cl.contains(&dir_s) {
+            if cl.contains(&dir_s) {
                 pids.insert(*pid);
             }
         }

@@ -181,6 +181,13 @@ pub fn in_pod(pid: u32, argv: &[String]) -> Vec<String> {
     v
 }
 
+/// argv prefix to run in a pod's mount namespace only.
+pub fn in_pod_mnt(pid: u32, argv: &[String]) -> Vec<String> {
+    let mut v = argv!["nsenter", "-t", pid, "-m", "--"];
+    v.extend_from_slice(argv);
+    v
+}
+
 /// argv prefix to run inside a named netns (root mount namespace).
 pub fn in_netns(netns: &str, argv: &[String]) -> Vec<String> {
     let mut v = vec![

@@ -2,9 +2,9 @@
 //! (container paths bound to the pod's directories) inside a network namespace.
 //! Exec into a pod = `nsenter -t <holder pid> -m -n`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -19,26 +19,11 @@ pub struct Bind {
 }
 
 /// Start a holder in `netns` with the given binds; returns its pid once its mounts are
-/// in place. `propagation slave` keeps netns created later visible under
-/// /var/run/netns inside the pod (tcpdump/trace `nsenter --net=<pod_netns>` needs it).
+/// in place. The holder is `sleep infinity` in its own mount namespace; `propagation
+/// slave` keeps netns created later visible under /var/run/netns inside the pod
+/// (tcpdump/trace `nsenter --net=<pod_netns>` needs it). It does not run our own
+/// binary, so a rebuild of ko-sandbox while a sandbox starts cannot break it.
 pub fn spawn(netns: &str, pod_key: &str, binds: &[Bind], stderr_log: &Path) -> Result<u32> {
-    let exe = std::env::current_exe().context("finding the ko-sandbox executable")?;
-    let mut args: Vec<String> = argv![
-        format!("--net=/run/netns/{netns}"),
-        "unshare",
-        "--mount",
-        "--propagation",
-        "slave",
-        "--",
-        exe.display(),
-        "__holder",
-        pod_key
-    ];
-    for b in binds {
-        std::fs::create_dir_all(&b.src)
-            .with_context(|| format!("creating pod directory {}", b.src.display()))?;
-        args.push(format!("{}={}", b.src.display(), b.dst));
-    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -46,42 +31,56 @@ pub fn spawn(netns: &str, pod_key: &str, binds: &[Bind], stderr_log: &Path) -> R
         .with_context(|| format!("opening {}", stderr_log.display()))?;
     // setsid: the holder must outlive `up` and not get the terminal's SIGHUP.
     let mut child = Command::new("setsid")
-        .arg("nsenter")
-        .args(&args)
+        .args(argv![
+            "nsenter",
+            format!("--net=/run/netns/{netns}"),
+            "unshare",
+            "--mount",
+            "--propagation",
+            "slave",
+            "--",
+            "sleep",
+            "infinity"
+        ])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting the holder of pod {pod_key}"))?;
     let pid = child.id();
-    let stdout = child.stdout.take().context("holder stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .with_context(|| format!("reading readiness of pod {pod_key}"))?;
-    if line.trim() != "ready" {
-        let _ = child.kill();
-        let _ = child.wait();
+    // Only once the exec chain reached `sleep` has unshare made the new mount
+    // namespace; binding earlier would mount into the host's namespace.
+    let ready = exec::poll(
+        &format!("the holder of pod {pod_key} to start"),
+        Duration::from_secs(10),
+        || {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(false);
+            }
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.trim() == "sleep").then_some(true)
+        },
+    )?;
+    if !ready {
         bail!(
-            "the holder of pod {pod_key} failed to set up its mounts; see {}",
+            "the holder of pod {pod_key} exited at start; see {}",
             stderr_log.display()
         );
     }
+    let own = std::fs::read_link("/proc/self/ns/mnt").ok();
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    if own.is_none() || own == theirs {
+        let _ = child.kill();
+        bail!("the holder of pod {pod_key} did not get its own mount namespace");
+    }
+    for b in binds {
+        std::fs::create_dir_all(&b.src)
+            .with_context(|| format!("creating pod directory {}", b.src.display()))?;
+        exec::run(&exec::in_pod_mnt(
+            pid,
+            &argv!["mount", "--bind", b.src.display(), b.dst],
+        ))
+        .with_context(|| format!("binding {} in pod {pod_key}", b.dst))?;
+    }
     Ok(pid)
-}
-
-/// Entry point of `ko-sandbox __holder <ns/pod> SRC=DST...`: bind the container paths,
-/// report readiness, then sleep until killed.
-pub fn main(args: &[String]) -> Result<()> {
-    for spec in args.iter().skip(1) {
-        let (src, dst) = spec
-            .split_once('=')
-            .with_context(|| format!("bad bind spec {spec}"))?;
-        std::fs::create_dir_all(dst).with_context(|| format!("creating mount point {dst}"))?;
-        exec::run(&argv!["mount", "--bind", src, dst])?;
-    }
-    println!("ready");
-    loop {
-        std::thread::park();
-    }
 }

@@ -78,16 +78,6 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("__holder") {
-        return match holder::main(&args[2..]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("holder: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

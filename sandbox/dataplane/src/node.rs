@@ -326,6 +326,7 @@ pub fn start_northd(ctx: &Ctx, central: &Pod, pid: u32) -> Result<()> {
             &argv![
                 "ovn-northd",
                 "--detach",
+                "--monitor",
                 "--no-chdir",
                 "--pidfile",
                 "--log-file=/var/log/ovn/ovn-northd.log",
@@ -345,6 +346,8 @@ pub fn start_controller(ctx: &Ctx, ovs: &Pod, pid: u32) -> Result<()> {
             &argv![
                 "ovn-controller",
                 "--detach",
+                // the monitor restarts it after a crash (and logs the signal)
+                "--monitor",
                 "--no-chdir",
                 "--pidfile",
                 "--log-file=/var/log/ovn/ovn-controller.log",

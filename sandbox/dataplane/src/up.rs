@@ -187,11 +187,18 @@ fn build(ctx: &Ctx, opts: &UpOpts) -> Result<()> {
 /// (seen rarely right after start) instead of waiting for it forever.
 fn sync_hv(ctx: &Ctx) -> Result<()> {
     let mut last = None;
-    for _ in 0..3 {
+    // A controller that missed an update while RAFT settled acks the next nb_cfg, so
+    // short attempts beat one long wait.
+    for attempt in 1..=6 {
         restart_dead_controllers(ctx)?;
-        match nb::nbctl_timeout(ctx, &argv!["--wait=hv", "sync"], 20) {
+        match nb::nbctl_timeout(ctx, &argv!["--wait=hv", "sync"], 6) {
             Ok(_) => return Ok(()),
-            Err(e) => last = Some(e),
+            Err(e) => {
+                eprintln!(
+                    "ovn-nbctl --wait=hv sync: attempt {attempt} did not finish in 6s, retrying"
+                );
+                last = Some(e);
+            }
         }
     }
     Err(last
