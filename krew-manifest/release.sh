@@ -44,6 +44,15 @@ host_platform() {
   printf '%s %s\n' "$os" "$arch"
 }
 
+source_rev() {
+  local rev
+  rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) || { echo "an unknown commit"; return; }
+  if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+    rev="$rev with uncommitted changes"
+  fi
+  printf 'commit %s\n' "$rev"
+}
+
 sha256_of() {
   if command -v sha256sum >/dev/null; then sha256sum "$1" | cut -d' ' -f1
   else shasum -a 256 "$1" | cut -d' ' -f1; fi
@@ -110,6 +119,8 @@ cmd_manifest() { # tag out allow_missing
   {
     printf '# krew plugin manifest for kubectl-ko %s, rendered by krew-manifest/release.sh\n' "$tag"
     printf '# from krew-manifest/.krew.yaml (the krew-release-bot template).\n'
+    printf '# Each sha256 is of the archive found in the output directory at render time;\n'
+    printf '# this source tree was at %s.\n' "$(source_rev)"
     while IFS= read -r line || [[ -n $line ]]; do
       if [[ $line =~ $re_uri ]]; then
         indent=${BASH_REMATCH[1]}
