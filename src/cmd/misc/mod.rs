@@ -1,5 +1,11 @@
 //! `version`, `completion`, `env-check`, `reload`, `log`, `perf`.
 
+mod log;
+mod reload;
+
+pub use log::log;
+pub use reload::{env_check, reload};
+
 use std::io::Write;
 
 use clap::CommandFactory;
@@ -39,18 +45,6 @@ pub fn completion(args: &CompletionArgs) -> Result<Outcome> {
     out.flush()
         .map_err(|e| Error::io("write the completion script", &e))?;
     Ok(Outcome::Exit(0))
-}
-
-pub async fn env_check(_ctx: &Ctx) -> Result<Outcome> {
-    Err(Error::NotSupported("env-check is being implemented".into()))
-}
-
-pub async fn reload(_ctx: &Ctx, _args: &crate::cli::ReloadArgs) -> Result<Outcome> {
-    Err(Error::NotSupported("reload is being implemented".into()))
-}
-
-pub async fn log(_ctx: &Ctx, _args: &crate::cli::LogArgs) -> Result<Outcome> {
-    Err(Error::NotSupported("log is being implemented".into()))
 }
 
 pub async fn perf(_ctx: &Ctx, _args: &crate::cli::PerfArgs) -> Result<Outcome> {

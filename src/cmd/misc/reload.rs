@@ -1,0 +1,261 @@
+//! `reload` (restart every Kube-OVN component by deleting its pods, in
+//! upstream's order, waiting for replacements) and `env-check` (run the image's
+//! own `/kube-ovn/env-check.sh` in every kube-ovn-cni pod, concurrently).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams};
+use serde::Serialize;
+
+use crate::cli::ReloadArgs;
+use crate::cluster::{Cluster, PodRef, container, locate::unusable_reason};
+use crate::cmd::{Ctx, Outcome};
+use crate::error::{Error, Result};
+use crate::render::{Render, Style};
+
+/// Components in the order upstream restarts them (`app` label values).
+const COMPONENTS: &[&str] = &[
+    "ovn-central",
+    "ovs",
+    "kube-ovn-controller",
+    "kube-ovn-cni",
+    "kube-ovn-pinger",
+    "kube-ovn-monitor",
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    pub components: Vec<ReloadedComponent>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadedComponent {
+    pub app: String,
+    pub deleted: Vec<String>,
+    pub replacements: Vec<String>,
+}
+
+impl Render for ReloadReport {
+    fn render_text(&self, out: &mut dyn Write, s: &Style) -> std::io::Result<()> {
+        for c in &self.components {
+            writeln!(
+                out,
+                "{}: deleted {} pod(s), {} replacement(s) ready",
+                c.app,
+                c.deleted.len(),
+                c.replacements.len()
+            )?;
+        }
+        writeln!(out, "{}", s.ok("all Kube-OVN components restarted"))
+    }
+    fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+}
+
+fn uid(p: &Pod) -> String {
+    p.metadata.uid.clone().unwrap_or_default()
+}
+
+async fn restart(cluster: &Cluster, app: &str) -> Result<ReloadedComponent> {
+    let ns = cluster.namespace().to_string();
+    let selector = format!("app={app}");
+    let old = cluster.list_pods(Some(&ns), Some(&selector)).await?;
+    let old_uids: BTreeSet<String> = old.iter().map(uid).collect();
+    let api: Api<Pod> = Api::namespaced(cluster.client().clone(), &ns);
+    let mut deleted = Vec::new();
+    for p in &old {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        cluster
+            .call(
+                format!("deleting pod {ns}/{name}"),
+                api.delete(&name, &DeleteParams::default()),
+            )
+            .await?;
+        deleted.push(name);
+    }
+    // Wait for as many new Running+Ready pods as there were before.
+    let limit = cluster.timeout() * 10;
+    let deadline = Instant::now() + limit;
+    loop {
+        let now = cluster.list_pods(Some(&ns), Some(&selector)).await?;
+        let fresh: Vec<&Pod> = now
+            .iter()
+            .filter(|p| !old_uids.contains(&uid(p)) && unusable_reason(p).is_none())
+            .collect();
+        let stale = now.iter().filter(|p| old_uids.contains(&uid(p))).count();
+        if fresh.len() >= old.len() && stale == 0 {
+            return Ok(ReloadedComponent {
+                app: app.into(),
+                deleted,
+                replacements: fresh
+                    .iter()
+                    .filter_map(|p| p.metadata.name.clone())
+                    .collect(),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Remote {
+                what: format!("restarting app={app} in {ns}"),
+                detail: format!(
+                    "{} pod(s) deleted, only {} replacement(s) Running and Ready after {}s",
+                    old.len(),
+                    fresh.len(),
+                    limit.as_secs()
+                ),
+                hint: format!(
+                    "`kubectl -n {ns} get pods -l app={app}`; the rest of the reload was not done"
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+pub async fn reload(ctx: &Ctx, args: &ReloadArgs) -> Result<Outcome> {
+    let cluster = ctx.cluster().await?;
+    let ns = cluster.namespace();
+    let selectors: Vec<String> = COMPONENTS.iter().map(|app| format!("app={app}")).collect();
+    let counts = join_all(
+        selectors
+            .iter()
+            .map(|sel| cluster.list_pods(Some(ns), Some(sel))),
+    )
+    .await;
+    let mut plan = format!(
+        "This restarts every Kube-OVN component in namespace {ns} by deleting its pods, one component at a time, waiting for the replacements to be Ready:\n"
+    );
+    for (app, pods) in COMPONENTS.iter().zip(counts) {
+        let pods = pods?;
+        plan.push_str(&format!("  app={app}: {} pod(s)\n", pods.len()));
+    }
+    plan.push_str(
+        "Pod networking keeps working, but OVN databases and controllers are briefly unavailable.",
+    );
+    if !args.yes {
+        return Err(Error::NotConfirmed(format!(
+            "{plan}\nRe-run with --yes to do it."
+        )));
+    }
+    eprintln!("{plan}");
+    let mut components = Vec::new();
+    for app in COMPONENTS {
+        eprintln!("restarting app={app} ...");
+        components.push(restart(cluster, app).await?);
+    }
+    Ok(Outcome::report(
+        ReloadReport { components },
+        ctx.output(None),
+        0,
+    ))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvCheckReport {
+    pub nodes: Vec<NodeEnvCheck>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeEnvCheck {
+    pub node: String,
+    pub pod: String,
+    pub exit_code: Option<i32>,
+    pub output: String,
+}
+
+impl Render for EnvCheckReport {
+    fn render_text(&self, out: &mut dyn Write, s: &Style) -> std::io::Result<()> {
+        for n in &self.nodes {
+            writeln!(
+                out,
+                "{}",
+                s.bold(&format!(
+                    "=== environment check for node {} ({})",
+                    n.node, n.pod
+                ))
+            )?;
+            out.write_all(n.output.as_bytes())?;
+            if !n.output.ends_with('\n') {
+                writeln!(out)?;
+            }
+            if n.exit_code != Some(0) {
+                writeln!(
+                    out,
+                    "{}",
+                    s.bad(&format!(
+                        "check failed (exit {})",
+                        n.exit_code
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "-".into())
+                    ))
+                )?;
+            }
+        }
+        Ok(())
+    }
+    fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+}
+
+pub async fn env_check(ctx: &Ctx) -> Result<Outcome> {
+    let cluster = ctx.cluster().await?;
+    let ns = cluster.namespace().to_string();
+    let pods = cluster
+        .list_pods(Some(&ns), Some("app=kube-ovn-cni"))
+        .await?;
+    if pods.is_empty() {
+        return Err(Error::Cluster(crate::cluster::Error::NotFound {
+            what: format!("kube-ovn-cni pods in namespace {ns}"),
+            detail: String::new(),
+            hint: "pass --kube-ovn-namespace (or KUBE_OVN_NS) if Kube-OVN runs elsewhere".into(),
+        }));
+    }
+    let checks = join_all(pods.iter().map(|p| async move {
+        let r = PodRef::from_pod(p);
+        let node = r.node.clone().unwrap_or_default();
+        if let Some(why) = unusable_reason(p) {
+            return NodeEnvCheck {
+                node,
+                pod: r.name.clone(),
+                exit_code: None,
+                output: format!("pod not usable: {why}\n"),
+            };
+        }
+        let c = r.container_or_default(container::CNI_SERVER).to_string();
+        match cluster
+            .exec_capture(&r, &c, &["bash", "/kube-ovn/env-check.sh"])
+            .await
+        {
+            Ok(o) => NodeEnvCheck {
+                node,
+                pod: r.name.clone(),
+                exit_code: Some(o.exit_code),
+                output: format!("{}{}", o.stdout_str(), o.stderr_str()),
+            },
+            Err(e) => NodeEnvCheck {
+                node,
+                pod: r.name.clone(),
+                exit_code: None,
+                output: format!("{e}\n"),
+            },
+        }
+    }))
+    .await;
+    let mut nodes = checks;
+    nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    let exit = if nodes.iter().all(|n| n.exit_code == Some(0)) {
+        0
+    } else {
+        1
+    };
+    Ok(Outcome::report(
+        EnvCheckReport { nodes },
+        ctx.output(None),
+        exit,
+    ))
+}
