@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::argv;
 use crate::exec::{self, run_raw};
-use crate::state::{self, Created, Paths};
+use crate::state::{self, Created, Paths, Recorder};
 
 /// Netns that belong to sandbox `paths.name`: recorded ones, plus `<name>-*` that no
 /// other sandbox with a longer matching name claims.
@@ -175,11 +175,28 @@ pub fn down(paths: &Paths) -> Result<Vec<String>> {
     }
 
     // 4. host mount-point directories we created, unless another sandbox still uses them
+    // (their pods have binds on them); then the record passes to such a sandbox so the
+    // last `down` removes them.
     let others = state::other_sandboxes(paths);
-    if others.is_empty() {
-        for c in created.iter().rev() {
-            if let Created::HostDir { path } = c {
-                let _ = fs::remove_dir(path);
+    let host_dirs: Vec<&Created> = created
+        .iter()
+        .filter(|c| matches!(c, Created::HostDir { .. }))
+        .collect();
+    match others.first() {
+        None => {
+            for c in host_dirs.iter().rev() {
+                if let Created::HostDir { path } = c {
+                    let _ = fs::remove_dir(path);
+                }
+            }
+        }
+        Some(heir) => {
+            let rec = Recorder::new(&Paths {
+                root: paths.root.clone(),
+                name: heir.clone(),
+            });
+            for c in host_dirs {
+                let _ = rec.record(c);
             }
         }
     }
