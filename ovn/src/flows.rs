@@ -52,6 +52,35 @@ pub struct FlowKey {
 }
 
 impl Flow {
+    /// The value of a match field (`metadata` -> `0x3`, `reg14` -> `0x2`,
+    /// `in_port` -> `2`); `Some("")` for a bare field like `ip`.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.match_expr
+            .split(',')
+            .find_map(|f| match f.split_once('=') {
+                Some((k, v)) if k == name => Some(v),
+                None if f == name => Some(""),
+                _ => None,
+            })
+    }
+
+    /// Datapath tunnel key the rule is restricted to (`metadata=0x3`): which
+    /// logical switch/router it belongs to (compare with the
+    /// Datapath_Binding tunnel_key of the pod's switch).
+    pub fn datapath_key(&self) -> Option<u64> {
+        self.field("metadata").and_then(parse_u64)
+    }
+
+    /// Logical inport (`reg14`) / outport (`reg15`) tunnel key matched, if any.
+    pub fn logical_port_keys(&self) -> (Option<u64>, Option<u64>) {
+        let key = |f: &str| {
+            self.field(f)
+                .map(|v| v.split('/').next().unwrap_or(v))
+                .and_then(parse_u64)
+        };
+        (key("reg14"), key("reg15"))
+    }
+
     pub fn key(&self) -> FlowKey {
         FlowKey {
             table: self.table,
@@ -251,6 +280,7 @@ mod tests {
         assert_eq!(f.cookie, 0xd8b6f8f0);
         assert_eq!((f.table, f.priority), (0, 100));
         assert_eq!(f.match_expr, "in_port=2");
+        assert_eq!(f.field("in_port"), Some("2"));
         assert_eq!((f.n_packets, f.n_bytes), (Some(14), Some(1172)));
         assert_eq!(f.actions, "load:0x4->NXM_NX_REG13[],resubmit(,8)");
         let f = parse_line(" cookie=0x0, duration=1.0s, table=37, n_packets=0, n_bytes=0, idle_age=1, priority=0 actions=resubmit(,39)").unwrap();
@@ -258,6 +288,13 @@ mod tests {
         let f = parse_line(" cookie=0x0, table=0, n_packets=0, n_bytes=0, actions=NORMAL").unwrap();
         assert_eq!(f.priority, 32768);
         assert!(parse_line("NXST_FLOW reply (xid=0x4):").is_none());
+        let g = parse_line(
+            " cookie=0x1, table=41, priority=100,ip,reg14=0x2,metadata=0x3 actions=drop",
+        )
+        .unwrap();
+        assert_eq!(g.datapath_key(), Some(3));
+        assert_eq!(g.logical_port_keys(), (Some(2), None));
+        assert_eq!(g.field("ip"), Some(""));
         let f = parse_line(" cookie=0x5, duration=5.1s, table=3, n_packets=0, n_bytes=0, reset_counts priority=100,in_port=1 actions=drop").unwrap();
         assert_eq!(
             (f.table, f.priority, f.match_expr.as_str()),

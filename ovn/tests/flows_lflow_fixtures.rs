@@ -317,3 +317,51 @@ fn every_register_in_lflow_list_is_explained() {
     }
     assert!(tokens > 150, "{tokens}");
 }
+
+#[test]
+fn metadata_of_logical_rules_is_the_datapath_of_their_logical_flow() {
+    // tunnel keys of the datapaths, from Datapath_Binding
+    let dp: serde_json::Value =
+        serde_json::from_str(&read("sb-json/Datapath_Binding.txt")).unwrap();
+    let heads: Vec<&str> = dp["headings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    let key_col = heads.iter().position(|h| *h == "tunnel_key").unwrap();
+    let ext_col = heads.iter().position(|h| *h == "external_ids").unwrap();
+    let mut names = std::collections::HashMap::new();
+    for row in dp["data"].as_array().unwrap() {
+        let key = row[key_col].as_u64().unwrap();
+        let name = row[ext_col][1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|kv| kv[0] == "name")
+            .map(|kv| kv[1].as_str().unwrap().to_string())
+            .unwrap();
+        names.insert(key, name);
+    }
+    let idx = CookieIndex::new(sb_flows());
+    let d = flows::parse(&read("dump-flows/br-int-after.txt"));
+    let mut checked = 0;
+    for f in &d.flows {
+        let (Some(key), false) = (f.datapath_key(), f.cookie == 0) else {
+            continue;
+        };
+        let Some(name) = names.get(&key) else {
+            continue;
+        };
+        let owners = idx.lookup(f.cookie);
+        if owners.is_empty() {
+            continue;
+        }
+        assert!(
+            owners.iter().any(|l| l.datapaths.contains(name)),
+            "{f:?} on {name} -> {owners:?}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 300, "{checked}");
+}
