@@ -222,7 +222,25 @@ pub fn build(inp: Inputs<'_>) -> TraceReport {
         return report;
     }
     if logical.stages.is_empty() {
-        let err = "ovn-trace printed no logical flow table (is the source port bound and the datapath known?)".to_string();
+        // ovn-trace reports bad datapaths/ports on its output and exits 0
+        let said: Vec<&str> = inp
+            .ovn_trace
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Action(a) => Some(a.text.as_str()),
+                Step::Section(sec) => Some(sec.title.as_str()),
+                Step::Hop(_) => None,
+            })
+            .chain(inp.ovn_trace.stray.iter().map(String::as_str))
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let err = if said.is_empty() {
+            "ovn-trace printed no logical flow table (is the source port bound and the datapath known?)".to_string()
+        } else {
+            format!("ovn-trace: {}", said.join("; "))
+        };
         report.summary = format!("error: {err}");
         report.error = Some(err);
         report.logical = logical;

@@ -313,6 +313,20 @@ fn ovn_trace_errors_are_an_error_verdict() {
     });
     assert_eq!(failed.verdict, Verdict::Error);
     assert!(failed.summary.contains("assertion"));
+    let unknown = build(Inputs {
+        source: source(),
+        destination: dest("10.16.0.11", "icmp", None),
+        ovn_trace: &trace::parse(fixture!("ovn-trace-unknown-datapath.txt")),
+        ovn_trace_failure: None,
+        nb: None,
+        sb: None,
+        lb: None,
+        ovs: None,
+        warnings: vec![],
+        explain: &explain,
+    });
+    assert_eq!(unknown.verdict, Verdict::Error);
+    assert!(unknown.error.unwrap().contains("no-such-switch"));
 }
 
 #[test]
