@@ -17,6 +17,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::container;
+use crate::controller;
 use crate::discovery;
 use crate::exec::{self, ExecSpec};
 use crate::logs;
@@ -258,6 +259,9 @@ async fn handle(
             if is_crds(&t.info) {
                 app.refresh_registry();
             }
+            if is_pods(&t.info) && controller::is_controlled(&obj) {
+                controller::recreate_later(app.clone(), t.key(name), obj.clone());
+            }
             Ok(json_ok(&obj))
         }
         ("DELETE", None, None) => {
@@ -438,10 +442,11 @@ fn watch(app: &App, t: &Target, q: &Query, accept: &str) -> Result<Response, Api
         .last()
         .map(|e| e.rv)
         .unwrap_or(since.unwrap_or(list_rv));
-    let live = futures::stream::unfold(rx, move |mut rx| async move {
+    let guard = WatchGuard(format!("{}/{}", info.group, info.plural));
+    let live = futures::stream::unfold((rx, guard), move |(mut rx, guard)| async move {
         // A lagging or closed receiver ends the watch; the client re-lists, as after a
         // real server's 410 Gone.
-        rx.recv().await.ok().map(|ev| (ev, rx))
+        rx.recv().await.ok().map(|ev| (ev, (rx, guard)))
     })
     .filter_map(move |ev| {
         let out = if ev.rv > floor { wanted2(&ev) } else { None };
@@ -461,6 +466,16 @@ fn watch(app: &App, t: &Target, q: &Query, accept: &str) -> Result<Response, Api
         .unwrap_or_else(|e| {
             ApiError::internal(format!("building the watch response failed: {e}")).into_response()
         }))
+}
+
+/// Logs when a watch stream is dropped (client gone, timeout, or lagging), which shows
+/// that abandoned watches do not pile up.
+struct WatchGuard(String);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        tracing::info!("watch on {} ended", self.0);
+    }
 }
 
 /// Fills what a real server defaults on create: apiVersion, kind, name from generateName.

@@ -162,11 +162,23 @@ impl Watchdog {
         self.update_endpoint_slices(app);
     }
 
+    /// Decides from the stored phase, so a pod recreated meanwhile is judged afresh.
     fn set_alive(&mut self, app: &Shared, key: &Key, alive: bool) {
-        if alive && !self.marked_dead.contains(key) {
+        let Some(pod) = app.store.get(key) else {
             return;
-        }
-        if !alive && self.marked_dead.contains(key) {
+        };
+        let failed = pod["status"]["phase"] == "Failed";
+        let change = match (alive, failed) {
+            (false, false) => true,
+            // Only revive what this task marked dead; a Failed pod from the data plane stays.
+            (true, true) => self.marked_dead.contains(key),
+            (true, false) => {
+                self.marked_dead.remove(key);
+                false
+            }
+            (false, true) => false,
+        };
+        if !change {
             return;
         }
         let r = app.store.update(key, |pod| {
@@ -279,23 +291,27 @@ pub fn set_pod_readiness(pod: &mut Value, alive: bool) {
 mod tests {
     use super::*;
 
-    // Shape of `ovn-appctl -t /var/run/ovn/ovnnb_db.ctl cluster/status OVN_Northbound`
-    // (ovsdb-server 3.x).
-    const LEADER: &str = "abcd\nName: OVN_Northbound\nCluster ID: 1c2b (1c2b3a4d)\nServer ID: abcd (abcd1234)\nAddress: tcp:10.0.0.2:6643\nStatus: cluster member\nRole: leader\nTerm: 2\nLeader: self\nVote: self\n";
-    const FOLLOWER: &str = "efgh\nName: OVN_Northbound\nStatus: cluster member\nRole: follower\nTerm: 2\nLeader: abcd\nVote: abcd\n";
+    // Real outputs, captured with the commands in the .cmd files next to them.
+    const LEADER: &str = include_str!("../tests/fixtures/probes/nb-cluster-status-leader.txt");
+    const FOLLOWER: &str = include_str!("../tests/fixtures/probes/nb-cluster-status-follower.txt");
+    const ACTIVE: &str = include_str!("../tests/fixtures/probes/northd-status-active.txt");
+    const STANDBY: &str = include_str!("../tests/fixtures/probes/northd-status-standby.txt");
+    const STANDALONE: &str =
+        include_str!("../tests/fixtures/probes/sb-cluster-status-standalone.txt");
 
     #[test]
     fn raft_roles() {
         assert!(raft_is_leader(LEADER));
         assert!(!raft_is_leader(FOLLOWER));
+        assert!(!raft_is_leader(STANDALONE));
         assert!(!raft_is_leader(""));
         assert!(!raft_is_leader("Role: candidate\n"));
     }
 
     #[test]
     fn northd_status() {
-        assert!(northd_is_active("Status: active\n"));
-        assert!(!northd_is_active("Status: standby\n"));
+        assert!(northd_is_active(ACTIVE));
+        assert!(!northd_is_active(STANDBY));
         assert!(!northd_is_active("Status: paused\n"));
     }
 

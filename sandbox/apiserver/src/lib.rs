@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod container;
+pub mod controller;
 pub mod discovery;
 pub mod exec;
 pub mod leader;

@@ -362,3 +362,48 @@ fn dead_holder_marks_pod_failed() {
     let out = sb.kubectl(&["exec", "web-2", "--", "true"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn deleted_daemonset_pod_comes_back() {
+    let sb = Sandbox::start();
+    let uid = |sb: &Sandbox| {
+        sb.kubectl_ok(&[
+            "get",
+            "pod",
+            "-n",
+            "kube-system",
+            "kube-ovn-cni-x7k2p",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+    };
+    let before = uid(&sb);
+    // kubectl waits for the deletion to be observed before returning.
+    sb.kubectl_ok(&["delete", "pod", "-n", "kube-system", "kube-ovn-cni-x7k2p"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = sb.kubectl(&[
+            "get",
+            "pod",
+            "-n",
+            "kube-system",
+            "kube-ovn-cni-x7k2p",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ]);
+        if out.status.success() {
+            let after = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert_ne!(after, before, "the replacement is a new object");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pod never came back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A pod nobody owns stays deleted.
+    sb.kubectl_ok(&["delete", "pod", "web-2"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!sb.kubectl(&["get", "pod", "web-2"]).status.success());
+}
