@@ -249,8 +249,9 @@ pub struct DiagnoseArgs {
     /// An address outside the cluster to test egress against
     #[arg(long, global = true, value_name = "IP")]
     pub external_address: Option<String>,
-    #[command(flatten)]
-    pub output: OutputArg,
+    /// Output format (also accepted after all/node/subnet/IPPorts)
+    #[arg(short = 'o', long = "output", value_enum, global = true)]
+    pub output: Option<OutputFormat>,
 }
 
 #[derive(Debug, Clone, Subcommand)]

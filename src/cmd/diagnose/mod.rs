@@ -83,7 +83,7 @@ pub async fn run(ctx: &Ctx, args: &DiagnoseArgs) -> Result<Outcome> {
         (None, Target_::All | Target_::Node(_)) => DEFAULT_EXTERNAL_ADDRESS.parse().ok(),
         (None, _) => None,
     };
-    let format = ctx.output(args.output.output);
+    let format = ctx.output(args.output);
     let cluster = ctx.cluster().await?;
     let report = diagnose(cluster, &what, external, started).await?;
     let exit = report.exit_code();
@@ -116,11 +116,14 @@ async fn diagnose(
     let progress = Progress::new();
     progress.stage("reading cluster objects");
 
-    let (nodes, pods, central) = tokio::try_join!(
-        cluster.list_nodes(),
-        cluster.list_pods(None, None),
-        cluster.central_pods(),
-    )?;
+    let (nodes, pods, central) =
+        tokio::try_join!(cluster.list_nodes(), cluster.list_pods(None, None), async {
+            // "not found" here means Kube-OVN is not in this namespace: a usage problem
+            match cluster.central_pods().await {
+                Err(crate::cluster::Error::NotFound { .. }) => Ok(Vec::new()),
+                other => other,
+            }
+        },)?;
     if central.is_empty() {
         return Err(Error::Usage(format!(
             "Kube-OVN was not found in namespace {ns}: no ovn-central pods (label app=ovn-central) there\n  try: `kubectl get pods -A -l app=ovn-central` to find its namespace, then pass --kube-ovn-namespace <ns> or set KUBE_OVN_NS"

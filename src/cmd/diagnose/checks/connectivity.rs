@@ -1,5 +1,5 @@
 //! Reading the connectivity matrix: each probe classified, then one check per
-//! source node. A probe that gets no answer to a target (or from a source)
+//! source row. A Service that does not answer is a warning (see below). A probe that gets no answer to a target (or from a source)
 //! that a NetworkPolicy selects is reported as `blocked-by-policy` and makes
 //! the row a warning, not a failure: the policy explains it, and an operator
 //! reading "blocked by NetworkPolicy ns/np" knows whether that is intended.
@@ -83,6 +83,12 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
             match p.result {
                 ProbeResult::Ok => ok += 1,
                 ProbeResult::BlockedByPolicy => blocked.push(format!("{what}: {}", p.detail)),
+                // A Service that does not take a TCP connect may be a broken
+                // load balancer or just backends that do not listen on that
+                // port: a warning (the backends' readiness is its own check).
+                ProbeResult::Unreachable if t.kind == TargetKind::Service => {
+                    blocked.push(format!("{what}: {} (Service did not answer)", p.detail))
+                }
                 // a workload pod may lack ping: that says nothing about the network
                 ProbeResult::Error if src.policy_probe => {
                     blocked.push(format!("{what}: probe could not run: {}", p.detail))
@@ -112,7 +118,7 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
             out.push(Check::warn(
                 "connectivity",
                 scope,
-                format!("{from}: {ok} probes answered, {} blocked by NetworkPolicy (expected if the policy is intended) or not runnable: {}", blocked.len(), blocked.join("; ")),
+                format!("{from}: {ok} probes answered, {} blocked by NetworkPolicy (expected if the policy is intended), Service not answering, or not runnable: {}", blocked.len(), blocked.join("; ")),
                 "`kubectl describe networkpolicy -n <ns> <name>`; `kubectl ko trace` shows the dropping ACL",
             ));
         } else {
@@ -222,5 +228,13 @@ mod tests {
         assert_eq!(cs[1].status, Status::Fail);
         assert_eq!(cs[1].scope, Scope::node("n2"));
         assert!(cs[1].message.contains("kube-system/p2"));
+        let mut svc = m.clone();
+        svc.targets[1].kind = TargetKind::Service;
+        svc.targets[1].policies.clear();
+        svc.probes[1].result = ProbeResult::Unreachable;
+        svc.probes.truncate(2);
+        let cs = matrix_checks(&svc);
+        assert_eq!(cs[0].status, Status::Warn, "{cs:#?}");
+        assert!(cs[0].message.contains("Service did not answer"));
     }
 }
