@@ -205,6 +205,17 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let sub = t.sub.as_deref();
+    if matches!(method.as_str(), "POST" | "PUT") && content_type.contains("protobuf") {
+        // Typed clients (e.g. `kubectl create configmap`) send protobuf; there is no
+        // protobuf decoder here, and saying so beats a JSON parse error.
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the sandbox API emulator only accepts JSON bodies, got {content_type}; use `kubectl apply --validate=false -f <file>` or `kubectl create -f <file>` instead of `kubectl create <kind>`"
+            ),
+        ));
+    }
     match (method.as_str(), t.name.as_deref(), sub) {
         ("GET", None, _) if q.flag("watch") => watch(app, &t, &q, accept),
         ("GET", None, _) => list(app, &t, &q, accept),

@@ -407,3 +407,66 @@ fn deleted_daemonset_pod_comes_back() {
     std::thread::sleep(Duration::from_millis(1500));
     assert!(!sb.kubectl(&["get", "pod", "web-2"]).status.success());
 }
+
+/// Pids whose argv is exactly `argv`.
+fn pids_with_argv(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+#[test]
+fn exec_client_disconnect_kills_the_command() {
+    let sb = Sandbox::start();
+    // An argv no other test or process uses, so it can be found in /proc.
+    let argv = ["sleep", "271.828"];
+    let mut kubectl = sb
+        .kubectl_cmd(&["exec", "web-2", "--", argv[0], argv[1]])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pids_with_argv(&argv).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kubectl.kill().unwrap();
+    kubectl.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !pids_with_argv(&argv).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command outlived its client"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(sb.server_log().contains("exec client went away"));
+}
+
+#[test]
+fn typed_create_with_protobuf_is_refused_clearly() {
+    let sb = Sandbox::start();
+    let out = sb.kubectl(&["create", "configmap", "x", "--from-literal=a=b"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only accepts JSON bodies"));
+    // The same object from a file goes through the dynamic (JSON) client and works.
+    let f = sb.dir.path().join("cm.json");
+    std::fs::write(
+        &f,
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"a":"b"}}"#,
+    )
+    .unwrap();
+    sb.kubectl_ok(&["create", "--validate=false", "-f", f.to_str().unwrap()]);
+    assert_eq!(
+        sb.kubectl_ok(&["get", "cm", "x", "-o", "jsonpath={.data.a}"]),
+        "b"
+    );
+}
