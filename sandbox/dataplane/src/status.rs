@@ -111,11 +111,46 @@ pub fn collect(paths: &Paths) -> Result<Value> {
             .map(|p| p.key())
             .collect()
     };
-    let all_alive = pods.iter().all(|p| p["alive"] == true);
+    let mut problems: Vec<String> = Vec::new();
+    if ready.is_none() {
+        problems.push("up did not complete".into());
+    }
+    for p in pods.iter().filter(|p| p["alive"] != true) {
+        problems.push(format!(
+            "holder of {}/{} is not running",
+            p["namespace"].as_str().unwrap_or(""),
+            p["name"].as_str().unwrap_or("")
+        ));
+    }
+    if !api_ok {
+        problems.push("the API emulator does not answer".into());
+    }
+    for n in nodes.iter().filter(|n| n["ovn_controller"] != true) {
+        problems.push(format!(
+            "ovn-controller on {} is not running",
+            n["name"].as_str().unwrap_or("")
+        ));
+    }
+    for c in &central {
+        for db in ["nb", "sb"] {
+            if c[db] == "down" {
+                problems.push(format!(
+                    "{} member of {} is down",
+                    db.to_uppercase(),
+                    c["pod"].as_str().unwrap_or("")
+                ));
+            }
+        }
+    }
+    let faults = fault::active(paths);
+    if !faults.is_empty() {
+        problems.push(format!("{} fault(s) active", faults.len()));
+    }
     Ok(json!({
         "name": plan.name,
         "up": ready.is_some(),
-        "healthy": ready.is_some() && all_alive && api_ok,
+        "healthy": problems.is_empty(),
+        "problems": problems,
         "up_seconds": ready.and_then(|s| s.trim().parse::<f64>().ok()),
         "kubeconfig": paths.kubeconfig().display().to_string(),
         "api_port": api_port,
@@ -141,7 +176,7 @@ pub fn collect(paths: &Paths) -> Result<Value> {
             "namespace": s.namespace, "name": s.name, "cluster_ip4": s.cluster_ip4,
             "cluster_ip6": s.cluster_ip6, "backends": s.backends,
         })).collect::<Vec<_>>(),
-        "faults": fault::active(paths),
+        "faults": faults,
     }))
 }
 
@@ -162,6 +197,9 @@ pub fn print_text(v: &Value) {
             .map(|t| format!(" (started in {t:.1}s)"))
             .unwrap_or_default()
     );
+    for p in v["problems"].as_array().into_iter().flatten() {
+        println!("  problem: {}", s(p));
+    }
     println!("KUBECONFIG={}", s(&v["kubeconfig"]));
     println!("dual-stack: {}", v["dual_stack"]);
     println!("nodes:");

@@ -106,6 +106,14 @@ fn faults_break_what_they_say_and_heal_restores_everything() {
         "{}",
         st["faults"]
     );
+    assert_eq!(st["healthy"], false);
+    assert!(
+        st["problems"]
+            .to_string()
+            .contains("ovn-controller on kube-ovn-worker is not running"),
+        "{}",
+        st["problems"]
+    );
     let again = sandbox_cmd(&[
         "fault",
         "--name",
@@ -126,6 +134,7 @@ fn faults_break_what_they_say_and_heal_restores_everything() {
     assert!(out.contains("healed 6"), "{out}");
     let st = status_json(NAME);
     assert_eq!(st["faults"].as_array().unwrap().len(), 0);
+    assert_eq!(st["healthy"], true, "{}", st["problems"]);
     assert!(
         st["nodes"]
             .as_array()
