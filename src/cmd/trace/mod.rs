@@ -95,8 +95,11 @@ pub async fn trace(
     };
 
     // 2. NB rows, subnet, local OVS interfaces
+    // The subnet only matters when the destination is not a port of the
+    // sender's own subnet (underlay gateway or logical router MAC).
     let need_subnet = req.dst_mac.is_none()
-        && !(arp && matches!(req.protocol, Protocol::Arp { op: ArpOp::Request }));
+        && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request })
+        && !source::in_cidrs(req.dst_ip, &sender.cidrs);
     let nb_argv = NbSnapshot::argv();
     let (nb_text, subnet, local_ifaces) = tokio::try_join!(
         cluster.exec_ok(&nb_leader, container::OVN_CENTRAL, &nb_argv),
@@ -120,6 +123,17 @@ pub async fn trace(
         hint: "run `kubectl ko nbctl --format=json list ACL` to see what the NB returns".into(),
     })?;
 
+    // in the sender's CIDR but no LSP has the address: fall back like upstream
+    let subnet = match subnet {
+        None if sender.kind == "pod"
+            && req.dst_mac.is_none()
+            && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request })
+            && nb.mac_of_ip(req.dst_ip).is_none() =>
+        {
+            Some(cluster.get_subnet(&sender.logical_switch).await?)
+        }
+        s => s,
+    };
     let (dst_mac, mac_from) = destination_mac(
         cluster,
         req,
