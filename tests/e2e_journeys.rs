@@ -25,6 +25,9 @@ const KO: &str = env!("CARGO_BIN_EXE_kubectl-ko");
 const SANDBOX_NAME: &str = "e2e";
 /// Generous: the first command after `up` may wait for RAFT elections.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
+/// `e2e/sandbox` builds the sandbox binaries first unless KO_SANDBOX_BIN is set
+/// (e2e/test-all sets it), and that build may queue behind others.
+const SANDBOX_TIMEOUT: Duration = Duration::from_secs(1200);
 
 struct Run {
     code: Option<i32>,
@@ -56,8 +59,12 @@ impl Run {
     }
 }
 
-/// Runs a command with a deadline, draining stdout and stderr concurrently.
 fn run(cmd: &mut Command) -> Run {
+    run_within(cmd, COMMAND_TIMEOUT)
+}
+
+/// Runs a command with a deadline, draining stdout and stderr concurrently.
+fn run_within(cmd: &mut Command, timeout: Duration) -> Run {
     let shown = format!("{cmd:?}");
     let mut child = cmd
         .stdin(Stdio::null())
@@ -74,7 +81,7 @@ fn run(cmd: &mut Command) -> Run {
     };
     let out = drain(Box::new(child.stdout.take().unwrap()));
     let err = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let status: ExitStatus = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
@@ -82,7 +89,7 @@ fn run(cmd: &mut Command) -> Run {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{shown} did not finish within {COMMAND_TIMEOUT:?}");
+            panic!("{shown} did not finish within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -115,31 +122,34 @@ fn kubeconfig() -> &'static Path {
 /// so an flock serialises the check-then-create between them.
 fn sandbox_kubeconfig() -> PathBuf {
     use std::os::fd::AsRawFd;
-    let state_root = std::env::var_os("KO_SANDBOX_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/kubectl-ko-sandbox"));
-    std::fs::create_dir_all(&state_root).unwrap_or_else(|e| {
-        panic!(
-            "cannot create {} ({e}): the sandbox needs root; run as root or set KO_E2E_KUBECONFIG",
-            state_root.display()
-        )
-    });
-    let lock = std::fs::File::create(state_root.join(".e2e-journeys.lock")).unwrap();
+    // Outside the sandbox state directory: `e2e/sandbox down --all` treats every
+    // entry there as a sandbox.
+    let lock_path = std::env::temp_dir().join("kubectl-ko-e2e-journeys.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
     // SAFETY: flock on a descriptor this function owns; released when `lock` drops.
     let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
     assert_eq!(rc, 0, "flock failed: {}", std::io::Error::last_os_error());
+    let state_root = std::env::var_os("KO_SANDBOX_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/kubectl-ko-sandbox"));
 
     let sandbox = Path::new(REPO).join("e2e/sandbox");
-    let status = run(Command::new(&sandbox).args(["status", "--name", SANDBOX_NAME]));
+    let sandbox_cmd = |verb: &str| {
+        let mut cmd = Command::new(&sandbox);
+        cmd.args([verb, "--name", SANDBOX_NAME]);
+        run_within(&mut cmd, SANDBOX_TIMEOUT)
+    };
+    let status = sandbox_cmd("status");
     if status.code == Some(0) {
         if let Some(k) = kubeconfig_line(&status.stdout) {
             return k;
         }
     } else if state_root.join(SANDBOX_NAME).exists() {
         // A leftover that is not healthy: start again from nothing.
-        run(Command::new(&sandbox).args(["down", "--name", SANDBOX_NAME])).ok();
+        sandbox_cmd("down").ok();
     }
-    let up = run(Command::new(&sandbox).args(["up", "--name", SANDBOX_NAME])).ok();
+    let up = sandbox_cmd("up").ok();
     kubeconfig_line(&up.stdout)
         .unwrap_or_else(|| panic!("e2e/sandbox up printed no KUBECONFIG= line:\n{}", up.stdout))
 }
@@ -527,5 +537,66 @@ fn mistakes_get_usage_or_not_found_exit_codes() {
         missing.stderr.contains("no-such-pod-e2e"),
         "{}",
         missing.stderr
+    );
+}
+
+#[test]
+fn diagnose_all_passes_the_control_plane_and_every_nodes_data_plane() {
+    let run = ko(&["-o", "json", "diagnose", "all"]);
+    let report = run.json();
+    let healthy = report["healthy"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("no `healthy` field: {report}"));
+    // The exit code and the verdict agree: 0 = healthy, 1 = a check failed.
+    assert_eq!(
+        run.code,
+        Some(if healthy { 0 } else { 1 }),
+        "{}",
+        run.stderr
+    );
+
+    let checks = report["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no checks: {report}"));
+    let status = |name: &str, scope: &str| -> Option<&str> {
+        checks
+            .iter()
+            .find(|c| c["name"] == name && c["scope"] == scope)
+            .and_then(|c| c["status"].as_str())
+    };
+    let mut not_passed = Vec::new();
+    for name in [
+        "crds",
+        "component/ovn-central",
+        "component/kube-ovn-controller",
+        "component/kube-ovn-cni",
+        "component/ovs-ovn",
+        "nb-raft-leader",
+        "nb-raft-members",
+        "nb-leader-label",
+        "nb-endpoints",
+        "sb-raft-leader",
+        "sb-raft-members",
+        "sb-leader-label",
+        "sb-endpoints",
+        "northd-active",
+        "pod-ports",
+    ] {
+        if status(name, "cluster") != Some("pass") {
+            not_passed.push(format!("{name} (cluster): {:?}", status(name, "cluster")));
+        }
+    }
+    for node in node_names() {
+        let scope = format!("node/{node}");
+        for name in ["chassis", "encap", "ovn-controller", "br-int", "tunnels"] {
+            if status(name, &scope) != Some("pass") {
+                not_passed.push(format!("{name} ({scope}): {:?}", status(name, &scope)));
+            }
+        }
+    }
+    assert!(
+        not_passed.is_empty(),
+        "checks that should pass on a healthy cluster: {not_passed:#?}\n{}",
+        report["summary"]
     );
 }
