@@ -186,6 +186,17 @@ async fn handle(
                 .map(|d| json_ok(&d))
                 .ok_or_else(ApiError::no_such_path);
         }
+        ["openapi", "v3"] => return Ok(json_ok(&discovery::openapi_v3_root(&reg))),
+        ["openapi", "v3", "api", v] => {
+            return discovery::openapi_v3_gv(&reg, "", v)
+                .map(|d| json_ok(&d))
+                .ok_or_else(ApiError::no_such_path);
+        }
+        ["openapi", "v3", "apis", g, v] => {
+            return discovery::openapi_v3_gv(&reg, g, v)
+                .map(|d| json_ok(&d))
+                .ok_or_else(ApiError::no_such_path);
+        }
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return Err(ApiError::no_such_path()),

@@ -112,6 +112,66 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
     }))
 }
 
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+/// `/openapi/v3`: one entry per served group/version.
+pub fn openapi_v3_root(reg: &Registry) -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut gvs: Vec<(String, String)> = vec![(String::new(), "v1".into())];
+    for (g, vs) in reg.groups() {
+        gvs.extend(vs.into_iter().map(|v| (g.clone(), v)));
+    }
+    for (g, v) in gvs {
+        let p = gv_path(&g, &v);
+        paths.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}")}),
+        );
+    }
+    json!({ "paths": paths })
+}
+
+/// A minimal OpenAPI v3 document for one group/version: no schemas, only each
+/// resource's PATCH operation with its GVK and the `fieldValidation` parameter. That
+/// is what kubectl looks for to decide that the server validates fields itself, so
+/// `kubectl apply`/`create -f` work without client-side schema validation (the
+/// emulator accepts any fields).
+pub fn openapi_v3_gv(reg: &Registry, group: &str, version: &str) -> Option<Value> {
+    let mut paths = serde_json::Map::new();
+    for r in reg.in_group_version(group, version) {
+        let base = format!("/{}", gv_path(group, version));
+        let path = if r.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{base}/{}/{{name}}", r.plural)
+        };
+        paths.insert(
+            path,
+            json!({"patch": {
+                "operationId": format!("patch{}", r.kind),
+                "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
+                "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}}],
+                "responses": {"200": {"description": "OK"}},
+            }}),
+        );
+    }
+    if paths.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.0-ko-sandbox"},
+        "paths": paths,
+        "components": {},
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +199,16 @@ mod tests {
         assert_eq!(scale["group"], "autoscaling");
         assert_eq!(scale["kind"], "Scale");
         assert!(resource_list(&reg, "nope", "v1").is_none());
+        let root = openapi_v3_root(&reg);
+        assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"] == "/openapi/v3/apis/apps/v1");
+        let core = openapi_v3_gv(&reg, "", "v1").unwrap();
+        let patch = &core["paths"]["/api/v1/namespaces/{namespace}/configmaps/{name}"]["patch"];
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"]["kind"],
+            "ConfigMap"
+        );
+        assert_eq!(patch["parameters"][0]["name"], "fieldValidation");
+        assert!(core["paths"].get("/api/v1/nodes/{name}").is_some());
         assert!(group(&reg, "apps").is_some());
     }
 }

@@ -464,9 +464,44 @@ fn typed_create_with_protobuf_is_refused_clearly() {
         r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"a":"b"}}"#,
     )
     .unwrap();
-    sb.kubectl_ok(&["create", "--validate=false", "-f", f.to_str().unwrap()]);
+    sb.kubectl_ok(&["create", "-f", f.to_str().unwrap()]);
     assert_eq!(
         sb.kubectl_ok(&["get", "cm", "x", "-o", "jsonpath={.data.a}"]),
         "b"
+    );
+}
+
+#[test]
+fn apply_creates_then_patches_builtin_and_custom_objects() {
+    let sb = Sandbox::start();
+    let f = sb.dir.path().join("objs.yaml");
+    let write = |cidr: &str, value: &str| {
+        std::fs::write(
+            &f,
+            format!(
+                "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata:\n  name: s1\nspec:\n  cidrBlock: {cidr}\n  protocol: IPv4\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c1\ndata:\n  k: \"{value}\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    write("10.99.0.0/24", "1");
+    let out = sb.kubectl_ok(&["apply", "-f", f.to_str().unwrap()]);
+    assert!(
+        out.contains("subnet.kubeovn.io/s1 created") && out.contains("configmap/c1 created"),
+        "{out}"
+    );
+    write("10.98.0.0/24", "2");
+    let out = sb.kubectl_ok(&["apply", "-f", f.to_str().unwrap()]);
+    assert!(
+        out.contains("subnet.kubeovn.io/s1 configured") && out.contains("configmap/c1 configured"),
+        "{out}"
+    );
+    assert_eq!(
+        sb.kubectl_ok(&["get", "subnet", "s1", "-o", "jsonpath={.spec.cidrBlock}"]),
+        "10.98.0.0/24"
+    );
+    assert_eq!(
+        sb.kubectl_ok(&["get", "cm", "c1", "-o", "jsonpath={.data.k}"]),
+        "2"
     );
 }
