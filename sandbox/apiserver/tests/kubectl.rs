@@ -339,6 +339,15 @@ fn watch_sees_changes() {
     let text = String::from_utf8_lossy(&out.stdout);
     let web2 = text.lines().filter(|l| *l == "pod/web-2").count();
     assert_eq!(web2, 2, "initial list + MODIFIED event: {text}");
+    // The server notices the client went away and drops the watch.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !sb.server_log().contains("watch on /pods ended") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watch outlived its client"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
