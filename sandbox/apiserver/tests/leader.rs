@@ -28,6 +28,7 @@ impl Drop for Procs {
 /// argv inside the holder's namespaces.
 fn inside(pid: u32, argv: &[&str]) -> Command {
     let mut c = Command::new("nsenter");
+    common::die_with_test(&mut c);
     c.arg("-t")
         .arg(pid.to_string())
         .args(["-m", "-n", "--"])
@@ -45,7 +46,7 @@ fn run_inside(pid: u32, argv: &[&str]) {
 
 /// A holder with its own /var/run/ovn (bound to `rundir`) and loopback up.
 fn central_holder(rundir: &Path) -> Child {
-    Command::new("unshare")
+    common::die_with_test(&mut Command::new("unshare"))
         .args(["--mount", "--net", "--", "sh", "-c"])
         // The directory is passed as $1, never pasted into the script.
         .arg("mount --bind \"$1\" /var/run/ovn && ip link set lo up && exec sleep infinity")

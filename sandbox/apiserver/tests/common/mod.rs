@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +19,18 @@ pub struct Sandbox {
     pub holder_pids: Vec<u32>,
 }
 
+/// Makes a spawned process die with the test that started it, even when the test
+/// process is killed (a test runner timeout) and no Drop runs.
+pub fn die_with_test(cmd: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
+    }
+}
+
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/objects")
 }
@@ -25,9 +38,10 @@ fn fixture_dir() -> PathBuf {
 /// A process that does nothing in fresh mount + network namespaces (unshare execs the
 /// command itself, so the child's pid is the holder's).
 fn holder() -> Child {
-    Command::new("unshare")
-        .args(["--mount", "--net", "--", "sleep", "infinity"])
-        .stdin(Stdio::null())
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--net", "--", "sleep", "infinity"])
+        .stdin(Stdio::null());
+    die_with_test(&mut cmd)
         .spawn()
         .expect("unshare must be available and the tests must run as root")
 }
@@ -70,7 +84,7 @@ impl Sandbox {
         }});
         std::fs::write(dir.path().join("api/runtime.json"), runtime.to_string()).unwrap();
         let server_log = std::fs::File::create(dir.path().join("api/apiserver.log")).unwrap();
-        let server = Command::new(env!("CARGO_BIN_EXE_ko-apiserver"))
+        let server = die_with_test(&mut Command::new(env!("CARGO_BIN_EXE_ko-apiserver")))
             .arg("--state")
             .arg(dir.path())
             .args(["--port", "0"])
