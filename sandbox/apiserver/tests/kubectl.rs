@@ -514,3 +514,26 @@ fn apply_creates_then_patches_builtin_and_custom_objects() {
         "2"
     );
 }
+
+#[test]
+fn logs_follow_sees_appended_lines() {
+    let sb = Sandbox::start();
+    let mut follow = sb
+        .kubectl_cmd(&["logs", "-f", "web-1", "-c", "app", "--tail=1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let log = sb.dir.path().join("web-1-app.log");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(b"appended later\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = follow.kill();
+    let out = follow.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ready\nappended later\n"
+    );
+}
