@@ -190,7 +190,21 @@ fn walk_pass<'a>(
                 let mut actions = Vec::new();
                 let mut dropped = rule.no_match;
                 for s in &rule.steps {
+                    if !matches!(s, OfStep::Action(_)) {
+                        // rules printed nested under a rule continue its chain
+                        walk_pass(
+                            pass_no,
+                            std::slice::from_ref(s),
+                            hops,
+                            exits,
+                            last_drop,
+                            notes,
+                        );
+                    }
                     if let OfStep::Action(a) = s {
+                        // a resubmit/clone whose sub-trace outputs (router
+                        // hops, patch ports) is printed nested under it
+                        nested_exits(pass_no, &a.children, exits);
                         match &a.kind {
                             OfActionKind::Output { port } => {
                                 exits.push(Exit {
@@ -250,6 +264,32 @@ fn walk_pass<'a>(
                     notes.push(message.clone());
                 }
             }
+        }
+    }
+}
+
+/// Outputs and groups inside a nested sub-trace (br-int only). Drops there are
+/// not collected: nested `No match.` lookups (e.g. tables 68/69/73) are how
+/// ovn-controller tests a condition, not where the packet dies.
+fn nested_exits<'a>(pass_no: usize, steps: &'a [OfStep], exits: &mut Vec<Exit<'a>>) {
+    for step in steps {
+        match step {
+            OfStep::Bridge { name, steps } if name == "br-int" => {
+                nested_exits(pass_no, steps, exits)
+            }
+            OfStep::Bridge { .. } => {}
+            OfStep::Rule(r) => nested_exits(pass_no, &r.steps, exits),
+            OfStep::Action(a) => match &a.kind {
+                OfActionKind::Output { port } => exits.push(Exit {
+                    pass: pass_no,
+                    kind: ExitKind::Output(port),
+                }),
+                OfActionKind::Other if a.text.starts_with("group:") => exits.push(Exit {
+                    pass: pass_no,
+                    kind: ExitKind::Group(a.text.trim_start_matches("group:")),
+                }),
+                _ => nested_exits(pass_no, &a.children, exits),
+            },
         }
     }
 }

@@ -349,3 +349,16 @@ fn continuation_flow_from_a_real_final_flow_keeps_the_packet() {
         !flow.contains("reg15") && !flow.contains("metadata=0x2") && !flow.contains("recirc_id")
     );
 }
+
+#[test]
+fn router_hop_output_nested_in_a_clone_is_found() {
+    // sandbox capture: pod -> node IP through ovn-cluster and join (patch
+    // ports are clone()s, so the final output is printed nested)
+    let t = ofproto::parse(fixture!("ofproto-router-to-node.txt"));
+    let seg = ovs::segment("n1", "flow", &t, &[]);
+    assert!(
+        matches!(&seg.exit, OvsExit::Port { ofport, .. } if ofport == "1"),
+        "{:#?}",
+        seg.exit
+    );
+}
