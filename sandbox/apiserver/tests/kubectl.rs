@@ -330,15 +330,14 @@ fn watch_sees_changes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Let the watch start, then change a pod; the MODIFIED event prints the name again.
-    std::thread::sleep(Duration::from_millis(1500));
+    let lines = line_reader(watch.stdout.take().unwrap());
+    // The initial list, then the MODIFIED event of the change made after it.
+    expect_line(&lines, "pod/web-1");
+    expect_line(&lines, "pod/web-2");
     sb.kubectl_ok(&["label", "pod", "web-2", "changed=yes"]);
-    std::thread::sleep(Duration::from_millis(1000));
+    expect_line(&lines, "pod/web-2");
     let _ = watch.kill();
-    let out = watch.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let web2 = text.lines().filter(|l| *l == "pod/web-2").count();
-    assert_eq!(web2, 2, "initial list + MODIFIED event: {text}");
+    let _ = watch.wait();
     // The server notices the client went away and drops the watch.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !sb.server_log().contains("watch on /pods ended") {
@@ -525,15 +524,34 @@ fn logs_follow_sees_appended_lines() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
+    let lines = line_reader(follow.stdout.take().unwrap());
+    expect_line(&lines, "ready");
     let log = sb.dir.path().join("web-1-app.log");
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(b"appended later\n").unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    expect_line(&lines, "appended later");
     let _ = follow.kill();
-    let out = follow.wait_with_output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "ready\nappended later\n"
-    );
+    let _ = follow.wait();
+}
+
+/// Reads a child's stdout line by line on a thread, so a test can wait for a line.
+fn line_reader(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn expect_line(rx: &std::sync::mpsc::Receiver<String>, want: &str) {
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("no line {want:?}: {e}"));
+    assert_eq!(line, want);
 }
