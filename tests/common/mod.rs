@@ -31,7 +31,10 @@ pub fn kubeconfig(name: &str) -> PathBuf {
         return p.clone();
     }
     let lock = format!("/run/lock/kubectl-ko-test-sandbox-{name}.lock");
+    // -o: the sandbox's daemons must not inherit the lock fd (they would hold
+    // it for the sandbox's lifetime and the next `up` would wait forever)
     let out = Command::new("flock")
+        .arg("-o")
         .arg(&lock)
         .arg(repo().join("e2e/sandbox"))
         .args(["up", "--name", name])
