@@ -89,6 +89,10 @@ pub struct Stage {
 pub struct Logical {
     /// Logical port the packet finally leaves OVN through.
     pub outport: Option<String>,
+    /// Every final output when the packet was flooded (ARP to an unknown
+    /// address, broadcast, multicast); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub flooded_to: Vec<String>,
     /// The Kubernetes owner of `outport` (`pod ns/name`, `node n`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outport_owner: Option<String>,
@@ -189,6 +193,7 @@ pub fn build(inp: Inputs<'_>) -> TraceReport {
     let outcome = inp.ovn_trace.outcome();
     let mut logical = Logical {
         outport: None,
+        flooded_to: Vec::new(),
         outport_owner: None,
         stages,
         notes: outcome.notes.clone(),
@@ -642,7 +647,13 @@ fn summary(r: &TraceReport, logical: &Logical, ovs: Option<&OvsPath>) -> String 
                 .map(|o| format!(" ({o})"))
                 .unwrap_or_default();
             let answered = port == r.source.logical_port;
-            let mut s = if answered {
+            let mut s = if logical.flooded_to.len() > 1 {
+                format!(
+                    "delivered: {from} → {what} is flooded to {} logical ports: {}",
+                    logical.flooded_to.len(),
+                    logical.flooded_to.join(", ")
+                )
+            } else if answered {
                 format!(
                     "delivered: {from} → {what}: OVN answers it itself and sends the reply back to {port}"
                 )
