@@ -21,12 +21,21 @@ fn external(_kc: &Path) -> String {
     if let Ok(a) = std::env::var("KO_E2E_EXTERNAL_ADDRESS") {
         return a;
     }
-    let out = common::sandbox(SANDBOX, &["status", "-o", "json"]);
-    let v: Value = serde_json::from_slice(&out.stdout).expect("sandbox status -o json");
-    v["external_host"]["ip4"]
+    sandbox_status()["external_host"]["ip4"]
         .as_str()
         .expect("sandbox status has external_host.ip4")
         .to_string()
+}
+
+/// `sandbox status -o json`, read once per test process.
+fn sandbox_status() -> Value {
+    static STATUS: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    STATUS
+        .get_or_init(|| {
+            let out = common::sandbox(SANDBOX, &["status", "-o", "json"]);
+            serde_json::from_slice(&out.stdout).expect("sandbox status -o json")
+        })
+        .clone()
 }
 
 /// Run `diagnose <args> -o json`; returns (exit code, report, stderr).
@@ -143,8 +152,7 @@ fn all_on_a_healthy_sandbox_is_healthy() {
 fn matrix_shows_the_network_policy_pair() {
     let kc = kc();
     let ext = external(&kc);
-    let st = common::sandbox(SANDBOX, &["status", "-o", "json"]);
-    let status: Value = serde_json::from_slice(&st.stdout).expect("status json");
+    let status = sandbox_status();
     let np = &status["network_policy"];
     let (target, allowed, denied, policy) = (
         np["target"].as_str().expect("np target"),
