@@ -249,7 +249,12 @@ fn render_segment(seg: &OvsSegment, out: &mut dyn Write, style: &Style) -> io::R
         } else {
             format!("  {}", h.actions.join(" "))
         };
-        writeln!(out, "    {:>3} {:<24}{acts}", h.table, stage)?;
+        let object = h
+            .object
+            .as_ref()
+            .map(|o| format!("  [{o}]"))
+            .unwrap_or_default();
+        writeln!(out, "    {:>3} {:<24}{acts}{object}", h.table, stage)?;
     }
     let exit = match &seg.exit {
         OvsExit::Port {

@@ -200,7 +200,7 @@ pub fn build(inp: Inputs<'_>) -> TraceReport {
     };
     let mut ovs = inp.ovs.clone().map(|segments| OvsPath { segments });
     if let (Some(path), Some(sb)) = (ovs.as_mut(), inp.sb) {
-        annotate_ovs(path, sb);
+        annotate_ovs(path, sb, inp.nb);
     }
     let mut report = TraceReport {
         verdict: Verdict::Error,
@@ -543,11 +543,12 @@ fn acl_policy(
 }
 
 /// Names OpenFlow hops by their logical stage; finds the chassis behind tunnels.
-fn annotate_ovs(path: &mut OvsPath, sb: &SbSnapshot) {
+fn annotate_ovs(path: &mut OvsPath, sb: &SbSnapshot, nb: Option<&NbSnapshot>) {
     for seg in &mut path.segments {
         for hop in &mut seg.hops {
             if let Some(f) = hop.cookie.as_deref().and_then(|c| sb.lflow(c)) {
                 hop.stage = f.stage_name.clone();
+                hop.object = nb.and_then(|nb| nb_object_of_flow(f, nb));
             }
         }
         if let OvsExit::Tunnel {
@@ -560,6 +561,27 @@ fn annotate_ovs(path: &mut OvsPath, sb: &SbSnapshot) {
             *remote_node = sb.chassis_by_encap_ip(ip).map(|c| c.node.clone());
         }
     }
+}
+
+/// The ACL (with its policy) or load balancer a logical flow came from.
+fn nb_object_of_flow(f: &nb::LogicalFlow, nb: &NbSnapshot) -> Option<String> {
+    let stage = f.stage_name.as_deref().unwrap_or_default();
+    let hint = f.stage_hint.as_deref()?;
+    if stage.contains("_acl") && !stage.contains("hint") {
+        let acl = nb.acl(hint)?;
+        let name = if acl.name.is_empty() {
+            "(unnamed)"
+        } else {
+            &acl.name
+        };
+        return Some(format!("ACL {name} ({})", nb.policy_of_acl(acl).describe()));
+    }
+    if stage.contains("_lb") {
+        return nb
+            .load_balancer(hint)
+            .map(|lb| format!("load balancer {}", lb.name));
+    }
+    None
 }
 
 fn ovs_drop_info(

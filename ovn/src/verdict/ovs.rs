@@ -101,6 +101,9 @@ pub struct OvsHop {
     pub cookie: Option<String>,
     /// The logical stage this flow implements (from SB Logical_Flow).
     pub stage: Option<String>,
+    /// The NB object behind the logical flow (ACL → policy, load balancer).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub object: Option<String>,
     /// `drop`, `output:N`, `ct(...)`, ... (the rule's own actions, abridged).
     pub actions: Vec<String>,
 }
@@ -190,8 +193,11 @@ fn walk_pass<'a>(
                 let mut actions = Vec::new();
                 let mut dropped = rule.no_match;
                 for s in &rule.steps {
-                    if !matches!(s, OfStep::Action(_)) {
-                        // rules printed nested under a rule continue its chain
+                    // rules printed nested under a rule continue its chain;
+                    // a nested `No match.` is a lookup (tables 68/69/73...)
+                    // testing a condition, not where the packet dies
+                    let lookup_miss = matches!(s, OfStep::Rule(r) if r.no_match);
+                    if !matches!(s, OfStep::Action(_)) && !lookup_miss {
                         walk_pass(
                             pass_no,
                             std::slice::from_ref(s),
@@ -252,6 +258,7 @@ fn walk_pass<'a>(
                         }
                         _ => None,
                     },
+                    object: None,
                     actions,
                 };
                 if dropped {

@@ -179,6 +179,17 @@ fn network_policy_drop_names_the_policy() {
         d.acl.as_ref().unwrap().name,
         "np/deny-a.default/ingress/IPv4/0"
     );
+    // the OpenFlow rule that dropped it names the same ACL and policy
+    let ovs = &r.ovs.as_ref().unwrap().segments[0];
+    let dropping = ovs
+        .hops
+        .iter()
+        .find(|h| h.cookie.as_deref() == Some("7b3bc022"))
+        .unwrap();
+    assert_eq!(
+        dropping.object.as_deref(),
+        Some("ACL np/deny-a.default/ingress/IPv4/0 (NetworkPolicy default/deny-a)")
+    );
     assert!(
         r.summary.contains("NetworkPolicy default/deny-a"),
         "{}",
