@@ -11,6 +11,14 @@
 //! Decisions worth knowing:
 //! - A probe that gets no answer to a pod selected by a NetworkPolicy is
 //!   `blocked-by-policy` and makes its row a *warning*: the policy explains it.
+//!   Workload pods of the same namespace and switch probe each such pod, so the
+//!   matrix shows which peers the policy allows and which it denies.
+//! - A Service (kube-dns, TCP) that does not accept a connection is a warning:
+//!   the probe cannot tell a broken load balancer from backends that do not
+//!   listen; pod-to-pod, node and external probes are the hard failures.
+//!   A refused connection counts as reached.
+//! - UDP `IPPorts` targets are not probed (no answer without a responder); the
+//!   upstream pinger job covers them where its binary exists.
 //! - Nothing is created in the cluster (probes run in existing pods), so Ctrl-C
 //!   leaves nothing to clean up.
 //! - `--external-address` defaults to upstream's 1.1.1.1 for `all`/`node`.
