@@ -11,7 +11,7 @@ use crate::cluster::{Cluster, PodRef};
 
 use super::checks::connectivity::{classify_ping, classify_tcp};
 use super::model::{Matrix, Probe, ProbeResult, Source, Target, TargetKind};
-use super::probe::{parse_curl, parse_ping, ping_argv, tcp_argv};
+use super::probe::{PingOutcome, parse_curl, parse_ping, ping_argv, ping_retry_argv, tcp_argv};
 
 /// Probes in flight at once (each is one exec over the API server).
 pub const PROBE_CONCURRENCY: usize = 16;
@@ -117,11 +117,17 @@ async fn probe_one(
     match cluster.exec_capture_timeout(pod, &c, &argv, timeout).await {
         Err(e) => (ProbeResult::Error, first_line(&e.to_string())),
         Ok(out) => match m {
-            Method::Icmp(_) => classify_ping(
-                &parse_ping(out.exit_code, &out.stdout_str(), &out.stderr_str()),
-                src,
-                tgt,
-            ),
+            Method::Icmp(ip) => {
+                let mut outcome = parse_ping(out.exit_code, &out.stdout_str(), &out.stderr_str());
+                if matches!(outcome, PingOutcome::NoReply { .. })
+                    && let Ok(again) = cluster
+                        .exec_capture_timeout(pod, &c, &ping_retry_argv(ip), timeout)
+                        .await
+                {
+                    outcome = parse_ping(again.exit_code, &again.stdout_str(), &again.stderr_str());
+                }
+                classify_ping(&outcome, src, tgt)
+            }
             Method::Tcp(..) => {
                 classify_tcp(&parse_curl(out.exit_code, &out.stderr_str()), src, tgt)
             }

@@ -11,6 +11,18 @@ pub fn ping_argv(ip: IpAddr) -> Vec<String> {
     vec!["ping".into(), "-c1".into(), "-W1".into(), ip.to_string()]
 }
 
+/// argv for the confirmation ping after a lost single probe: three packets,
+/// a longer wait. One lost packet on a busy node is not an outage.
+pub fn ping_retry_argv(ip: IpAddr) -> Vec<String> {
+    vec![
+        "ping".into(),
+        "-c3".into(),
+        "-i0.2".into(),
+        "-W2".into(),
+        ip.to_string(),
+    ]
+}
+
 /// argv for a TCP connect probe (`curl telnet://` would wait for stdin; an
 /// http:// URL connects, and the exit code says whether the connect worked).
 pub fn tcp_argv(ip: IpAddr, port: u16) -> Vec<String> {
