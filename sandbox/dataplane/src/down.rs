@@ -217,10 +217,15 @@ pub fn all_names(root: &Path) -> Vec<String> {
             let Ok(n) = e.file_name().into_string() else {
                 continue;
             };
-            if let Some(stem) = n.strip_suffix(".lock") {
-                v.insert(stem.to_string());
-            } else if e.path().is_dir() {
-                v.insert(n);
+            let name = match n.strip_suffix(".lock") {
+                Some(stem) => stem.to_string(),
+                None if e.path().is_dir() => n,
+                None => continue,
+            };
+            // Other tools may leave files here (e.g. their own locks): only names
+            // `up` would accept can be sandboxes.
+            if state::validate_name(&name).is_ok() {
+                v.insert(name);
             }
         }
     }
