@@ -169,6 +169,20 @@ fn container_ports(p: &Pod) -> Value {
     }
 }
 
+/// The pinger carries the cluster's external probe target like Kube-OVN's
+/// DaemonSet does; here it is the sandbox's own external host, so `diagnose`
+/// never has to pick an address outside the machine.
+fn container_args(plan: &Plan, p: &Pod) -> Value {
+    if p.container == "pinger" {
+        json!([
+            format!("--external-address={}", plan.external.ip4),
+            "--ds-namespace=kube-system"
+        ])
+    } else {
+        json!([])
+    }
+}
+
 fn env(plan: &Plan, p: &Pod) -> Value {
     let mut v = vec![
         json!({"name": "ENABLE_SSL", "value": "false"}),
@@ -245,6 +259,7 @@ pub fn pod(plan: &Plan, p: &Pod) -> Value {
             "image": p.image,
             "imagePullPolicy": "IfNotPresent",
             "command": if p.role == Role::Workload { json!(["sleep", "infinity"]) } else { json!(["/kube-ovn/start.sh"]) },
+            "args": container_args(plan, p),
             "env": env(plan, p),
             "ports": container_ports(p),
             "resources": {},

@@ -75,6 +75,12 @@ pub fn setup(ctx: &Ctx, node: &Node) -> Result<()> {
             lines.push(format!("route add default via {gw6} dev eth0"));
         }
         ip_batch(Some(&p.netns), &lines)?;
+        // veth hands TCP/UDP to the userspace datapath with partial checksums that
+        // OVS never completes, so the receiving pod would drop them: checksum in
+        // the sender's kernel instead.
+        run(&argv![
+            "ip", "netns", "exec", &p.netns, "ethtool", "-K", "eth0", "tx", "off"
+        ])?;
     }
 
     let ovs = ctx.ovs_pod(node.index - 1)?;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
-pub const APT: &str = "apt-get install -y ovn-central ovn-host openvswitch-switch iproute2 iputils-ping iputils-arping ndisc6 tcpdump";
+pub const APT: &str = "apt-get install -y ovn-central ovn-host openvswitch-switch iproute2 iputils-ping iputils-arping ndisc6 tcpdump ethtool";
 
 const TOOLS: &[&str] = &[
     "ovsdb-server",
@@ -31,6 +31,7 @@ const TOOLS: &[&str] = &[
     "arping",
     "ndisc6",
     "tcpdump",
+    "ethtool",
 ];
 
 const FILES: &[&str] = &[

@@ -21,7 +21,11 @@
 //!   upstream pinger job covers them where its binary exists.
 //! - Nothing is created in the cluster (probes run in existing pods), so Ctrl-C
 //!   leaves nothing to clean up.
-//! - `--external-address` defaults to upstream's 1.1.1.1 for `all`/`node`.
+//! - `--external-address` defaults, for `all`/`node`, to the address the
+//!   cluster's own `kube-ovn-pinger` pods are configured with (their
+//!   `--external-address=` argument), like upstream's pinger. With neither, the
+//!   external probe is skipped and a warning says how to ask for it: this tool
+//!   never picks an outside address on its own.
 
 pub mod checks;
 pub mod collect;
@@ -49,8 +53,6 @@ use checks::pods::{PodFacts, PodFilter};
 use checks::raft::{self as raft_checks, CentralPod, Db};
 use model::{Check, PingerRun, Report, Scope, Source, Target, TargetKind};
 
-/// Upstream's default external address (the bash script passes 1.1.1.1).
-pub const DEFAULT_EXTERNAL_ADDRESS: &str = "1.1.1.1";
 /// Nodes probed at once.
 pub const NODE_CONCURRENCY: usize = 8;
 /// At most this many NetworkPolicy-selected pods join the matrix as targets.
@@ -82,14 +84,14 @@ pub async fn run(ctx: &Ctx, args: &DiagnoseArgs) -> Result<Outcome> {
             Target_::IpPorts(ipports::parse(targets).map_err(Error::Usage)?)
         }
     };
-    let external: Option<IpAddr> = match (&args.external_address, &what) {
-        (Some(a), _) => Some(a.parse().map_err(|_| {
+    let external = match (&args.external_address, &what) {
+        (Some(a), _) => External::Given(a.parse().map_err(|_| {
             Error::Usage(format!(
                 "--external-address {a:?} is not an IP address; give one address, e.g. --external-address 192.0.2.10"
             ))
         })?),
-        (None, Target_::All | Target_::Node(_)) => DEFAULT_EXTERNAL_ADDRESS.parse().ok(),
-        (None, _) => None,
+        (None, Target_::All | Target_::Node(_)) => External::FromPinger,
+        (None, _) => External::None,
     };
     let format = ctx.output(args.output);
     let cluster = ctx.cluster().await?;
@@ -113,10 +115,38 @@ fn label_of(what: &Target_) -> String {
     }
 }
 
+/// Where the external probe's address comes from.
+enum External {
+    Given(IpAddr),
+    /// The `--external-address=` the cluster's pinger pods run with, if any.
+    FromPinger,
+    None,
+}
+
+/// The first `--external-address=<ip>[,<ip>]` among the pinger pods' container
+/// arguments (Kube-OVN's pinger DaemonSet carries the cluster's chosen target).
+fn pinger_external_address(pods: &[k8s_openapi::api::core::v1::Pod]) -> Option<IpAddr> {
+    pods.iter()
+        .filter(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app"))
+                .map(String::as_str)
+                == Some("kube-ovn-pinger")
+        })
+        .filter_map(|p| p.spec.as_ref())
+        .flat_map(|s| s.containers.iter())
+        .flat_map(|c| c.command.iter().flatten().chain(c.args.iter().flatten()))
+        .filter_map(|a| a.strip_prefix("--external-address="))
+        .flat_map(|v| v.split(','))
+        .find_map(|ip| ip.trim().parse().ok())
+}
+
 async fn diagnose(
     cluster: &Cluster,
     what: &Target_,
-    external: Option<IpAddr>,
+    external: External,
     started: Instant,
 ) -> Result<Report> {
     let ns = cluster.namespace().to_string();
@@ -137,6 +167,23 @@ async fn diagnose(
             "Kube-OVN was not found in namespace {ns}: no ovn-central pods (label app=ovn-central) there\n  try: `kubectl get pods -A -l app=ovn-central` to find its namespace, then pass --kube-ovn-namespace <ns> or set KUBE_OVN_NS"
         )));
     }
+    let mut checks: Vec<Check> = Vec::new();
+    let external: Option<IpAddr> = match external {
+        External::Given(ip) => Some(ip),
+        External::None => None,
+        External::FromPinger => {
+            let ip = pinger_external_address(&pods);
+            if ip.is_none() {
+                checks.push(Check::warn(
+                    "connectivity/external",
+                    Scope::Cluster,
+                    "external connectivity was not probed: no --external-address was given and the kube-ovn-pinger pods carry none",
+                    "pass --external-address <ip> with an address outside the cluster that should answer ping",
+                ));
+            }
+            ip
+        }
+    };
     let node_facts: Vec<NodeFacts> = nodes.iter().map(collect::node_facts).collect();
     let pod_facts: Vec<PodFacts> = pods.iter().map(collect::pod_facts).collect();
 
@@ -171,8 +218,6 @@ async fn diagnose(
         }
         _ => {}
     }
-
-    let mut checks: Vec<Check> = Vec::new();
 
     // --- components
     progress.stage("checking components and OVN databases");
