@@ -368,3 +368,79 @@ impl tokio::io::AsyncWrite for Counter {
         std::task::Poll::Ready(Ok(()))
     }
 }
+
+#[test]
+fn ctrl_c_ends_the_remote_command() {
+    let kc = kubeconfig(SANDBOX);
+    let node = jsonpath(
+        &kc,
+        &["-n", "default", "get", "pod", "client-3"],
+        "{.spec.nodeName}",
+    );
+    let cni = jsonpath(
+        &kc,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "pods",
+            "-l",
+            "app=kube-ovn-cni",
+            "--field-selector",
+            &format!("spec.nodeName={node}"),
+        ],
+        "{.items[0].metadata.name}",
+    );
+    // A filter no packet matches, so tcpdump runs until it is stopped.
+    let marker = "port 54329";
+    let remote_running = || {
+        let out = run({
+            let mut c = kubectl(&kc);
+            c.args([
+                "-n",
+                "kube-system",
+                "exec",
+                &cni,
+                "-c",
+                "cni-server",
+                "--",
+                "pgrep",
+                "-f",
+            ])
+            .arg(format!("^tcpdump -nn -i eth0 {marker}"));
+            c
+        });
+        out.status.success()
+    };
+    let mut child = ko(&kc)
+        .args(["tcpdump", "default/client-3", marker])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = false;
+    for _ in 0..40 {
+        if remote_running() {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(seen, "remote tcpdump never started");
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let mut gone = false;
+    for _ in 0..40 {
+        if !remote_running() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(gone, "remote tcpdump still running after Ctrl-C");
+}

@@ -98,6 +98,14 @@ pub struct CapturePlan {
 /// Find the pod's netns and interface (also useful to other commands).
 pub async fn plan(cluster: &Cluster, ns: &str, name: &str) -> Result<CapturePlan> {
     let pod = cluster.get_pod(ns, name).await?;
+    if let Some(why) = crate::cluster::locate::unusable_reason(&pod) {
+        return Err(Error::Cluster(crate::cluster::Error::NotRunning {
+            pod: format!("{ns}/{name}"),
+            namespace: ns.into(),
+            name: name.into(),
+            detail: why,
+        }));
+    }
     let spec = pod.spec.as_ref();
     let Some(node) = spec.and_then(|s| s.node_name.clone()) else {
         return Err(Error::Cluster(crate::cluster::Error::NotRunning {

@@ -18,6 +18,22 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `e2e/sandbox`, using the ko-sandbox/ko-apiserver built next to our binary when
+/// they exist: otherwise e2e/sandbox runs `cargo build`, which waits for the
+/// build-directory lock a running `cargo test` holds.
+fn sandbox_cmd() -> Command {
+    let mut cmd = Command::new(repo().join("e2e/sandbox"));
+    cmd.env_remove("KUBECONFIG");
+    if std::env::var_os("KO_SANDBOX_BIN").is_none()
+        && let Some(dir) = Path::new(KO).parent()
+        && dir.join("ko-sandbox").exists()
+        && dir.join("ko-apiserver").exists()
+    {
+        cmd.env("KO_SANDBOX_BIN", dir);
+    }
+    cmd
+}
+
 /// Kubeconfig of the cluster named `name` (a sandbox), brought up once per process.
 /// Concurrent test binaries serialize `up` with a lock file.
 pub fn kubeconfig(name: &str) -> PathBuf {
@@ -31,14 +47,18 @@ pub fn kubeconfig(name: &str) -> PathBuf {
         return p.clone();
     }
     let lock = format!("/run/lock/kubectl-ko-test-sandbox-{name}.lock");
-    // -o: the sandbox's daemons must not inherit the lock fd (they would hold
-    // it for the sandbox's lifetime and the next `up` would wait forever)
-    let out = Command::new("flock")
-        .arg("-o")
-        .arg(&lock)
-        .arg(repo().join("e2e/sandbox"))
+    let sb = sandbox_cmd();
+    let mut cmd = Command::new("flock");
+    cmd.arg(&lock)
+        .arg(sb.get_program())
         .args(["up", "--name", name])
-        .env_remove("KUBECONFIG")
+        .env_remove("KUBECONFIG");
+    for (k, v) in sb.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let out = cmd
         .output()
         .expect("run e2e/sandbox up (flock must be installed)");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -59,12 +79,9 @@ pub fn kubeconfig(name: &str) -> PathBuf {
 
 /// Run a sandbox helper command (`fault ...`) for sandbox `name`.
 pub fn sandbox(name: &str, args: &[&str]) -> Output {
-    Command::new(repo().join("e2e/sandbox"))
-        .args(args)
-        .args(["--name", name])
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("run e2e/sandbox")
+    let mut cmd = sandbox_cmd();
+    cmd.args(args).args(["--name", name]);
+    cmd.output().expect("run e2e/sandbox")
 }
 
 fn scrub(cmd: &mut Command) {
