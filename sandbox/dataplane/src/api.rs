@@ -87,6 +87,52 @@ pub fn wait_ready(paths: &Paths, pid: u32, timeout: Duration) -> Result<u16> {
     })
 }
 
+/// Wait until the emulator's leader probe has labelled one ovn-central pod for each of
+/// NB, SB and northd and pointed their EndpointSlices at it: tests (and people) start
+/// right after `up`, and a first probe round that has not run yet looks like a broken
+/// control plane.
+pub fn wait_leaders(port: u16, timeout: Duration) -> Result<()> {
+    let ns = crate::plan::KUBE_SYSTEM;
+    exec::poll(
+        "the leader labels and ovn-* EndpointSlices",
+        timeout,
+        || {
+            let get = |path: &str| -> Option<serde_json::Value> {
+                let (code, body) = request(port, "GET", path, None).ok()?;
+                if code != 200 {
+                    return None;
+                }
+                serde_json::from_str(&body).ok()
+            };
+            let pods = get(&format!(
+                "/api/v1/namespaces/{ns}/pods?labelSelector=app%3Dovn-central"
+            ))?;
+            let slices = get(&format!(
+                "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"
+            ))?;
+            let pods = pods["items"].as_array()?;
+            let slices = slices["items"].as_array()?;
+            let settled = ["ovn-nb", "ovn-sb", "ovn-northd"].iter().all(|svc| {
+                let label = format!("{svc}-leader");
+                let leaders = pods
+                    .iter()
+                    .filter(|p| p["metadata"]["labels"][&label].as_str() == Some("true"))
+                    .count();
+                let endpoints = slices
+                    .iter()
+                    .filter(|e| {
+                        e["metadata"]["labels"]["kubernetes.io/service-name"].as_str() == Some(svc)
+                    })
+                    .filter_map(|e| e["endpoints"].as_array())
+                    .map(Vec::len)
+                    .sum::<usize>();
+                leaders == 1 && endpoints == 1
+            });
+            settled.then_some(())
+        },
+    )
+}
+
 pub fn port(paths: &Paths) -> Result<u16> {
     let f = paths.api().join("port");
     let s = std::fs::read_to_string(&f)

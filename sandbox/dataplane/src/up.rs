@@ -179,7 +179,8 @@ fn build(ctx: &Ctx, opts: &UpOpts) -> Result<()> {
     nb::apply(ctx)?;
     sync_hv(ctx)?;
     nb::tag_chassis(ctx, Duration::from_secs(30))?;
-    api::wait_ready(paths, api_pid, Duration::from_secs(30))?;
+    let port = api::wait_ready(paths, api_pid, Duration::from_secs(30))?;
+    api::wait_leaders(port, Duration::from_secs(30))?;
     Ok(())
 }
 
