@@ -9,7 +9,7 @@ mod indent;
 pub mod lflow;
 pub mod microflow;
 pub mod ofproto;
-mod ovsdb_json;
+pub mod ovsdb_json;
 pub mod raft;
 pub mod trace;
 pub mod verdict;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 /// One row: column name -> cell.
-pub(crate) type Row = BTreeMap<String, Value>;
+pub type Row = BTreeMap<String, Value>;
 
 /// Why a table dump could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +22,7 @@ pub enum TableError {
     Shape,
 }
 
-pub(crate) fn rows(json: &str) -> Result<Vec<Row>, TableError> {
+pub fn rows(json: &str) -> Result<Vec<Row>, TableError> {
     let v: Value = serde_json::from_str(json)?;
     let headings: Vec<String> = v
         .get("headings")
@@ -49,7 +49,7 @@ pub(crate) fn rows(json: &str) -> Result<Vec<Row>, TableError> {
 }
 
 /// An atom as a string (`["uuid", x]` -> x, strings, numbers, booleans).
-pub(crate) fn atom(v: &Value) -> Option<String> {
+pub fn atom(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -62,7 +62,7 @@ pub(crate) fn atom(v: &Value) -> Option<String> {
 }
 
 /// The elements of a set cell (a bare atom counts as a one-element set).
-pub(crate) fn set(v: &Value) -> Vec<String> {
+pub fn set(v: &Value) -> Vec<String> {
     if let Some(a) = v.as_array()
         && a.len() == 2
         && a[0].as_str() == Some("set")
@@ -76,7 +76,7 @@ pub(crate) fn set(v: &Value) -> Vec<String> {
 }
 
 /// A map cell as ordered pairs.
-pub(crate) fn map(v: &Value) -> BTreeMap<String, String> {
+pub fn map(v: &Value) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     if let Some(a) = v.as_array()
         && a.len() == 2
@@ -95,6 +95,6 @@ pub(crate) fn map(v: &Value) -> BTreeMap<String, String> {
     out
 }
 
-pub(crate) fn cell_str(row: &Row, col: &str) -> Option<String> {
+pub fn cell_str(row: &Row, col: &str) -> Option<String> {
     row.get(col).and_then(atom)
 }

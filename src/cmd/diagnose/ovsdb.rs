@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 /// The argv `diagnose` runs for each table (kept here, next to the parsers).
 pub mod commands {
     pub const SB_CHASSIS: &[&str] = &[
@@ -62,77 +60,14 @@ pub enum TableError {
     Shape,
 }
 
-/// One row: column -> cell.
-pub type Row = BTreeMap<String, Value>;
+// The OVSDB JSON cell encoding is decoded once, in ko-ovn.
+pub use ko_ovn::ovsdb_json::{Row, atom, map, set};
 
 pub fn rows(json: &str) -> Result<Vec<Row>, TableError> {
-    let v: Value = serde_json::from_str(json).map_err(|e| TableError::Json(e.to_string()))?;
-    let headings: Vec<String> = v
-        .get("headings")
-        .and_then(Value::as_array)
-        .ok_or(TableError::Shape)?
-        .iter()
-        .map(|h| h.as_str().unwrap_or_default().to_string())
-        .collect();
-    let data = v
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or(TableError::Shape)?;
-    Ok(data
-        .iter()
-        .filter_map(Value::as_array)
-        .map(|cells| {
-            headings
-                .iter()
-                .cloned()
-                .zip(cells.iter().cloned())
-                .collect()
-        })
-        .collect())
-}
-
-/// A scalar cell as text (`["uuid", x]` -> x).
-pub fn atom(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Array(a) if a.len() == 2 && matches!(a[0].as_str(), Some("uuid" | "named-uuid")) => {
-            a[1].as_str().map(str::to_string)
-        }
-        _ => None,
-    }
-}
-
-/// A set cell as its atoms (a one-element set is printed bare).
-pub fn set(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(a) if a.len() == 2 && a[0].as_str() == Some("set") => a[1]
-            .as_array()
-            .map(|xs| xs.iter().filter_map(atom).collect())
-            .unwrap_or_default(),
-        other => atom(other).into_iter().collect(),
-    }
-}
-
-/// A map cell.
-pub fn map(v: &Value) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    if let Value::Array(a) = v
-        && a.len() == 2
-        && a[0].as_str() == Some("map")
-        && let Some(pairs) = a[1].as_array()
-    {
-        for p in pairs {
-            if let Some(kv) = p.as_array()
-                && kv.len() == 2
-                && let (Some(k), Some(val)) = (atom(&kv[0]), atom(&kv[1]))
-            {
-                out.insert(k, val);
-            }
-        }
-    }
-    out
+    ko_ovn::ovsdb_json::rows(json).map_err(|e| match e {
+        ko_ovn::ovsdb_json::TableError::Json(j) => TableError::Json(j.to_string()),
+        ko_ovn::ovsdb_json::TableError::Shape => TableError::Shape,
+    })
 }
 
 fn col_atom(r: &Row, c: &str) -> String {
