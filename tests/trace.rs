@@ -308,6 +308,7 @@ fn dual_stack_kubeconfig() -> std::path::PathBuf {
     if !up_dual {
         let _ = sandbox(name, &["down"]);
         let out = std::process::Command::new("flock")
+            .arg("-o") // daemons must not inherit the lock fd
             .arg(format!("/run/lock/kubectl-ko-test-sandbox-{name}.lock"))
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/sandbox"))
             .args(["up", "--name", name, "--dual-stack"])

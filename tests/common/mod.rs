@@ -49,7 +49,10 @@ pub fn kubeconfig(name: &str) -> PathBuf {
     let lock = format!("/run/lock/kubectl-ko-test-sandbox-{name}.lock");
     let sb = sandbox_cmd();
     let mut cmd = Command::new("flock");
-    cmd.arg(&lock)
+    // -o: the sandbox's daemons must not inherit the lock fd (they would hold it
+    // for the sandbox's lifetime and the next test process's `up` would wait forever)
+    cmd.arg("-o")
+        .arg(&lock)
         .arg(sb.get_program())
         .args(["up", "--name", name])
         .env_remove("KUBECONFIG");
