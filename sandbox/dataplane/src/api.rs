@@ -114,19 +114,26 @@ pub fn wait_leaders(port: u16, timeout: Duration) -> Result<()> {
             let slices = slices["items"].as_array()?;
             let settled = ["ovn-nb", "ovn-sb", "ovn-northd"].iter().all(|svc| {
                 let label = format!("{svc}-leader");
-                let leaders = pods
+                let leaders: Vec<&str> = pods
                     .iter()
                     .filter(|p| p["metadata"]["labels"][&label].as_str() == Some("true"))
-                    .count();
-                let endpoints = slices
+                    .filter_map(|p| p["metadata"]["name"].as_str())
+                    .collect();
+                let [leader] = leaders[..] else {
+                    return false;
+                };
+                // Dual-stack has one slice per address family: every endpoint of
+                // every slice must be the leader, and there must be at least one.
+                let targets: Vec<Option<&str>> = slices
                     .iter()
                     .filter(|e| {
                         e["metadata"]["labels"]["kubernetes.io/service-name"].as_str() == Some(svc)
                     })
                     .filter_map(|e| e["endpoints"].as_array())
-                    .map(Vec::len)
-                    .sum::<usize>();
-                leaders == 1 && endpoints == 1
+                    .flatten()
+                    .map(|ep| ep["targetRef"]["name"].as_str())
+                    .collect();
+                !targets.is_empty() && targets.iter().all(|t| *t == Some(leader))
             });
             settled.then_some(())
         },

@@ -248,11 +248,15 @@ fn inject(ctx: &Ctx, f: &Fault) -> Result<()> {
             let p = find_central(ctx, pod)?;
             let (db, _, _, _) = db_of(matches!(f, Fault::StopNb { .. }));
             let ctl = format!("/var/run/ovn/{db}.ctl");
-            run(&in_pod(
-                ctx.pid(p)?,
-                &argv!["ovn-appctl", "-t", ctl, "exit"],
-            ))
-            .map(|_| ())
+            let pid = ctx.pid(p)?;
+            run(&in_pod(pid, &argv!["ovn-appctl", "-t", &ctl, "exit"]))?;
+            // `exit` returns before the server is gone; a heal that starts the new
+            // server while the old one still holds its pidfile would fail.
+            crate::exec::poll(
+                &format!("{db} to stop in {}", p.name),
+                Duration::from_secs(15),
+                || (!db_answers(pid, &ctl)).then_some(()),
+            )
         }
         Fault::UnbindPort { pod, iface, .. } => {
             let p = find_pod(ctx, pod)?;
@@ -287,6 +291,10 @@ fn undo(ctx: &Ctx, f: &Fault) -> Result<()> {
             let p = find_central(ctx, pod)?;
             let n = &ctx.plan.nodes[p.node];
             let (db, _, port, log) = db_of(matches!(f, Fault::StopNb { .. }));
+            let pid = ctx.pid(p)?;
+            if db_answers(pid, &format!("/var/run/ovn/{db}.ctl")) {
+                return Ok(()); // already running again: nothing to undo
+            }
             let out = ctx.log_file(&format!("{}-heal.log", p.dir_name()));
             crate::exec::run_daemon(
                 &in_pod(ctx.pid(p)?, &node::db_server_argv(db, port, log, &n.ip4)),
@@ -317,6 +325,17 @@ fn undo(ctx: &Ctx, f: &Fault) -> Result<()> {
             api::patch_pod(&ctx.paths, ns, name, &annotation_patch(original))
         }
     }
+}
+
+/// Whether the ovsdb-server behind `ctl` in the pod of holder `pid` answers.
+fn db_answers(pid: u32, ctl: &str) -> bool {
+    crate::exec::run_raw(
+        &in_pod(pid, &argv!["ovn-appctl", "-t", ctl, "version"]),
+        None,
+        Duration::from_secs(5),
+    )
+    .map(|o| o.ok())
+    .unwrap_or(false)
 }
 
 /// Undo every active fault (newest first), then wait until OVN is consistent again.
