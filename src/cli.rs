@@ -145,9 +145,10 @@ pub enum Command {
     /// Capture a pod's traffic with tcpdump (inside the pod's network namespace)
     Tcpdump(TcpdumpArgs),
     /// Trace a packet through OVN logical flows and OVS OpenFlow
+    #[command(after_help = TRACE_AFTER_HELP)]
     Trace(TraceArgs),
     /// Trace a packet through OVN logical flows only
-    #[command(name = "ovn-trace")]
+    #[command(name = "ovn-trace", after_help = TRACE_AFTER_HELP)]
     OvnTrace(TraceArgs),
     /// Check that Kubernetes, OVN and OVS agree and that the control plane is healthy
     Diagnose(DiagnoseArgs),
@@ -221,6 +222,18 @@ pub struct TcpdumpArgs {
     )]
     pub args: Vec<String>,
 }
+
+const TRACE_AFTER_HELP: &str = "\
+Examples:
+  kubectl ko trace default/client-1 10.16.0.13 tcp 5432      pod to pod
+  kubectl ko trace client-1 -n default 10.96.0.10 udp 53     through a Service
+  kubectl ko trace node//worker-1 10.16.0.7 icmp             from a node
+  kubectl ko trace default/vm-1 10.16.0.1 arp request
+  kubectl ko trace default/client-1 10.16.0.13 tcp 5432 -o yaml   machine-readable
+  kubectl ko trace default/client-1 10.16.0.13 tcp 5432 --raw     the tools' own output
+
+Exit codes: 0 delivered, 1 dropped, 2 usage, 3 could not run (pod, node or leader
+missing), 5 error verdict (the tool reported an error).";
 
 /// `trace|ovn-trace <target> <dst-ip> [dst-mac] <icmp|tcp|udp> [port] | arp [request|reply]`
 #[derive(Debug, Clone, Args)]
