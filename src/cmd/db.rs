@@ -27,6 +27,13 @@ impl Db {
             Db::Sb => "sb",
         }
     }
+    /// For people: `OVN NB` / `OVN SB`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Db::Nb => "OVN NB",
+            Db::Sb => "OVN SB",
+        }
+    }
     /// The OVSDB database name.
     pub fn name(self) -> &'static str {
         match self {

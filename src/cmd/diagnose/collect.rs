@@ -215,11 +215,13 @@ pub async fn raft_views(
     db: Db,
     timeout: Duration,
 ) -> Vec<MemberView> {
-    let argv = db.status_argv();
+    let argv = db.cluster_status_argv();
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let argv = argv.as_slice();
     let futs = pods.iter().map(|(r, c)| async move {
         let status = match &c.unusable {
             Some(why) => Err(format!("pod is not usable: {why}")),
-            None => exec_text(cluster, r, container::OVN_CENTRAL, &argv, timeout)
+            None => exec_text(cluster, r, container::OVN_CENTRAL, argv, timeout)
                 .await
                 .and_then(|t| ko_ovn::raft::parse_cluster_status(&t).map_err(|e| e.to_string())),
         };

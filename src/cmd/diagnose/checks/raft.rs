@@ -11,49 +11,8 @@ use crate::cmd::diagnose::model::{Check, Scope};
 /// A follower this many entries behind the leader's highest match_index is lagging.
 pub const LAG_WARN_ENTRIES: u64 = 50;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Db {
-    Nb,
-    Sb,
-}
-
-impl Db {
-    /// Short name used in check names and labels.
-    pub fn short(self) -> &'static str {
-        match self {
-            Db::Nb => "nb",
-            Db::Sb => "sb",
-        }
-    }
-    pub fn title(self) -> &'static str {
-        match self {
-            Db::Nb => "OVN NB",
-            Db::Sb => "OVN SB",
-        }
-    }
-    pub fn schema(self) -> &'static str {
-        match self {
-            Db::Nb => "OVN_Northbound",
-            Db::Sb => "OVN_Southbound",
-        }
-    }
-    pub fn ctl(self) -> &'static str {
-        match self {
-            Db::Nb => "/var/run/ovn/ovnnb_db.ctl",
-            Db::Sb => "/var/run/ovn/ovnsb_db.ctl",
-        }
-    }
-    /// argv of `cluster/status` as Kube-OVN's start-db.sh runs it.
-    pub fn status_argv(self) -> [&'static str; 5] {
-        [
-            "ovn-appctl",
-            "-t",
-            self.ctl(),
-            "cluster/status",
-            self.schema(),
-        ]
-    }
-}
+// The same database identity `nb|sb status` uses (names, sockets, argv).
+pub use crate::cmd::db::Db;
 
 /// One ovn-central pod as Kubernetes sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +98,7 @@ pub fn raft(
             Scope::Cluster,
             format!(
                 "{t} database server ({}) does not answer cluster/status in {}",
-                db.schema(),
+                db.name(),
                 silent.join("; ")
             ),
             format!(
@@ -278,7 +237,7 @@ pub fn raft(
             format!("{t}: {}", down.join("; ")),
             format!(
                 "check that ovsdb-server runs in that pod (`kubectl -n {namespace} exec <pod> -c ovn-central -- {}`) and that port {} is reachable between ovn-central pods",
-                db.status_argv().join(" "),
+                db.cluster_status_argv().join(" "),
                 match db {
                     Db::Nb => 6643,
                     Db::Sb => 6644,
