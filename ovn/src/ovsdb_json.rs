@@ -2,7 +2,8 @@
 //! `{"headings": [...], "data": [[cell, ...], ...]}` object whose cells use
 //! the OVSDB JSON encoding (`["uuid", "..."]`, `["set", [...]]`,
 //! `["map", [[k, v], ...]]`, or a bare atom; a one-element set is printed as
-//! the bare element).
+//! the bare element). Several `--`-chained list commands print one table per
+//! line: [`tables`] reads them all.
 
 use std::collections::BTreeMap;
 
@@ -20,10 +21,24 @@ pub enum TableError {
         "JSON has no \"headings\"/\"data\" arrays; pass the output of `--format=json list <Table>`"
     )]
     Shape,
+    #[error("{0}")]
+    Tables(String),
 }
 
 pub fn rows(json: &str) -> Result<Vec<Row>, TableError> {
     let v: Value = serde_json::from_str(json)?;
+    table_rows(&v)
+}
+
+/// Every table printed in `text` (one JSON object per `--`-chained command).
+pub fn tables(text: &str) -> Result<Vec<Vec<Row>>, TableError> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<Value>()
+        .map(|v| table_rows(&v?))
+        .collect()
+}
+
+fn table_rows(v: &Value) -> Result<Vec<Row>, TableError> {
     let headings: Vec<String> = v
         .get("headings")
         .and_then(Value::as_array)
@@ -97,4 +112,82 @@ pub fn map(v: &Value) -> BTreeMap<String, String> {
 
 pub fn cell_str(row: &Row, col: &str) -> Option<String> {
     row.get(col).and_then(atom)
+}
+
+/// Column accessors that treat an absent column or an empty set as empty.
+pub trait Cells {
+    /// A string/UUID/number column as text ("" when absent or an empty set).
+    fn str(&self, col: &str) -> String;
+    fn int(&self, col: &str) -> Option<i64>;
+    /// A set column (a bare atom is a set of one; a bare "" is empty).
+    fn set(&self, col: &str) -> Vec<String>;
+    fn map(&self, col: &str) -> BTreeMap<String, String>;
+}
+
+impl Cells for Row {
+    fn str(&self, col: &str) -> String {
+        self.get(col).and_then(atom).unwrap_or_default()
+    }
+
+    fn int(&self, col: &str) -> Option<i64> {
+        self.get(col).and_then(Value::as_i64)
+    }
+
+    fn set(&self, col: &str) -> Vec<String> {
+        match self.get(col) {
+            Some(Value::String(s)) if s.is_empty() => Vec::new(),
+            Some(v) => set(v),
+            None => Vec::new(),
+        }
+    }
+
+    fn map(&self, col: &str) -> BTreeMap<String, String> {
+        self.get(col).map(map).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ovn-nbctl --format=json --columns=name,addresses,external_ids,type list
+    /// Logical_Switch_Port -- --columns=_uuid,priority,meter list ACL`, trimmed.
+    const CHAINED: &str = r#"{"data":[["node-n1","0a:58:64:40:00:02 100.64.0.2",["map",[]],""],["pod-b.default",["set",["a","b"]],["map",[["pod","default/pod-b"]]],""]],"headings":["name","addresses","external_ids","type"]}
+{"data":[[["uuid","afe4c6d1-37c7-4ba7-bbb4-92e8548a90ec"],2000,["set",[]]]],"headings":["_uuid","priority","meter"]}
+"#;
+
+    #[test]
+    fn reads_chained_tables_and_all_atom_kinds() {
+        let tables = tables(CHAINED).unwrap();
+        assert_eq!(tables.len(), 2);
+        let lsp = &tables[0];
+        assert_eq!(
+            lsp[0].set("addresses"),
+            vec!["0a:58:64:40:00:02 100.64.0.2"]
+        );
+        assert_eq!(lsp[1].set("addresses"), vec!["a", "b"]);
+        assert_eq!(lsp[1].map("external_ids")["pod"], "default/pod-b");
+        assert!(lsp[0].map("external_ids").is_empty());
+        assert!(lsp[0].set("type").is_empty());
+        let acl = &tables[1][0];
+        assert_eq!(acl.str("_uuid"), "afe4c6d1-37c7-4ba7-bbb4-92e8548a90ec");
+        assert_eq!(acl.int("priority"), Some(2000));
+        assert!(acl.set("meter").is_empty());
+        assert_eq!(acl.str("meter"), "");
+        assert_eq!(acl.str("no-such-column"), "");
+    }
+
+    #[test]
+    fn one_table_reads_the_same_through_rows() {
+        let first = CHAINED.lines().next().unwrap();
+        assert_eq!(rows(first).unwrap(), tables(first).unwrap()[0]);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(tables("ovn-nbctl: no row").is_err());
+        assert!(matches!(tables("{\"data\":1}"), Err(TableError::Shape)));
+        assert!(tables("").unwrap().is_empty());
+        assert!(rows("").is_err());
+    }
 }

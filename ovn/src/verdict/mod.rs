@@ -9,7 +9,6 @@
 
 pub mod nb;
 pub mod ovs;
-pub mod ovsdb;
 
 use serde::{Deserialize, Serialize};
 

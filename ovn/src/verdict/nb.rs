@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::ovsdb::{BadTable, Row, parse_tables};
 use crate::microflow::Mac;
+use crate::ovsdb_json::{Cells, Row, TableError, tables as parse_tables};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lsp {
@@ -93,10 +93,10 @@ impl NbSnapshot {
         argv
     }
 
-    pub fn parse(text: &str) -> Result<Self, BadTable> {
+    pub fn parse(text: &str) -> Result<Self, TableError> {
         let tables = parse_tables(text)?;
         if tables.len() != 5 {
-            return Err(BadTable(format!(
+            return Err(TableError::Tables(format!(
                 "expected 5 tables (LSP, LRP, ACL, Port_Group, Load_Balancer), got {}",
                 tables.len()
             )));
@@ -450,7 +450,7 @@ impl SbSnapshot {
         argv
     }
 
-    pub fn parse(text: &str) -> Result<Self, BadTable> {
+    pub fn parse(text: &str) -> Result<Self, TableError> {
         let tables = parse_tables(text)?;
         let empty = Vec::new();
         let chassis_rows = tables.first().unwrap_or(&empty);

@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ovsdb::{BadTable, parse_tables};
 use crate::microflow::TunnelMetadata;
 use crate::ofproto::{OfActionKind, OfStep, OfprotoTrace, Pass};
+use crate::ovsdb_json::{Cells, TableError, tables as parse_tables};
 
 /// One row of `ovs-vsctl list Interface`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,11 +46,11 @@ pub fn interfaces_argv() -> Vec<String> {
 }
 
 /// The interfaces of br-int (all interfaces when the bridge tables are absent).
-pub fn parse_interfaces(text: &str) -> Result<Vec<OvsInterface>, BadTable> {
+pub fn parse_interfaces(text: &str) -> Result<Vec<OvsInterface>, TableError> {
     let mut tables = parse_tables(text)?.into_iter();
     let rows = tables
         .next()
-        .ok_or_else(|| BadTable("ovs-vsctl printed no table".into()))?;
+        .ok_or_else(|| TableError::Tables("ovs-vsctl printed no table".into()))?;
     let bridges = tables.next().unwrap_or_default();
     let ports = tables.next().unwrap_or_default();
     let br_int_ifaces: Option<Vec<String>> =

@@ -67,6 +67,7 @@ pub fn rows(json: &str) -> Result<Vec<Row>, TableError> {
     ko_ovn::ovsdb_json::rows(json).map_err(|e| match e {
         ko_ovn::ovsdb_json::TableError::Json(j) => TableError::Json(j.to_string()),
         ko_ovn::ovsdb_json::TableError::Shape => TableError::Shape,
+        ko_ovn::ovsdb_json::TableError::Tables(t) => TableError::Json(t),
     })
 }
 
