@@ -95,6 +95,28 @@ fn name_col() -> Value {
     )
 }
 
+/// The columns a workload with a pod template ends with (Deployment, DaemonSet).
+fn template_cols(selector_description: &str) -> [Value; 4] {
+    [
+        age_col(),
+        col(
+            "Containers",
+            "string",
+            "",
+            1,
+            "Names of each container in the template.",
+        ),
+        col(
+            "Images",
+            "string",
+            "",
+            1,
+            "Images referenced by each container in the template.",
+        ),
+        col("Selector", "string", "", 1, selector_description),
+    ]
+}
+
 fn age_col() -> Value {
     col(
         "Age",
@@ -399,29 +421,10 @@ fn deployment_table(obj: &Value, now: DateTime<Utc>) -> (Vec<Value>, Vec<Value>)
                 0,
                 "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
             ),
-            age_col(),
-            col(
-                "Containers",
-                "string",
-                "",
-                1,
-                "Names of each container in the template.",
-            ),
-            col(
-                "Images",
-                "string",
-                "",
-                1,
-                "Images referenced by each container in the template.",
-            ),
-            col(
-                "Selector",
-                "string",
-                "",
-                1,
-                "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.",
-            ),
-        ],
+        ]
+        .into_iter()
+        .chain(template_cols("Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment."))
+        .collect(),
         vec![
             json!(s(&obj["metadata"]["name"])),
             json!(format!(
@@ -487,29 +490,10 @@ fn daemonset_table(obj: &Value, now: DateTime<Utc>) -> (Vec<Value>, Vec<Value>) 
                 0,
                 "NodeSelector is a selector which must be true for the pod to fit on a node.",
             ),
-            age_col(),
-            col(
-                "Containers",
-                "string",
-                "",
-                1,
-                "Names of each container in the template.",
-            ),
-            col(
-                "Images",
-                "string",
-                "",
-                1,
-                "Images referenced by each container in the template.",
-            ),
-            col(
-                "Selector",
-                "string",
-                "",
-                1,
-                "A label query over pods that are managed by the daemon set.",
-            ),
-        ],
+        ]
+        .into_iter()
+        .chain(template_cols("A label query over pods that are managed by the daemon set."))
+        .collect(),
         vec![
             json!(s(&obj["metadata"]["name"])),
             json!(int(&st["desiredNumberScheduled"])),
