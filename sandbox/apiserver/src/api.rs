@@ -38,6 +38,8 @@ pub struct App {
     pub store: Store,
     pub registry: RwLock<Registry>,
     pub runtime_path: PathBuf,
+    /// Optional bearer-token users (see auth.rs); absent = no authorization.
+    pub users_path: PathBuf,
     /// host:port clients reach us at (for `/api` serverAddressByClientCIDRs).
     pub address: String,
 }
@@ -80,8 +82,16 @@ pub fn router(app: Shared) -> Router {
             any(exec_handler),
         )
         .fallback(dispatch)
+        .layer(middleware::from_fn_with_state(app.clone(), authorize))
         .with_state(app)
         .layer(middleware::from_fn(log_requests))
+}
+
+async fn authorize(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    match crate::auth::authorize(&app.users_path, req.headers(), req.method(), req.uri()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn log_requests(req: Request, next: Next) -> Response {

@@ -3,6 +3,7 @@
 //! selectors, watch, Tables, scale, `pods/log` and `pods/exec` over WebSocket.
 
 pub mod api;
+pub mod auth;
 pub mod container;
 pub mod controller;
 pub mod discovery;
@@ -19,3 +20,4 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod tls;

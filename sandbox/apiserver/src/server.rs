@@ -16,14 +16,27 @@ pub struct Options {
 }
 
 pub fn kubeconfig(server: &str) -> String {
+    kubeconfig_with(&format!("    server: {server}\n"))
+}
+
+/// The HTTPS kubeconfig: same names, the server's own certificate as CA, no user
+/// credentials yet (tests add a token with `kubectl config set-credentials`).
+pub fn kubeconfig_https(server: &str, ca_pem: &str) -> String {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    kubeconfig_with(&format!(
+        "    server: {server}\n    certificate-authority-data: {ca}\n"
+    ))
+}
+
+fn kubeconfig_with(cluster: &str) -> String {
     format!(
         "apiVersion: v1
 kind: Config
 clusters:
 - name: ko-sandbox
   cluster:
-    server: {server}
-contexts:
+{cluster}contexts:
 - name: ko-sandbox
   context:
     cluster: ko-sandbox
@@ -88,8 +101,24 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         store,
         registry: RwLock::new(registry),
         runtime_path: api_dir.join("runtime.json"),
+        users_path: api_dir.join("users.json"),
         address: addr.to_string(),
     });
+    // The HTTPS port serves the same API (for token users, see auth.rs).
+    let identity = crate::tls::identity()?;
+    let https = tokio::net::TcpListener::bind(SocketAddr::new(opts.bind, 0))
+        .await
+        .map_err(|e| anyhow::anyhow!("binding an HTTPS port on {} failed: {e}", opts.bind))?;
+    let https_addr = https.local_addr()?;
+    let https_server = match https_addr.ip() {
+        IpAddr::V6(ip) => format!("https://[{ip}]:{}", https_addr.port()),
+        IpAddr::V4(ip) => format!("https://{ip}:{}", https_addr.port()),
+    };
+    write_atomic(&api_dir.join("ca.crt"), &identity.cert_pem)?;
+    write_atomic(
+        &api_dir.join("kubeconfig-https"),
+        &kubeconfig_https(&https_server, &identity.cert_pem),
+    )?;
     write_atomic(&api_dir.join("kubeconfig"), &kubeconfig(&server))?;
     write_atomic(
         &api_dir.join("apiserver.pid"),
@@ -98,6 +127,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     write_atomic(&api_dir.join("port"), &format!("{}\n", addr.port()))?;
     tracing::info!("serving the sandbox API at {server}");
     tokio::spawn(Watchdog::default().run(app.clone()));
+    tokio::spawn(crate::tls::serve(
+        https,
+        identity.acceptor,
+        api::router(app.clone()),
+    ));
     axum::serve(listener, api::router(app))
         .await
         .map_err(|e| anyhow::anyhow!("serving HTTP failed: {e}"))
