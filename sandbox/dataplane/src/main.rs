@@ -9,6 +9,7 @@ mod down;
 mod exec;
 mod fault;
 mod holder;
+mod kubelet;
 mod nb;
 mod node;
 mod objects;
@@ -68,6 +69,14 @@ enum Cmd {
         kind: String,
         /// Node (name or 1..N), central pod (name or 1..3) or ns/pod, depending on the kind.
         target: Option<String>,
+    },
+    /// Run the sandbox kubelet in the foreground (`up` starts it in the background):
+    /// pods created through the API get a node, an address and a data plane.
+    #[command(hide = true)]
+    Kubelet {
+        /// The sandbox state directory (a guard, and how `down` recognises the process).
+        #[arg(long)]
+        state_dir: std::path::PathBuf,
     },
     /// Remove every process, netns, link, mount and file of the sandbox.
     Down {
@@ -138,6 +147,10 @@ fn dispatch(cli: Cli, paths: &Paths) -> anyhow::Result<ExitCode> {
             }
             let _lock = state::lock(&paths)?;
             println!("{}", fault::apply(&paths, &kind, target.as_deref())?);
+        }
+        Cmd::Kubelet { state_dir } => {
+            state::validate_name(&cli.name)?;
+            kubelet::run(&paths, &state_dir)?;
         }
         Cmd::Down { all } => {
             if !preflight::is_root() {

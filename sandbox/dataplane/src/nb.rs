@@ -192,6 +192,31 @@ fn lb_vips(plan: &Plan, proto: &str) -> Vec<String> {
     v
 }
 
+/// A pod's LSP `<pod>.<ns>` as kube-ovn-controller creates it (no-op for hostNetwork).
+pub fn pod_port(t: &mut Txn, p: &plan::Pod) {
+    let Some(ls) = &p.subnet else { return };
+    let lsp = p.lsp();
+    t.add(argv!["lsp-add", ls, lsp]);
+    t.add(argv!["lsp-set-addresses", lsp, addresses(&p.mac, &p.ips())]);
+    t.add(argv![
+        "set",
+        "logical_switch_port",
+        lsp,
+        V,
+        format!("external_ids:ls={}", q(ls)),
+        format!("external_ids:pod={}", q(&p.key()))
+    ]);
+}
+
+/// The distributed-gateway port group of a pod (`ovn.default.<node>`), if it has one.
+pub fn pod_port_group(plan: &Plan, p: &plan::Pod) -> Option<String> {
+    if p.subnet.as_deref() != Some(DEFAULT_SUBNET) {
+        return None;
+    }
+    let node = plan.nodes.get(p.node)?;
+    Some(pg_name(&format!("{DEFAULT_SUBNET}.{}", node.name)))
+}
+
 /// Transaction 1: routers, switches, router/localnet/node/pod ports, load balancers.
 pub fn topology(plan: &Plan) -> Txn {
     let mut t = Txn::default();
@@ -226,18 +251,7 @@ pub fn topology(plan: &Plan) -> Txn {
         ]);
     }
     for p in plan.pods.iter().filter(|p| !p.host_network) {
-        let Some(ls) = &p.subnet else { continue };
-        let lsp = p.lsp();
-        t.add(argv!["lsp-add", ls, lsp]);
-        t.add(argv!["lsp-set-addresses", lsp, addresses(&p.mac, &p.ips())]);
-        t.add(argv![
-            "set",
-            "logical_switch_port",
-            lsp,
-            V,
-            format!("external_ids:ls={}", q(ls)),
-            format!("external_ids:pod={}", q(&p.key()))
-        ]);
+        pod_port(&mut t, p);
     }
     // Load balancers: cluster-* on every ovn-cluster subnet except join; vpc-* on vpc1.
     let cluster_switches: Vec<&str> = plan

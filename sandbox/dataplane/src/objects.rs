@@ -594,7 +594,7 @@ fn vpc_cr(plan: &Plan, name: &str, default: bool) -> Value {
 }
 
 #[allow(clippy::too_many_arguments)] // one IP CR = this many independent fields
-fn ip_cr(
+pub fn ip_cr(
     plan: &Plan,
     name: &str,
     subnet: &str,

@@ -30,11 +30,17 @@ pub fn setup(ctx: &Ctx, node: &Node) -> Result<()> {
         .iter()
         .filter(|p| p.node == node.index - 1 && !p.host_network)
         .collect();
+    wire(ctx, node, &pods)
+}
+
+/// Wire pod-network pods of one node: veth, holder, addresses, OVS port (also used by
+/// the kubelet for pods created through the API).
+pub fn wire(ctx: &Ctx, node: &Node, pods: &[&Pod]) -> Result<()> {
     if pods.is_empty() {
         return Ok(());
     }
     let mut node_lines = Vec::new();
-    for p in &pods {
+    for p in pods {
         let veth = p
             .veth
             .as_deref()
@@ -47,7 +53,7 @@ pub fn setup(ctx: &Ctx, node: &Node) -> Result<()> {
     }
     ip_batch(Some(&node.netns), &node_lines)?;
 
-    for p in &pods {
+    for p in pods {
         start_holder(ctx, p)?;
         let log = ctx.container_log(p);
         std::fs::write(&log, format!("{} started on {}\n", p.container, node.name))
@@ -86,7 +92,7 @@ pub fn setup(ctx: &Ctx, node: &Node) -> Result<()> {
     let ovs = ctx.ovs_pod(node.index - 1)?;
     let pid = ctx.pid(ovs)?;
     let mut args = argv!["ovs-vsctl", "--timeout=30"];
-    for p in &pods {
+    for p in pods {
         let veth = p
             .veth
             .as_deref()

@@ -142,6 +142,24 @@ pub fn collect(paths: &Paths) -> Result<Value> {
             }
         }
     }
+    let kubelet_pid = crate::kubelet::running_pid(paths);
+    let kubelet_pods: Vec<Value> = crate::kubelet::managed(paths)
+        .values()
+        .map(|m| {
+            json!({
+                "namespace": m.pod.namespace, "name": m.pod.name,
+                "node": plan.nodes.get(m.pod.node).map(|n| n.name.clone()),
+                "ip4": m.pod.ip4, "ip6": m.pod.ip6, "netns": m.pod.netns,
+                "host_network": m.pod.host_network, "pid": m.pid, "alive": pid_alive(m.pid),
+            })
+        })
+        .collect();
+    if ready.is_some() && kubelet_pid.is_none() {
+        problems.push(
+            "the sandbox kubelet is not running (pods created through the API stay Pending); `up` starts it again"
+                .into(),
+        );
+    }
     let faults = fault::active(paths);
     if !faults.is_empty() {
         problems.push(format!("{} fault(s) active", faults.len()));
@@ -177,6 +195,7 @@ pub fn collect(paths: &Paths) -> Result<Value> {
             "cluster_ip6": s.cluster_ip6, "backends": s.backends,
         })).collect::<Vec<_>>(),
         "faults": faults,
+        "kubelet": {"pid": kubelet_pid, "running": kubelet_pid.is_some(), "pods": kubelet_pods},
     }))
 }
 
@@ -282,6 +301,25 @@ pub fn print_text(v: &Value) {
                 svc["backends"]
             );
         }
+    }
+    let k = &v["kubelet"];
+    let kpods = k["pods"].as_array().cloned().unwrap_or_default();
+    println!(
+        "kubelet: {}, {} pod(s) created through the API",
+        k["pid"]
+            .as_u64()
+            .map(|p| format!("running (pid {p})"))
+            .unwrap_or_else(|| "NOT RUNNING".into()),
+        kpods.len()
+    );
+    for p in kpods {
+        println!(
+            "  {}/{} on {} {}",
+            s(&p["namespace"]),
+            s(&p["name"]),
+            s(&p["node"]),
+            s(&p["ip4"])
+        );
     }
     let faults = v["faults"].as_array().cloned().unwrap_or_default();
     if faults.is_empty() {

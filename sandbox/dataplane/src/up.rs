@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::ctx::Ctx;
 use crate::exec::ip_batch;
 use crate::state::{self, Created, Paths};
-use crate::{api, argv, down, nb, node, objects, plan, pods, preflight, underlay};
+use crate::{api, argv, down, kubelet, nb, node, objects, plan, pods, preflight, underlay};
 
 pub struct UpOpts {
     pub nodes: usize,
@@ -52,6 +52,8 @@ pub fn up(paths: &Paths, opts: &UpOpts) -> Result<PathBuf> {
                 );
             }
             eprintln!("sandbox `{}` is already up; reusing it", paths.name);
+            // a kubelet that died (or a sandbox from before it existed) comes back
+            kubelet::start(paths, &state::Recorder::new(paths))?;
             return Ok(paths.kubeconfig());
         }
         eprintln!(
@@ -181,6 +183,7 @@ fn build(ctx: &Ctx, opts: &UpOpts) -> Result<()> {
     nb::tag_chassis(ctx, Duration::from_secs(30))?;
     let port = api::wait_ready(paths, api_pid, Duration::from_secs(30))?;
     api::wait_leaders(port, Duration::from_secs(30))?;
+    kubelet::start(paths, &ctx.rec)?;
     Ok(())
 }
 

@@ -1,0 +1,584 @@
+//! `ko-sandbox kubelet`: the scheduler + kubelet + kube-ovn-controller + kube-ovn-cni
+//! of pods created through the API after `up`. One background process per sandbox
+//! (started by `up`, killed by `down`) that watches pods on the emulator and, for a pod
+//! no holder backs yet, picks its node, allocates its address, wires its data plane,
+//! adds it to runtime.json and PATCHes it Running; a deleted pod is unwired again.
+//! Pods planned by `up` are never touched. The container command is not run: the
+//! sandbox has no images, exec runs the host's binaries in the pod's namespaces.
+
+mod place;
+mod watch;
+mod wire;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::api;
+use crate::ctx::Ctx;
+use crate::objects;
+use crate::plan::{self, Pod, Role};
+use crate::state::{self, Created, Paths, Recorder};
+
+use place::NotPlaced;
+
+/// A pod this kubelet runs (persisted, so a restarted kubelet adopts its pods).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Managed {
+    pub uid: String,
+    pub pod: Pod,
+    pub containers: Vec<String>,
+    pub pid: u32,
+}
+
+fn state_file(paths: &Paths) -> std::path::PathBuf {
+    paths.dir().join("kubelet.json")
+}
+
+fn pid_file(paths: &Paths) -> std::path::PathBuf {
+    paths.dir().join("kubelet.pid")
+}
+
+/// Pods the kubelet runs now, by `ns/name` (for `status`).
+pub fn managed(paths: &Paths) -> BTreeMap<String, Managed> {
+    std::fs::read_to_string(state_file(paths))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// The running kubelet's pid, if there is one.
+pub fn running_pid(paths: &Paths) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pid_file(paths))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    (cmdline.contains("kubelet") && cmdline.contains(&paths.dir().display().to_string()))
+        .then_some(pid)
+}
+
+/// Start the kubelet in the background unless one already runs (`up`, and `up` reusing
+/// a sandbox whose kubelet died).
+pub fn start(paths: &Paths, rec: &Recorder) -> Result<u32> {
+    if let Some(pid) = running_pid(paths) {
+        return Ok(pid);
+    }
+    let exe = std::env::current_exe().context("finding the ko-sandbox executable")?;
+    let log_path = paths.logs().join("kubelet.log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let log2 = log.try_clone().context("duplicating a log file handle")?;
+    // setsid: it must outlive `up`; the state dir on its command line lets `down`
+    // recognise it as this sandbox's process.
+    let child = Command::new("setsid")
+        .arg(&exe)
+        .arg("--name")
+        .arg(&paths.name)
+        .arg("kubelet")
+        .arg("--state-dir")
+        .arg(paths.dir())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .with_context(|| format!("starting the sandbox kubelet {}", exe.display()))?;
+    let pid = child.id();
+    rec.record(&Created::Pid {
+        pid,
+        what: "kubelet".into(),
+    })?;
+    Ok(pid)
+}
+
+/// The kubelet's main loop; returns when the sandbox is gone.
+pub fn run(paths: &Paths, state_dir: &Path) -> Result<()> {
+    if state_dir != paths.dir() {
+        bail!(
+            "--state-dir {} is not the state directory of sandbox `{}` ({}); the kubelet is started by `up`",
+            state_dir.display(),
+            paths.name,
+            paths.dir().display()
+        );
+    }
+    let lock_path = paths.dir().join("kubelet.lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        bail!(
+            "another kubelet already runs for sandbox `{}` (pid in {})",
+            paths.name,
+            pid_file(paths).display()
+        );
+    }
+    std::fs::write(pid_file(paths), format!("{}\n", std::process::id()))
+        .context("writing the kubelet pid file")?;
+    let ctx = Ctx::load(paths.clone())?;
+    let port = api::port(paths)?;
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        loop {
+            let r = watch::pods(port, 300, |_| {
+                let _ = tx.send(());
+            });
+            if let Err(e) = r {
+                eprintln!("kubelet: pod watch ended: {e:#}; watching again in 1s");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            // A new watch starts with every pod as ADDED: one reconcile covers the gap.
+            if tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut k = Kubelet {
+        ctx,
+        port,
+        managed: managed(paths),
+        refused: HashMap::new(),
+    };
+    eprintln!(
+        "kubelet of sandbox `{}` running (pid {}), {} pod(s) adopted",
+        paths.name,
+        std::process::id(),
+        k.managed.len()
+    );
+    loop {
+        if !paths.dir().exists() {
+            eprintln!("kubelet: the sandbox state directory is gone; exiting");
+            return Ok(());
+        }
+        // Events only wake us up; a periodic pass catches anything a watch gap missed.
+        let _ = rx.recv_timeout(Duration::from_secs(5));
+        while rx.try_recv().is_ok() {}
+        if let Err(e) = k.reconcile() {
+            eprintln!("kubelet: {e:#}");
+        }
+    }
+}
+
+struct Kubelet {
+    ctx: Ctx,
+    port: u16,
+    managed: BTreeMap<String, Managed>,
+    /// uid → why it is not running (so the same verdict is not PATCHed again).
+    refused: HashMap<String, String>,
+}
+
+/// A pod to start: where it goes and what it is.
+struct Start {
+    obj: Value,
+    pod: Pod,
+    containers: Vec<String>,
+    images: Vec<String>,
+}
+
+impl Kubelet {
+    fn get(&self, path: &str) -> Result<Value> {
+        let (code, body) = api::request(self.port, "GET", path, None)?;
+        if code != 200 {
+            bail!(
+                "GET {path} on the emulator answered {code}: {}",
+                body.trim()
+            );
+        }
+        serde_json::from_str(&body).with_context(|| format!("parsing the answer to GET {path}"))
+    }
+
+    fn reconcile(&mut self) -> Result<()> {
+        let pods = self.get("/api/v1/pods")?;
+        let items: Vec<Value> = pods["items"].as_array().cloned().unwrap_or_default();
+        let planned: BTreeSet<String> = self.ctx.plan.pods.iter().map(|p| p.key()).collect();
+        let key_of = |p: &Value| {
+            format!(
+                "{}/{}",
+                p["metadata"]["namespace"].as_str().unwrap_or(""),
+                p["metadata"]["name"].as_str().unwrap_or("")
+            )
+        };
+        let uid_of = |p: &Value| p["metadata"]["uid"].as_str().unwrap_or("").to_string();
+        let live: HashMap<String, String> = items.iter().map(|p| (key_of(p), uid_of(p))).collect();
+
+        // Deleted (or deleted and recreated under the same name): unwire the old one.
+        let gone: Vec<Managed> = self
+            .managed
+            .iter()
+            .filter(|(k, m)| live.get(*k) != Some(&m.uid))
+            .map(|(_, m)| m.clone())
+            .collect();
+        if !gone.is_empty() {
+            self.stop(&gone);
+        }
+        let live_uids: BTreeSet<&String> = live.values().collect();
+        self.refused.retain(|uid, _| live_uids.contains(uid));
+
+        let new: Vec<&Value> = items
+            .iter()
+            .filter(|p| !planned.contains(&key_of(p)))
+            .filter(|p| !self.managed.contains_key(&key_of(p)))
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .filter(|p| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
+            .filter(|p| !self.refused.contains_key(&uid_of(p)))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let nodes = self.get("/api/v1/nodes")?["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut load = vec![0usize; self.ctx.plan.nodes.len()];
+        for m in self.managed.values() {
+            if let Some(l) = load.get_mut(m.pod.node) {
+                *l += 1;
+            }
+        }
+        let mut taken: BTreeSet<String> = self.managed.values().flat_map(|m| m.pod.ips()).collect();
+        let mut starts = Vec::new();
+        for obj in new {
+            match self.place(obj, &nodes, &load, &items, &taken) {
+                Ok(s) => {
+                    if let Some(l) = load.get_mut(s.pod.node) {
+                        *l += 1;
+                    }
+                    if !s.pod.host_network {
+                        taken.extend(s.pod.ips());
+                    }
+                    starts.push(s);
+                }
+                Err(np) => self.refuse(obj, &np),
+            }
+        }
+        self.start_all(starts)
+    }
+
+    /// Decide node, subnet and addresses of a new pod.
+    fn place(
+        &self,
+        obj: &Value,
+        nodes: &[Value],
+        load: &[usize],
+        items: &[Value],
+        taken: &BTreeSet<String>,
+    ) -> Result<Start, NotPlaced> {
+        let plan = &self.ctx.plan;
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
+        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
+        let uid = obj["metadata"]["uid"].as_str().unwrap_or("");
+        place::valid_names(name, ns)?;
+        let node = place::schedule(plan, obj, nodes, load)?;
+        let containers: Vec<String> = obj["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_string))
+            .collect();
+        let images: Vec<String> = obj["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["image"].as_str().unwrap_or("").to_string())
+            .collect();
+        let Some(first) = containers.first().cloned() else {
+            return Err(NotPlaced {
+                reason: "FailedCreatePodSandBox",
+                message: "the pod has no containers".into(),
+            });
+        };
+        // Start from a planned workload pod so fields added to Pod later get their
+        // workload defaults, then set everything that describes this pod.
+        let Some(template) = plan.pods.iter().find(|p| p.role == Role::Workload) else {
+            return Err(NotPlaced {
+                reason: "FailedCreatePodSandBox",
+                message: "the sandbox plan has no workload pod to start from".into(),
+            });
+        };
+        let n = &plan.nodes[node];
+        let mut pod = template.clone();
+        pod.name = name.to_string();
+        pod.namespace = ns.to_string();
+        pod.node = node;
+        pod.container = first;
+        pod.image = images.first().cloned().unwrap_or_default();
+        pod.labels = obj["metadata"]["labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        pod.owner = None;
+        pod.uid = uid.to_string();
+        pod.host_network = obj["spec"]["hostNetwork"].as_bool().unwrap_or(false);
+        if pod.host_network {
+            pod.subnet = None;
+            pod.ip4 = n.ip4.clone();
+            pod.ip6 = n.ip6.clone();
+            pod.mac = String::new();
+            pod.netns = n.netns.clone();
+            pod.veth = None;
+        } else {
+            let s = place::subnet(plan, obj)?;
+            let subnet_obj = self
+                .get(&format!("/apis/kubeovn.io/v1/subnets/{}", s.name))
+                .ok();
+            let mut used = place::used_ips(plan, s, subnet_obj.as_ref(), items);
+            used.extend(taken.iter().cloned());
+            let (ip4, ip6) = place::allocate(s, &used)?;
+            let seed = format!("{}/apipod/{ns}/{name}/{uid}", plan.name);
+            pod.subnet = Some(s.name.clone());
+            pod.ip4 = ip4;
+            pod.ip6 = ip6;
+            pod.mac = place::mac(&plan.name, ns, name, uid);
+            pod.netns = format!("{}-{name}.{ns}", plan.name);
+            pod.veth = Some(plan::veth_for(&seed));
+        }
+        Ok(Start {
+            obj: obj.clone(),
+            pod,
+            containers,
+            images,
+        })
+    }
+
+    /// Wire the pods concurrently (a burst of pods must not queue behind each other),
+    /// then publish them: runtime.json first, so exec works once the pod says Running.
+    fn start_all(&mut self, starts: Vec<Start>) -> Result<()> {
+        let ctx = &self.ctx;
+        let results: Vec<Result<u32>> = std::thread::scope(|s| {
+            let hs: Vec<_> = starts
+                .iter()
+                .map(|st| s.spawn(move || wire::wire(ctx, &st.pod)))
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a pod wiring thread panicked")))
+                })
+                .collect()
+        });
+        let mut ok = Vec::new();
+        for (st, r) in starts.into_iter().zip(results) {
+            match r {
+                Ok(pid) => {
+                    self.managed.insert(
+                        st.pod.key(),
+                        Managed {
+                            uid: st.pod.uid.clone(),
+                            pod: st.pod.clone(),
+                            containers: st.containers.clone(),
+                            pid,
+                        },
+                    );
+                    ok.push(st);
+                }
+                Err(e) => {
+                    eprintln!("kubelet: starting pod {} failed: {e:#}", st.pod.key());
+                    let pid = self.ctx.pid(&st.pod).ok();
+                    if let Err(c) = wire::unwire(&self.ctx, &st.pod, pid) {
+                        eprintln!("kubelet: {c:#}");
+                    }
+                    let np = NotPlaced {
+                        reason: "FailedCreatePodSandBox",
+                        message: format!("the sandbox could not wire the pod: {e:#}"),
+                    };
+                    self.refuse(&st.obj, &np);
+                }
+            }
+        }
+        self.save()?;
+        for st in &ok {
+            self.publish(st);
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self, gone: &[Managed]) {
+        let ctx = &self.ctx;
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let hs: Vec<_> = gone
+                .iter()
+                .map(|m| s.spawn(move || wire::unwire(ctx, &m.pod, Some(m.pid))))
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a pod cleanup thread panicked")))
+                })
+                .collect()
+        });
+        for (m, r) in gone.iter().zip(results) {
+            if let Err(e) = r {
+                eprintln!("kubelet: {e:#}");
+            }
+            self.managed.remove(&m.pod.key());
+            if !m.pod.host_network {
+                let path = format!("/apis/kubeovn.io/v1/ips/{}", m.pod.lsp());
+                let _ = api::request(self.port, "DELETE", &path, None);
+            }
+            eprintln!("kubelet: pod {} removed", m.pod.key());
+        }
+        if let Err(e) = self.save() {
+            eprintln!("kubelet: {e:#}");
+        }
+    }
+
+    /// kubelet.json and the runtime.json entries of the managed pods.
+    fn save(&self) -> Result<()> {
+        state::write_json(&state_file(&self.ctx.paths), &self.managed)?;
+        let rt_path = self.ctx.paths.api().join("runtime.json");
+        let mut rt: Value = std::fs::read_to_string(&rt_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| json!({"pods": {}}));
+        if !rt["pods"].is_object() {
+            rt["pods"] = json!({});
+        }
+        let planned: BTreeSet<String> = self.ctx.plan.pods.iter().map(|p| p.key()).collect();
+        if let Some(map) = rt["pods"].as_object_mut() {
+            map.retain(|k, _| planned.contains(k) || self.managed.contains_key(k));
+            for (k, m) in &self.managed {
+                let log = self.ctx.container_log(&m.pod).display().to_string();
+                let logs: serde_json::Map<String, Value> = m
+                    .containers
+                    .iter()
+                    .map(|c| (c.clone(), json!(log)))
+                    .collect();
+                map.insert(
+                    k.clone(),
+                    json!({"pid": m.pid, "containers": m.containers, "logs": logs}),
+                );
+            }
+        }
+        state::write_json(&rt_path, &rt)
+    }
+
+    /// Annotations, IP CR, node, addresses and Running status of a started pod.
+    fn publish(&self, st: &Start) {
+        let plan = &self.ctx.plan;
+        let p = &st.pod;
+        let n = &plan.nodes[p.node];
+        if !p.host_network
+            && let Some(s) = &p.subnet
+        {
+            let mut cr = objects::ip_cr(
+                plan,
+                &p.lsp(),
+                s,
+                &p.name,
+                &p.namespace,
+                &n.name,
+                &p.ips(),
+                &p.mac,
+                "",
+            );
+            if let Some(m) = cr["metadata"].as_object_mut() {
+                // the emulator stamps these like a real server
+                for f in ["uid", "creationTimestamp", "resourceVersion"] {
+                    m.remove(f);
+                }
+            }
+            let body = serde_json::to_vec(&cr).unwrap_or_default();
+            let r = api::request(
+                self.port,
+                "POST",
+                "/apis/kubeovn.io/v1/ips",
+                Some(("application/json", &body)),
+            );
+            if let Ok((code, text)) = r
+                && !(200..300).contains(&code)
+                && code != 409
+            {
+                eprintln!(
+                    "kubelet: creating IP {} answered {code}: {}",
+                    p.lsp(),
+                    text.trim()
+                );
+            }
+        }
+        let now = now();
+        let cond = |t: &str| json!({"type": t, "status": "True", "lastProbeTime": null, "lastTransitionTime": now});
+        let statuses: Vec<Value> = st
+            .containers
+            .iter()
+            .zip(st.images.iter())
+            .map(|(c, image)| {
+                json!({
+                    "name": c, "ready": true, "started": true, "restartCount": 0,
+                    "image": image,
+                    "imageID": format!("{image}@sha256:{:064x}", plan::fnv(image)),
+                    "containerID": format!("containerd://{:016x}{:016x}", plan::fnv(&p.uid), plan::fnv(c)),
+                    "state": {"running": {"startedAt": now}},
+                })
+            })
+            .collect();
+        let ips: Vec<Value> = p.ips().iter().map(|ip| json!({"ip": ip})).collect();
+        let host_ips: Vec<Value> = n.ips().iter().map(|ip| json!({"ip": ip})).collect();
+        let patch = json!({
+            "metadata": {"annotations": objects::pod_annotations(plan, p)},
+            "spec": {"nodeName": n.name},
+            "status": {
+                "phase": "Running",
+                "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
+                "hostIP": n.ip4, "hostIPs": host_ips,
+                "podIP": p.ip4, "podIPs": ips,
+                "startTime": now, "qosClass": "BestEffort",
+                "containerStatuses": statuses,
+            },
+        });
+        match api::patch_pod(&self.ctx.paths, &p.namespace, &p.name, &patch) {
+            Ok(()) => eprintln!(
+                "kubelet: pod {} running on {} ({})",
+                p.key(),
+                n.name,
+                p.ips().join(",")
+            ),
+            Err(e) => eprintln!("kubelet: {e:#}"),
+        }
+    }
+
+    /// Leave the pod Pending with the reason, once per pod instance.
+    fn refuse(&mut self, obj: &Value, np: &NotPlaced) {
+        let uid = obj["metadata"]["uid"].as_str().unwrap_or("").to_string();
+        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
+        eprintln!("kubelet: pod {ns}/{name} not started: {}", np.message);
+        let condition = if np.reason == "Unschedulable" {
+            json!({"type": "PodScheduled", "status": "False", "reason": np.reason,
+                   "message": np.message, "lastProbeTime": null, "lastTransitionTime": now()})
+        } else {
+            json!({"type": "PodReadyToStartContainers", "status": "False", "reason": np.reason,
+                   "message": np.message, "lastProbeTime": null, "lastTransitionTime": now()})
+        };
+        let patch = json!({"status": {"phase": "Pending", "conditions": [condition]}});
+        if let Err(e) = api::patch_pod(&self.ctx.paths, ns, name, &patch) {
+            eprintln!("kubelet: {e:#}");
+        }
+        self.refused.insert(uid, np.message.clone());
+    }
+}
+
+fn now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    plan::rfc3339(secs)
+}
