@@ -37,6 +37,11 @@ fn sandbox_cmd() -> Command {
 /// Kubeconfig of the cluster named `name` (a sandbox), brought up once per process.
 /// Concurrent test binaries serialize `up` with a lock file.
 pub fn kubeconfig(name: &str) -> PathBuf {
+    kubeconfig_with(name, &[])
+}
+
+/// Like `kubeconfig`, with extra `up` options (`--nodes 2`).
+pub fn kubeconfig_with(name: &str, up_args: &[&str]) -> PathBuf {
     if let Some(k) = std::env::var_os("KO_E2E_KUBECONFIG") {
         return PathBuf::from(k);
     }
@@ -55,6 +60,7 @@ pub fn kubeconfig(name: &str) -> PathBuf {
         .arg(&lock)
         .arg(sb.get_program())
         .args(["up", "--name", name])
+        .args(up_args)
         .env_remove("KUBECONFIG");
     for (k, v) in sb.get_envs() {
         if let Some(v) = v {

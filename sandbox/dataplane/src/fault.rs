@@ -297,7 +297,10 @@ fn undo(ctx: &Ctx, f: &Fault) -> Result<()> {
             }
             let out = ctx.log_file(&format!("{}-heal.log", p.dir_name()));
             crate::exec::run_daemon(
-                &in_pod(ctx.pid(p)?, &node::db_server_argv(db, port, log, &n.ip4)),
+                &in_pod(
+                    ctx.pid(p)?,
+                    &node::db_server_argv(db, port + p.port_offset, log, &n.ip4),
+                ),
                 &out,
             )
         }

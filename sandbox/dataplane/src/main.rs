@@ -44,7 +44,9 @@ struct Cli {
 enum Cmd {
     /// Bring the sandbox up (or reuse it); prints KUBECONFIG=<path> last.
     Up {
-        /// Number of nodes (the first three carry ovn-central).
+        /// Number of nodes, 2 to 32. The three ovn-central RAFT members go one per node
+        /// on the first three; with 2 nodes the third member shares node 1 on ports
+        /// 6651-6654.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
         /// IPv4 + IPv6 everywhere.

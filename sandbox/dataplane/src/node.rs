@@ -1,6 +1,6 @@
 //! One node: its ovs-ovn pod (ovsdb-server, ovs-vswitchd on the userspace datapath,
-//! ovn-controller), its kube-ovn-cni pod and, on the first three nodes, an ovn-central
-//! pod (NB and SB RAFT members + ovn-northd).
+//! ovn-controller), its kube-ovn-cni pod and the ovn-central pods placed on it (NB and
+//! SB RAFT members + ovn-northd; one per node from three nodes up).
 
 use anyhow::{Context, Result};
 
@@ -76,12 +76,11 @@ pub fn setup(ctx: &Ctx, node: &Node) -> Result<()> {
     let ovs_pid = start_holder(ctx, ovs)?;
     start_ovs(ctx, node, ovs, ovs_pid)?;
 
-    if node.central {
-        let central = plan
-            .pods
-            .iter()
-            .find(|p| p.role == Role::OvnCentral && p.node == node.index - 1)
-            .context("central node without an ovn-central pod in the plan")?;
+    for central in plan
+        .pods
+        .iter()
+        .filter(|p| p.role == Role::OvnCentral && p.node == node.index - 1)
+    {
         let pid = start_holder(ctx, central)?;
         start_central_dbs(ctx, node, central, pid)?;
         start_northd(ctx, central, pid)?;
@@ -252,12 +251,11 @@ fn start_central_dbs(ctx: &Ctx, node: &Node, central: &Pod, pid: u32) -> Result<
     let p = |a: Vec<String>| in_pod(pid, &a);
     let first = ctx
         .plan
-        .nodes
-        .iter()
-        .find(|n| n.central)
-        .context("no central node")?;
-    let log = ctx.log_file(&format!("{}-central.log", node.netns));
-    let _ = central;
+        .central_pods()
+        .first()
+        .copied()
+        .context("no ovn-central pod in the plan")?;
+    let log = ctx.log_file(&format!("{}-central.log", central.dir_name()));
     for (db, schema, dbname, raft) in [
         (
             "ovnnb_db",
@@ -273,8 +271,8 @@ fn start_central_dbs(ctx: &Ctx, node: &Node, central: &Pod, pid: u32) -> Result<
         ),
     ] {
         let file = format!("/etc/ovn/{db}.db");
-        let local = format!("tcp:{}:{raft}", node.ip4);
-        if node.index == first.index {
+        let local = format!("tcp:{}:{}", node.ip4, raft + central.port_offset);
+        if central.name == first.name {
             run(&p(argv![
                 "ovsdb-tool",
                 "create-cluster",
@@ -283,7 +281,7 @@ fn start_central_dbs(ctx: &Ctx, node: &Node, central: &Pod, pid: u32) -> Result<
                 local
             ]))?;
         } else {
-            let remote = format!("tcp:{}:{raft}", first.ip4);
+            let remote = format!("tcp:{}:{}", first.ip4, raft + first.port_offset);
             run(&p(argv![
                 "ovsdb-tool",
                 "join-cluster",
@@ -298,7 +296,15 @@ fn start_central_dbs(ctx: &Ctx, node: &Node, central: &Pod, pid: u32) -> Result<
         ("ovnnb_db", NB_PORT, "ovsdb-server-nb.log"),
         ("ovnsb_db", SB_PORT, "ovsdb-server-sb.log"),
     ] {
-        run_daemon(&p(db_server_argv(db, port, logname, &node.ip4)), &log)?;
+        run_daemon(
+            &p(db_server_argv(
+                db,
+                port + central.port_offset,
+                logname,
+                &node.ip4,
+            )),
+            &log,
+        )?;
     }
     Ok(())
 }

@@ -22,6 +22,13 @@ pub const NODE_NET4: [u8; 3] = [172, 18, 0];
 pub const NODE_NET6: &str = "fc00:f853:ccd:e793::";
 pub const EXTERNAL_HOST_INDEX: u8 = 200;
 pub const NP_NAME: &str = "protect-db";
+/// NB and SB are always 3-member RAFT clusters, whatever the node count.
+pub const CENTRAL_MEMBERS: usize = 3;
+/// Port offset between two ovn-central members on the same node.
+pub const CENTRAL_PORT_STEP: u16 = 10;
+/// `--nodes` range `up` accepts.
+pub const MIN_NODES: usize = 2;
+pub const MAX_NODES: usize = 32;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Plan {
@@ -135,6 +142,11 @@ pub struct Pod {
     pub veth: Option<String>,
     pub owner: Option<Owner>,
     pub uid: String,
+    /// Added to every OVN port (6641-6644) of an ovn-central member that shares its
+    /// node with another member: with fewer than three nodes the three RAFT members
+    /// are placed round-robin, and two of them then live in one node netns.
+    #[serde(default)]
+    pub port_offset: u16,
 }
 
 impl Pod {
@@ -414,7 +426,8 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
                 join_ip4: j4,
                 join_ip6: j6,
                 join_mac: mac_for(&format!("{name}/node/{nname}")),
-                central: i <= 3,
+                // the three RAFT members go round-robin over the nodes
+                central: i <= CENTRAL_MEMBERS,
                 uid: uid_for(&format!("{name}/node/{nname}")),
                 netns: format!("{name}-node{i}"),
                 index: i,
@@ -453,36 +466,36 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
             netns: n.netns.clone(),
             veth: None,
             owner,
+            port_offset: 0,
         });
     };
     let central_rs = format!(
         "ovn-central-{}",
         suffix(&format!("{name}/rs/ovn-central"), 10)
     );
-    for (i, n) in nodes.iter().enumerate() {
-        if n.central {
-            let mut l = infra_labels("ovn-central");
-            l.insert(
-                "pod-template-hash".into(),
-                central_rs.trim_start_matches("ovn-central-").into(),
-            );
-            l.insert("ovn-nb-leader".into(), "false".into());
-            l.insert("ovn-sb-leader".into(), "false".into());
-            l.insert("ovn-northd-leader".into(), "false".into());
-            let pname = format!("{central_rs}-{}", suffix(&format!("{name}/central/{i}"), 5));
-            host_pod(
-                pname,
-                KUBE_SYSTEM,
-                i,
-                Role::OvnCentral,
-                "ovn-central",
-                l,
-                Some(Owner {
-                    kind: "ReplicaSet".into(),
-                    name: central_rs.clone(),
-                }),
-            );
-        }
+    for m in 0..CENTRAL_MEMBERS {
+        let i = m % nodes.len();
+        let mut l = infra_labels("ovn-central");
+        l.insert(
+            "pod-template-hash".into(),
+            central_rs.trim_start_matches("ovn-central-").into(),
+        );
+        l.insert("ovn-nb-leader".into(), "false".into());
+        l.insert("ovn-sb-leader".into(), "false".into());
+        l.insert("ovn-northd-leader".into(), "false".into());
+        let pname = format!("{central_rs}-{}", suffix(&format!("{name}/central/{m}"), 5));
+        host_pod(
+            pname,
+            KUBE_SYSTEM,
+            i,
+            Role::OvnCentral,
+            "ovn-central",
+            l,
+            Some(Owner {
+                kind: "ReplicaSet".into(),
+                name: central_rs.clone(),
+            }),
+        );
     }
     for (i, _) in nodes.iter().enumerate() {
         let mut l = infra_labels("ovs");
@@ -581,6 +594,7 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
             ip4,
             ip6,
             owner,
+            port_offset: 0,
         });
     };
     for (i, _) in nodes.iter().enumerate() {
@@ -678,6 +692,15 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
             labels(&[("app", "vpc1")]),
             None,
         );
+    }
+
+    // members beyond the node count share a node: give them their own ports
+    for (m, p) in pods
+        .iter_mut()
+        .filter(|p| p.role == Role::OvnCentral)
+        .enumerate()
+    {
+        p.port_offset = CENTRAL_PORT_STEP * (m / nodes.len()) as u16;
     }
 
     let find_ip = |key: &str| {
@@ -825,12 +848,12 @@ impl Plan {
     pub fn central_pods(&self) -> Vec<&Pod> {
         self.pods_of(Role::OvnCentral).collect()
     }
-    /// `tcp:<ip>:<port>,...` over every central node.
+    /// `tcp:<ip>:<port>,...` over every ovn-central member; `port` is the base
+    /// port (6641 NB, 6642 SB), each member adds its own offset.
     pub fn remotes(&self, port: u16) -> String {
-        self.nodes
+        self.central_pods()
             .iter()
-            .filter(|n| n.central)
-            .map(|n| format!("tcp:{}:{port}", n.ip4))
+            .map(|p| format!("tcp:{}:{}", p.ip4, port + p.port_offset))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -903,6 +926,31 @@ mod tests {
         );
         assert_eq!(p.policy.denied_from, "default/client-1");
         assert!(p.policy.target_ip.starts_with("10.16.0."));
+    }
+
+    #[test]
+    fn two_nodes_keep_three_raft_members_on_distinct_ports() {
+        let p = build("ko", 2, false);
+        let central = p.central_pods();
+        assert_eq!(central.len(), 3);
+        let placed: Vec<(usize, u16)> = central.iter().map(|c| (c.node, c.port_offset)).collect();
+        assert_eq!(placed, [(0, 0), (1, 0), (0, CENTRAL_PORT_STEP)]);
+        assert!(p.nodes.iter().all(|n| n.central));
+        assert_eq!(
+            p.remotes(6641),
+            "tcp:172.18.0.2:6641,tcp:172.18.0.3:6641,tcp:172.18.0.2:6651"
+        );
+        // the NetworkPolicy pair still spans two nodes
+        let node_of = |k: &str| p.pod(k).map(|x| x.node);
+        assert_eq!(node_of("default/client-1"), Some(0));
+        assert_eq!(node_of("default/client-2"), Some(1));
+        // three nodes: one member each, standard ports, same names as before
+        let three = build("ko", 3, false);
+        assert!(three.central_pods().iter().all(|c| c.port_offset == 0));
+        assert_eq!(
+            three.remotes(6642),
+            "tcp:172.18.0.2:6642,tcp:172.18.0.3:6642,tcp:172.18.0.4:6642"
+        );
     }
 
     #[test]

@@ -32,10 +32,12 @@ const MOUNT_POINTS: &[&str] = &[
 
 pub fn up(paths: &Paths, opts: &UpOpts) -> Result<PathBuf> {
     state::validate_name(&paths.name)?;
-    if !(3..=32).contains(&opts.nodes) {
+    if !(plan::MIN_NODES..=plan::MAX_NODES).contains(&opts.nodes) {
         bail!(
-            "--nodes {} is out of range: use 3 to 32 (three nodes carry the ovn-central RAFT members)",
-            opts.nodes
+            "--nodes {} is out of range: use {} to {}",
+            opts.nodes,
+            plan::MIN_NODES,
+            plan::MAX_NODES
         );
     }
     preflight::check(opts.api_port)?;

@@ -45,13 +45,38 @@ fn address_host(addr: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
-fn pod_for_address<'a>(pods: &'a [CentralPod], addr: &str) -> Option<&'a CentralPod> {
+/// The pod of RAFT member `sid`: the pod whose own server reported that id; else
+/// the one pod at the member's address whose server did not report another id
+/// (a stopped member says nothing, and two members can share a node address).
+fn pod_for_member<'a>(
+    pods: &'a [CentralPod],
+    views: &[MemberView],
+    sid: &str,
+    addr: &str,
+) -> Option<&'a CentralPod> {
+    let own_sid = |pod: &str| {
+        views
+            .iter()
+            .find(|v| v.pod == pod)
+            .and_then(|v| v.status.as_ref().ok())
+            .map(|st| st.server_id.short.as_str())
+    };
+    if let Some(p) = pods.iter().find(|p| own_sid(&p.name) == Some(sid)) {
+        return Some(p);
+    }
     let host = address_host(addr);
-    pods.iter().find(|p| p.ip.as_deref() == Some(host))
+    let mut at_host = pods
+        .iter()
+        .filter(|p| p.ip.as_deref() == Some(host))
+        .filter(|p| own_sid(&p.name).is_none());
+    match (at_host.next(), at_host.next()) {
+        (Some(p), None) => Some(p),
+        _ => None,
+    }
 }
 
-fn describe_server(pods: &[CentralPod], sid: &str, addr: &str) -> String {
-    match pod_for_address(pods, addr) {
+fn describe_server(pods: &[CentralPod], views: &[MemberView], sid: &str, addr: &str) -> String {
+    match pod_for_member(pods, views, sid, addr) {
         Some(p) => format!(
             "member {sid} (pod {}{}, {addr})",
             p.name,
@@ -213,11 +238,17 @@ pub fn raft(
     // 3. members connected and not lagging, from the leader's view
     let timer = lst.election_timer_ms.unwrap_or(1000).max(1000);
     let mut down = Vec::new();
+    let mut down_pods = Vec::new();
+    let mut down_addrs = Vec::new();
     let mut lagging = Vec::new();
     for srv in lst.servers.iter().filter(|x| !x.is_self) {
-        let who = describe_server(pods, &srv.sid, &srv.address);
+        let who = describe_server(pods, views, &srv.sid, &srv.address);
         let stale = srv.last_msg_ms.is_some_and(|ms| ms > 2 * timer);
         if !lst.connected_to(&srv.sid) || stale {
+            if let Some(p) = pod_for_member(pods, views, &srv.sid, &srv.address) {
+                down_pods.push(p.name.clone());
+            }
+            down_addrs.push(srv.address.clone());
             down.push(format!(
                 "{who} is not connected to the leader{}",
                 srv.last_msg_ms
@@ -235,13 +266,18 @@ pub fn raft(
             &format!("{s}-raft-members"),
             Scope::Cluster,
             format!("{t}: {}", down.join("; ")),
+            // name the pod and the member's own RAFT address: a generic "<pod>" and
+            // a default port send the operator looking in the wrong place
             format!(
-                "check that ovsdb-server runs in that pod (`kubectl -n {namespace} exec <pod> -c ovn-central -- {}`) and that port {} is reachable between ovn-central pods",
+                "check that ovsdb-server runs in {} (`kubectl -n {namespace} exec {} -c ovn-central -- {}`) and that {} is reachable from the other ovn-central pods",
+                if down_pods.is_empty() {
+                    "that pod".to_string()
+                } else {
+                    format!("pod {}", down_pods.join(", "))
+                },
+                down_pods.first().map(String::as_str).unwrap_or("<pod>"),
                 db.cluster_status_argv().join(" "),
-                match db {
-                    Db::Nb => 6643,
-                    Db::Sb => 6644,
-                }
+                down_addrs.join(", ")
             ),
         ));
     } else if !lagging.is_empty() {
@@ -495,6 +531,42 @@ mod tests {
         cs.iter()
             .find(|c| c.name == name)
             .unwrap_or_else(|| panic!("no check {name} in {cs:#?}"))
+    }
+
+    /// 2-node sandbox: members 1 and 3 share node 1's address (3 on ports + 10);
+    /// member 3's NB server is stopped. The member must be named as pod 3, not
+    /// as pod 1 that merely has the same IP.
+    #[test]
+    fn members_sharing_a_node_address_are_told_apart() {
+        let ips = ["172.18.0.2", "172.18.0.3", "172.18.0.2"];
+        let pods: Vec<CentralPod> = (1..=3)
+            .map(|i| CentralPod {
+                name: format!("ovn-central-{i}"),
+                node: Some(format!("node{}", 2 - i % 2)),
+                ip: Some(ips[i - 1].to_string()),
+                unusable: None,
+                labels: [("ovn-nb-leader".to_string(), (i == 1).to_string())].into(),
+            })
+            .collect();
+        let cs = raft(
+            Db::Nb,
+            "kube-system",
+            &pods,
+            &views("two-nodes-member-stopped", "nb"),
+            &Ok(vec!["ovn-central-1".into()]),
+        );
+        let members = by_name(&cs, "nb-raft-members");
+        assert_eq!(members.status, Status::Fail);
+        assert!(
+            members.message.contains("pod ovn-central-3")
+                && members.message.contains("172.18.0.2:6653")
+                && !members.message.contains("ovn-central-1"),
+            "{}",
+            members.message
+        );
+        assert!(members.hint.contains("ovn-central-3"), "{}", members.hint);
+        // the two answering members are members: no "outsider" warning
+        assert!(cs.iter().all(|c| c.name != "nb-raft-membership"), "{cs:#?}");
     }
 
     #[test]

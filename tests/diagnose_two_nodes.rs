@@ -1,0 +1,91 @@
+//! `diagnose all` on the smallest sandbox (`diag2`, 2 nodes): the three
+//! ovn-central RAFT members share two nodes (two on the first, on distinct
+//! ports) and every check still passes. Needs root; sandbox only.
+
+mod common;
+
+use common::{ko, nodes, run, text};
+use serde_json::Value;
+
+const SANDBOX: &str = "diag2";
+
+#[test]
+fn two_node_sandbox_is_healthy() {
+    if std::env::var_os("KO_E2E_KUBECONFIG").is_some() {
+        eprintln!("skipped: the 2-node shape only exists in the sandbox");
+        return;
+    }
+    let kc = common::kubeconfig_with(SANDBOX, &["--nodes", "2"]);
+    let st = common::sandbox(SANDBOX, &["status", "-o", "json"]);
+    let st: Value = serde_json::from_slice(&st.stdout).expect("sandbox status -o json");
+    let ext = st["external_host"]["ip4"]
+        .as_str()
+        .expect("external_host.ip4")
+        .to_string();
+    let node_names = nodes(&kc);
+    assert_eq!(node_names.len(), 2);
+
+    let mut c = ko(&kc);
+    c.args(["diagnose", "all", "--external-address", &ext, "-o", "json"]);
+    let out = run(c);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON ({e}): {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    let checks = v["checks"].as_array().expect("checks");
+    let failing: Vec<&Value> = checks.iter().filter(|c| c["status"] == "fail").collect();
+    assert_eq!(out.status.code(), Some(0), "failing: {failing:#?}");
+    assert_eq!(v["healthy"], true);
+    let passes = |name: &str, scope: &str| {
+        checks
+            .iter()
+            .any(|c| c["name"] == name && c["scope"] == scope && c["status"] == "pass")
+    };
+    for db in ["nb", "sb"] {
+        let members = checks
+            .iter()
+            .find(|c| c["name"] == format!("{db}-raft-members"))
+            .expect("raft members check");
+        assert_eq!(members["status"], "pass", "{members}");
+        assert!(
+            members["message"]
+                .as_str()
+                .unwrap()
+                .contains("all 3 members"),
+            "{members}"
+        );
+        assert!(passes(&format!("{db}-leader-label"), "cluster"));
+    }
+    assert!(passes("northd-active", "cluster"));
+    for n in &node_names {
+        for name in ["chassis", "ovn-controller", "br-int", "tunnels"] {
+            assert!(
+                passes(name, &format!("node/{n}")),
+                "no passing {name} for {n}"
+            );
+        }
+    }
+    // every pinger row reaches the other node's pinger and the external host
+    let m = &v["connectivity"];
+    let targets = m["targets"].as_array().expect("targets");
+    let ext_idx = targets
+        .iter()
+        .position(|t| t["kind"] == "external")
+        .expect("external column");
+    let probes = m["probes"].as_array().expect("probes");
+    assert!(
+        probes.iter().any(|p| p["to"] == ext_idx),
+        "external host not probed: {probes:#?}"
+    );
+    assert!(
+        probes
+            .iter()
+            .filter(|p| p["to"] == ext_idx)
+            .all(|p| p["result"] == "ok"),
+        "{probes:#?}"
+    );
+    let _ = common::sandbox(SANDBOX, &["down"]);
+}
