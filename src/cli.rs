@@ -159,7 +159,8 @@ pub enum Command {
     Reload(ReloadArgs),
     /// Collect logs into ./kubectl-ko-log/<node>/...
     Log(LogArgs),
-    /// Network performance test (needs a test image with qperf/iperf3)
+    /// Network performance between test pods: latency, bandwidth, loss (qperf, iperf3, iperf)
+    #[command(after_help = PERF_AFTER_HELP)]
     Perf(PerfArgs),
     /// Print the kubectl-ko version
     Version,
@@ -307,10 +308,78 @@ pub struct LogArgs {
     pub dir: PathBuf,
 }
 
+/// Tests `perf --only` can select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PerfTest {
+    /// pod to pod across nodes
+    Pod,
+    /// hostNetwork pod to hostNetwork pod (node to node)
+    Host,
+    /// pod to a Service VIP (OVN load balancer)
+    Service,
+    /// pod and host multicast with iperf 2
+    Multicast,
+}
+
+const PERF_AFTER_HELP: &str = "\
+Creates pods test-server and test-host-server (hostNetwork) on the first node, test-client
+and test-host-client (hostNetwork) on the second (label app=PerfTest, in the Kube-OVN
+namespace), a Service and an OVN load balancer test-server; starts qperf and iperf3 -s
+over exec and measures from the clients. Everything is removed afterwards, also on error
+or Ctrl-C. Refuses to start if app=PerfTest objects exist (another run) unless --force.
+
+Examples:
+  kubectl ko perf                                   upstream's test image, all tests
+  kubectl ko perf --duration 2 --sizes 64,1k -o json
+  kubectl ko perf --only pod,host my-registry/kube-ovn-test:v1.13.0
+  kubectl ko perf --leader-recover --yes            also time OVN leader recovery (deletes pods)
+
+Exit codes: 0 all measured, 1 a measurement or the cleanup failed (see the errors),
+2 usage or not confirmed, 3 could not run (pods not Ready, no NB leader), 130 Ctrl-C.";
+
 #[derive(Debug, Clone, Args)]
 pub struct PerfArgs {
-    /// Test image (upstream default docker.io/kubeovn/test:v1.13.0)
-    pub image: Option<String>,
+    /// Test image with qperf, iperf3 and iperf
+    #[arg(default_value = "docker.io/kubeovn/test:v1.13.0")]
+    pub image: String,
+    /// Seconds each measurement runs
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
+    pub duration: u64,
+    /// Message sizes in bytes (k = 1024), comma-separated
+    #[arg(long, default_value = "64,128,512,1k,4k", value_parser = crate::cmd::perf::parse::parse_sizes_arg, value_name = "LIST")]
+    pub sizes: crate::cmd::perf::parse::Sizes,
+    /// Tests to run, comma-separated
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "pod,host,service,multicast",
+        value_name = "LIST"
+    )]
+    pub only: Vec<PerfTest>,
+    /// Parallel iperf3 streams
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=128), value_name = "N")]
+    pub parallel: u32,
+    /// Node for the servers (default: the first node)
+    #[arg(long, value_name = "NODE")]
+    pub server_node: Option<String>,
+    /// Node for the clients (default: another node than the servers')
+    #[arg(long, value_name = "NODE")]
+    pub client_node: Option<String>,
+    /// How long to wait for the test pods to be Ready
+    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub ready_timeout: Duration,
+    /// Also time OVN NB/SB/northd leader recovery by deleting the leader pods (needs --yes)
+    #[arg(long)]
+    pub leader_recover: bool,
+    /// Confirm --leader-recover
+    #[arg(long)]
+    pub yes: bool,
+    /// Delete app=PerfTest objects left by an earlier run before starting
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -30,6 +30,10 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         let ctx = Ctx::new(cli.global.clone());
+        // perf handles Ctrl-C itself: it must delete the pods it created first.
+        if let Command::Perf(a) = &cli.command {
+            return finish(&ctx, cmd::perf::run(&ctx, a).await);
+        }
         tokio::select! {
             r = dispatch(&ctx, &cli.command) => finish(&ctx, r),
             _ = tokio::signal::ctrl_c() => {
@@ -65,7 +69,7 @@ async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Outcome, Error> {
         Command::EnvCheck => cmd::misc::env_check(ctx).await,
         Command::Reload(a) => cmd::misc::reload(ctx, a).await,
         Command::Log(a) => cmd::misc::log(ctx, a).await,
-        Command::Perf(a) => cmd::misc::perf(ctx, a).await,
+        Command::Perf(a) => cmd::perf::run(ctx, a).await,
         Command::Version => Ok(cmd::misc::version(ctx)),
         Command::Completion(a) => cmd::misc::completion(a),
     }

@@ -243,12 +243,33 @@ fn missing_kubeconfig_or_context_is_exit_3() {
 }
 
 #[test]
-fn perf_says_it_is_not_supported() {
+fn perf_rejects_bad_arguments_before_touching_a_cluster() {
+    for (args, needle) in [
+        (&["--sizes", "64,abc"][..], "not a message size"),
+        (&["--sizes", "70k"][..], "between 1 and 65507"),
+        (&["--duration", "0"][..], "duration"),
+        (&["--only", "pod,bogus"][..], "bogus"),
+    ] {
+        let out = run({
+            let mut c = ko_bare();
+            c.args(["--kubeconfig", "/nonexistent", "perf"]).args(args);
+            c
+        });
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn perf_leader_recover_explains_and_needs_yes() {
     let out = run({
         let mut c = ko_bare();
-        c.args(["--kubeconfig", "/nonexistent", "perf"]);
+        c.args(["--kubeconfig", "/nonexistent", "perf", "--leader-recover"]);
         c
     });
-    assert_eq!(out.status.code(), Some(7));
-    assert!(text(&out.stderr).contains("not supported"));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("deletes the ovn-central pods"), "{err}");
+    assert!(err.contains("--yes"), "{err}");
 }

@@ -9,6 +9,7 @@ pub mod db;
 pub mod diagnose;
 pub mod misc;
 pub mod passthrough;
+pub mod perf;
 pub mod tcpdump;
 pub mod trace;
 

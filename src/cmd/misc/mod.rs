@@ -1,4 +1,4 @@
-//! `version`, `completion`, `env-check`, `reload`, `log`, `perf`.
+//! `version`, `completion`, `env-check`, `reload`, `log`.
 
 mod log;
 mod reload;
@@ -45,10 +45,4 @@ pub fn completion(args: &CompletionArgs) -> Result<Outcome> {
     out.flush()
         .map_err(|e| Error::io("write the completion script", &e))?;
     Ok(Outcome::Exit(0))
-}
-
-pub async fn perf(_ctx: &Ctx, _args: &crate::cli::PerfArgs) -> Result<Outcome> {
-    Err(Error::NotSupported(
-        "perf is not supported by this version of kubectl-ko: it needs a test image with qperf/iperf3 and real workload pods; use the upstream bash plugin for perf".into(),
-    ))
 }
