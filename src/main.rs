@@ -107,9 +107,24 @@ fn init_tracing(verbose: u8) {
         2 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    // kube-rs logs every failed request at ERROR; our own error message says it
+    // better, so its logs show only with -v.
+    let kube = if verbose == 0 {
+        LevelFilter::OFF
+    } else {
+        LevelFilter::from_level(level)
+    };
+    let filter = Targets::new()
+        .with_default(level)
+        .with_target("kube_client", kube);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
+        .with(filter)
         .init();
 }

@@ -25,10 +25,17 @@ pub enum Error {
     )]
     Unreachable { what: String, detail: String },
 
+    #[error("the API server refused {what}: {detail}\n  try: {hint}")]
+    Forbidden {
+        what: String,
+        detail: String,
+        hint: String,
+    },
+
     #[error(
-        "the API server refused {what}: {detail}\n  try: `kubectl auth can-i` for this verb and resource; kubectl-ko needs to get/list pods and nodes and create pods/exec in the Kube-OVN namespace"
+        "the API server did not accept your credentials while {what}: {detail}\n  try: check the user of your kubeconfig context (`kubectl config view --minify`): its token or client certificate may be wrong or expired; `kubectl auth whoami` shows who the server thinks you are"
     )]
-    Forbidden { what: String, detail: String },
+    Unauthorized { what: String, detail: String },
 
     #[error("{what} was not found{detail}\n  try: {hint}")]
     NotFound {
@@ -113,7 +120,8 @@ impl Error {
                     status.message.clone()
                 };
                 match status.code {
-                    401 | 403 => Error::Forbidden { what, detail },
+                    401 => Error::Unauthorized { what, detail },
+                    403 => Error::forbidden(what, detail),
                     404 => Error::NotFound {
                         what,
                         detail: format!(": {detail}"),
@@ -129,8 +137,10 @@ impl Error {
             kube::Error::UpgradeConnection(up) => {
                 let detail = up.to_string();
                 // The upgrade error keeps only the HTTP status; map the common ones.
-                if detail.contains("403") || detail.contains("401") {
-                    Error::Forbidden { what, detail }
+                if detail.contains("401") {
+                    Error::Unauthorized { what, detail }
+                } else if detail.contains("403") {
+                    Error::forbidden(what, detail)
                 } else if detail.contains("404") {
                     Error::NotFound {
                         what,
@@ -153,7 +163,7 @@ impl Error {
                 what,
                 detail: chain(e.as_ref()),
             },
-            kube::Error::Auth(e) => Error::Forbidden {
+            kube::Error::Auth(e) => Error::Unauthorized {
                 what,
                 detail: chain(&e),
             },
@@ -163,6 +173,92 @@ impl Error {
                 hint: "retry with -v for more detail".into(),
             },
         }
+    }
+}
+
+impl Error {
+    /// A 403, with the `kubectl auth can-i` line and the RBAC rule to grant when the
+    /// server's message names them (`User "u" cannot create resource "pods/exec" in
+    /// API group "" in the namespace "kube-system"`).
+    pub fn forbidden(what: String, detail: String) -> Self {
+        let hint = match Denied::parse(&detail) {
+            Some(d) => d.hint(),
+            None => {
+                format!("`kubectl auth can-i --list -n <namespace>` shows what you may do; {NEEDS}")
+            }
+        };
+        Error::Forbidden { what, detail, hint }
+    }
+}
+
+/// What kubectl-ko needs from RBAC, said whenever something is forbidden.
+const NEEDS: &str = "kubectl-ko needs get/list on pods and nodes (and Kube-OVN's subnets/vpcs for trace and diagnose) and create on pods/exec in the Kube-OVN namespace";
+
+/// The verb, resource and scope a 403 message says were denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Denied {
+    user: String,
+    verb: String,
+    resource: String,
+    group: String,
+    namespace: Option<String>,
+}
+
+impl Denied {
+    fn parse(message: &str) -> Option<Self> {
+        let quoted = |s: &str| -> Option<(String, usize)> {
+            let start = s.find('"')? + 1;
+            let len = s[start..].find('"')?;
+            Some((s[start..start + len].to_string(), start + len + 1))
+        };
+        let rest = &message[message.find("User ")? + 5..];
+        let (user, end) = quoted(rest)?;
+        let rest = rest[end..].trim_start().strip_prefix("cannot ")?;
+        let (verb, rest) = rest.split_once(' ')?;
+        let rest = rest.strip_prefix("resource ")?;
+        let (resource, end) = quoted(rest)?;
+        let rest = rest[end..].trim_start().strip_prefix("in API group ")?;
+        let (group, end) = quoted(rest)?;
+        let rest = &rest[end..];
+        let namespace = match rest.find("in the namespace ") {
+            Some(i) => Some(quoted(&rest[i..])?.0),
+            None => None,
+        };
+        Some(Denied {
+            user,
+            verb: verb.to_string(),
+            resource,
+            group,
+            namespace,
+        })
+    }
+
+    fn hint(&self) -> String {
+        let res = if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            // can-i takes resource.group; the subresource goes last.
+            match self.resource.split_once('/') {
+                Some((r, sub)) => format!("{r}.{}/{sub}", self.group),
+                None => format!("{}.{}", self.resource, self.group),
+            }
+        };
+        let (scope, flag, kind) = match &self.namespace {
+            Some(ns) => (
+                format!("in namespace {ns}"),
+                format!(" -n {ns}"),
+                "a Role (and RoleBinding)",
+            ),
+            None => (
+                "cluster-wide".to_string(),
+                String::new(),
+                "a ClusterRole (and ClusterRoleBinding)",
+            ),
+        };
+        format!(
+            "user {} may not {} {res} {scope}: check with `kubectl auth can-i {} {res}{flag}`, and have an admin grant {kind} with apiGroups [\"{}\"], resources [\"{}\"], verbs [\"{}\"]; {NEEDS}",
+            self.user, self.verb, self.verb, self.group, self.resource, self.verb
+        )
     }
 }
 
@@ -183,3 +279,51 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_exec_names_the_rbac_to_grant() {
+        let e = Error::forbidden(
+            "running `ovn-nbctl show`".into(),
+            r#"pods "ovn-central-x" is forbidden: User "viewer" cannot create resource "pods/exec" in API group "" in the namespace "kube-system""#.into(),
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("`kubectl auth can-i create pods/exec -n kube-system`"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(r#"resources ["pods/exec"], verbs ["create"]"#),
+            "{msg}"
+        );
+        assert!(msg.contains("a Role"), "{msg}");
+        assert_eq!(e.exit_code(), EXIT_CLUSTER);
+    }
+
+    #[test]
+    fn forbidden_cluster_scope_and_groups() {
+        let d = Denied::parse(
+            r#"subnets.kubeovn.io is forbidden: User "system:serviceaccount:a:b" cannot list resource "subnets" in API group "kubeovn.io" at the cluster scope"#,
+        )
+        .unwrap();
+        assert_eq!(d.user, "system:serviceaccount:a:b");
+        assert_eq!(d.namespace, None);
+        let h = d.hint();
+        assert!(
+            h.contains("`kubectl auth can-i list subnets.kubeovn.io`"),
+            "{h}"
+        );
+        assert!(h.contains("ClusterRole"), "{h}");
+    }
+
+    #[test]
+    fn unparsable_forbidden_still_says_what_to_check() {
+        for msg in ["", "forbidden", "User \"x", "User \"x\" cannot"] {
+            let e = Error::forbidden("listing pods".into(), msg.into());
+            assert!(e.to_string().contains("kubectl auth can-i --list"), "{e}");
+        }
+    }
+}
