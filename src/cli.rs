@@ -198,7 +198,7 @@ pub enum DbAction {
         #[arg(long, default_value = ".", value_name = "DIR")]
         dir: PathBuf,
     },
-    /// Storage status (ok / inconsistent data) of every ovn-central pod
+    /// NB and SB storage status (ok / inconsistent data) of every ovn-central pod, whichever of nb/sb is given
     Dbstatus {
         #[command(flatten)]
         output: OutputArg,

@@ -76,19 +76,35 @@ fn status_raw_is_upstreams_text() {
 #[test]
 fn dbstatus_reports_every_central_pod() {
     let kc = kubeconfig(SANDBOX);
-    let out = run({
-        let mut c = ko(&kc);
-        c.args(["-o", "json", "sb", "dbstatus"]);
-        c
-    });
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let pods = v["pods"].as_array().unwrap();
-    assert_eq!(pods.len(), 3);
-    assert!(
-        pods.iter().all(|p| p["ok"] == true && p["status"] == "ok"),
-        "{v:#}"
-    );
+    // Like upstream, nb and sb both show the NB and the SB storage of every pod.
+    for db in ["nb", "sb"] {
+        let out = run({
+            let mut c = ko(&kc);
+            c.args(["-o", "json", db, "dbstatus"]);
+            c
+        });
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let entries = v["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 6, "{v:#}");
+        let pods: std::collections::BTreeSet<&str> =
+            entries.iter().map(|e| e["pod"].as_str().unwrap()).collect();
+        assert_eq!(pods.len(), 3, "{v:#}");
+        for pod in pods {
+            let dbs: Vec<&str> = entries
+                .iter()
+                .filter(|e| e["pod"] == pod)
+                .map(|e| e["database"].as_str().unwrap())
+                .collect();
+            assert_eq!(dbs, ["OVN_Northbound", "OVN_Southbound"], "{v:#}");
+        }
+        assert!(
+            entries
+                .iter()
+                .all(|p| p["ok"] == true && p["status"] == "ok"),
+            "{v:#}"
+        );
+    }
 }
 
 #[test]

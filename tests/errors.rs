@@ -183,7 +183,7 @@ fn unknown_token_is_unauthorized_with_a_credentials_hint() {
     }
 }
 
-/// Puts a pod's status back as it was when dropped, even if the test fails.
+/// Puts a pod's status back when dropped, even if the test fails.
 struct RestoreStatus {
     kc: PathBuf,
     pod: String,
@@ -209,34 +209,10 @@ impl Drop for RestoreStatus {
     }
 }
 
-#[test]
-fn pod_not_running_says_which_pod_on_which_node_in_which_phase() {
-    let Some(kc) = sandbox_kubeconfig() else {
-        return;
-    };
-    let node = "kube-ovn-worker";
-    let out = run_within({
-        let mut c = kubectl(&kc);
-        c.args([
-            "-n",
-            "kube-system",
-            "get",
-            "pods",
-            "-l",
-            "app=ovs",
-            "-o",
-            "json",
-        ]);
-        c
-    });
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let pods: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let pod = pods["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["spec"]["nodeName"] == node)
-        .expect("an ovs-ovn pod on kube-ovn-worker");
+/// Set `pod` (as read with kubectl) to what a kubelet reports for a pod whose
+/// containers have not started, through the status subresource with the real kubectl.
+/// The returned guard makes it Running and Ready again.
+fn make_pending(kc: &Path, pod: &serde_json::Value) -> RestoreStatus {
     let name = pod["metadata"]["name"].as_str().unwrap().to_string();
     // Restore a Running, Ready status (not merely the one read now: a run killed
     // before its Drop would otherwise leave the Pending status behind for good).
@@ -247,17 +223,15 @@ fn pod_not_running_says_which_pod_on_which_node_in_which_phase() {
             c["status"] = "True".into();
         }
     }
-    let _restore = RestoreStatus {
-        kc: kc.clone(),
+    let restore = RestoreStatus {
+        kc: kc.to_path_buf(),
         pod: name.clone(),
         status: healthy,
     };
-    // What a kubelet reports for a pod whose containers are not started yet, set
-    // through the status subresource with the real kubectl.
     let patch =
         r#"{"status":{"phase":"Pending","conditions":[{"type":"Ready","status":"False"}]}}"#;
     let out = run_within({
-        let mut c = kubectl(&kc);
+        let mut c = kubectl(kc);
         c.args(["-n", "kube-system", "patch", "pod", &name]).args([
             "--subresource=status",
             "--type=merge",
@@ -267,6 +241,34 @@ fn pod_not_running_says_which_pod_on_which_node_in_which_phase() {
         c
     });
     assert!(out.status.success(), "{}", text(&out.stderr));
+    restore
+}
+
+fn kube_system_pods(kc: &Path, selector: &str) -> Vec<serde_json::Value> {
+    let out = run_within({
+        let mut c = kubectl(kc);
+        c.args(["-n", "kube-system", "get", "pods", "-l", selector])
+            .args(["-o", "json"]);
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    list["items"].as_array().unwrap().clone()
+}
+
+#[test]
+fn pod_not_running_says_which_pod_on_which_node_in_which_phase() {
+    let Some(kc) = sandbox_kubeconfig() else {
+        return;
+    };
+    let node = "kube-ovn-worker";
+    let pods = kube_system_pods(&kc, "app=ovs");
+    let pod = pods
+        .iter()
+        .find(|p| p["spec"]["nodeName"] == node)
+        .expect("an ovs-ovn pod on kube-ovn-worker");
+    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    let _restore = make_pending(&kc, pod);
 
     let (code, err) = ko_run(&kc, &["vsctl", node, "show"]);
     assert_eq!(code, Some(EXIT_CLUSTER), "{err}");
@@ -282,6 +284,52 @@ fn pod_not_running_says_which_pod_on_which_node_in_which_phase() {
     // The other nodes are unaffected.
     let (code, err) = ko_run(&kc, &["vsctl", "kube-ovn-worker2", "show"]);
     assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn dbstatus_shows_nb_and_sb_of_every_central_pod_and_flags_one_not_running() {
+    let Some(kc) = sandbox_kubeconfig() else {
+        return;
+    };
+    // A member that leads nothing, so the other tests' leader lookups are unaffected.
+    let pods = kube_system_pods(&kc, "app=ovn-central");
+    let pod = pods
+        .iter()
+        .find(|p| {
+            let l = &p["metadata"]["labels"];
+            ["ovn-nb-leader", "ovn-sb-leader", "ovn-northd-leader"]
+                .iter()
+                .all(|k| l[*k] != "true")
+        })
+        .expect("an ovn-central pod that is no leader");
+    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    let _restore = make_pending(&kc, pod);
+    let out = run_within({
+        let mut c = ko(&kc);
+        c.args(["-o", "json", "sb", "dbstatus"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = v["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 6, "{v:#}");
+    for e in entries {
+        if e["pod"] == name.as_str() {
+            assert_eq!(e["ok"], false, "{e}");
+            assert!(e["status"].as_str().unwrap().contains("Pending"), "{e}");
+        } else {
+            assert_eq!(e["ok"], true, "{e}");
+            assert_eq!(e["status"], "ok", "{e}");
+        }
+    }
+    let out = run_within({
+        let mut c = ko(&kc);
+        c.args(["--color", "never", "nb", "dbstatus"]);
+        c
+    });
+    let t = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("2 of 6 storage statuses are not ok"), "{t}");
 }
 
 #[test]

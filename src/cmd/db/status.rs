@@ -375,16 +375,20 @@ pub async fn raw(ctx: &Ctx, db: Db) -> Result<Outcome> {
     passthrough::stream(ctx, &pod, &c, &db.storage_status_argv()).await
 }
 
-/// `dbstatus`: the storage status of every ovn-central pod.
+/// `dbstatus`: the NB and SB storage status of every ovn-central pod (upstream shows
+/// both whichever of `nb`/`sb` was given, so this does too).
 #[derive(Debug, Clone, Serialize)]
 pub struct StorageReport {
-    pub database: String,
-    pub pods: Vec<PodStorage>,
+    /// One entry per pod and database: pods by name, NB before SB.
+    pub entries: Vec<PodStorage>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PodStorage {
     pub pod: String,
+    pub node: Option<String>,
+    /// `OVN_Northbound` or `OVN_Southbound`.
+    pub database: String,
     pub ok: bool,
     /// `ok`, the storage error, or why it could not be read.
     pub status: String,
@@ -392,14 +396,32 @@ pub struct PodStorage {
 
 impl Render for StorageReport {
     fn render_text(&self, out: &mut dyn Write, s: &Style) -> std::io::Result<()> {
-        let w = self.pods.iter().map(|p| p.pod.len()).max().unwrap_or(0);
-        for p in &self.pods {
+        let w = self
+            .entries
+            .iter()
+            .map(|p| p.pod.len())
+            .max()
+            .unwrap_or(0)
+            .max(3);
+        writeln!(out, "{:<w$}  {:<14}  STATUS", "POD", "DATABASE")?;
+        for p in &self.entries {
             let st = if p.ok {
                 s.ok(&p.status)
             } else {
                 s.bad(&p.status)
             };
-            writeln!(out, "{:<w$}  {} {st}", p.pod, self.database)?;
+            writeln!(out, "{:<w$}  {:<14}  {st}", p.pod, p.database)?;
+        }
+        let bad = self.entries.iter().filter(|p| !p.ok).count();
+        if bad > 0 {
+            writeln!(
+                out,
+                "{}",
+                s.bad(&format!(
+                    "{bad} of {} storage statuses are not ok; see `kubectl ko nb status` / `kubectl ko sb status` and the pod's /var/log/ovn/ovsdb-server-*.log",
+                    self.entries.len()
+                ))
+            )?;
         }
         Ok(())
     }
@@ -408,34 +430,48 @@ impl Render for StorageReport {
     }
 }
 
-pub async fn dbstatus(ctx: &Ctx, db: Db, format: OutputFormat) -> Result<Outcome> {
+/// The storage status of one database in one pod, never an error: what went wrong
+/// becomes the entry's status.
+async fn storage_of(cluster: &Cluster, pod: &Pod, db: Db) -> PodStorage {
+    let r = PodRef::from_pod(pod);
+    let entry = |ok: bool, status: String| PodStorage {
+        pod: r.name.clone(),
+        node: r.node.clone(),
+        database: db.name().into(),
+        ok,
+        status,
+    };
+    if let Some(why) = unusable_reason(pod) {
+        return entry(false, format!("pod not usable: {why}"));
+    }
+    let c = central_container(&r);
+    match cluster.exec_capture(&r, c, &db.storage_status_argv()).await {
+        Ok(o) if o.success() => match raft::parse_storage_status(&o.stdout_str()) {
+            Ok(st) => entry(st.ok, st.detail),
+            Err(e) => entry(false, e.to_string()),
+        },
+        Ok(o) => entry(
+            false,
+            format!(
+                "get-db-storage-status exited {}: {}",
+                o.exit_code,
+                o.stderr_str().trim()
+            ),
+        ),
+        Err(e) => entry(false, first_line(&e.to_string())),
+    }
+}
+
+pub async fn dbstatus(ctx: &Ctx, _db: Db, format: OutputFormat) -> Result<Outcome> {
     let cluster = ctx.cluster().await?;
     let pods = cluster.central_pods().await?;
-    let views = join_all(pods.iter().map(|p| query_pod(cluster, db, p))).await;
-    let pods: Vec<PodStorage> = views
-        .into_iter()
-        .map(|v| match v.storage {
-            Ok(s) => PodStorage {
-                pod: v.pod,
-                ok: s.ok,
-                status: s.detail,
-            },
-            Err(e) => PodStorage {
-                pod: v.pod,
-                ok: false,
-                status: e,
-            },
-        })
-        .collect();
-    let exit = if pods.iter().all(|p| p.ok) { 0 } else { 1 };
-    Ok(Outcome::report(
-        StorageReport {
-            database: db.name().into(),
-            pods,
-        },
-        format,
-        exit,
-    ))
+    // Every pod × both databases at once.
+    let queries = pods
+        .iter()
+        .flat_map(|p| [Db::Nb, Db::Sb].map(|db| storage_of(cluster, p, db)));
+    let entries = join_all(queries).await;
+    let exit = if entries.iter().all(|p| p.ok) { 0 } else { 1 };
+    Ok(Outcome::report(StorageReport { entries }, format, exit))
 }
 
 /// `kick <sid>`: remove a server from the RAFT cluster, run in the leader.
