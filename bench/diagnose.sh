@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark `kubectl ko diagnose all` against sandboxes of growing size.
-#   bench/diagnose.sh [NODES...]        (default: 3 6 12; the sandbox takes 3 to 32)
+#   bench/diagnose.sh [NODES...]        (default: 3 6 12; the sandbox takes 2 to 32)
 # For each node count: bring up sandbox `diag-bench-<n>`, run diagnose RUNS
 # times (default 5) against the sandbox's own external host, record wall time
 # and the report's counters, tear the sandbox down. Prints a Markdown table
@@ -19,7 +19,8 @@ echo "|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 for n in "${counts[@]}"; do
   name=diag-bench-$n
   kc=$("$repo/e2e/sandbox" up --name "$name" --nodes "$n" | sed -n 's/^KUBECONFIG=//p' | tail -1)
-  ext=$("$repo/e2e/sandbox" status --name "$name" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["external_host"]["ip4"])')
+  # status exits 1 when it sees a problem; the JSON is printed either way
+  ext=$({ "$repo/e2e/sandbox" status --name "$name" -o json || true; } | python3 -c 'import json,sys; print(json.load(sys.stdin)["external_host"]["ip4"])')
   pods=$(kubectl --kubeconfig "$kc" get pods -A --no-headers | wc -l)
   times=()
   for _ in $(seq 1 "$runs"); do
@@ -32,7 +33,7 @@ for n in "${counts[@]}"; do
   read -r checks probes healthy < <(python3 -c '
 import json,sys
 d=json.load(open(sys.argv[1]))
-print(len(d["checks"]), len((d.get("connectivity") or {}).get("probes",[])), d["healthy"])' "/tmp/$name.json")
+print(len(d["checks"]), len((d.get("connectivity") or {}).get("probes",[])), str(d["healthy"]).lower())' "/tmp/$name.json")
   sorted=$(printf '%s\n' "${times[@]}" | sort -n)
   min=$(echo "$sorted" | head -1); max=$(echo "$sorted" | tail -1)
   med=$(echo "$sorted" | sed -n "$(( (runs + 1) / 2 ))p")
