@@ -192,10 +192,12 @@ pub async fn measure(
                 .exec_capture_timeout(client, &container, &argv, timeout)
                 .await
             {
-                Ok(o) if o.success() => {}
+                // iperf 2 exits 0 even when it could not send ("udp connect
+                // failed: Network is unreachable"), so stderr counts too.
+                Ok(o) if o.success() && o.stderr_str().trim().is_empty() => {}
                 Ok(o) => {
                     let e = format!(
-                        "iperf client exit {}: {}",
+                        "iperf client (exit {}): {}",
                         o.exit_code,
                         o.stderr_str().trim()
                     );
@@ -235,11 +237,14 @@ pub async fn measure(
             server.name, client.name
         );
         if let Some(p) = &client_problem {
-            n.push_str(&format!(" The client failed: {p}."));
+            n.push_str(&format!(" The client could not send: {p}."));
+            if host {
+                n.push_str(" A node needs a route for 224.0.0.0/4 (usually its default route) to send multicast.");
+            }
         } else if host {
-            n.push_str(" The node network does not forward multicast between these nodes (switches with IGMP snooping and no querier drop it).");
+            n.push_str(" The network between the nodes did not deliver it (e.g. a switch with IGMP snooping and no querier, or a firewall).");
         } else {
-            n.push_str(" The pods' subnet does not forward multicast between them: check the Subnet's enableMulticastSnoop and that multicast is allowed by NetworkPolicies/ACLs.");
+            n.push_str(" The pods' subnet did not deliver it: check the Subnet's enableMulticastSnoop setting and NetworkPolicies/ACLs that may drop multicast.");
         }
         if !setup_notes.is_empty() {
             n.push_str(&format!(" Setup: {}.", setup_notes.join("; ")));
