@@ -225,3 +225,54 @@ fn perf_ctrl_c_removes_what_it_created_and_exits_130() {
     );
     assert_eq!(leftovers(&kc), Vec::<String>::new(), "{rest:#?}");
 }
+
+#[test]
+fn perf_leader_recover_times_nb_sb_and_northd() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let kc = kubeconfig(SANDBOX);
+    let out = run({
+        let mut c = ko(&kc);
+        c.args([
+            "perf",
+            "--only",
+            "host",
+            "--duration",
+            "1",
+            "--sizes",
+            "64",
+            "--leader-recover",
+            "--yes",
+            "-o",
+            "json",
+        ]);
+        c
+    });
+    let stderr = text(&out.stderr);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", text(&out.stdout)));
+    assert_eq!(out.status.code(), Some(0), "{v:#}\n{stderr}");
+    let rec = v["leader_recover"].as_array().unwrap();
+    let comps: Vec<&str> = rec
+        .iter()
+        .map(|r| r["component"].as_str().unwrap())
+        .collect();
+    assert_eq!(comps, ["nb", "sb", "northd"], "{v:#}");
+    for r in rec {
+        assert!(r["error"].is_null(), "{r:#}");
+        assert!(number(r, "deployment_available_secs") > 0.0, "{r:#}");
+        assert!(number(r, "leader_back_secs") > 0.0, "{r:#}");
+        assert!(
+            r["deleted_pod"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("ovn-central"))
+        );
+    }
+    // The cluster still has its leaders afterwards.
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["nb", "status", "-o", "json"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(leftovers(&kc), Vec::<String>::new());
+}

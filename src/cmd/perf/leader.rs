@@ -18,8 +18,9 @@ fn uid(p: &Pod) -> Option<String> {
     p.metadata.uid.clone()
 }
 
-/// The Deployment is available again: every replica available and the deleted
-/// pod (by uid) gone, so a status not yet updated after the delete does not count.
+/// The Deployment is available again: every replica available, the deleted pod
+/// (by uid) gone and as many Ready pods as replicas, so a status not yet
+/// updated after the delete does not count.
 async fn deployment_back(cluster: &Cluster, old_uid: &str) -> crate::cluster::Result<bool> {
     let ns = cluster.namespace();
     let pods = cluster
@@ -28,6 +29,8 @@ async fn deployment_back(cluster: &Cluster, old_uid: &str) -> crate::cluster::Re
     if pods.iter().any(|p| uid(p).as_deref() == Some(old_uid)) {
         return Ok(false);
     }
+    // The status may lag behind the delete: also count Ready pods ourselves.
+    let ready = pods.iter().filter(|p| unusable_reason(p).is_none()).count();
     let api: Api<Deployment> = Api::namespaced(cluster.client().clone(), ns);
     let d = cluster
         .call(
@@ -41,7 +44,7 @@ async fn deployment_back(cluster: &Cluster, old_uid: &str) -> crate::cluster::Re
         .as_ref()
         .and_then(|s| s.available_replicas)
         .unwrap_or(0);
-    Ok(have >= want)
+    Ok(have >= want && i32::try_from(ready).unwrap_or(i32::MAX) >= want)
 }
 
 /// A Ready pod other than the deleted one carries `<leader label>=true`.

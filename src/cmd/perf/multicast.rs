@@ -265,23 +265,25 @@ pub async fn measure(
 mod tests {
     use super::*;
 
+    fn fixture(name: &str) -> String {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/perf/");
+        std::fs::read_to_string(format!("{dir}{name}")).unwrap()
+    }
+
     #[test]
     fn netns_from_external_ids() {
-        let bare = "iface-id=test-client.kube-system ip=10.16.0.14 pod_name=test-client pod_namespace=kube-system pod_netns=/var/run/netns/cni-6e1b2c1e-1c2a-4b7e-9a2d-0c6f1b6c0a11 vendor=kube-ovn\n";
-        assert_eq!(
-            pod_netns(bare).as_deref(),
-            Some("cni-6e1b2c1e-1c2a-4b7e-9a2d-0c6f1b6c0a11")
-        );
+        let bare = fixture("ovs-vsctl-find-pod-iface.txt");
+        assert_eq!(pod_netns(&bare).as_deref(), Some("perf-client-1.default"));
         assert_eq!(pod_netns("iface-id=x"), None);
     }
 
     #[test]
     fn device_by_address() {
-        let out = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n\
-                   5: br-phy    inet 172.18.0.3/16 brd 172.18.255.255 scope global br-phy\\       valid_lft forever\n\
-                   7: eth0@if8    inet 10.16.0.9/16 brd 10.16.255.255 scope global eth0\n";
-        assert_eq!(device_with(out, "172.18.0.3").as_deref(), Some("br-phy"));
-        assert_eq!(device_with(out, "10.16.0.9").as_deref(), Some("eth0"));
-        assert_eq!(device_with(out, "10.0.0.1"), None);
+        let host = fixture("ip-o-addr-host-net.txt");
+        assert_eq!(device_with(&host, "172.18.0.3").as_deref(), Some("br-phy"));
+        assert_eq!(device_with(&host, "100.64.0.3").as_deref(), Some("ovn0"));
+        assert_eq!(device_with(&host, "10.0.0.1"), None);
+        let pod = fixture("ip-o-addr-pod.txt");
+        assert_eq!(device_with(&pod, "10.16.0.8").as_deref(), Some("eth0"));
     }
 }
