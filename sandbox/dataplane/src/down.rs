@@ -39,12 +39,17 @@ pub fn owned_netns(paths: &Paths, recorded: &BTreeSet<String>) -> Vec<String> {
     v.into_iter().collect()
 }
 
-fn ns_inode(path: &str) -> Option<u64> {
+pub fn ns_inode(path: &str) -> Option<u64> {
     fs::metadata(path).ok().map(|m| m.ino())
 }
 
 /// Pids whose network namespace is one of `inodes`.
 fn pids_in_netns(inodes: &BTreeSet<u64>) -> Vec<u32> {
+    pids_in_ns("net", inodes)
+}
+
+/// Pids whose namespace of `kind` (`net`, `mnt`, ...) is one of `inodes`.
+pub fn pids_in_ns(kind: &str, inodes: &BTreeSet<u64>) -> Vec<u32> {
     let mut out = Vec::new();
     let Ok(rd) = fs::read_dir("/proc") else {
         return out;
@@ -57,7 +62,7 @@ fn pids_in_netns(inodes: &BTreeSet<u64>) -> Vec<u32> {
         if pid == me {
             continue;
         }
-        if let Some(ino) = ns_inode(&format!("/proc/{pid}/ns/net"))
+        if let Some(ino) = ns_inode(&format!("/proc/{pid}/ns/{kind}"))
             && inodes.contains(&ino)
         {
             out.push(pid);
@@ -72,7 +77,7 @@ fn cmdline(pid: u32) -> String {
         .unwrap_or_default()
 }
 
-fn alive(pid: u32) -> bool {
+pub fn alive(pid: u32) -> bool {
     // a zombie still has /proc/<pid>; its state letter is Z
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => !s
@@ -85,7 +90,7 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-fn kill(pids: &[u32], signal: &str) {
+pub fn kill(pids: &[u32], signal: &str) {
     if pids.is_empty() {
         return;
     }

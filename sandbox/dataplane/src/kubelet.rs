@@ -42,6 +42,10 @@ fn state_file(paths: &Paths) -> std::path::PathBuf {
     paths.dir().join("kubelet.json")
 }
 
+fn released_file(paths: &Paths) -> std::path::PathBuf {
+    paths.dir().join("kubelet-released.json")
+}
+
 fn pid_file(paths: &Paths) -> std::path::PathBuf {
     paths.dir().join("kubelet.pid")
 }
@@ -152,6 +156,10 @@ pub fn run(paths: &Paths, state_dir: &Path) -> Result<()> {
         port,
         managed: managed(paths),
         refused: HashMap::new(),
+        released: std::fs::read_to_string(released_file(paths))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
     };
     eprintln!(
         "kubelet of sandbox `{}` running (pid {}), {} pod(s) adopted",
@@ -179,7 +187,14 @@ struct Kubelet {
     managed: BTreeMap<String, Managed>,
     /// uid → why it is not running (so the same verdict is not PATCHed again).
     refused: HashMap<String, String>,
+    /// Addresses of deleted pods, oldest first: handed out again only when nothing
+    /// else is free, like Kube-OVN's IPAM, so a peer's stale neighbour entry for an
+    /// address never points at a new pod's MAC.
+    released: Vec<String>,
 }
+
+/// How many released addresses are held back (far fewer than any subnet's size).
+const RELEASED_MAX: usize = 1024;
 
 /// A pod to start: where it goes and what it is.
 struct Start {
@@ -341,7 +356,12 @@ impl Kubelet {
                 .ok();
             let mut used = place::used_ips(plan, s, subnet_obj.as_ref(), items);
             used.extend(taken.iter().cloned());
-            let (ip4, ip6) = place::allocate(s, &used)?;
+            let mut avoid = used.clone();
+            avoid.extend(self.released.iter().cloned());
+            let (ip4, ip6) = match place::allocate(s, &avoid) {
+                Ok(a) => a,
+                Err(_) => place::allocate(s, &used)?,
+            };
             let seed = format!("{}/apipod/{ns}/{name}/{uid}", plan.name);
             pod.subnet = Some(s.name.clone());
             pod.ip4 = ip4;
@@ -404,6 +424,15 @@ impl Kubelet {
             }
         }
         self.save()?;
+        if ok.iter().any(|st| !st.pod.host_network) {
+            // every chassis, not only the pod's own, has the new ports before the pods
+            // say Ready: a cross-node ping right after `kubectl wait` must work
+            if let Err(e) =
+                crate::nb::nbctl_timeout(&self.ctx, &crate::argv!["--wait=hv", "sync"], 20)
+            {
+                eprintln!("kubelet: ovn-nbctl --wait=hv sync: {e:#}");
+            }
+        }
         for st in &ok {
             self.publish(st);
         }
@@ -430,6 +459,10 @@ impl Kubelet {
             }
             self.managed.remove(&m.pod.key());
             if !m.pod.host_network {
+                self.released.retain(|ip| !m.pod.ips().contains(ip));
+                self.released.extend(m.pod.ips());
+            }
+            if !m.pod.host_network {
                 let path = format!("/apis/kubeovn.io/v1/ips/{}", m.pod.lsp());
                 let _ = api::request(self.port, "DELETE", &path, None);
             }
@@ -441,8 +474,11 @@ impl Kubelet {
     }
 
     /// kubelet.json and the runtime.json entries of the managed pods.
-    fn save(&self) -> Result<()> {
+    fn save(&mut self) -> Result<()> {
         state::write_json(&state_file(&self.ctx.paths), &self.managed)?;
+        let excess = self.released.len().saturating_sub(RELEASED_MAX);
+        self.released.drain(..excess);
+        state::write_json(&released_file(&self.ctx.paths), &self.released)?;
         let rt_path = self.ctx.paths.api().join("runtime.json");
         let mut rt: Value = std::fs::read_to_string(&rt_path)
             .ok()

@@ -3,13 +3,15 @@
 //! LSP for pod-network pods; just a holder in the node's netns for hostNetwork pods.
 //! `unwire` removes all of it again, step by step, whatever is left.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use crate::argv;
 use crate::ctx::Ctx;
-use crate::exec::{in_pod, ip_batch, run_raw, run_with};
+use crate::down;
+use crate::exec::{in_netns, in_pod, ip_batch, run_raw, run_with};
 use crate::nb::{self, Txn};
 use crate::node::start_holder;
 use crate::plan::Pod;
@@ -35,6 +37,10 @@ pub fn wire(ctx: &Ctx, pod: &Pod) -> Result<u32> {
         .veth
         .as_deref()
         .context("pod-network pod without a veth name")?;
+    if std::path::Path::new(&format!("/run/netns/{}", pod.netns)).exists() {
+        // left by a kubelet that died half-way through this pod: start clean
+        unwire(ctx, pod, None)?;
+    }
     ctx.rec.record(&Created::Netns {
         name: pod.netns.clone(),
     })?;
@@ -73,7 +79,33 @@ pub fn wire(ctx: &Ctx, pod: &Pod) -> Result<u32> {
             pod.lsp()
         )
     })?;
+    wait_gateway(ctx, pod)?;
     ctx.pid(pod)
+}
+
+/// Ping the subnet gateway from the pod until it answers, as kube-ovn-cni does before
+/// it reports the network ready (the first packets through a new port can be lost).
+fn wait_gateway(ctx: &Ctx, pod: &Pod) -> Result<()> {
+    let Some(s) = pod.subnet.as_deref().and_then(|s| ctx.plan.subnet(s)) else {
+        return Ok(());
+    };
+    let mut last = String::new();
+    for _ in 0..10 {
+        let out = run_raw(
+            &in_netns(&pod.netns, &argv!["ping", "-c", "1", "-W", "1", s.gw4]),
+            None,
+            Duration::from_secs(5),
+        )?;
+        if out.ok() {
+            return Ok(());
+        }
+        last = format!("{}{}", out.stdout.trim(), out.stderr.trim());
+    }
+    bail!(
+        "pod {} cannot reach its gateway {} after 10 pings: {last}",
+        pod.key(),
+        s.gw4
+    )
 }
 
 fn write_log(ctx: &Ctx, pod: &Pod, node: &str) -> Result<()> {
@@ -92,9 +124,7 @@ fn write_log(ctx: &Ctx, pod: &Pod, node: &str) -> Result<()> {
 /// earlier one failed, and the first failure is returned.
 pub fn unwire(ctx: &Ctx, pod: &Pod, pid: Option<u32>) -> Result<()> {
     let mut errors: Vec<String> = Vec::new();
-    if let Some(pid) = pid {
-        stop_holder(pid);
-    }
+    kill_pod_processes(pod, pid);
     if !pod.host_network {
         if let Err(e) = nb::nbctl_timeout(ctx, &argv!["--if-exists", "lsp-del", pod.lsp()], 20) {
             errors.push(format!("removing LSP {}: {e:#}", pod.lsp()));
@@ -141,14 +171,49 @@ pub fn unwire(ctx: &Ctx, pod: &Pod, pid: Option<u32>) -> Result<()> {
     Ok(())
 }
 
-/// Kill a holder, but only if that pid is still a holder (`sleep`): pids get reused.
-fn stop_holder(pid: u32) {
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if comm.trim() != "sleep" {
+/// Kill every process of the pod, like a real pod deletion: the holder and whatever
+/// `kubectl exec` left running in its mount namespace (an `iperf3 -s`), and anything
+/// still in the pod's own netns.
+fn kill_pod_processes(pod: &Pod, pid: Option<u32>) {
+    let mut pids: BTreeSet<u32> = BTreeSet::new();
+    // pids get reused: only a `sleep` is still our holder
+    let holder = pid.filter(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
+    if let Some(h) = holder {
+        pids.insert(h);
+        let own = down::ns_inode("/proc/self/ns/mnt");
+        // Never scan by the host's own mount namespace: that would be every process.
+        if let Some(ino) = down::ns_inode(&format!("/proc/{h}/ns/mnt")).filter(|i| Some(*i) != own)
+        {
+            pids.extend(down::pids_in_ns("mnt", &BTreeSet::from([ino])));
+        }
+    }
+    if !pod.host_network
+        && let Some(ino) = down::ns_inode(&format!("/run/netns/{}", pod.netns))
+        && down::ns_inode("/proc/self/ns/net") != Some(ino)
+    {
+        pids.extend(down::pids_in_ns("net", &BTreeSet::from([ino])));
+    }
+    pids.remove(&std::process::id());
+    let pids: Vec<u32> = pids.into_iter().collect();
+    if pids.is_empty() {
         return;
     }
-    let _ = run_raw(&argv!["kill", "-KILL", pid], None, Duration::from_secs(5));
-    reap(pid);
+    down::kill(&pids, "KILL");
+    let _ = crate::exec::poll(
+        "the pod's processes to exit",
+        Duration::from_secs(3),
+        || {
+            if let Some(h) = holder {
+                reap(h);
+            }
+            pids.iter().all(|p| !down::alive(*p)).then_some(())
+        },
+    );
+    if let Some(h) = holder {
+        reap(h);
+    }
 }
 
 /// Holders this kubelet started are its children: collect their exit so they do not
@@ -157,14 +222,8 @@ fn reap(pid: u32) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };
-    for _ in 0..50 {
-        let mut status = 0;
-        // SAFETY: waitpid on one pid with WNOHANG only writes `status`.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        // r == pid: reaped; r < 0: not our child (a holder adopted after a restart).
-        if r != 0 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut status = 0;
+    // SAFETY: waitpid on one pid with WNOHANG only writes `status`; a pid that is not
+    // our child (a holder adopted after a restart) just gets ECHILD.
+    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
 }
