@@ -347,3 +347,119 @@ fn a_burst_of_four_perf_like_pods_runs_with_distinct_addresses() {
     let out = sandbox_cmd(&["status", "--name", NAME, "-o", "json"]);
     assert!(out.status.success(), "sandbox not healthy after the burst");
 }
+
+/// Dual-stack sandbox of its own: both families from the namespace's subnet (vpc1),
+/// the annotated subnet (underlay) and the default one, reachable over IPv6.
+#[test]
+fn dual_stack_pods_get_both_families_in_the_subnet_kube_ovn_would_pick() {
+    const DS: &str = "kubelet-ds";
+    let k = Kubectl::new(sandbox_up(DS, &["--dual-stack"]));
+    let manifest = [
+        ("ds-default", "default", "kube-ovn-worker2", ""),
+        ("ds-vpc", "vpc1", "kube-ovn-worker", ""),
+        ("ds-underlay", "default", "kube-ovn-worker", "underlay"),
+    ]
+    .iter()
+    .map(|(name, ns, node, ls)| {
+        let ann = if ls.is_empty() {
+            String::new()
+        } else {
+            format!(r#", "annotations": {{"ovn.kubernetes.io/logical_switch": "{ls}"}}"#)
+        };
+        format!(
+            r#"{{"apiVersion": "v1", "kind": "Pod",
+  "metadata": {{"name": "{name}", "namespace": "{ns}"{ann}}},
+  "spec": {{"nodeSelector": {{"kubernetes.io/hostname": "{node}"}},
+    "containers": [{{"name": "app", "image": "busybox", "command": ["sleep", "infinity"]}}]}}}}
+"#
+        )
+    })
+    .collect::<String>();
+    apply(&k, &manifest);
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/ds-default",
+        "pod/ds-underlay",
+        "--timeout=60s",
+    ]);
+    k.ok(&[
+        "-n",
+        "vpc1",
+        "wait",
+        "--for=condition=Ready",
+        "pod/ds-vpc",
+        "--timeout=60s",
+    ]);
+    let expect = [
+        (
+            "default",
+            "ds-default",
+            "ovn-default",
+            "10.16.",
+            "fd00:10:16::",
+        ),
+        (
+            "vpc1",
+            "ds-vpc",
+            "vpc1-subnet",
+            "192.168.100.",
+            "fd00:192:168:100::",
+        ),
+        (
+            "default",
+            "ds-underlay",
+            "underlay",
+            "172.17.0.",
+            "fd00:172:17::",
+        ),
+    ];
+    for (ns, name, subnet, v4, v6) in expect {
+        let p = k.json(&["-n", ns, "get", "pod", name]);
+        let ips = k.pod_ips(ns, name);
+        assert_eq!(ips.len(), 2, "{name}: {ips:?}");
+        assert!(
+            ips[0].starts_with(v4) && ips[1].starts_with(v6),
+            "{name}: {ips:?}"
+        );
+        // the same host number in both families, like the pods `up` plans
+        let last4 = ips[0].rsplit('.').next().unwrap().parse::<u32>().unwrap();
+        let last6 = u32::from_str_radix(ips[1].rsplit(':').next().unwrap(), 16).unwrap();
+        assert_eq!(last4, last6, "{name}: {ips:?}");
+        let ann = &p["metadata"]["annotations"];
+        assert_eq!(ann["ovn.kubernetes.io/logical_switch"], subnet);
+        assert_eq!(ann["ovn.kubernetes.io/ip_address"], ips.join(","));
+        let (code, out, err) = k.exec(ns, name, None, &["ip", "-o", "addr", "show", "eth0"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&ips[1]), "{name}: {out}");
+    }
+    let web1_v6 = k.pod_ips("default", "web-1")[1].clone();
+    assert!(
+        k.ping("default", "ds-default", &web1_v6, "3"),
+        "ds-default cannot reach web-1 over IPv6 ({web1_v6})"
+    );
+    let underlay1 = k.pod_ips("default", "underlay-1")[0].clone();
+    assert!(
+        k.ping("default", "ds-underlay", &underlay1, "3"),
+        "ds-underlay cannot reach underlay-1 ({underlay1})"
+    );
+    k.ok(&["delete", "pod", "ds-default", "ds-underlay"]);
+    k.ok(&["-n", "vpc1", "delete", "pod", "ds-vpc"]);
+    assert!(
+        eventually(30, || [
+            "ds-default.default",
+            "ds-underlay.default",
+            "ds-vpc.vpc1"
+        ]
+        .iter()
+        .all(|n| !Path::new(&format!("/run/netns/{DS}-{n}")).exists())),
+        "netns left after delete"
+    );
+    // a second sandbox is a lot of processes on a shared machine: only this test uses it
+    let out = sandbox_cmd(&["down", "--name", DS]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
