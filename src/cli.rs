@@ -277,6 +277,11 @@ pub enum DiagnoseScope {
     /// One subnet
     Subnet { subnet: String },
     /// Connectivity from every node to <proto>-<ip>-<port>[,...], e.g. tcp-10.96.0.10-53
+    ///
+    /// From the pinger pod on each node. tcp: a connect (a refusal counts as
+    /// reached). udp: one datagram; a reply or an ICMP port unreachable (reached,
+    /// nothing listening) is ok, silence is "open|filtered" (a warning: a listener
+    /// that ignores the datagram and a drop look alike), ICMP host unreachable fails.
     #[command(name = "IPPorts", alias = "ipports")]
     IpPorts { targets: String },
 }

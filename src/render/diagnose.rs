@@ -85,6 +85,7 @@ fn cell(r: Option<ProbeResult>, style: &Style) -> (String, usize) {
         Some(ProbeResult::BlockedByPolicy) => ("policy", style.warn("policy")),
         Some(ProbeResult::Unreachable) => ("FAIL", style.bad("FAIL")),
         Some(ProbeResult::Error) => ("error", style.bad("error")),
+        Some(ProbeResult::OpenOrFiltered) => ("open|f", style.warn("open|f")),
     };
     (painted, s.len())
 }
@@ -142,7 +143,7 @@ fn render_matrix(m: &Matrix, out: &mut dyn Write, style: &Style) -> io::Result<(
     writeln!(
         out,
         "  {}",
-        style.dim("ok = answered, policy = no answer explained by a NetworkPolicy, FAIL = no answer, error = probe could not run, - = not probed")
+        style.dim("ok = answered, policy = no answer explained by a NetworkPolicy, FAIL = no answer, error = probe could not run, open|f = UDP open|filtered (no reply, no ICMP error), - = not probed")
     )
 }
 

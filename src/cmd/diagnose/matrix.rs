@@ -9,9 +9,11 @@ use futures::StreamExt;
 
 use crate::cluster::{Cluster, PodRef};
 
-use super::checks::connectivity::{classify_ping, classify_tcp};
+use super::checks::connectivity::{classify_ping, classify_tcp, classify_udp};
 use super::model::{Matrix, Probe, ProbeResult, Source, Target, TargetKind};
-use super::probe::{PingOutcome, parse_curl, parse_ping, ping_argv, ping_retry_argv, tcp_argv};
+use super::probe::{
+    PingOutcome, parse_curl, parse_ping, parse_udp, ping_argv, ping_retry_argv, tcp_argv, udp_argv,
+};
 
 /// Probes in flight at once (each is one exec over the API server).
 pub const PROBE_CONCURRENCY: usize = 16;
@@ -24,15 +26,28 @@ const PINGER_CONTAINER: &str = "pinger";
 enum Method {
     Icmp(IpAddr),
     Tcp(IpAddr, u16),
+    Udp(IpAddr, u16),
+}
+
+/// `ip:port` or `[v6]:port`.
+fn ip_port(address: &str) -> Option<(IpAddr, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.parse().ok()?, port.parse().ok()?))
 }
 
 fn method(t: &Target) -> Option<Method> {
     match t.kind {
         TargetKind::Service | TargetKind::IpPort => {
-            // `ip:port` or `[v6]:port`
-            let (host, port) = t.address.rsplit_once(':')?;
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            Some(Method::Tcp(host.parse().ok()?, port.parse().ok()?))
+            let (ip, port) = ip_port(&t.address)?;
+            // IPPorts labels are `<proto>-<ip>-<port>`; Services are probed over TCP
+            Some(
+                if t.kind == TargetKind::IpPort && t.label.starts_with("udp-") {
+                    Method::Udp(ip, port)
+                } else {
+                    Method::Tcp(ip, port)
+                },
+            )
         }
         _ => t.address.parse().ok().map(Method::Icmp),
     }
@@ -112,6 +127,7 @@ async fn probe_one(
     let argv = match m {
         Method::Icmp(ip) => ping_argv(ip),
         Method::Tcp(ip, port) => tcp_argv(ip, port),
+        Method::Udp(ip, port) => udp_argv(ip, port),
     };
     let c = pod.container_or_default(PINGER_CONTAINER).to_string();
     match cluster.exec_capture_timeout(pod, &c, &argv, timeout).await {
@@ -131,6 +147,11 @@ async fn probe_one(
             Method::Tcp(..) => {
                 classify_tcp(&parse_curl(out.exit_code, &out.stderr_str()), src, tgt)
             }
+            Method::Udp(..) => classify_udp(
+                &parse_udp(out.exit_code, &out.stdout_str(), &out.stderr_str()),
+                src,
+                tgt,
+            ),
         },
     }
 }
@@ -168,5 +189,11 @@ mod tests {
             Some(Method::Tcp("fd00::a".parse().unwrap(), 80))
         );
         assert_eq!(method(&t(TargetKind::Node, "not-an-ip; rm")), None);
+        let mut udp = t(TargetKind::IpPort, "10.96.0.10:53");
+        udp.label = "udp-10.96.0.10-53".into();
+        assert_eq!(
+            method(&udp),
+            Some(Method::Udp("10.96.0.10".parse().unwrap(), 53))
+        );
     }
 }

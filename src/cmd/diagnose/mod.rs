@@ -17,8 +17,10 @@
 //!   the probe cannot tell a broken load balancer from backends that do not
 //!   listen; pod-to-pod, node and external probes are the hard failures.
 //!   A refused connection counts as reached.
-//! - UDP `IPPorts` targets are not probed (no answer without a responder); the
-//!   upstream pinger job covers them where its binary exists.
+//! - UDP `IPPorts` targets get one datagram from bash's `/dev/udp` (a
+//!   connected socket, so an ICMP port unreachable surfaces as ECONNREFUSED):
+//!   reply or port unreachable = reached; silence = `open-or-filtered`, a
+//!   warning, because a listener that ignores the datagram looks the same as a drop.
 //! - Nothing is created in the cluster (probes run in existing pods), so Ctrl-C
 //!   leaves nothing to clean up.
 //! - `--external-address` defaults, for `all`/`node`, to the address the
@@ -441,25 +443,9 @@ async fn diagnose(
     let mut targets: Vec<Target> = Vec::new();
     match what {
         Target_::IpPorts(list) => {
-            // UDP has no handshake: only a responder (kube-ovn-pinger's UDP
-            // check against kube-ovn-cni) can confirm it, so kubectl-ko does not guess.
-            let udp: Vec<String> = list
-                .iter()
-                .filter(|t| t.proto == ipports::Proto::Udp)
-                .map(|t| t.to_string())
-                .collect();
-            if !udp.is_empty() {
-                checks.push(Check::warn(
-                    "udp-targets",
-                    Scope::Cluster,
-                    format!(
-                        "UDP targets {} were not probed by kubectl-ko (UDP gives no answer without a responder); see the kube-ovn-pinger job results where the pinger binary exists",
-                        udp.join(",")
-                    ),
-                    "probe the service with its own client (e.g. `dig @<ip>` for DNS) from a pod",
-                ));
-            }
-            for t in list.iter().filter(|t| t.proto == ipports::Proto::Tcp) {
+            // TCP: a connect; UDP: one datagram, where silence is only
+            // "open|filtered" (see probe::UdpOutcome)
+            for t in list {
                 targets.push(Target {
                     kind: TargetKind::IpPort,
                     label: t.to_string(),

@@ -135,6 +135,9 @@ pub enum ProbeResult {
     BlockedByPolicy,
     /// The probe itself could not run (exec failed, tool missing, timeout).
     Error,
+    /// UDP only: no reply and no ICMP error. A listener that ignores the
+    /// datagram and a silent drop look the same ("open|filtered").
+    OpenOrFiltered,
 }
 
 impl ProbeResult {
@@ -144,6 +147,7 @@ impl ProbeResult {
             ProbeResult::Unreachable => "unreachable",
             ProbeResult::BlockedByPolicy => "blocked-by-policy",
             ProbeResult::Error => "error",
+            ProbeResult::OpenOrFiltered => "open-or-filtered",
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Probe commands run inside existing pods, and how their output is read.
 //! `ping -c1 -W1 <ip>` (iputils) for ICMP; `curl` for a TCP connect to a
-//! Service (curl is in the Kube-OVN image; upstream's kube-proxy check uses it).
+//! Service (curl is in the Kube-OVN image; upstream's kube-proxy check uses it);
+//! bash's `/dev/udp` for UDP (the Kube-OVN image is Ubuntu with bash, and has no
+//! netcat).
 //! Fixtures: `tests/fixtures/diagnose/ping/` (command and exit code in COMMANDS.tsv).
 
 use std::net::IpAddr;
@@ -41,6 +43,86 @@ pub fn tcp_argv(ip: IpAddr, port: u16) -> Vec<String> {
         "3".into(),
         format!("http://{host}:{port}/"),
     ]
+}
+
+/// How long a UDP probe waits for a reply or an ICMP error.
+pub const UDP_WAIT_SECS: u32 = 2;
+
+/// The UDP probe: a connected UDP socket (bash `/dev/udp`), one datagram, then
+/// one read. A connected socket receives the ICMP port unreachable as
+/// ECONNREFUSED on that read. The script is a constant; address, port and wait
+/// arrive as positional parameters, never spliced into the script text.
+/// Exit 0 = reply, 2 = silence, 1 = read error (reason on stderr), 3/4 = could
+/// not open or send.
+const UDP_SCRIPT: &str = r#"exec 3<>"/dev/udp/$1/$2" || exit 3
+printf 'kubectl-ko diagnose UDP probe\n' >&3 || exit 4
+read -r -t "$3" -N 1 -u 3 _
+rc=$?
+if [ "$rc" -eq 0 ]; then echo "reply from $1 port $2"; exit 0; fi
+if [ "$rc" -gt 128 ]; then echo "no reply within $3 s"; exit 2; fi
+exit 1"#;
+
+/// argv for one UDP probe.
+pub fn udp_argv(ip: IpAddr, port: u16) -> Vec<String> {
+    vec![
+        "bash".into(),
+        "-c".into(),
+        UDP_SCRIPT.into(),
+        "kubectl-ko-udp-probe".into(),
+        ip.to_string(),
+        port.to_string(),
+        UDP_WAIT_SECS.to_string(),
+    ]
+}
+
+/// What one UDP probe said. UDP has no handshake: a reply proves a listener,
+/// an ICMP port unreachable proves the path and no listener, silence proves
+/// nothing (a listener that ignores our datagram, or a drop): "open|filtered".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UdpOutcome {
+    Reply,
+    /// ICMP port unreachable came back: reached, nothing listening.
+    Closed,
+    NoReply,
+    /// ICMP host/network unreachable, or no route.
+    Unreachable {
+        detail: String,
+    },
+    Error {
+        detail: String,
+    },
+}
+
+pub fn parse_udp(exit_code: i32, stdout: &str, stderr: &str) -> UdpOutcome {
+    let reason = stderr
+        .lines()
+        .chain(stdout.lines())
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no output")
+        .to_string();
+    match exit_code {
+        0 => UdpOutcome::Reply,
+        2 => UdpOutcome::NoReply,
+        1 | 3 | 4 if reason.contains("Connection refused") => UdpOutcome::Closed,
+        1 | 3 | 4
+            if [
+                "No route to host",
+                "Network is unreachable",
+                "Host is unreachable",
+            ]
+            .iter()
+            .any(|m| reason.contains(m)) =>
+        {
+            UdpOutcome::Unreachable { detail: reason }
+        }
+        126 | 127 => UdpOutcome::Error {
+            detail: "bash is not available in the probe pod".into(),
+        },
+        n => UdpOutcome::Error {
+            detail: format!("UDP probe exit {n}: {reason}"),
+        },
+    }
 }
 
 /// What one ping said.
@@ -162,6 +244,27 @@ mod tests {
         let ip: IpAddr = "fd00::1".parse().unwrap();
         assert_eq!(ping_argv(ip), ["ping", "-c1", "-W1", "fd00::1"]);
         assert_eq!(tcp_argv(ip, 53).last().unwrap(), "http://[fd00::1]:53/");
+    }
+
+    #[test]
+    fn udp_argv_keeps_the_address_out_of_the_script() {
+        let ip: IpAddr = "fd00::1".parse().unwrap();
+        let a = udp_argv(ip, 53);
+        assert_eq!(a[..2], ["bash", "-c"]);
+        assert!(!a[2].contains("fd00"));
+        assert_eq!(a[4..], ["fd00::1", "53", "2"]);
+    }
+
+    #[test]
+    fn real_udp_probe_outputs() {
+        // stdout/stderr and exit codes as recorded in ping/COMMANDS.tsv
+        assert_eq!(parse_udp(0, &fx("udp-reply.txt"), ""), UdpOutcome::Reply);
+        assert_eq!(parse_udp(1, "", &fx("udp-refused.txt")), UdpOutcome::Closed);
+        assert_eq!(parse_udp(2, &fx("udp-silent.txt"), ""), UdpOutcome::NoReply);
+        assert!(matches!(
+            parse_udp(127, "", "bash: not found"),
+            UdpOutcome::Error { .. }
+        ));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! reading "blocked by NetworkPolicy ns/np" knows whether that is intended.
 
 use crate::cmd::diagnose::model::{Check, Matrix, ProbeResult, Scope, Source, Target, TargetKind};
-use crate::cmd::diagnose::probe::{PingOutcome, TcpOutcome};
+use crate::cmd::diagnose::probe::{PingOutcome, TcpOutcome, UDP_WAIT_SECS, UdpOutcome};
 
 /// Classify one ping.
 pub fn classify_ping(
@@ -35,6 +35,32 @@ pub fn classify_tcp(
         ),
         TcpOutcome::TimedOut => no_answer("TCP connect timed out", source, target),
         TcpOutcome::Error { detail } => (ProbeResult::Error, detail.clone()),
+    }
+}
+
+pub fn classify_udp(
+    outcome: &UdpOutcome,
+    source: &Source,
+    target: &Target,
+) -> (ProbeResult, String) {
+    match outcome {
+        UdpOutcome::Reply => (ProbeResult::Ok, "UDP reply".into()),
+        // like a TCP refusal: the far side's kernel answered
+        UdpOutcome::Closed => (
+            ProbeResult::Ok,
+            "ICMP port unreachable (reached, nothing listening)".into(),
+        ),
+        UdpOutcome::NoReply => {
+            let detail = format!(
+                "no reply and no ICMP port unreachable within {UDP_WAIT_SECS} s: open|filtered (a listener that ignores this datagram, or a drop on the path)"
+            );
+            match no_answer(&detail, source, target) {
+                (ProbeResult::Unreachable, d) => (ProbeResult::OpenOrFiltered, d),
+                other => other,
+            }
+        }
+        UdpOutcome::Unreachable { detail } => (ProbeResult::Unreachable, detail.clone()),
+        UdpOutcome::Error { detail } => (ProbeResult::Error, detail.clone()),
     }
 }
 
@@ -73,7 +99,11 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
             Scope::node(&src.node)
         };
         let mut failed = Vec::new();
+        // warnings, by reason: each reason gets its own sentence and hint
         let mut blocked = Vec::new();
+        let mut svc_silent = Vec::new();
+        let mut not_runnable = Vec::new();
+        let mut udp_silent = Vec::new();
         let mut ok = 0;
         for p in m.probes.iter().filter(|p| p.from == i) {
             let Some(t) = m.targets.get(p.to) else {
@@ -87,18 +117,20 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
                 // load balancer or just backends that do not listen on that
                 // port: a warning (the backends' readiness is its own check).
                 ProbeResult::Unreachable if t.kind == TargetKind::Service => {
-                    blocked.push(format!("{what}: {} (Service did not answer)", p.detail))
+                    svc_silent.push(format!("{what}: {}", p.detail))
                 }
                 // a workload pod may lack ping: that says nothing about the network
                 ProbeResult::Error if src.policy_probe => {
-                    blocked.push(format!("{what}: probe could not run: {}", p.detail))
+                    not_runnable.push(format!("{what}: {}", p.detail))
                 }
+                ProbeResult::OpenOrFiltered => udp_silent.push(format!("{what}: {}", p.detail)),
                 ProbeResult::Unreachable | ProbeResult::Error => {
                     failed.push(format!("{what}: {}", p.detail))
                 }
             }
         }
         let from = format!("from pod {} on {}", src.pod, src.node);
+        let warned = blocked.len() + svc_silent.len() + not_runnable.len() + udp_silent.len();
         if !failed.is_empty() {
             out.push(Check::fail(
                 "connectivity",
@@ -106,7 +138,7 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
                 format!(
                     "{from}: {} of {} probes failed: {}",
                     failed.len(),
-                    ok + failed.len() + blocked.len(),
+                    ok + failed.len() + warned,
                     failed.join("; ")
                 ),
                 format!(
@@ -114,12 +146,43 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
                     src.pod
                 ),
             ));
-        } else if !blocked.is_empty() {
+        } else if warned > 0 {
+            let mut parts = vec![format!("{from}: {ok} of {} probes answered", ok + warned)];
+            let mut hints = Vec::new();
+            let mut say = |items: &[String], what: &str, hint: String| {
+                if !items.is_empty() {
+                    parts.push(format!("{} {what}: {}", items.len(), items.join("; ")));
+                    hints.push(hint);
+                }
+            };
+            say(
+                &blocked,
+                "blocked by NetworkPolicy (expected if the policy is intended)",
+                format!(
+                    "if that traffic should pass, fix the policy (`kubectl describe networkpolicy -n <ns> <name>`); `kubectl ko trace {} <dst-ip> icmp` names the dropping ACL",
+                    src.pod
+                ),
+            );
+            say(
+                &svc_silent,
+                "Service did not take a TCP connection",
+                "check the Service's backends listen on its targetPort (`kubectl get endpointslices -n <ns>`)".into(),
+            );
+            say(
+                &not_runnable,
+                "probe could not run in this workload pod (says nothing about the network)",
+                "the workload image may lack ping/curl/bash".into(),
+            );
+            say(
+                &udp_silent,
+                "UDP target open|filtered",
+                "silence is what a UDP listener that ignores unknown datagrams also gives; check with the service's own client (e.g. `dig` for DNS)".into(),
+            );
             out.push(Check::warn(
                 "connectivity",
                 scope,
-                format!("{from}: {ok} probes answered, {} blocked by NetworkPolicy (expected if the policy is intended), Service not answering, or not runnable: {}", blocked.len(), blocked.join("; ")),
-                "`kubectl describe networkpolicy -n <ns> <name>`; `kubectl ko trace` shows the dropping ACL",
+                parts.join("; "),
+                hints.join("; "),
             ));
         } else {
             out.push(Check::pass(
@@ -235,6 +298,18 @@ mod tests {
         svc.probes.truncate(2);
         let cs = matrix_checks(&svc);
         assert_eq!(cs[0].status, Status::Warn, "{cs:#?}");
-        assert!(cs[0].message.contains("Service did not answer"));
+        assert!(
+            cs[0]
+                .message
+                .contains("Service did not take a TCP connection")
+        );
+        // UDP silence is a warning of its own kind, never a failure
+        let mut udp = m.clone();
+        udp.probes[1].result = ProbeResult::OpenOrFiltered;
+        udp.probes.truncate(2);
+        let cs = matrix_checks(&udp);
+        assert_eq!(cs[0].status, Status::Warn, "{cs:#?}");
+        assert!(cs[0].message.contains("open|filtered"), "{cs:#?}");
+        assert!(!cs[0].message.contains("NetworkPolicy"), "{cs:#?}");
     }
 }
