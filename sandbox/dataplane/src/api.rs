@@ -4,13 +4,12 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::exec;
 use crate::state::{Created, Paths, Recorder};
+use crate::{argv, exec};
 
 /// `ko-apiserver` next to our own executable, or `KO_APISERVER_BIN`.
 pub fn binary() -> Result<PathBuf> {
@@ -32,22 +31,15 @@ pub fn start(paths: &Paths, rec: &Recorder, port: u16) -> Result<u32> {
     let bin = binary()?;
     let api = paths.api();
     std::fs::create_dir_all(&api).with_context(|| format!("creating {}", api.display()))?;
-    let log_path = api.join("apiserver.log");
-    let log = std::fs::File::create(&log_path)
-        .with_context(|| format!("creating {}", log_path.display()))?;
-    let log2 = log.try_clone().context("duplicating a log file handle")?;
-    let child = Command::new("setsid")
-        .arg(&bin)
-        .arg("--state")
-        .arg(paths.dir())
-        .arg("--port")
-        .arg(port.to_string())
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .spawn()
+    let argv = argv![
+        bin.display(),
+        "--state",
+        paths.dir().display(),
+        "--port",
+        port
+    ];
+    let pid = exec::spawn_detached(&argv, &api.join("apiserver.log"))
         .with_context(|| format!("starting the API emulator {}", bin.display()))?;
-    let pid = child.id();
     rec.record(&Created::Pid {
         pid,
         what: "ko-apiserver".into(),

@@ -174,6 +174,26 @@ pub fn run_daemon(argv: &[String], log: &Path) -> Result<()> {
     }
 }
 
+/// Start a long-running helper of the sandbox (emulator, kubelet) in its own session so
+/// it outlives the caller and its terminal, stdio appended to `log`; returns its pid.
+/// stdout must not be the caller's: tests read `up`'s stdout to its end.
+pub fn spawn_detached(argv: &[String], log: &Path) -> Result<u32> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening log {}", log.display()))?;
+    let f2 = f.try_clone().context("duplicating a log file handle")?;
+    let child = Command::new("setsid")
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(f)
+        .stderr(f2)
+        .spawn()
+        .with_context(|| format!("could not start `{}`", show(argv)))?;
+    Ok(child.id())
+}
+
 /// argv prefix to run inside a pod: its mount and network namespaces.
 pub fn in_pod(pid: u32, argv: &[String]) -> Vec<String> {
     let mut v = argv!["nsenter", "-t", pid, "-m", "-n", "--"];

@@ -13,7 +13,6 @@ mod wire;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -78,28 +77,17 @@ pub fn start(paths: &Paths, rec: &Recorder) -> Result<u32> {
         return Ok(pid);
     }
     let exe = std::env::current_exe().context("finding the ko-sandbox executable")?;
-    let log_path = paths.logs().join("kubelet.log");
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
-    let log2 = log.try_clone().context("duplicating a log file handle")?;
-    // setsid: it must outlive `up`; the state dir on its command line lets `down`
-    // recognise it as this sandbox's process.
-    let child = Command::new("setsid")
-        .arg(&exe)
-        .arg("--name")
-        .arg(&paths.name)
-        .arg("kubelet")
-        .arg("--state-dir")
-        .arg(paths.dir())
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .spawn()
+    // the state dir on its command line lets `down` recognise it as this sandbox's
+    let argv = crate::argv![
+        exe.display(),
+        "--name",
+        paths.name,
+        "kubelet",
+        "--state-dir",
+        paths.dir().display()
+    ];
+    let pid = crate::exec::spawn_detached(&argv, &paths.logs().join("kubelet.log"))
         .with_context(|| format!("starting the sandbox kubelet {}", exe.display()))?;
-    let pid = child.id();
     rec.record(&Created::Pid {
         pid,
         what: "kubelet".into(),

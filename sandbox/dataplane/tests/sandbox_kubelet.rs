@@ -144,6 +144,10 @@ fn api_pods_are_scheduled_wired_exec_able_and_removed_without_trace() {
         ],
     );
     assert_eq!(chassis_name.trim(), "kube-ovn-worker");
+    let ip_cr = k.json(&["get", "ips", "kt-net.default"]);
+    assert_eq!(ip_cr["spec"]["ipAddress"], ip.as_str());
+    assert_eq!(ip_cr["spec"]["nodeName"], "kube-ovn-worker");
+    assert_eq!(ip_cr["spec"]["macAddress"], mac);
     let (code, out, err) = k.exec("default", "kt-net", None, &["ip", "-o", "addr"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("inet {ip}/16")), "{out}");
@@ -255,6 +259,8 @@ fn api_pods_are_scheduled_wired_exec_able_and_removed_without_trace() {
         ],
     );
     assert_eq!(lsp.trim(), "", "LSP kt-net.default is still in the NB");
+    let ips = k.ok(&["get", "ips", "-o", "name"]);
+    assert!(!ips.contains("kt-net.default"), "IP CR left: {ips}");
     let port = ovs_vsctl(
         &k,
         "kube-ovn-worker",
