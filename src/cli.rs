@@ -152,9 +152,12 @@ pub enum Command {
     OvnTrace(TraceArgs),
     /// Check that Kubernetes, OVN and OVS agree and that the control plane is healthy
     Diagnose(DiagnoseArgs),
-    /// Check the environment configuration (kernel, modules, sysctls) on every node
-    #[command(name = "env-check")]
-    EnvCheck,
+    /// Check each node's environment (CNI config, sysctls, checksum errors, DNS, firewalls, geneve port)
+    #[command(
+        name = "env-check",
+        long_about = "Check each node's environment from its kube-ovn-cni pod, like upstream's /kube-ovn/env-check.sh but as named checks (pass/warn/fail, node, message, hint): the CNI config in /etc/cni/net.d, net.ipv4.tcp_mtu_probing and tcp_tw_recycle, InCsumErrors in /proc/net/snmp (growing = fail), public search domains in /etc/resolv.conf, firewall/security-agent processes, and a UDP 6081 (geneve) listener. When the image has /kube-ovn/env-check.sh its output is included; --raw prints only that.\n\nExit codes: 0 no check failed, 1 a check failed (with --raw: a script is missing or failed), 3 the cluster could not be used."
+    )]
+    EnvCheck(EnvCheckArgs),
     /// Restart all Kube-OVN components (deletes their pods)
     Reload(ReloadArgs),
     /// Collect logs into ./kubectl-ko-log/<node>/...
@@ -284,6 +287,15 @@ pub enum DiagnoseScope {
     /// that ignores the datagram and a drop look alike), ICMP host unreachable fails.
     #[command(name = "IPPorts", alias = "ipports")]
     IpPorts { targets: String },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EnvCheckArgs {
+    /// Print only the output of the image's /kube-ovn/env-check.sh, like upstream
+    #[arg(long)]
+    pub raw: bool,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -66,7 +66,7 @@ async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Outcome, Error> {
         Command::Trace(a) => cmd::trace::run(ctx, a, false).await,
         Command::OvnTrace(a) => cmd::trace::run(ctx, a, true).await,
         Command::Diagnose(a) => cmd::diagnose::run(ctx, a).await,
-        Command::EnvCheck => cmd::misc::env_check(ctx).await,
+        Command::EnvCheck(a) => cmd::misc::env_check(ctx, a).await,
         Command::Reload(a) => cmd::misc::reload(ctx, a).await,
         Command::Log(a) => cmd::misc::log(ctx, a).await,
         Command::Perf(a) => cmd::perf::run(ctx, a).await,

@@ -1,8 +1,10 @@
-//! `log`, `reload` and `env-check` against the sandbox `core`.
+//! `log` and `reload` against the sandbox `core`; `env-check` against `errors`.
 
 mod common;
 
-use common::{ko, kubeconfig, nodes, run, text};
+use std::path::{Path, PathBuf};
+
+use common::{ko, kubeconfig, kubectl, nodes, run, text};
 
 const SANDBOX: &str = "core";
 
@@ -90,18 +92,200 @@ fn reload_explains_and_needs_yes() {
     );
 }
 
-#[test]
-fn env_check_runs_in_every_cni_pod() {
-    let kc = kubeconfig(SANDBOX);
+/// env-check changes a node's real state (CNI config, a sysctl), so it runs on the
+/// sandbox `errors` (owned by tests/errors.rs, which never looks at these).
+const ENV_SANDBOX: &str = "errors";
+
+fn cni_pods(kc: &Path) -> Vec<(String, String)> {
     let out = run({
-        let mut c = ko(&kc);
-        c.args(["-o", "json", "env-check"]);
+        let mut c = kubectl(kc);
+        c.args(["-n", "kube-system", "get", "pods", "-l", "app=kube-ovn-cni"])
+            .args([
+                "-o",
+                "jsonpath={range .items[*]}{.spec.nodeName} {.metadata.name}{\"\\n\"}{end}",
+            ]);
         c
     });
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let checked = v["nodes"].as_array().unwrap();
-    assert_eq!(checked.len(), nodes(&kc).len());
-    // The sandbox image has no /kube-ovn/env-check.sh: that is reported per node, exit 1.
-    let all_ok = checked.iter().all(|n| n["exit_code"] == 0);
-    assert_eq!(out.status.code(), Some(if all_ok { 0 } else { 1 }));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, p)| (n.to_string(), p.to_string()))
+        .collect()
+}
+
+/// `kubectl exec` in a kube-ovn-cni pod; stdout.
+fn cni_exec(kc: &Path, pod: &str, argv: &[&str]) -> String {
+    let out = run({
+        let mut c = kubectl(kc);
+        c.args(["-n", "kube-system", "exec", pod, "-c", "cni-server", "--"])
+            .args(argv);
+        c
+    });
+    assert!(out.status.success(), "{argv:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn env_check_json(kc: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = run({
+        let mut c = ko(kc);
+        c.args(["--timeout", "20s", "-o", "json", "env-check"]);
+        c
+    });
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    (out.status.code(), v)
+}
+
+fn check<'a>(v: &'a serde_json::Value, node: &str, name: &str) -> &'a serde_json::Value {
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == node)
+        .and_then(|n| {
+            n["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+        })
+        .unwrap_or_else(|| panic!("no check {name} for node {node}: {v:#}"))
+}
+
+/// Puts back what the test changed in a node, even when an assertion fails.
+struct Undo {
+    kc: PathBuf,
+    pod: String,
+    mtu: String,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        for argv in [
+            vec![
+                "mv",
+                "/etc/cni/net.d/01-kube-ovn.conf.disabled",
+                "/etc/cni/net.d/01-kube-ovn.conflist",
+            ],
+            vec![
+                "sysctl",
+                "-q",
+                "-w",
+                &format!("net.ipv4.tcp_mtu_probing={}", self.mtu),
+            ],
+        ] {
+            let mut c = kubectl(&self.kc);
+            c.args([
+                "-n",
+                "kube-system",
+                "exec",
+                &self.pod,
+                "-c",
+                "cni-server",
+                "--",
+            ])
+            .args(&argv);
+            let _ = c.output();
+        }
+    }
+}
+
+#[test]
+fn env_check_reports_each_nodes_real_settings() {
+    if std::env::var_os("KO_E2E_KUBECONFIG").is_some() {
+        eprintln!("skipped: changes node settings, sandbox only");
+        return;
+    }
+    let kc = kubeconfig(ENV_SANDBOX);
+    let pods = cni_pods(&kc);
+    assert_eq!(pods.len(), nodes(&kc).len());
+    let (code, v) = env_check_json(&kc);
+    assert_eq!(v["nodes"].as_array().unwrap().len(), pods.len(), "{v:#}");
+    // Each result agrees with what kubectl exec reads in that node's cni pod.
+    for (node, pod) in &pods {
+        let listing = cni_exec(&kc, pod, &["ls", "-1A", "/etc/cni/net.d"]);
+        assert_eq!(listing.trim(), "01-kube-ovn.conflist");
+        assert_eq!(check(&v, node, "cni-config")["status"], "pass");
+        let mtu = cni_exec(&kc, pod, &["cat", "/proc/sys/net/ipv4/tcp_mtu_probing"]);
+        let want = if mtu.trim() == "0" { "warn" } else { "pass" };
+        assert_eq!(check(&v, node, "tcp-mtu-probing")["status"], want, "{mtu}");
+        // The sandbox runs OVS on the userspace datapath: no kernel geneve socket.
+        let geneve = check(&v, node, "geneve-port");
+        assert_eq!(geneve["status"], "pass", "{geneve}");
+        assert!(
+            geneve["message"].as_str().unwrap().contains("netdev"),
+            "{geneve}"
+        );
+        for name in [
+            "tcp-tw-recycle",
+            "checksum-errors",
+            "dns-search",
+            "security-software",
+        ] {
+            let c = check(&v, node, name);
+            assert!(c["status"] != "fail", "{c}");
+        }
+    }
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["healthy"], true);
+
+    // Break one node for real: its CNI config moved away, and MTU probing turned on.
+    let (node, pod) = pods
+        .iter()
+        .find(|(n, _)| n == "kube-ovn-worker")
+        .expect("node kube-ovn-worker")
+        .clone();
+    let mtu = cni_exec(&kc, &pod, &["cat", "/proc/sys/net/ipv4/tcp_mtu_probing"]);
+    let _undo = Undo {
+        kc: kc.clone(),
+        pod: pod.clone(),
+        mtu: mtu.trim().to_string(),
+    };
+    cni_exec(
+        &kc,
+        &pod,
+        &[
+            "mv",
+            "/etc/cni/net.d/01-kube-ovn.conflist",
+            "/etc/cni/net.d/01-kube-ovn.conf.disabled",
+        ],
+    );
+    cni_exec(
+        &kc,
+        &pod,
+        &["sysctl", "-q", "-w", "net.ipv4.tcp_mtu_probing=1"],
+    );
+    let (code, v) = env_check_json(&kc);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(v["healthy"], false);
+    let cni = check(&v, &node, "cni-config");
+    assert_eq!(cni["status"], "fail", "{cni}");
+    assert!(
+        cni["message"]
+            .as_str()
+            .unwrap()
+            .contains("01-kube-ovn.conf.disabled"),
+        "{cni}"
+    );
+    assert!(cni["hint"].as_str().unwrap().contains(&node), "{cni}");
+    assert_eq!(check(&v, &node, "tcp-mtu-probing")["status"], "pass");
+    for (other, _) in pods.iter().filter(|(n, _)| *n != node) {
+        assert_eq!(check(&v, other, "cni-config")["status"], "pass");
+    }
+
+    // --raw: only the image's script; the sandbox image has none, which is a failure.
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["env-check", "--raw"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out.stdout);
+    assert_eq!(
+        t.matches("/kube-ovn/env-check.sh is not in this image")
+            .count(),
+        pods.len(),
+        "{t}"
+    );
 }

@@ -39,16 +39,37 @@ pub fn binds(ctx: &Ctx, pod: &Pod) -> Result<Vec<Bind>> {
             ];
             if pod.role == Role::Cni {
                 v.push(b(pod, "log-kube-ovn", "/var/log/kube-ovn"));
+                v.push(b(pod, "etc-cni", "/etc/cni/net.d"));
             }
             v
         }
         Role::Controller => vec![b(pod, "log-kube-ovn", "/var/log/kube-ovn")],
+        // the pinger binary diagnose runs in `--mode=job` (a stand-in, see pinger.rs)
+        Role::Workload if pod.container == "pinger" => vec![crate::pinger::install(ctx)?],
         Role::Workload => vec![],
     })
 }
 
+/// What kube-ovn-cni installs on a node: its CNI config (env-check looks for it).
+const CNI_CONFLIST: &str = r#"{
+  "name": "kube-ovn",
+  "cniVersion": "0.3.1",
+  "plugins": [
+    {"type": "kube-ovn", "server_socket": "/run/openvswitch/kube-ovn-daemon.sock"},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+"#;
+
 pub fn start_holder(ctx: &Ctx, pod: &Pod) -> Result<u32> {
     let binds = binds(ctx, pod)?;
+    if pod.role == Role::Cni {
+        let dir = ctx.pod_dir(pod, "etc-cni");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let file = dir.join("01-kube-ovn.conflist");
+        std::fs::write(&file, CNI_CONFLIST)
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
     let log = ctx.log_file(&format!("holder-{}.log", pod.dir_name()));
     let pid = holder::spawn(&pod.netns, &pod.key(), &binds, &log)?;
     ctx.set_pid(pod, pid)?;

@@ -28,6 +28,9 @@ const MOUNT_POINTS: &[&str] = &[
     "/etc/openvswitch",
     "/var/log/openvswitch",
     "/var/log/kube-ovn",
+    // Parent first: down removes recorded directories in reverse order.
+    "/etc/cni",
+    "/etc/cni/net.d",
 ];
 
 pub fn up(paths: &Paths, opts: &UpOpts) -> Result<PathBuf> {

@@ -1,10 +1,12 @@
 //! `version`, `completion`, `env-check`, `reload`, `log`.
 
+mod env_check;
 mod log;
 mod reload;
 
+pub use env_check::env_check;
 pub use log::log;
-pub use reload::{env_check, reload};
+pub use reload::reload;
 
 use std::io::Write;
 

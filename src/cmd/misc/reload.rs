@@ -1,6 +1,5 @@
-//! `reload` (restart every Kube-OVN component by deleting its pods, in
-//! upstream's order, waiting for replacements) and `env-check` (run the image's
-//! own `/kube-ovn/env-check.sh` in every kube-ovn-cni pod, concurrently).
+//! `reload`: restart every Kube-OVN component by deleting its pods, in upstream's
+//! order, waiting for replacements.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -12,7 +11,7 @@ use kube::api::{Api, DeleteParams};
 use serde::Serialize;
 
 use crate::cli::ReloadArgs;
-use crate::cluster::{Cluster, PodRef, container, locate::unusable_reason};
+use crate::cluster::{Cluster, locate::unusable_reason};
 use crate::cmd::{Ctx, Outcome};
 use crate::error::{Error, Result};
 use crate::render::{Render, Style};
@@ -151,111 +150,5 @@ pub async fn reload(ctx: &Ctx, args: &ReloadArgs) -> Result<Outcome> {
         ReloadReport { components },
         ctx.output(None),
         0,
-    ))
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct EnvCheckReport {
-    pub nodes: Vec<NodeEnvCheck>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeEnvCheck {
-    pub node: String,
-    pub pod: String,
-    pub exit_code: Option<i32>,
-    pub output: String,
-}
-
-impl Render for EnvCheckReport {
-    fn render_text(&self, out: &mut dyn Write, s: &Style) -> std::io::Result<()> {
-        for n in &self.nodes {
-            writeln!(
-                out,
-                "{}",
-                s.bold(&format!(
-                    "=== environment check for node {} ({})",
-                    n.node, n.pod
-                ))
-            )?;
-            out.write_all(n.output.as_bytes())?;
-            if !n.output.ends_with('\n') {
-                writeln!(out)?;
-            }
-            if n.exit_code != Some(0) {
-                writeln!(
-                    out,
-                    "{}",
-                    s.bad(&format!(
-                        "check failed (exit {})",
-                        n.exit_code
-                            .map(|c| c.to_string())
-                            .unwrap_or_else(|| "-".into())
-                    ))
-                )?;
-            }
-        }
-        Ok(())
-    }
-    fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
-        serde_json::to_value(self)
-    }
-}
-
-pub async fn env_check(ctx: &Ctx) -> Result<Outcome> {
-    let cluster = ctx.cluster().await?;
-    let ns = cluster.namespace().to_string();
-    let pods = cluster
-        .list_pods(Some(&ns), Some("app=kube-ovn-cni"))
-        .await?;
-    if pods.is_empty() {
-        return Err(Error::Cluster(crate::cluster::Error::NotFound {
-            what: format!("kube-ovn-cni pods in namespace {ns}"),
-            detail: String::new(),
-            hint: "pass --kube-ovn-namespace (or KUBE_OVN_NS) if Kube-OVN runs elsewhere".into(),
-        }));
-    }
-    let checks = join_all(pods.iter().map(|p| async move {
-        let r = PodRef::from_pod(p);
-        let node = r.node.clone().unwrap_or_default();
-        if let Some(why) = unusable_reason(p) {
-            return NodeEnvCheck {
-                node,
-                pod: r.name.clone(),
-                exit_code: None,
-                output: format!("pod not usable: {why}\n"),
-            };
-        }
-        let c = r.container_or_default(container::CNI_SERVER).to_string();
-        match cluster
-            .exec_capture(&r, &c, &["bash", "/kube-ovn/env-check.sh"])
-            .await
-        {
-            Ok(o) => NodeEnvCheck {
-                node,
-                pod: r.name.clone(),
-                exit_code: Some(o.exit_code),
-                output: format!("{}{}", o.stdout_str(), o.stderr_str()),
-            },
-            Err(e) => NodeEnvCheck {
-                node,
-                pod: r.name.clone(),
-                exit_code: None,
-                output: format!("{e}\n"),
-            },
-        }
-    }))
-    .await;
-    let mut nodes = checks;
-    nodes.sort_by(|a, b| a.node.cmp(&b.node));
-    let exit = if nodes.iter().all(|n| n.exit_code == Some(0)) {
-        0
-    } else {
-        1
-    };
-    Ok(Outcome::report(
-        EnvCheckReport { nodes },
-        ctx.output(None),
-        exit,
     ))
 }
