@@ -567,6 +567,14 @@ impl Kubelet {
                 "containerStatuses": statuses,
             },
         });
+        let msg = format!("Successfully assigned {} to {}", p.key(), n.name);
+        self.event(&st.obj, "Normal", "Scheduled", &msg, None);
+        for c in &st.containers {
+            let msg = format!(
+                "Started container {c} (the sandbox runs no image: exec runs the host's binaries)"
+            );
+            self.event(&st.obj, "Normal", "Started", &msg, Some(&n.name));
+        }
         match api::patch_pod(&self.ctx.paths, &p.namespace, &p.name, &patch) {
             Ok(()) => eprintln!(
                 "kubelet: pod {} running on {} ({})",
@@ -574,6 +582,34 @@ impl Kubelet {
                 n.name,
                 p.ips().join(",")
             ),
+            Err(e) => eprintln!("kubelet: {e:#}"),
+        }
+    }
+
+    /// An Event about the pod, as the scheduler (no host) or the kubelet of `host`
+    /// reports it, so `kubectl describe pod` and `kubectl get events` tell the story.
+    fn event(&self, pod: &Value, kind: &str, reason: &str, message: &str, host: Option<&str>) {
+        let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+        let name = pod["metadata"]["name"].as_str().unwrap_or("");
+        let now = now();
+        let source = match host {
+            Some(h) => json!({"component": "kubelet", "host": h}),
+            None => json!({"component": "default-scheduler"}),
+        };
+        let ev = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": format!("{name}."), "namespace": ns},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": name,
+                               "uid": pod["metadata"]["uid"]},
+            "type": kind, "reason": reason, "message": message, "source": source,
+            "reportingComponent": source["component"], "reportingInstance": host.unwrap_or(""),
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        });
+        let body = serde_json::to_vec(&ev).unwrap_or_default();
+        let path = format!("/api/v1/namespaces/{ns}/events");
+        match api::request(self.port, "POST", &path, Some(("application/json", &body))) {
+            Ok((code, _)) if (200..300).contains(&code) => {}
+            Ok((code, text)) => eprintln!("kubelet: POST {path} answered {code}: {}", text.trim()),
             Err(e) => eprintln!("kubelet: {e:#}"),
         }
     }
@@ -591,6 +627,12 @@ impl Kubelet {
             json!({"type": "PodReadyToStartContainers", "status": "False", "reason": np.reason,
                    "message": np.message, "lastProbeTime": null, "lastTransitionTime": now()})
         };
+        if np.reason == "Unschedulable" {
+            self.event(obj, "Warning", "FailedScheduling", &np.message, None);
+        } else {
+            let node = obj["spec"]["nodeName"].as_str();
+            self.event(obj, "Warning", np.reason, &np.message, node);
+        }
         let patch = json!({"status": {"phase": "Pending", "conditions": [condition]}});
         if let Err(e) = api::patch_pod(&self.ctx.paths, ns, name, &patch) {
             eprintln!("kubelet: {e:#}");

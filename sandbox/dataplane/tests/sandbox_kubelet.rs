@@ -196,6 +196,25 @@ fn api_pods_are_scheduled_wired_exec_able_and_removed_without_trace() {
         k.json(&["get", "pod", "kt-lost"])["status"]["phase"],
         "Pending"
     );
+    let events = k.json(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=kt-lost",
+    ]);
+    assert!(
+        events["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["reason"] == "FailedScheduling" && e["type"] == "Warning"),
+        "no FailedScheduling event for kt-lost: {events}"
+    );
+    let describe = k.ok(&["describe", "pod", "kt-net"]);
+    assert!(
+        describe.contains("Successfully assigned default/kt-net to kube-ovn-worker"),
+        "{describe}"
+    );
     assert!(
         !Path::new(&format!("/run/netns/{NAME}-kt-lost.default")).exists(),
         "an unscheduled pod got a netns"
