@@ -13,6 +13,8 @@ use crate::error::Result;
 pub const GROUP: &str = "224.0.0.100";
 /// The Ethernet address of 224.0.0.100.
 const GROUP_MAC: &str = "01:00:5e:00:00:64";
+/// iperf 2's default port; each run takes the next one.
+const FIRST_PORT: u16 = 5001;
 
 /// A multicast MAC membership perf added (removed at cleanup).
 #[derive(Debug, Clone)]
@@ -145,18 +147,12 @@ pub async fn measure(
             Err(e) => setup_notes.push(format!("ip maddr add in {p}: {e}")),
         }
     }
-    let srv = Server::start(
-        cluster,
-        server,
-        &["iperf", "-s", "-B", GROUP, "-i", "1", "-u"],
-    )
-    .await?;
     let container = client.container_or_default(&client.name).to_string();
     let dur = k.duration.to_string();
     let timeout = Duration::from_secs(k.duration + 30);
     let mut rows = Vec::new();
-    let mut last_id = 0;
     let mut client_problem = None;
+    let mut port = FIRST_PORT;
     for size in &k.sizes {
         eprintln!(
             "perf: {} multicast {} → {GROUP}, message size {}",
@@ -171,10 +167,22 @@ pub async fn measure(
         };
         // Full rate for bandwidth and loss, then iperf's default 1 Mbit/s for jitter.
         for flood in [true, false] {
+            // A fresh server (and port) per run: an iperf 2 server that missed a
+            // client's closing datagram keeps waiting for it and ignores the next client.
+            let p = port.to_string();
+            port += 1;
+            let srv = Server::start(
+                cluster,
+                server,
+                &["iperf", "-s", "-B", GROUP, "-u", "-i", "1", "-p", &p],
+            )
+            .await?;
             let mut argv = vec![
                 "iperf",
                 "-c",
                 GROUP,
+                "-p",
+                &p,
                 "-u",
                 "-T",
                 "32",
@@ -208,26 +216,22 @@ pub async fn measure(
             }
             // The server prints its final report right after the stream ends.
             tokio::time::sleep(Duration::from_millis(1500)).await;
-            srv.check()?;
             let reports = parse::parse_iperf2_server(&srv.out.text());
-            match parse::last_report_after(&reports, last_id) {
-                Some(r) => {
-                    last_id = r.id;
-                    if flood {
-                        row.udp_bandwidth_bps = Some(r.bits_per_second);
-                        row.udp_lost_percent = Some(r.lost_percent);
-                    } else {
-                        row.udp_jitter_ms = Some(r.jitter_ms);
-                    }
+            srv.stop();
+            match parse::summarize_iperf2(&reports) {
+                Some(r) if flood => {
+                    row.udp_bandwidth_bps = Some(r.bits_per_second);
+                    row.udp_lost_percent = Some(r.lost_percent);
                 }
-                None => row
-                    .errors
-                    .push("the server received no multicast datagrams".into()),
+                Some(r) => row.udp_jitter_ms = Some(r.jitter_ms),
+                None => row.errors.push(format!(
+                    "the server received no multicast datagrams ({} rate run)",
+                    if flood { "full" } else { "1 Mbit/s" }
+                )),
             }
         }
         rows.push(row);
     }
-    srv.stop();
     let measured = rows
         .iter()
         .any(|r| r.udp_bandwidth_bps.is_some() || r.udp_jitter_ms.is_some());

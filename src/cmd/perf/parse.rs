@@ -227,15 +227,53 @@ fn unit_factor(unit: &str) -> Option<f64> {
     })
 }
 
-/// The final report of the newest stream with an id above `after_id` (the
-/// server numbers each client run; its last line for that id is the total).
-pub fn last_report_after(reports: &[Iperf2Report], after_id: u32) -> Option<&Iperf2Report> {
-    let id = reports
+/// What one iperf 2 client run delivered, from the server's reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Iperf2Summary {
+    pub bits_per_second: f64,
+    pub jitter_ms: f64,
+    pub lost_percent: f64,
+}
+
+/// Summarize the reports of a server that saw one client run: its final
+/// `0.0-N sec` line when printed; otherwise (the client's closing datagram
+/// was lost, so no final line) the interval lines combined.
+pub fn summarize_iperf2(reports: &[Iperf2Report]) -> Option<Iperf2Summary> {
+    let last = reports.last()?;
+    let latest_end = reports
         .iter()
-        .map(|r| r.id)
-        .filter(|i| *i > after_id)
-        .max()?;
-    reports.iter().rev().find(|r| r.id == id)
+        .filter(|r| r.start > 0.0)
+        .map(|r| r.end)
+        .fold(0.0, f64::max);
+    let finals: Vec<&Iperf2Report> = reports
+        .iter()
+        .filter(|r| r.start == 0.0 && r.end >= latest_end * 0.9)
+        .collect();
+    if let Some(f) = finals.last() {
+        return Some(Iperf2Summary {
+            bits_per_second: f.bits_per_second,
+            jitter_ms: f.jitter_ms,
+            lost_percent: f.lost_percent,
+        });
+    }
+    // Only intervals (0-1, 1-2, ...): weight rates by interval length.
+    let span: f64 = reports.iter().map(|r| r.end - r.start).sum();
+    let bits: f64 = reports
+        .iter()
+        .map(|r| r.bits_per_second * (r.end - r.start))
+        .sum();
+    let (lost, total) = reports
+        .iter()
+        .fold((0u64, 0u64), |(l, t), r| (l + r.lost, t + r.total));
+    Some(Iperf2Summary {
+        bits_per_second: if span > 0.0 { bits / span } else { 0.0 },
+        jitter_ms: last.jitter_ms,
+        lost_percent: if total > 0 {
+            lost as f64 * 100.0 / total as f64
+        } else {
+            0.0
+        },
+    })
 }
 
 #[cfg(test)]
@@ -318,14 +356,27 @@ mod tests {
         assert!((r[0].bits_per_second - 36.6e6).abs() < 1.0);
         assert_eq!((r[0].lost, r[0].total), (26269, 97247));
         assert_eq!(r[0].lost_percent, 27.0);
-        let last = last_report_after(&r, 0).unwrap();
-        assert_eq!(last.id, 2);
-        assert_eq!(last.total, 2051);
-        assert_eq!(last.jitter_ms, 0.002);
-        assert_eq!(last_report_after(&r, 1).unwrap().id, 2);
-        assert!(last_report_after(&r, 2).is_none());
+        // Two client runs against one server: the last line is the second's total.
+        let sum = summarize_iperf2(&r).unwrap();
+        assert_eq!(sum.jitter_ms, 0.002);
+        assert_eq!(sum.lost_percent, 0.0);
         // The client's own report has no jitter/loss columns: not a server report.
         assert!(parse_iperf2_server(&fixture("iperf2-mcast-client.txt")).is_empty());
         assert!(parse_iperf2_server(&fixture("iperf2-mcast-server-nothing.txt")).is_empty());
+        assert!(summarize_iperf2(&[]).is_none());
+    }
+
+    #[test]
+    fn iperf2_final_line_or_intervals() {
+        let r = parse_iperf2_server(&fixture("iperf2-mcast-server-3s.txt"));
+        assert_eq!(r.len(), 4);
+        let sum = summarize_iperf2(&r).unwrap();
+        assert!((sum.bits_per_second - 33.3e6).abs() < 1.0);
+        assert_eq!(sum.lost_percent, 31.0);
+        // Without the final line (its closing datagram lost): intervals combined.
+        let sum = summarize_iperf2(&r[..3]).unwrap();
+        assert!((sum.bits_per_second - (30.5e6 + 37.4e6 + 32.4e6) / 3.0).abs() < 1.0);
+        let want = (19613.0 + 31734.0 + 35053.0) * 100.0 / (79163.0 + 104818.0 + 98428.0);
+        assert!((sum.lost_percent - want).abs() < 1e-9);
     }
 }
