@@ -55,7 +55,7 @@ pub enum Error {
     },
 
     #[error(
-        "pod {pod} is not usable: {detail}\n  try: `kubectl -n {namespace} describe pod {name}`"
+        "pod {pod} is not usable: {detail}\n  try: `kubectl -n {namespace} describe pod {name}` (its events and container states say why) and `kubectl -n {namespace} logs {name} --all-containers`; kubectl-ko runs commands only in Running, Ready pods"
     )]
     NotRunning {
         pod: String,
