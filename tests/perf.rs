@@ -276,3 +276,17 @@ fn perf_leader_recover_times_nb_sb_and_northd() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(leftovers(&kc), Vec::<String>::new());
 }
+
+#[test]
+fn perf_unknown_node_is_a_usage_error_naming_the_nodes() {
+    let kc = kubeconfig(SANDBOX);
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["perf", "--server-node", "no-such-node"]);
+        c
+    });
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no-such-node"), "{err}");
+    assert!(err.contains("kube-ovn-worker"), "{err}");
+}

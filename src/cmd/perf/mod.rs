@@ -323,6 +323,23 @@ async fn measure(
     let names: Vec<&str> = plan.pods.iter().map(|p| p.name).collect();
     eprintln!("perf: waiting for {} to be Ready", names.join(", "));
     let pods = objects::wait_ready(cluster, &names, args.ready_timeout).await?;
+    for p in &pods {
+        if p.status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .is_none_or(str::is_empty)
+        {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            return Err(Error::Remote {
+                what: format!("reading the IP of pod {}/{name}", cluster.namespace()),
+                detail: "it is Ready but status.podIP is empty".into(),
+                hint: format!(
+                    "`kubectl -n {} get pod {name} -o wide`",
+                    cluster.namespace()
+                ),
+            });
+        }
+    }
     let refs = |name| find(&pods, name).map(objects::pod_ref);
     let knobs = Knobs {
         duration: args.duration,

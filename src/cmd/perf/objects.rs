@@ -120,8 +120,13 @@ pub fn describe_state(pod: &Pod) -> String {
     }
     for c in st.conditions.iter().flatten() {
         s.push_str(&format!(", {}={}", c.type_, c.status));
-        if let Some(r) = c.reason.as_deref().or(c.message.as_deref()) {
-            s.push_str(&format!(" ({r})"));
+        let why: Vec<&str> = [c.reason.as_deref(), c.message.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|w| !w.is_empty())
+            .collect();
+        if !why.is_empty() {
+            s.push_str(&format!(" ({})", why.join(": ")));
         }
     }
     s
