@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -169,12 +169,24 @@ pub fn run(paths: &Paths, state_dir: &Path) -> Result<()> {
     }
 }
 
+/// A pod that could not start: how often wiring failed and when to try again (never
+/// for a verdict that cannot change, like an unknown node).
+struct Refusal {
+    attempts: u32,
+    retry_at: Option<Instant>,
+}
+
+/// Wiring failures (an ovn-controller restarting, a slow NB) are retried like a
+/// kubelet retries a sandbox, a few times.
+const WIRE_ATTEMPTS: u32 = 3;
+const WIRE_RETRY_AFTER: Duration = Duration::from_secs(10);
+
 struct Kubelet {
     ctx: Ctx,
     port: u16,
     managed: BTreeMap<String, Managed>,
-    /// uid → why it is not running (so the same verdict is not PATCHed again).
-    refused: HashMap<String, String>,
+    /// Pods not running, by uid: not looked at again unless a retry is due.
+    refused: HashMap<String, Refusal>,
     /// Addresses of deleted pods, oldest first: handed out again only when nothing
     /// else is free, like Kube-OVN's IPAM, so a peer's stale neighbour entry for an
     /// address never points at a new pod's MAC.
@@ -237,7 +249,13 @@ impl Kubelet {
             .filter(|p| !self.managed.contains_key(&key_of(p)))
             .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
             .filter(|p| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
-            .filter(|p| !self.refused.contains_key(&uid_of(p)))
+            .filter(|p| {
+                let now = Instant::now();
+                // not refused, or refused with a retry that is due
+                self.refused
+                    .get(&uid_of(p))
+                    .is_none_or(|r| r.retry_at.is_some_and(|t| now >= t))
+            })
             .collect();
         if new.is_empty() {
             return Ok(());
@@ -265,7 +283,7 @@ impl Kubelet {
                     }
                     starts.push(s);
                 }
-                Err(np) => self.refuse(obj, &np),
+                Err(np) => self.refuse(obj, &np, false),
             }
         }
         self.start_all(starts)
@@ -407,7 +425,7 @@ impl Kubelet {
                         reason: "FailedCreatePodSandBox",
                         message: format!("the sandbox could not wire the pod: {e:#}"),
                     };
-                    self.refuse(&st.obj, &np);
+                    self.refuse(&st.obj, &np, true);
                 }
             }
         }
@@ -614,11 +632,33 @@ impl Kubelet {
         }
     }
 
-    /// Leave the pod Pending with the reason, once per pod instance.
-    fn refuse(&mut self, obj: &Value, np: &NotPlaced) {
+    /// Leave the pod Pending with the reason; `retry`: try again later, a few times.
+    fn refuse(&mut self, obj: &Value, np: &NotPlaced, retry: bool) {
         let uid = obj["metadata"]["uid"].as_str().unwrap_or("").to_string();
         let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
         let name = obj["metadata"]["name"].as_str().unwrap_or("");
+        let r = self.refused.entry(uid).or_insert(Refusal {
+            attempts: 0,
+            retry_at: None,
+        });
+        r.attempts += 1;
+        r.retry_at =
+            (retry && r.attempts < WIRE_ATTEMPTS).then(|| Instant::now() + WIRE_RETRY_AFTER);
+        let mut np = np.clone();
+        if retry {
+            np.message = match r.retry_at {
+                Some(_) => format!(
+                    "{} (attempt {} of {WIRE_ATTEMPTS}; retrying in {}s)",
+                    np.message,
+                    r.attempts,
+                    WIRE_RETRY_AFTER.as_secs()
+                ),
+                None => format!(
+                    "{} (attempt {} of {WIRE_ATTEMPTS}; giving up: delete and recreate the pod)",
+                    np.message, r.attempts
+                ),
+            };
+        }
         eprintln!("kubelet: pod {ns}/{name} not started: {}", np.message);
         let condition = if np.reason == "Unschedulable" {
             json!({"type": "PodScheduled", "status": "False", "reason": np.reason,
@@ -637,7 +677,6 @@ impl Kubelet {
         if let Err(e) = api::patch_pod(&self.ctx.paths, ns, name, &patch) {
             eprintln!("kubelet: {e:#}");
         }
-        self.refused.insert(uid, np.message.clone());
     }
 }
 
