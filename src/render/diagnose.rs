@@ -56,7 +56,13 @@ impl Render for Report {
             writeln!(out)?;
             render_matrix(m, out, style)?;
         }
-        for run in &self.pinger {
+        // a passing run is one PASS line above; only a failing run's log helps
+        // on screen (all logs are in -o json|yaml)
+        for run in self
+            .pinger
+            .iter()
+            .filter(|r| r.exit_code != Some(0) || !r.problems.is_empty())
+        {
             writeln!(out)?;
             writeln!(
                 out,

@@ -13,6 +13,7 @@ mod kubelet;
 mod nb;
 mod node;
 mod objects;
+mod pinger;
 mod plan;
 mod pods;
 mod preflight;

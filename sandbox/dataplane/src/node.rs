@@ -44,6 +44,8 @@ pub fn binds(ctx: &Ctx, pod: &Pod) -> Result<Vec<Bind>> {
             v
         }
         Role::Controller => vec![b(pod, "log-kube-ovn", "/var/log/kube-ovn")],
+        // the pinger binary diagnose runs in `--mode=job` (a stand-in, see pinger.rs)
+        Role::Workload if pod.container == "pinger" => vec![crate::pinger::install(ctx)?],
         Role::Workload => vec![],
     })
 }

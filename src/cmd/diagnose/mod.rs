@@ -21,6 +21,9 @@
 //!   connected socket, so an ICMP port unreachable surfaces as ECONNREFUSED):
 //!   reply or port unreachable = reached; silence = `open-or-filtered`, a
 //!   warning, because a listener that ignores the datagram looks the same as a drop.
+//! - Upstream's `kube-ovn-pinger --mode=job` exits 0 after lost pings (no
+//!   `--exit-code` in upstream's diagnose), so its check fails on the problems
+//!   its log reports (see `pinger.rs`), not only on a non-zero exit.
 //! - Nothing is created in the cluster (probes run in existing pods), so Ctrl-C
 //!   leaves nothing to clean up.
 //! - `--external-address` defaults, for `all`/`node`, to the address the
@@ -35,6 +38,7 @@ pub mod ipports;
 pub mod matrix;
 pub mod model;
 pub mod ovsdb;
+pub mod pinger;
 pub mod probe;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -642,10 +646,25 @@ async fn diagnose(
         checks.extend(checks::connectivity::matrix_checks(&m));
         for run in &runs {
             checks.push(match run.exit_code {
-                Some(0) => Check::pass(
+                Some(0) if run.problems.is_empty() => Check::pass(
                     "pinger-job",
                     Scope::node(&run.node),
                     format!("kube-ovn-pinger --mode=job in {} succeeded", run.pod),
+                ),
+                // upstream's job exits 0 after lost pings: its log is the verdict
+                Some(0) => Check::fail(
+                    "pinger-job",
+                    Scope::node(&run.node),
+                    format!(
+                        "kube-ovn-pinger --mode=job in {} reported {} problem(s): {}",
+                        run.pod,
+                        run.problems.len(),
+                        run.problems.join("; ")
+                    ),
+                    format!(
+                        "the connectivity matrix shows the same paths from kubectl-ko's own probes; trace one: `kubectl ko trace {} <dst-ip> icmp`",
+                        run.pod
+                    ),
                 ),
                 code => Check::fail(
                     "pinger-job",
@@ -878,14 +897,18 @@ async fn pinger_jobs(
         {
             Ok(o) => {
                 let text = format!("{}{}", o.stdout_str(), o.stderr_str());
+                // only the binary's own absence means "no pinger here"; the
+                // pinger's log may well say "not found" about something else
                 let missing = o.exit_code == 126
                     || o.exit_code == 127
-                    || text.contains("No such file")
-                    || text.contains("not found");
+                    || (o.exit_code != 0
+                        && text.contains("kube-ovn-pinger")
+                        && (text.contains("No such file") || text.contains("not found")));
                 (!missing).then(|| PingerRun {
                     pod: pod.to_string(),
                     node: src.node.clone(),
                     exit_code: Some(o.exit_code),
+                    problems: pinger::problems(&text),
                     output: tail(&text, 40),
                 })
             }
@@ -894,6 +917,7 @@ async fn pinger_jobs(
                 node: src.node.clone(),
                 exit_code: None,
                 output: e.to_string(),
+                problems: vec![],
             }),
         }
     });

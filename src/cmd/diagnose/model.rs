@@ -230,6 +230,8 @@ pub struct PingerRun {
     pub exit_code: Option<i32>,
     /// stdout+stderr tail as the pinger printed it.
     pub output: String,
+    /// What the run reported as failed (its own messages, from the whole output).
+    pub problems: Vec<String>,
 }
 
 /// Counts per status.

@@ -1,0 +1,141 @@
+#!/bin/bash
+# The sandbox's stand-in for /kube-ovn/kube-ovn-pinger (written by ko-sandbox, not
+# upstream code). It runs upstream's --mode=job connectivity checks for real from
+# the pinger pod: 3 pings 100 ms apart to every pinger pod and every node, the
+# --target-ip-ports and the --external-address, and logs in klog's format with
+# upstream's messages, so `kubectl ko diagnose` reads it as it reads the real one.
+# Differences, each logged: the target list comes from `targets` next to this
+# script (pods cannot reach the API emulator on the host's loopback), and the OVS,
+# ovn-controller, port-binding, API server and DNS checks are skipped (the pinger
+# pods here mount no OVS and the sandbox runs no DNS server).
+# Exit status as upstream: 0 unless a check failed and --exit-code is not 0.
+set -u
+
+log() {
+	# klog header: Lmmdd hh:mm:ss.uuuuuu threadid file:line] msg
+	printf '%s%s %7d kube-ovn-pinger-standin:%d] %s\n' "$1" "$(date -u +'%m%d %H:%M:%S.%6N')" $$ "${BASH_LINENO[0]}" "$2" >&2
+}
+
+mode=server external="" target_ip_ports="" exit_code=0
+for a in "$@"; do
+	case $a in
+	--mode=*) mode=${a#*=} ;;
+	--external-address=*) external=${a#*=} ;;
+	--target-ip-ports=*) target_ip_ports=${a#*=} ;;
+	--exit-code=*) exit_code=${a#*=} ;;
+	*)
+		log E "unknown flag: $a"
+		exit 2
+		;;
+	esac
+done
+if [ "$mode" != job ]; then
+	log E "the sandbox stand-in only runs --mode=job"
+	exit 2
+fi
+targets=$(dirname "$0")/targets
+log I "sandbox stand-in: called with: $*"
+
+# upstream pings only the address families the pod itself has
+has4=0 has6=0
+while read -r fam _; do
+	[ "$fam" = inet ] && has4=1
+	[ "$fam" = inet6 ] && has6=1
+done < <(ip -o addr show dev eth0 scope global | awk '{print $3, $4}')
+family_ok() {
+	case $1 in
+	*:*) [ $has6 = 1 ] ;;
+	*) [ $has4 = 1 ] ;;
+	esac
+}
+
+failed=0
+# ping3 <ip> <timeout s>: sets loss and avg (ms)
+ping3() {
+	local out recv
+	out=$(ping -c 3 -i 0.1 -w "$2" "$1" 2>&1)
+	recv=$(sed -n 's/.*, \([0-9][0-9]*\) received.*/\1/p' <<<"$out")
+	recv=${recv:-0}
+	loss=$((3 - recv))
+	avg=$(sed -n 's|^rtt [^=]*= [0-9.]*/\([0-9.]*\)/.*|\1|p' <<<"$out")
+	avg=${avg:-0}
+}
+
+log I "sandbox stand-in: skipping the ovs, ovn-controller and port binding checks (no OVS mounts in sandbox pinger pods)"
+log I "sandbox stand-in: skipping the apiserver check (pods cannot reach the emulator)"
+
+log I "start to check pod connectivity"
+while read -r kind name ip; do
+	if [ "$kind" != pod ] || ! family_ok "$ip"; then continue; fi
+	ping3 "$ip" 1
+	log I "ping pod: $name $ip, count: 3, loss count $loss, average rtt ${avg}ms"
+	[ "$loss" = 0 ] || failed=1
+done <"$targets"
+
+log I "start to check node connectivity"
+while read -r kind name ip; do
+	if [ "$kind" != node ] || ! family_ok "$ip"; then continue; fi
+	ping3 "$ip" 30
+	log I "ping node: $name $ip, count: 3, loss count $loss, average rtt ${avg}ms"
+	[ "$loss" = 0 ] || failed=1
+done <"$targets"
+
+log I "sandbox stand-in: skipping the dns check (the sandbox runs no DNS server)"
+
+if [ -n "$target_ip_ports" ]; then
+	log I "start to check Service or externalIPPort connectivity"
+	IFS=, read -r -a items <<<"$target_ip_ports"
+	for item in "${items[@]}"; do
+		log I "checking targetIPPort $item"
+		proto=${item%%-*} rest=${item#*-}
+		addr=${rest%-*} port=${rest##*-}
+		if [ "$proto" = "$item" ] || [ "$addr" = "$rest" ]; then
+			log I "targetIPPort format failed"
+			continue
+		fi
+		family_ok "$addr" || continue
+		shown=$addr
+		case $addr in *:*) shown="[$addr]" ;; esac
+		case $proto in
+		tcp)
+			# shellcheck disable=SC2016 # $1/$2 expand in the inner shell: argv, not text
+			if timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$addr" "$port" 2>/dev/null; then
+				log I "TCP connectivity to targetIPPort $shown:$port success"
+			else
+				log I "TCP connectivity to targetIPPort $shown:$port failed"
+				failed=1
+			fi
+			;;
+		udp)
+			# upstream expects its own UDP responder to echo; so does this
+			# shellcheck disable=SC2016
+			if timeout 3 bash -c 'exec 3<>"/dev/udp/$1/$2"; printf x >&3; read -r -t 2 -N 1 -u 3 _' _ "$addr" "$port" 2>/dev/null; then
+				log I "UDP connectivity to target $shown:$port success"
+			else
+				log I "UDP connectivity to target $shown:$port failed"
+				failed=1
+			fi
+			;;
+		*) log I "unrecognized protocol $proto" ;;
+		esac
+	done
+fi
+
+if [ -n "$external" ]; then
+	IFS=, read -r -a addrs <<<"$external"
+	for addr in "${addrs[@]}"; do
+		family_ok "$addr" || continue
+		log I "start to check ping external to $addr"
+		ping3 "$addr" 5
+		log I "ping external address: $addr, total count: 3, loss count $loss, average rtt ${avg}ms"
+		if [ "$loss" != 0 ]; then
+			failed=1
+			break
+		fi
+	done
+fi
+
+if [ $failed = 1 ] && [ "$exit_code" != 0 ]; then
+	exit "$exit_code"
+fi
+exit 0

@@ -1,0 +1,114 @@
+//! diagnose runs `kube-ovn-pinger --mode=job` where the pinger pods have it,
+//! with upstream's arguments, and judges its log. The sandbox's pinger pods
+//! carry a stand-in (sandbox/dataplane/src/pinger-standin.sh) that pings for
+//! real and logs upstream's messages. Needs root; sandbox only (`diagudp`).
+
+mod common;
+
+use std::path::Path;
+
+use common::{ko, nodes, run, text};
+use serde_json::Value;
+
+const SANDBOX: &str = "diagudp";
+
+fn diagnose(kc: &Path, args: &[&str]) -> (Option<i32>, Value) {
+    let mut c = ko(kc);
+    c.arg("diagnose").args(args).args(["-o", "json"]);
+    let out = run(c);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON ({e}): {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    (out.status.code(), v)
+}
+
+fn pinger_checks(v: &Value) -> Vec<&Value> {
+    v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["name"] == "pinger-job")
+        .collect()
+}
+
+fn external_host() -> String {
+    let st = common::sandbox(SANDBOX, &["status", "-o", "json"]);
+    let st: Value = serde_json::from_slice(&st.stdout).expect("sandbox status -o json");
+    st["external_host"]["ip4"]
+        .as_str()
+        .expect("external_host.ip4")
+        .to_string()
+}
+
+#[test]
+fn pinger_job_runs_with_upstream_arguments_and_fails_on_lost_pings() {
+    if std::env::var_os("KO_E2E_KUBECONFIG").is_some() {
+        eprintln!("skipped: relies on the sandbox's pinger stand-in and addresses");
+        return;
+    }
+    let kc = common::kubeconfig(SANDBOX);
+    let n = nodes(&kc).len();
+    let ext = external_host();
+
+    // healthy: one passing pinger-job check per node; the job got upstream's flags
+    let (code, v) = diagnose(&kc, &["all", "--external-address", &ext]);
+    let pc = pinger_checks(&v);
+    assert_eq!(pc.len(), n, "{pc:#?}");
+    assert!(pc.iter().all(|c| c["status"] == "pass"), "{pc:#?}");
+    assert_eq!(code, Some(0));
+    let runs = v["pinger"].as_array().expect("pinger runs");
+    assert_eq!(runs.len(), n);
+    for r in runs {
+        let out = r["output"].as_str().unwrap();
+        assert!(
+            out.contains(&format!("called with: --mode=job --external-address={ext}")),
+            "{out}"
+        );
+        assert!(
+            out.contains("ping pod:") && out.contains("ping node:"),
+            "{out}"
+        );
+        assert_eq!(r["problems"].as_array().map(Vec::len), Some(0), "{r}");
+    }
+
+    // IPPorts reach the job as --target-ip-ports
+    let node_ip = common::jsonpath(
+        &kc,
+        &["get", "nodes"],
+        "{.items[0].status.addresses[?(@.type==\"InternalIP\")].address}",
+    );
+    let target = format!("tcp-{}-6641", node_ip.trim());
+    let (_, v) = diagnose(&kc, &["IPPorts", &target]);
+    for r in v["pinger"].as_array().expect("pinger runs") {
+        let out = r["output"].as_str().unwrap();
+        assert!(
+            out.contains(&format!("--target-ip-ports={target}")),
+            "{out}"
+        );
+        assert!(out.contains("success"), "{out}");
+    }
+
+    // an external address nobody answers (inside the sandbox's own node network):
+    // upstream's job exits 0 and only logs the loss; diagnose must still fail it
+    let silent = format!("{}.250", ext.rsplit_once('.').expect("IPv4").0);
+    let (code, v) = diagnose(&kc, &["all", "--external-address", &silent]);
+    assert_eq!(code, Some(1));
+    let pc = pinger_checks(&v);
+    assert_eq!(pc.len(), n, "{pc:#?}");
+    for c in pc {
+        assert_eq!(c["status"], "fail", "{c}");
+        let msg = c["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&silent) && msg.contains("loss count 3"),
+            "{msg}"
+        );
+        assert!(c["scope"].as_str().unwrap().starts_with("node/"), "{c}");
+    }
+    for r in v["pinger"].as_array().expect("pinger runs") {
+        assert_eq!(r["exit_code"], 0, "upstream's job exits 0 here: {r}");
+    }
+}
