@@ -358,11 +358,11 @@ fn unreachable_api_server_is_one_clear_message() {
         assert_eq!(code, Some(EXIT_CLUSTER), "{args:?}: {err}");
         assert_one_message(&err);
         for want in [
-            "could not reach the Kubernetes API server",
-            "Connection refused",
-            "kubectl cluster-info",
+            format!("could not reach the Kubernetes API server at http://127.0.0.1:{port}/"),
+            "Connection refused".into(),
+            "kubectl cluster-info".into(),
         ] {
-            assert!(err.contains(want), "{args:?}: missing {want:?} in:\n{err}");
+            assert!(err.contains(&want), "{args:?}: missing {want:?} in:\n{err}");
         }
     }
 }

@@ -52,9 +52,12 @@ pub(crate) async fn load_config(opts: &ConnectOptions) -> Result<Config> {
     Ok(config)
 }
 
-pub(crate) async fn build_client(opts: &ConnectOptions) -> Result<Client> {
+/// The client and the server URL it talks to (for error messages).
+pub(crate) async fn build_client(opts: &ConnectOptions) -> Result<(Client, String)> {
     let config = load_config(opts).await?;
-    Client::try_from(config).map_err(|e| Error::Config {
+    let server = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|e| Error::Config {
         detail: super::error::chain(&e),
-    })
+    })?;
+    Ok((client, server))
 }

@@ -21,9 +21,15 @@ pub enum Error {
     Config { detail: String },
 
     #[error(
-        "could not reach the Kubernetes API server while {what}: {detail}\n  try: `kubectl cluster-info` with the same --kubeconfig/--context; check the server address and your network"
+        "could not reach the Kubernetes API server{} while {what}: {detail}\n  try: `kubectl cluster-info` with the same --kubeconfig/--context; check the server address and your network",
+        server.as_deref().map(|s| format!(" at {s}")).unwrap_or_default()
     )]
-    Unreachable { what: String, detail: String },
+    Unreachable {
+        what: String,
+        detail: String,
+        /// The server URL from the kubeconfig, when known.
+        server: Option<String>,
+    },
 
     #[error("the API server refused {what}: {detail}\n  try: {hint}")]
     Forbidden {
@@ -158,10 +164,12 @@ impl Error {
             kube::Error::HyperError(e) => Error::Unreachable {
                 what,
                 detail: chain(&e),
+                server: None,
             },
             kube::Error::Service(e) => Error::Unreachable {
                 what,
                 detail: chain(e.as_ref()),
+                server: None,
             },
             kube::Error::Auth(e) => Error::Unauthorized {
                 what,
@@ -177,6 +185,22 @@ impl Error {
 }
 
 impl Error {
+    /// Name the API server in an Unreachable error (the kube error does not).
+    pub fn with_server(self, url: Option<&str>) -> Self {
+        match self {
+            Error::Unreachable {
+                what,
+                detail,
+                server: None,
+            } => Error::Unreachable {
+                what,
+                detail,
+                server: url.map(String::from),
+            },
+            other => other,
+        }
+    }
+
     /// A 403, with the `kubectl auth can-i` line and the RBAC rule to grant when the
     /// server's message names them (`User "u" cannot create resource "pods/exec" in
     /// API group "" in the namespace "kube-system"`).

@@ -54,6 +54,8 @@ pub struct Cluster {
     /// Tries and pause for leader lookups (upstream: 10 tries, 1 s apart).
     leader_tries: u32,
     leader_pause: Duration,
+    /// API server URL, named when it cannot be reached.
+    server: Option<String>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -68,8 +70,10 @@ impl std::fmt::Debug for Cluster {
 impl Cluster {
     /// Build the client from kubeconfig/context. Does not contact the API server.
     pub async fn connect(opts: &ConnectOptions) -> Result<Self> {
-        let client = client::build_client(opts).await?;
-        Ok(Self::from_client(client, &opts.namespace, opts.timeout))
+        let (client, server) = client::build_client(opts).await?;
+        let mut c = Self::from_client(client, &opts.namespace, opts.timeout);
+        c.server = Some(server);
+        Ok(c)
     }
 
     /// Wrap an existing client (tests, or callers with their own config).
@@ -80,6 +84,7 @@ impl Cluster {
             timeout,
             leader_tries: 10,
             leader_pause: Duration::from_secs(1),
+            server: None,
         }
     }
 
@@ -112,7 +117,7 @@ impl Cluster {
         let what = what.into();
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(Error::from_kube(what, e)),
+            Ok(Err(e)) => Err(Error::from_kube(what, e).with_server(self.server.as_deref())),
             Err(_) => Err(Error::Timeout {
                 what,
                 after: self.timeout,
