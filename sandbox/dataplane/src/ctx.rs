@@ -101,10 +101,17 @@ impl Ctx {
         }
     }
 
-    /// `<state>/api/runtime.json` for the emulator (CONTRACT.md).
+    /// `<state>/api/runtime.json` for the emulator (CONTRACT.md). Entries of pods
+    /// outside the plan (the kubelet's) are kept.
     pub fn write_runtime(&self) -> Result<()> {
         let pids = self.lock_pids()?.clone();
-        let mut pods = serde_json::Map::new();
+        let path = self.paths.api().join("runtime.json");
+        let mut pods: serde_json::Map<String, serde_json::Value> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("pods").and_then(|p| p.as_object()).cloned())
+            .unwrap_or_default();
+        pods.retain(|k, _| self.plan.pod(k).is_none());
         for p in &self.plan.pods {
             let Some(pid) = pids.get(&p.key()) else {
                 continue;
@@ -118,9 +125,6 @@ impl Ctx {
                 }),
             );
         }
-        state::write_json(
-            &self.paths.api().join("runtime.json"),
-            &json!({ "pods": pods }),
-        )
+        state::write_json(&path, &json!({ "pods": pods }))
     }
 }
