@@ -547,6 +547,37 @@ async fn exec(
         .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())
 }
 
+/// Process names on the node (kube-ovn-cni runs with hostPID): `ps`, or where the
+/// image has none, every `/proc/<pid>/comm` through find (still an argv, no shell).
+async fn process_names(cluster: &Cluster, pod: &PodRef) -> std::result::Result<Output, String> {
+    let ps = exec(cluster, pod, &["ps", "-e", "-o", "comm="]).await;
+    if matches!(&ps, Ok(o) if o.success()) {
+        return ps;
+    }
+    let argv = [
+        "find",
+        "/proc",
+        "-mindepth",
+        "2",
+        "-maxdepth",
+        "2",
+        "-name",
+        "comm",
+        "-exec",
+        "cat",
+        "{}",
+        "+",
+    ];
+    match exec(cluster, pod, &argv).await {
+        // Processes that exit during the walk make find exit 1; the rest were read.
+        Ok(mut o) if !o.stdout.is_empty() => {
+            o.exit_code = 0;
+            Ok(o)
+        }
+        _ => ps,
+    }
+}
+
 async fn run_script(cluster: &Cluster, pod: &PodRef) -> Option<ScriptRun> {
     match exec(cluster, pod, &["test", "-f", SCRIPT]).await {
         Ok(o) if o.success() => {}
@@ -590,7 +621,7 @@ async fn check_node(cluster: &Cluster, pod: &Pod, node_count: usize, raw: bool) 
     let (listing, files, comms, script) = tokio::join!(
         exec(cluster, &r, &["ls", "-1A", CNI_DIR]),
         exec(cluster, &r, &files_argv),
-        exec(cluster, &r, &["ps", "-e", "-o", "comm="]),
+        process_names(cluster, &r),
         run_script(cluster, &r),
     );
     env.script = script;
