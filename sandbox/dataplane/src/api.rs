@@ -38,7 +38,7 @@ pub fn start(paths: &Paths, rec: &Recorder, port: u16) -> Result<u32> {
         "--port",
         port
     ];
-    let pid = exec::spawn_detached(&argv, &api.join("apiserver.log"))
+    let pid = exec::spawn_detached(&bin, &argv, &api.join("apiserver.log"))
         .with_context(|| format!("starting the API emulator {}", bin.display()))?;
     rec.record(&Created::Pid {
         pid,

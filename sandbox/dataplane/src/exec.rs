@@ -176,19 +176,33 @@ pub fn run_daemon(argv: &[String], log: &Path) -> Result<()> {
 
 /// Start a long-running helper of the sandbox (emulator, kubelet) in its own session so
 /// it outlives the caller and its terminal, stdio appended to `log`; returns its pid.
-/// stdout must not be the caller's: tests read `up`'s stdout to its end.
-pub fn spawn_detached(argv: &[String], log: &Path) -> Result<u32> {
+/// `program` is what runs, `argv[0]` what `ps` shows. stdout must not be the caller's:
+/// tests read `up`'s stdout to its end.
+pub fn spawn_detached(program: &Path, argv: &[String], log: &Path) -> Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let (arg0, args) = argv.split_first().context("internal error: empty argv")?;
     let f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .with_context(|| format!("opening log {}", log.display()))?;
     let f2 = f.try_clone().context("duplicating a log file handle")?;
-    let child = Command::new("setsid")
-        .args(argv)
+    let mut cmd = Command::new(program);
+    cmd.arg0(arg0)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(f)
-        .stderr(f2)
+        .stderr(f2);
+    // SAFETY: setsid() is async-signal-safe and the only thing run between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
         .spawn()
         .with_context(|| format!("could not start `{}`", show(argv)))?;
     Ok(child.id())

@@ -77,17 +77,21 @@ pub fn start(paths: &Paths, rec: &Recorder) -> Result<u32> {
         return Ok(pid);
     }
     let exe = std::env::current_exe().context("finding the ko-sandbox executable")?;
+    let shown = exe.display().to_string();
+    // The very binary running `up`, even when a rebuild replaced (deleted) the file
+    // meanwhile: the path would then name another build, or nothing at all.
+    let program = Path::new("/proc/self/exe");
     // the state dir on its command line lets `down` recognise it as this sandbox's
     let argv = crate::argv![
-        exe.display(),
+        shown.trim_end_matches(" (deleted)"),
         "--name",
         paths.name,
         "kubelet",
         "--state-dir",
         paths.dir().display()
     ];
-    let pid = crate::exec::spawn_detached(&argv, &paths.logs().join("kubelet.log"))
-        .with_context(|| format!("starting the sandbox kubelet {}", exe.display()))?;
+    let pid = crate::exec::spawn_detached(program, &argv, &paths.logs().join("kubelet.log"))
+        .with_context(|| format!("starting the sandbox kubelet {shown}"))?;
     rec.record(&Created::Pid {
         pid,
         what: "kubelet".into(),
