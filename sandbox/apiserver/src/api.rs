@@ -553,6 +553,9 @@ fn create(app: &App, t: &Target, body: &[u8]) -> Result<Response, ApiError> {
     if t.info.namespaced && t.namespace.is_none() {
         return Err(ApiError::no_such_path());
     }
+    if t.info.group.is_empty() && t.info.plural == "services" {
+        crate::service_ip::default_new_service(&app.store, &name, &mut obj)?;
+    }
     let created = app.store.create(t.key(&name), obj)?;
     if is_crds(&t.info) {
         app.refresh_registry();

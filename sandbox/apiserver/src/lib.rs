@@ -17,6 +17,7 @@ pub mod resources;
 pub mod runtime;
 pub mod selector;
 pub mod server;
+pub mod service_ip;
 pub mod status;
 pub mod store;
 pub mod table;

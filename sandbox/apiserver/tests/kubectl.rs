@@ -515,6 +515,48 @@ fn apply_creates_then_patches_builtin_and_custom_objects() {
 }
 
 #[test]
+fn a_created_service_gets_a_free_cluster_ip() {
+    let sb = Sandbox::start();
+    let f = sb.dir.path().join("svc.yaml");
+    let svc = |name: &str, extra: &str| {
+        std::fs::write(
+            &f,
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n{extra}  selector:\n    app: x\n  ports:\n  - port: 5201\n"
+            ),
+        )
+        .unwrap();
+        sb.kubectl(&["apply", "-f", f.to_str().unwrap()])
+    };
+    assert!(svc("perf-a", "").status.success());
+    let ip = sb.kubectl_ok(&["get", "svc", "perf-a", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(ip.starts_with("10.96."), "{ip}");
+    assert_ne!(
+        ip, "10.96.0.10",
+        "the fixture's kube-dns Service holds that one"
+    );
+    assert_eq!(
+        sb.kubectl_ok(&[
+            "get",
+            "svc",
+            "perf-a",
+            "-o",
+            "jsonpath={.spec.ports[0].protocol}/{.spec.ports[0].targetPort}"
+        ]),
+        "TCP/5201"
+    );
+    // A second Service gets another address; asking for a taken one is refused like
+    // the real allocator does.
+    assert!(svc("perf-b", "").status.success());
+    let ip_b = sb.kubectl_ok(&["get", "svc", "perf-b", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert_ne!(ip, ip_b);
+    let taken = svc("perf-c", &format!("  clusterIP: {ip}\n"));
+    assert!(!taken.status.success());
+    let err = String::from_utf8_lossy(&taken.stderr);
+    assert!(err.contains("provided IP is already allocated"), "{err}");
+}
+
+#[test]
 fn logs_follow_sees_appended_lines() {
     let sb = Sandbox::start();
     let mut follow = sb

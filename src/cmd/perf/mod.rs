@@ -233,35 +233,6 @@ fn find<'a>(pods: &'a [Pod], name: &str) -> Option<&'a Pod> {
         .find(|p| p.metadata.name.as_deref() == Some(name))
 }
 
-/// An IPv4 VIP for an API server that assigned no ClusterIP (the sandbox's
-/// emulator): an unused address in the /24 of an existing Service's ClusterIP.
-async fn fallback_vip(cluster: &Cluster) -> Result<String> {
-    use k8s_openapi::api::core::v1::Service;
-    use kube::api::{Api, ListParams};
-    let api: Api<Service> = Api::all(cluster.client().clone());
-    let svcs = cluster
-        .call("listing services", api.list(&ListParams::default()))
-        .await?;
-    let used: Vec<std::net::Ipv4Addr> = svcs
-        .items
-        .iter()
-        .filter_map(objects::cluster_ip)
-        .filter_map(|ip| ip.parse().ok())
-        .collect();
-    let pick = used.first().and_then(|base| {
-        let o = base.octets();
-        (2..=250u8)
-            .rev()
-            .map(|last| std::net::Ipv4Addr::new(o[0], o[1], o[2], last))
-            .find(|c| !used.contains(c))
-    });
-    pick.map(|ip| ip.to_string()).ok_or_else(|| Error::Remote {
-        what: format!("getting the ClusterIP of service {}", objects::SERVICE),
-        detail: "the API server assigned none and no other Service has one to choose a free address next to".into(),
-        hint: "run without the service test: --only pod,host,multicast".into(),
-    })
-}
-
 async fn service_test(
     cluster: &Cluster,
     made: &mut Created,
@@ -271,17 +242,15 @@ async fn service_test(
     server: &PodRef,
     knobs: &Knobs,
 ) -> Result<model::UnicastTest> {
-    let vip = match svc_ip {
-        Some(ip) => ip,
-        None => {
-            let ip = fallback_vip(cluster).await?;
-            eprintln!(
-                "perf: the API server assigned no ClusterIP to service {}; using VIP {ip} for the OVN load balancer",
-                objects::SERVICE
-            );
-            ip
-        }
-    };
+    let vip = svc_ip.ok_or_else(|| Error::Remote {
+        what: format!("reading the ClusterIP of service {}", objects::SERVICE),
+        detail: "the API server assigned none".into(),
+        hint: format!(
+            "`kubectl -n {} get service {} -o yaml`; or run without the service test: --only pod,host,multicast",
+            cluster.namespace(),
+            objects::SERVICE
+        ),
+    })?;
     let backend = server.ip.clone().ok_or_else(|| Error::Remote {
         what: format!("reading the IP of {server}"),
         detail: "status.podIP is empty".into(),
