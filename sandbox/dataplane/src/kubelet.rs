@@ -96,6 +96,23 @@ pub fn start(paths: &Paths, rec: &Recorder) -> Result<u32> {
         pid,
         what: "kubelet".into(),
     })?;
+    // Running = it holds its lock and wrote its pid file; a kubelet that cannot start
+    // fails `up` instead of leaving API pods Pending without a word.
+    let log = paths.logs().join("kubelet.log");
+    crate::exec::poll(
+        "the sandbox kubelet to start",
+        Duration::from_secs(10),
+        || (running_pid(paths) == Some(pid)).then_some(()),
+    )
+    .with_context(|| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(5).collect();
+        format!(
+            "the sandbox kubelet (pid {pid}) did not come up; last lines of {}:\n{}",
+            log.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    })?;
     Ok(pid)
 }
 
