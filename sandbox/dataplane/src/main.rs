@@ -43,7 +43,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Bring the sandbox up (or reuse it); prints KUBECONFIG=<path> last.
+    /// Bring the sandbox up (or reuse it), with the kubelet that runs pods created
+    /// through the API; prints KUBECONFIG=<path> last.
     Up {
         /// Number of nodes, 2 to 32. The three ovn-central RAFT members go one per node
         /// on the first three; with 2 nodes the third member shares node 1 on ports
@@ -57,7 +58,8 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         api_port: u16,
     },
-    /// Show nodes, pods, RAFT leaders, active faults and the documented traffic pairs.
+    /// Show nodes, pods, RAFT leaders, the kubelet and its pods, active faults and the
+    /// documented traffic pairs.
     Status {
         /// Output format.
         #[arg(short = 'o', long = "output", value_parser = ["text", "json"], default_value = "text")]
