@@ -104,6 +104,9 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
         let mut svc_silent = Vec::new();
         let mut not_runnable = Vec::new();
         let mut udp_silent = Vec::new();
+        // the first failing / policy-blocked target: hints name a real command
+        let mut first_failed: Option<&Target> = None;
+        let mut first_blocked: Option<&Target> = None;
         let mut ok = 0;
         for p in m.probes.iter().filter(|p| p.from == i) {
             let Some(t) = m.targets.get(p.to) else {
@@ -112,7 +115,10 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
             let what = format!("{} {} ({})", kind_word(t.kind), t.label, t.address);
             match p.result {
                 ProbeResult::Ok => ok += 1,
-                ProbeResult::BlockedByPolicy => blocked.push(format!("{what}: {}", p.detail)),
+                ProbeResult::BlockedByPolicy => {
+                    first_blocked.get_or_insert(t);
+                    blocked.push(format!("{what}: {}", p.detail))
+                }
                 // A Service that does not take a TCP connect may be a broken
                 // load balancer or just backends that do not listen on that
                 // port: a warning (the backends' readiness is its own check).
@@ -125,6 +131,7 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
                 }
                 ProbeResult::OpenOrFiltered => udp_silent.push(format!("{what}: {}", p.detail)),
                 ProbeResult::Unreachable | ProbeResult::Error => {
+                    first_failed.get_or_insert(t);
                     failed.push(format!("{what}: {}", p.detail))
                 }
             }
@@ -142,8 +149,8 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
                     failed.join("; ")
                 ),
                 format!(
-                    "trace one failing path: `kubectl ko trace {} <dst-ip> icmp`",
-                    src.pod
+                    "trace one failing path: `{}`",
+                    trace_command(&src.pod, first_failed)
                 ),
             ));
         } else if warned > 0 {
@@ -159,8 +166,9 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
                 &blocked,
                 "blocked by NetworkPolicy (expected if the policy is intended)",
                 format!(
-                    "if that traffic should pass, fix the policy (`kubectl describe networkpolicy -n <ns> <name>`); `kubectl ko trace {} <dst-ip> icmp` names the dropping ACL",
-                    src.pod
+                    "if that traffic should pass, fix the policy ({}); `{}` names the dropping ACL",
+                    describe_policies(first_blocked),
+                    trace_command(&src.pod, first_blocked)
                 ),
             );
             say(
@@ -193,6 +201,46 @@ pub fn matrix_checks(m: &Matrix) -> Vec<Check> {
         }
     }
     out
+}
+
+/// `kubectl ko trace <pod> <ip> icmp` (or `tcp|udp <port>` for ip:port
+/// targets), ready to paste; `<dst-ip>` only when there is no target.
+fn trace_command(pod: &str, t: Option<&Target>) -> String {
+    let Some(t) = t else {
+        return format!("kubectl ko trace {pod} <dst-ip> icmp");
+    };
+    let ip_port = t
+        .address
+        .rsplit_once(':')
+        .filter(|_| matches!(t.kind, TargetKind::Service | TargetKind::IpPort))
+        .map(|(h, p)| (h.trim_start_matches('[').trim_end_matches(']'), p));
+    match ip_port {
+        Some((ip, port)) => {
+            let proto = if t.label.starts_with("udp-") {
+                "udp"
+            } else {
+                "tcp"
+            };
+            format!("kubectl ko trace {pod} {ip} {proto} {port}")
+        }
+        None => format!("kubectl ko trace {pod} {} icmp", t.address),
+    }
+}
+
+/// `kubectl describe networkpolicy -n <ns> <name>` for the target's policies.
+fn describe_policies(t: Option<&Target>) -> String {
+    let cmds: Vec<String> = t
+        .map(|t| t.policies.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| p.split_once('/'))
+        .map(|(ns, name)| format!("`kubectl describe networkpolicy -n {ns} {name}`"))
+        .collect();
+    if cmds.is_empty() {
+        "`kubectl describe networkpolicy -n <ns> <name>`".into()
+    } else {
+        cmds.join(", ")
+    }
 }
 
 fn kind_word(k: TargetKind) -> &'static str {
@@ -258,6 +306,29 @@ mod tests {
     }
 
     #[test]
+    fn trace_commands_follow_the_target_kind() {
+        let mut t = tgt("x", &[]);
+        t.kind = TargetKind::IpPort;
+        t.label = "udp-fd00::a-53".into();
+        t.address = "[fd00::a]:53".into();
+        assert_eq!(
+            trace_command("ns/p", Some(&t)),
+            "kubectl ko trace ns/p fd00::a udp 53"
+        );
+        t.kind = TargetKind::Service;
+        t.label = "kube-system/kube-dns".into();
+        t.address = "10.96.0.10:53".into();
+        assert_eq!(
+            trace_command("ns/p", Some(&t)),
+            "kubectl ko trace ns/p 10.96.0.10 tcp 53"
+        );
+        assert_eq!(
+            trace_command("ns/p", None),
+            "kubectl ko trace ns/p <dst-ip> icmp"
+        );
+    }
+
+    #[test]
     fn rows_become_checks() {
         let m = Matrix {
             sources: vec![src("n1"), src("n2")],
@@ -291,6 +362,23 @@ mod tests {
         assert_eq!(cs[1].status, Status::Fail);
         assert_eq!(cs[1].scope, Scope::node("n2"));
         assert!(cs[1].message.contains("kube-system/p2"));
+        // hints are commands to paste: the real source, destination and policy
+        let dst = &m.targets[0].address;
+        assert!(
+            cs[1]
+                .hint
+                .contains(&format!("kubectl ko trace {} {dst} icmp", m.sources[1].pod)),
+            "{}",
+            cs[1].hint
+        );
+        assert!(
+            cs[0]
+                .hint
+                .contains("kubectl describe networkpolicy -n default deny-web")
+                && cs[0].hint.contains(&m.targets[1].address),
+            "{}",
+            cs[0].hint
+        );
         let mut svc = m.clone();
         svc.targets[1].kind = TargetKind::Service;
         svc.targets[1].policies.clear();
