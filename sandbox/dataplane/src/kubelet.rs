@@ -197,6 +197,13 @@ struct Refusal {
     retry_at: Option<Instant>,
 }
 
+impl Refusal {
+    /// Whether a pod should be (re)tried: never refused, or its retry is due.
+    fn due(r: Option<&Refusal>, now: Instant) -> bool {
+        r.is_none_or(|r| r.retry_at.is_some_and(|t| now >= t))
+    }
+}
+
 /// Wiring failures (an ovn-controller restarting, a slow NB) are retried like a
 /// kubelet retries a sandbox, a few times.
 const WIRE_ATTEMPTS: u32 = 3;
@@ -270,13 +277,7 @@ impl Kubelet {
             .filter(|p| !self.managed.contains_key(&key_of(p)))
             .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
             .filter(|p| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
-            .filter(|p| {
-                let now = Instant::now();
-                // not refused, or refused with a retry that is due
-                self.refused
-                    .get(&uid_of(p))
-                    .is_none_or(|r| r.retry_at.is_some_and(|t| now >= t))
-            })
+            .filter(|p| Refusal::due(self.refused.get(&uid_of(p)), Instant::now()))
             .collect();
         if new.is_empty() {
             return Ok(());
@@ -707,4 +708,26 @@ fn now() -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     plan::rfc3339(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_pods_are_retried_only_when_due() {
+        let now = Instant::now();
+        assert!(Refusal::due(None, now));
+        let never = Refusal {
+            attempts: 1,
+            retry_at: None,
+        };
+        assert!(!Refusal::due(Some(&never), now));
+        let later = Refusal {
+            attempts: 1,
+            retry_at: Some(now + WIRE_RETRY_AFTER),
+        };
+        assert!(!Refusal::due(Some(&later), now));
+        assert!(Refusal::due(Some(&later), now + WIRE_RETRY_AFTER));
+    }
 }

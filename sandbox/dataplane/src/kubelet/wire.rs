@@ -56,6 +56,7 @@ pub fn wire(ctx: &Ctx, pod: &Pod) -> Result<u32> {
     nb::nbctl_timeout(ctx, &t.argv(), 20)
         .with_context(|| format!("creating LSP {} in the NB", pod.lsp()))?;
     pods::wire(ctx, node, &[pod])?;
+    write_log(ctx, pod, &node.name)?;
     let ovs_pid = ctx.pid(ctx.ovs_pod(pod.node)?)?;
     run_with(
         &in_pod(
