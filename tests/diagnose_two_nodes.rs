@@ -87,5 +87,59 @@ fn two_node_sandbox_is_healthy() {
             .all(|p| p["result"] == "ok"),
         "{probes:#?}"
     );
+
+    // stop the member that shares node 1 (it listens on 6653): diagnose must name
+    // that pod, not the other one with the same IP; heal restarts it on its port
+    let central: Vec<String> = st["central"]
+        .as_array()
+        .expect("status central")
+        .iter()
+        .filter_map(|c| c["pod"].as_str().map(String::from))
+        .collect();
+    assert_eq!(central.len(), 3, "{st:#}");
+    let third = central[2]
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let f = common::sandbox(SANDBOX, &["fault", "stop-nb", "3"]);
+    assert!(f.status.success(), "{}", text(&f.stderr));
+    let mut c = ko(&kc);
+    c.args(["diagnose", "all", "--external-address", &ext, "-o", "json"]);
+    let out = run(c);
+    let _ = common::sandbox(SANDBOX, &["fault", "heal"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("diagnose JSON");
+    assert_eq!(out.status.code(), Some(1));
+    let members = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "nb-raft-members")
+        .expect("nb-raft-members")
+        .clone();
+    assert_eq!(members["status"], "fail", "{members}");
+    let msg = members["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("pod {third}")) && msg.contains(":6653"),
+        "{msg}"
+    );
+    let others: Vec<&String> = central[..2].iter().collect();
+    for o in others {
+        let name = o.rsplit('/').next().unwrap_or_default();
+        assert!(!msg.contains(name), "{msg} names {name}");
+    }
+
+    // healed: the member is back in the cluster (RAFT catches up within seconds)
+    let mut healthy = false;
+    for _ in 0..10 {
+        let mut c = ko(&kc);
+        c.args(["diagnose", "all", "--external-address", &ext, "-o", "json"]);
+        if run(c).status.code() == Some(0) {
+            healthy = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
     let _ = common::sandbox(SANDBOX, &["down"]);
+    assert!(healthy, "diagnose did not turn healthy after fault heal");
 }
