@@ -94,7 +94,8 @@ fn find_central<'a>(ctx: &'a Ctx, arg: &str) -> Result<&'a Pod> {
         })
 }
 
-fn find_pod<'a>(ctx: &'a Ctx, arg: &str) -> Result<&'a Pod> {
+/// A pod-network pod planned by `up` or started by the kubelet for the API.
+fn find_pod(ctx: &Ctx, arg: &str) -> Result<Pod> {
     let key = if arg.contains('/') {
         arg.to_string()
     } else {
@@ -102,6 +103,8 @@ fn find_pod<'a>(ctx: &'a Ctx, arg: &str) -> Result<&'a Pod> {
     };
     ctx.plan
         .pod(&key)
+        .cloned()
+        .or_else(|| crate::kubelet::managed(&ctx.paths).remove(&key).map(|m| m.pod))
         .filter(|p| !p.host_network)
         .with_context(|| {
             format!("no pod-network pod `{key}` in the sandbox (see `e2e/sandbox status`)")

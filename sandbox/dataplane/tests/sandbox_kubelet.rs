@@ -220,6 +220,40 @@ fn api_pods_are_scheduled_wired_exec_able_and_removed_without_trace() {
         "an unscheduled pod got a netns"
     );
 
+    // sandbox faults reach pods created through the API too
+    let bound = || {
+        ovn_ctl(
+            &k,
+            "sb",
+            &[
+                "--bare",
+                "--columns=chassis",
+                "find",
+                "port_binding",
+                "logical_port=kt-net.default",
+            ],
+        )
+        .trim()
+        .to_string()
+    };
+    let out = sandbox_cmd(&["fault", "--name", NAME, "unbind-port", "default/kt-net"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(eventually(20, || bound().is_empty()), "kt-net still bound");
+    let out = sandbox_cmd(&["fault", "--name", NAME, "heal"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        eventually(20, || bound() == chassis.trim()),
+        "kt-net not bound again"
+    );
+
     // a process left running by exec dies with its pod (like a container's would)
     let (code, _, err) = k.exec(
         "default",
