@@ -151,6 +151,9 @@ pub enum Command {
     #[command(name = "ovn-trace", after_help = TRACE_AFTER_HELP)]
     OvnTrace(TraceArgs),
     /// Check that Kubernetes, OVN and OVS agree and that the control plane is healthy
+    #[command(
+        long_about = "Check that Kubernetes, OVN and OVS agree and that the control plane is healthy: Kube-OVN CRDs and workloads, NB/SB RAFT (one leader, members connected and caught up), one active ovn-northd, leader labels and ovn-nb/ovn-sb/ovn-northd EndpointSlices; per node: SB chassis, encap IP, ovn-controller, br-int flows, tunnels; per pod: its LSP, addresses vs annotations, Port_Binding chassis and up; then a connectivity matrix from the pinger pod on each node (pods, node IPs, kube-dns, --external-address). Where the pinger pods have /kube-ovn/kube-ovn-pinger it also runs `--mode=job` as upstream does, and a node's pinger-job check fails on the problems its log reports (upstream's job exits 0 after lost pings). Failures are listed first, each with a hint; -o json|yaml gives healthy and checks[].{name,scope,status,message,hint}.\n\nExit codes: 0 healthy, 1 a check failed, 2 bad input (unknown node or subnet, malformed IPPorts, Kube-OVN not found in the namespace), 3 the cluster could not be used, 4 a call timed out."
+    )]
     Diagnose(DiagnoseArgs),
     /// Check each node's environment (CNI config, sysctls, checksum errors, DNS, firewalls, geneve port)
     #[command(
