@@ -452,6 +452,7 @@ impl Kubelet {
             }
         }
         self.save()?;
+        self.count_subnets(ok.iter().filter_map(|st| st.pod.subnet.clone()));
         if ok.iter().any(|st| !st.pod.host_network) {
             // every chassis, not only the pod's own, has the new ports before the pods
             // say Ready: a cross-node ping right after `kubectl wait` must work
@@ -498,6 +499,39 @@ impl Kubelet {
         }
         if let Err(e) = self.save() {
             eprintln!("kubelet: {e:#}");
+        }
+        self.count_subnets(gone.iter().filter_map(|m| m.pod.subnet.clone()));
+    }
+
+    /// Bring the address counters of these subnets' status up to date, as
+    /// kube-ovn-controller does (`kubectl get subnets` shows them).
+    fn count_subnets(&self, names: impl Iterator<Item = String>) {
+        let names: BTreeSet<String> = names.collect();
+        for name in names {
+            let Some(s) = self.ctx.plan.subnet(&name) else {
+                continue;
+            };
+            let extra = self
+                .managed
+                .values()
+                .filter(|m| m.pod.subnet.as_deref() == Some(name.as_str()))
+                .count();
+            let patch = json!({"status": objects::subnet_usage(&self.ctx.plan, s, extra)});
+            let body = serde_json::to_vec(&patch).unwrap_or_default();
+            let path = format!("/apis/kubeovn.io/v1/subnets/{name}/status");
+            let r = api::request(
+                self.port,
+                "PATCH",
+                &path,
+                Some(("application/merge-patch+json", &body)),
+            );
+            match r {
+                Ok((code, _)) if (200..300).contains(&code) => {}
+                Ok((code, text)) => {
+                    eprintln!("kubelet: PATCH {path} answered {code}: {}", text.trim())
+                }
+                Err(e) => eprintln!("kubelet: {e:#}"),
+            }
         }
     }
 

@@ -497,6 +497,32 @@ fn service(plan: &Plan, s: &Service) -> Vec<Value> {
     out
 }
 
+/// The address counters of a Subnet's status: planned pods (and nodes on `join`) plus
+/// `extra` (pods the kubelet started).
+pub fn subnet_usage(plan: &Plan, s: &Subnet, extra: usize) -> Value {
+    let used = plan
+        .pods
+        .iter()
+        .filter(|p| p.subnet.as_deref() == Some(s.name.as_str()))
+        .count()
+        + if s.name == plan::JOIN_SUBNET {
+            plan.nodes.len()
+        } else {
+            0
+        }
+        + extra;
+    let size4: u64 = match s.prefix4() {
+        "16" => 65533,
+        _ => 253,
+    };
+    json!({
+        "v4availableIPs": size4.saturating_sub(used as u64),
+        "v4usingIPs": used,
+        "v6availableIPs": if plan.dual_stack { 65533u64.saturating_sub(used as u64) } else { 0 },
+        "v6usingIPs": if plan.dual_stack { used } else { 0 },
+    })
+}
+
 fn subnet_cr(plan: &Plan, s: &Subnet) -> Value {
     let protocol = if plan.dual_stack { "Dual" } else { "IPv4" };
     let mut spec = json!({
@@ -517,31 +543,12 @@ fn subnet_cr(plan: &Plan, s: &Subnet) -> Value {
         spec["vlan"] = json!(vlan);
         spec["natOutgoing"] = json!(false);
     }
-    let used = plan
-        .pods
-        .iter()
-        .filter(|p| p.subnet.as_deref() == Some(s.name.as_str()))
-        .count()
-        + if s.name == plan::JOIN_SUBNET {
-            plan.nodes.len()
-        } else {
-            0
-        };
-    let size4: u64 = match s.prefix4() {
-        "16" => 65533,
-        _ => 253,
-    } - used as u64;
     let ready = json!({"type": "Ready", "status": "True", "reason": "ResourceReady", "lastUpdateTime": ts!(plan), "lastTransitionTime": ts!(plan)});
-    let mut status = json!({
-        "conditions": [
-            ready,
-            {"type": "Validated", "status": "True", "reason": "ValidatedSuccessfully", "lastUpdateTime": ts!(plan), "lastTransitionTime": ts!(plan)},
-        ],
-        "v4availableIPs": size4,
-        "v4usingIPs": used,
-        "v6availableIPs": if plan.dual_stack { 65533 - used as u64 } else { 0 },
-        "v6usingIPs": if plan.dual_stack { used } else { 0 },
-    });
+    let mut status = subnet_usage(plan, s, 0);
+    status["conditions"] = json!([
+        ready,
+        {"type": "Validated", "status": "True", "reason": "ValidatedSuccessfully", "lastUpdateTime": ts!(plan), "lastTransitionTime": ts!(plan)},
+    ]);
     if s.vlan.is_none() {
         status["activateGateway"] = json!("");
     }

@@ -364,6 +364,8 @@ fn a_burst_of_four_perf_like_pods_runs_with_distinct_addresses() {
     for (n, node) in names.iter().zip(nodes) {
         manifest.push_str(&pod(n, node, false));
     }
+    let using = || k.json(&["get", "subnet", "ovn-default"])["status"]["v4usingIPs"].as_u64();
+    let before = using().expect("v4usingIPs of ovn-default");
     apply(&k, &manifest);
     let mut args = vec!["wait", "--for=condition=Ready", "--timeout=60s"];
     let refs: Vec<String> = names.iter().map(|n| format!("pod/{n}")).collect();
@@ -377,6 +379,11 @@ fn a_burst_of_four_perf_like_pods_runs_with_distinct_addresses() {
     uniq.sort();
     uniq.dedup();
     assert_eq!(uniq.len(), 4, "{ips:?}");
+    assert_eq!(
+        using(),
+        Some(before + 4),
+        "subnet ovn-default counts the new pods"
+    );
     // same node and across nodes
     assert!(k.ping("default", "kt-b1", &ips[1], "2"), "kt-b1 -> kt-b2");
     assert!(k.ping("default", "kt-b1", &ips[2], "2"), "kt-b1 -> kt-b3");
@@ -402,6 +409,10 @@ fn a_burst_of_four_perf_like_pods_runs_with_distinct_addresses() {
                 |n| !Path::new(&format!("/run/netns/{NAME}-{n}.default")).exists()
             )),
         "burst pods' netns are still there after delete"
+    );
+    assert!(
+        eventually(10, || using() == Some(before)),
+        "subnet ovn-default still counts the deleted pods"
     );
     let out = sandbox_cmd(&["status", "--name", NAME, "-o", "json"]);
     assert!(out.status.success(), "sandbox not healthy after the burst");
