@@ -196,7 +196,8 @@ pub fn valid_names(name: &str, ns: &str) -> Result<(), NotPlaced> {
             && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
             && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
     };
-    if ok(name, 200, true) && ok(ns, 50, false) {
+    // `<sandbox (20)>-<name>.<ns>` must fit a file name (255) under /run/netns
+    if ok(name, 180, true) && ok(ns, 50, false) {
         Ok(())
     } else {
         Err(NotPlaced {
@@ -353,5 +354,7 @@ mod tests {
         assert!(valid_names("a b", "default").is_err());
         assert!(valid_names("x\nnetns delete y", "default").is_err());
         assert!(valid_names("ok", "Bad").is_err());
+        assert!(valid_names(&"a".repeat(180), &"b".repeat(50)).is_ok());
+        assert!(valid_names(&"a".repeat(181), "default").is_err());
     }
 }
