@@ -146,13 +146,22 @@ pub fn run(paths: &Paths, state_dir: &Path) -> Result<()> {
     let port = api::port(paths)?;
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
+        // an emulator that is gone must not turn the log into a stream of errors
+        let mut pause = Duration::from_secs(1);
         loop {
             let r = watch::pods(port, 300, |_| {
                 let _ = tx.send(());
             });
-            if let Err(e) = r {
-                eprintln!("kubelet: pod watch ended: {e:#}; watching again in 1s");
-                std::thread::sleep(Duration::from_secs(1));
+            match r {
+                Ok(()) => pause = Duration::from_secs(1),
+                Err(e) => {
+                    eprintln!(
+                        "kubelet: pod watch ended: {e:#}; watching again in {}s",
+                        pause.as_secs()
+                    );
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(30));
+                }
             }
             // A new watch starts with every pod as ADDED: one reconcile covers the gap.
             if tx.send(()).is_err() {
