@@ -68,12 +68,10 @@ pub fn wait_ready(paths: &Paths, pid: u32, timeout: Duration) -> Result<u16> {
     })
     .and_then(|r| {
         r.with_context(|| {
-            let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
             format!(
                 "the API emulator exited during start; last lines of {}:\n{}",
                 log.display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                exec::log_tail(&log, 5)
             )
         })
     })

@@ -141,16 +141,29 @@ pub fn run_with(argv: &[String], stdin: Option<&str>, timeout: Duration) -> Resu
     Ok(out.stdout)
 }
 
-/// Run a command that daemonizes (`--detach`): its stdio goes to a log file so a
-/// daemon that keeps a descriptor open cannot make us wait forever.
-pub fn run_daemon(argv: &[String], log: &Path) -> Result<()> {
-    let (prog, args) = argv.split_first().context("internal error: empty argv")?;
+/// A log file opened for appending, twice: a child's stdout and stderr.
+fn log_files(log: &Path) -> Result<(std::fs::File, std::fs::File)> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .with_context(|| format!("opening log {}", log.display()))?;
     let f2 = f.try_clone().context("duplicating a log file handle")?;
+    Ok((f, f2))
+}
+
+/// The last `n` lines of a log, for an error message that says why a helper died.
+pub fn log_tail(log: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(n).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+/// Run a command that daemonizes (`--detach`): its stdio goes to a log file so a
+/// daemon that keeps a descriptor open cannot make us wait forever.
+pub fn run_daemon(argv: &[String], log: &Path) -> Result<()> {
+    let (prog, args) = argv.split_first().context("internal error: empty argv")?;
+    let (f, f2) = log_files(log)?;
     let mut child = Command::new(prog)
         .args(args)
         .stdin(Stdio::null())
@@ -181,12 +194,7 @@ pub fn run_daemon(argv: &[String], log: &Path) -> Result<()> {
 pub fn spawn_detached(program: &Path, argv: &[String], log: &Path) -> Result<u32> {
     use std::os::unix::process::CommandExt;
     let (arg0, args) = argv.split_first().context("internal error: empty argv")?;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("opening log {}", log.display()))?;
-    let f2 = f.try_clone().context("duplicating a log file handle")?;
+    let (f, f2) = log_files(log)?;
     let mut cmd = Command::new(program);
     cmd.arg0(arg0)
         .args(args)

@@ -105,12 +105,10 @@ pub fn start(paths: &Paths, rec: &Recorder) -> Result<u32> {
         || (running_pid(paths) == Some(pid)).then_some(()),
     )
     .with_context(|| {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(5).collect();
         format!(
             "the sandbox kubelet (pid {pid}) did not come up; last lines of {}:\n{}",
             log.display(),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            crate::exec::log_tail(&log, 5)
         )
     })?;
     Ok(pid)

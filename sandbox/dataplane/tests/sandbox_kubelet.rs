@@ -121,27 +121,27 @@ fn api_pods_are_scheduled_wired_exec_able_and_removed_without_trace() {
         ],
     );
     assert_eq!(addrs.trim(), format!("{mac} {ip}"));
-    let chassis = ovn_ctl(
-        &k,
-        "sb",
-        &[
-            "--bare",
-            "--columns=chassis",
-            "find",
-            "port_binding",
-            "logical_port=kt-net.default",
-        ],
-    );
+    // the chassis kt-net's Port_Binding is bound to ("" = unbound)
+    let bound = || {
+        ovn_ctl(
+            &k,
+            "sb",
+            &[
+                "--bare",
+                "--columns=chassis",
+                "find",
+                "port_binding",
+                "logical_port=kt-net.default",
+            ],
+        )
+        .trim()
+        .to_string()
+    };
+    let chassis = bound();
     let chassis_name = ovn_ctl(
         &k,
         "sb",
-        &[
-            "--bare",
-            "--columns=name",
-            "list",
-            "chassis",
-            chassis.trim(),
-        ],
+        &["--bare", "--columns=name", "list", "chassis", &chassis],
     );
     assert_eq!(chassis_name.trim(), "kube-ovn-worker");
     let ip_cr = k.json(&["get", "ips", "kt-net.default"]);
@@ -221,21 +221,6 @@ fn api_pods_are_scheduled_wired_exec_able_and_removed_without_trace() {
     );
 
     // sandbox faults reach pods created through the API too
-    let bound = || {
-        ovn_ctl(
-            &k,
-            "sb",
-            &[
-                "--bare",
-                "--columns=chassis",
-                "find",
-                "port_binding",
-                "logical_port=kt-net.default",
-            ],
-        )
-        .trim()
-        .to_string()
-    };
     let out = sandbox_cmd(&["fault", "--name", NAME, "unbind-port", "default/kt-net"]);
     assert!(
         out.status.success(),
@@ -250,7 +235,7 @@ fn api_pods_are_scheduled_wired_exec_able_and_removed_without_trace() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        eventually(20, || bound() == chassis.trim()),
+        eventually(20, || bound() == chassis),
         "kt-net not bound again"
     );
 
