@@ -111,4 +111,48 @@ fn pinger_job_runs_with_upstream_arguments_and_fails_on_lost_pings() {
     for r in v["pinger"].as_array().expect("pinger runs") {
         assert_eq!(r["exit_code"], 0, "upstream's job exits 0 here: {r}");
     }
+
+    // a node whose chassis is gone: its peers' jobs wait 30 s per silent node
+    // (as upstream's do); diagnose cuts them at --timeout and keeps what they
+    // had reported
+    let broken = nodes(&kc)[1].clone();
+    let f = common::sandbox(SANDBOX, &["fault", "delete-chassis", &broken]);
+    assert!(f.status.success(), "{}", text(&f.stderr));
+    let mut c = ko(&kc);
+    c.args([
+        "--timeout",
+        "8s",
+        "diagnose",
+        "all",
+        "--external-address",
+        &ext,
+    ]);
+    c.args(["-o", "json"]);
+    let out = run(c);
+    let _ = common::sandbox(SANDBOX, &["fault", "heal"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("diagnose JSON");
+    assert_eq!(out.status.code(), Some(1));
+    let cut: Vec<&Value> = v["pinger"]
+        .as_array()
+        .expect("pinger runs")
+        .iter()
+        .filter(|r| r["unfinished"].is_string())
+        .collect();
+    assert!(!cut.is_empty(), "no job was cut: {:#}", v["pinger"]);
+    for r in &cut {
+        assert!(r["unfinished"].as_str().unwrap().contains("8s"), "{r}");
+    }
+    let on_broken = pinger_checks(&v)
+        .into_iter()
+        .find(|c| c["scope"] == format!("node/{broken}"))
+        .expect("pinger-job check of the broken node")
+        .clone();
+    assert_eq!(on_broken["status"], "fail", "{on_broken}");
+    assert!(
+        on_broken["message"]
+            .as_str()
+            .unwrap()
+            .contains("loss count 3"),
+        "{on_broken}"
+    );
 }

@@ -666,6 +666,29 @@ async fn diagnose(
                         run.pod
                     ),
                 ),
+                // cut at --timeout: what it reported so far decides
+                None if !run.problems.is_empty() => Check::fail(
+                    "pinger-job",
+                    Scope::node(&run.node),
+                    format!(
+                        "kube-ovn-pinger --mode=job in {} did not finish ({}) and had reported {} problem(s): {}",
+                        run.pod,
+                        run.unfinished.as_deref().unwrap_or("no exit status"),
+                        run.problems.len(),
+                        run.problems.join("; ")
+                    ),
+                    "upstream's job waits 30 s for each node that does not answer; the node and connectivity checks show which",
+                ),
+                None => Check::warn(
+                    "pinger-job",
+                    Scope::node(&run.node),
+                    format!(
+                        "kube-ovn-pinger --mode=job in {} did not finish ({}); no problem reported before that",
+                        run.pod,
+                        run.unfinished.as_deref().unwrap_or("no exit status"),
+                    ),
+                    "it pings every pinger pod and node in turn; raise --timeout to let it finish",
+                ),
                 code => Check::fail(
                     "pinger-job",
                     Scope::node(&run.node),
@@ -887,37 +910,50 @@ async fn pinger_jobs(
         ));
     }
     let argv = &argv;
-    // the job pings every node and pod itself: give it longer than one call
-    let job_timeout = timeout * 3;
+    // Upstream's job waits 30 s for each node that does not answer, one after
+    // the other: it gets the per-call --timeout, not more, so one dead node
+    // does not hold the whole report; what it logged until then is kept.
     let futs = sources.iter().map(|(pod, src)| async move {
         let c = pod.container_or_default("pinger").to_string();
-        match cluster
-            .exec_capture_timeout(pod, &c, argv, job_timeout)
-            .await
-        {
-            Ok(o) => {
-                let text = format!("{}{}", o.stdout_str(), o.stderr_str());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let r = cluster
+            .exec_stream(pod, &c, argv, &mut out, &mut err, Some(timeout))
+            .await;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&err)
+        );
+        match r {
+            Ok(code) => {
                 // only the binary's own absence means "no pinger here"; the
                 // pinger's log may well say "not found" about something else
-                let missing = o.exit_code == 126
-                    || o.exit_code == 127
-                    || (o.exit_code != 0
+                let missing = code == 126
+                    || code == 127
+                    || (code != 0
                         && text.contains("kube-ovn-pinger")
                         && (text.contains("No such file") || text.contains("not found")));
                 (!missing).then(|| PingerRun {
                     pod: pod.to_string(),
                     node: src.node.clone(),
-                    exit_code: Some(o.exit_code),
+                    exit_code: Some(code),
                     problems: pinger::problems(&text),
                     output: tail(&text, 40),
+                    unfinished: None,
                 })
             }
             Err(e) => Some(PingerRun {
                 pod: pod.to_string(),
                 node: src.node.clone(),
                 exit_code: None,
-                output: e.to_string(),
-                problems: vec![],
+                problems: pinger::problems(&text),
+                output: tail(&format!("{text}\n{e}"), 40),
+                unfinished: Some(match &e {
+                    crate::cluster::Error::Timeout { after, .. } => {
+                        format!("cut after {}s, the --timeout", after.as_secs())
+                    }
+                    other => first_line(&other.to_string()).to_string(),
+                }),
             }),
         }
     });

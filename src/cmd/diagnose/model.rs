@@ -232,6 +232,9 @@ pub struct PingerRun {
     pub output: String,
     /// What the run reported as failed (its own messages, from the whole output).
     pub problems: Vec<String>,
+    /// Why it has no exit status (cut at --timeout, exec failed), if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<String>,
 }
 
 /// Counts per status.
