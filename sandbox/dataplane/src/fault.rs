@@ -104,7 +104,11 @@ fn find_pod(ctx: &Ctx, arg: &str) -> Result<Pod> {
     ctx.plan
         .pod(&key)
         .cloned()
-        .or_else(|| crate::kubelet::managed(&ctx.paths).remove(&key).map(|m| m.pod))
+        .or_else(|| {
+            crate::kubelet::managed(&ctx.paths)
+                .remove(&key)
+                .map(|m| m.pod)
+        })
         .filter(|p| !p.host_network)
         .with_context(|| {
             format!("no pod-network pod `{key}` in the sandbox (see `e2e/sandbox status`)")
@@ -116,17 +120,67 @@ fn ovs_pid(ctx: &Ctx, node: &Node) -> Result<u32> {
 }
 
 fn stop_controller(ctx: &Ctx, node: &Node) -> Result<()> {
-    // --restart: exit without removing the chassis, like a crash (flows stay in OVS)
-    run(&in_pod(
-        ovs_pid(ctx, node)?,
-        &argv!["ovn-appctl", "-t", "ovn-controller", "exit", "--restart"],
-    ))?;
-    Ok(())
+    let pid = ovs_pid(ctx, node)?;
+    // Twice at most: OVN 23.03's ovn-controller now and then crashes while exiting,
+    // and its --monitor then starts a new one; the fault must leave none running.
+    for _ in 0..2 {
+        // --restart: exit without removing the chassis, like a crash (flows stay in OVS)
+        let _ = crate::exec::run_raw(
+            &in_pod(
+                pid,
+                &argv!["ovn-appctl", "-t", "ovn-controller", "exit", "--restart"],
+            ),
+            None,
+            Duration::from_secs(5),
+        );
+        if wait_controller_gone(pid, Duration::from_secs(5)) {
+            return Ok(());
+        }
+    }
+    bail!(
+        "ovn-controller on {} still answers after `ovn-appctl -t ovn-controller exit --restart` (twice); see its log in the state directory's logs/",
+        node.name
+    )
+}
+
+/// Whether ovn-controller in the ovs pod of holder `pid` answers on its control socket.
+fn controller_answers(pid: u32) -> bool {
+    crate::exec::run_raw(
+        &in_pod(pid, &argv!["ovn-appctl", "-t", "ovn-controller", "version"]),
+        None,
+        Duration::from_secs(5),
+    )
+    .map(|o| o.ok())
+    .unwrap_or(false)
+}
+
+/// Waits until ovn-controller stops answering, and stays so briefly (a monitor
+/// restarts a crashed one within about a second).
+fn wait_controller_gone(pid: u32, limit: Duration) -> bool {
+    let start = std::time::Instant::now();
+    let mut quiet_since: Option<std::time::Instant> = None;
+    while start.elapsed() < limit {
+        if controller_answers(pid) {
+            quiet_since = None;
+        } else if quiet_since
+            .get_or_insert_with(std::time::Instant::now)
+            .elapsed()
+            >= Duration::from_millis(1500)
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
 }
 
 fn start_controller(ctx: &Ctx, node: &Node) -> Result<()> {
     let ovs = ctx.ovs_pod(node.index - 1)?;
-    node::start_controller(ctx, ovs, ctx.pid(ovs)?)
+    let pid = ctx.pid(ovs)?;
+    if controller_answers(pid) {
+        return Ok(()); // already running again: nothing to undo
+    }
+    node::start_controller(ctx, ovs, pid)
 }
 
 fn db_of(kind_nb: bool) -> (&'static str, &'static str, u16, &'static str) {

@@ -102,6 +102,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes a report to stdout; a reader that went away (`status | head`) is not an
+/// error, so nothing is printed about it.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let paths = Paths::new(&cli.name);
     let r = dispatch(cli, &paths);
@@ -135,9 +146,9 @@ fn dispatch(cli: Cli, paths: &Paths) -> anyhow::Result<ExitCode> {
             state::validate_name(&cli.name)?;
             let v = status::collect(&paths)?;
             if output == "json" {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
             } else {
-                status::print_text(&v);
+                emit(&status::render_text(&v))?;
             }
             if v["healthy"] != true {
                 return Ok(ExitCode::from(1));

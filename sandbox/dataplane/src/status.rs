@@ -1,6 +1,7 @@
 //! `status`: what is running, who leads RAFT, which faults are active, and the
 //! documented traffic pairs tests rely on. Text for people, `-o json` for tests.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
@@ -199,9 +200,17 @@ pub fn collect(paths: &Paths) -> Result<Value> {
     }))
 }
 
-pub fn print_text(v: &Value) {
+/// The text report (`status` without `-o json`).
+pub fn render_text(v: &Value) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    macro_rules! line {
+        ($($arg:tt)*) => {{
+            let _ = writeln!(out, $($arg)*);
+        }};
+    }
     let s = |x: &Value| x.as_str().unwrap_or("-").to_string();
-    println!(
+    line!(
         "sandbox {}: {}{}",
         s(&v["name"]),
         if v["healthy"] == true {
@@ -217,13 +226,13 @@ pub fn print_text(v: &Value) {
             .unwrap_or_default()
     );
     for p in v["problems"].as_array().into_iter().flatten() {
-        println!("  problem: {}", s(p));
+        line!("  problem: {}", s(p));
     }
-    println!("KUBECONFIG={}", s(&v["kubeconfig"]));
-    println!("dual-stack: {}", v["dual_stack"]);
-    println!("nodes:");
+    line!("KUBECONFIG={}", s(&v["kubeconfig"]));
+    line!("dual-stack: {}", v["dual_stack"]);
+    line!("nodes:");
     for n in v["nodes"].as_array().into_iter().flatten() {
-        println!(
+        line!(
             "  {:<24} {:<12} join {:<12} netns {:<14} {}ovn-controller {}",
             s(&n["name"]),
             s(&n["ip4"]),
@@ -243,9 +252,9 @@ pub fn print_text(v: &Value) {
     }
     let pods = v["pods"].as_array().cloned().unwrap_or_default();
     let alive = pods.iter().filter(|p| p["alive"] == true).count();
-    println!("pods: {alive}/{} holders alive", pods.len());
+    line!("pods: {alive}/{} holders alive", pods.len());
     for c in v["central"].as_array().into_iter().flatten() {
-        println!(
+        line!(
             "  {:<32} on {:<24} NB {:<9} SB {:<9} northd {}",
             s(&c["pod"]),
             s(&c["node"]),
@@ -259,7 +268,7 @@ pub fn print_text(v: &Value) {
         );
     }
     let np = &v["network_policy"];
-    println!(
+    line!(
         "NetworkPolicy {} on {} ({}): allowed {} ({}) -> it; denied {} ({}) -> it",
         s(&np["policy"]),
         s(&np["target"]),
@@ -270,7 +279,7 @@ pub fn print_text(v: &Value) {
         s(&np["denied_from_ip"])
     );
     let ul = &v["underlay"];
-    println!(
+    line!(
         "underlay: subnet {} {} gateway {} (netns {}), pods {}",
         s(&ul["subnet"]),
         s(&ul["cidr"]),
@@ -279,21 +288,21 @@ pub fn print_text(v: &Value) {
         ul["pods"]
     );
     let vpc = &v["custom_vpc"];
-    println!(
+    line!(
         "custom VPC {}: subnet {} {}, pods {}",
         s(&vpc["vpc"]),
         s(&vpc["subnet"]),
         s(&vpc["cidr"]),
         vpc["pods"]
     );
-    println!(
+    line!(
         "external host: {} (netns {})",
         s(&v["external_host"]["ip4"]),
         s(&v["external_host"]["netns"])
     );
     for svc in v["services"].as_array().into_iter().flatten() {
         if svc["backends"].as_array().is_some_and(|b| !b.is_empty()) {
-            println!(
+            line!(
                 "service {}/{} {} -> {}",
                 s(&svc["namespace"]),
                 s(&svc["name"]),
@@ -304,7 +313,7 @@ pub fn print_text(v: &Value) {
     }
     let k = &v["kubelet"];
     let kpods = k["pods"].as_array().cloned().unwrap_or_default();
-    println!(
+    line!(
         "kubelet: {}, {} pod(s) created through the API",
         k["pid"]
             .as_u64()
@@ -313,7 +322,7 @@ pub fn print_text(v: &Value) {
         kpods.len()
     );
     for p in kpods {
-        println!(
+        line!(
             "  {}/{} on {} {}",
             s(&p["namespace"]),
             s(&p["name"]),
@@ -323,11 +332,12 @@ pub fn print_text(v: &Value) {
     }
     let faults = v["faults"].as_array().cloned().unwrap_or_default();
     if faults.is_empty() {
-        println!("faults: none");
+        line!("faults: none");
     } else {
-        println!("faults ({}; `fault heal` restores):", faults.len());
+        line!("faults ({}; `fault heal` restores):", faults.len());
         for f in faults {
-            println!("  {f}");
+            line!("  {f}");
         }
     }
+    out
 }
