@@ -553,6 +553,20 @@ fn create(app: &App, t: &Target, body: &[u8]) -> Result<Response, ApiError> {
     if t.info.namespaced && t.namespace.is_none() {
         return Err(ApiError::no_such_path());
     }
+    // A real server assigns identity itself and ignores a client's status.
+    let meta = metadata_mut(&mut obj);
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "resourceVersion",
+        "deletionTimestamp",
+        "generation",
+    ] {
+        meta.remove(field);
+    }
+    if is_pods(&t.info) {
+        obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+    }
     if t.info.group.is_empty() && t.info.plural == "services" {
         crate::service_ip::default_new_service(&app.store, &name, &mut obj)?;
     }

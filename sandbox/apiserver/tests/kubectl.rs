@@ -515,6 +515,31 @@ fn apply_creates_then_patches_builtin_and_custom_objects() {
 }
 
 #[test]
+fn create_ignores_a_clients_identity_and_pod_status() {
+    let sb = Sandbox::start();
+    let f = sb.dir.path().join("pod.json");
+    std::fs::write(
+        &f,
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"copied","uid":"11111111-2222-3333-4444-555555555555","creationTimestamp":"2020-01-01T00:00:00Z"},
+            "spec":{"containers":[{"name":"c","image":"x"}]},"status":{"phase":"Running","podIP":"10.16.0.99"}}"#,
+    )
+    .unwrap();
+    sb.kubectl_ok(&["create", "-f", f.to_str().unwrap()]);
+    let got = sb.kubectl_ok(&[
+        "get",
+        "pod",
+        "copied",
+        "-o",
+        "jsonpath={.metadata.uid} {.metadata.creationTimestamp} {.status.phase} {.status.podIP}",
+    ]);
+    let fields: Vec<&str> = got.split(' ').collect();
+    assert_ne!(fields[0], "11111111-2222-3333-4444-555555555555", "{got}");
+    assert!(!fields[1].starts_with("2020"), "{got}");
+    assert_eq!(fields[2], "Pending", "{got}");
+    assert_eq!(fields.get(3).copied().unwrap_or(""), "", "{got}");
+}
+
+#[test]
 fn a_created_service_gets_a_free_cluster_ip() {
     let sb = Sandbox::start();
     let f = sb.dir.path().join("svc.yaml");
