@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark `kubectl ko diagnose all` against sandboxes of growing size.
-#   bench/diagnose.sh [NODES...]        (default: 3 6 12; the sandbox takes 2 to 32)
+#   bench/diagnose.sh [NODES...]        (default: 3 6 12; the sandbox takes 1 to 32)
 # For each node count: bring up sandbox `diag-bench-<n>`, run diagnose RUNS
 # times (default 5) against the sandbox's own external host, record wall time
 # and the report's counters, tear the sandbox down. Prints a Markdown table

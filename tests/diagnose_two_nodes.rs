@@ -1,6 +1,6 @@
-//! `diagnose all` on the smallest sandbox (`diag2`, 2 nodes): the three
-//! ovn-central RAFT members share two nodes (two on the first, on distinct
-//! ports) and every check still passes. Needs root; sandbox only.
+//! `diagnose all` on the smallest sandboxes (`diag2`, 2 nodes, then 1): the
+//! three ovn-central RAFT members share the nodes (on distinct ports) and every
+//! check still passes. Needs root; sandbox only.
 
 mod common;
 
@@ -142,4 +142,27 @@ fn two_node_sandbox_is_healthy() {
     }
     let _ = common::sandbox(SANDBOX, &["down"]);
     assert!(healthy, "diagnose did not turn healthy after fault heal");
+
+    // the smallest shape, under the same name: one node, all three members on it
+    let up = common::sandbox(SANDBOX, &["up", "--nodes", "1"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let mut c = ko(&kc);
+    c.args(["diagnose", "all", "--external-address", &ext, "-o", "json"]);
+    let out = run(c);
+    let _ = common::sandbox(SANDBOX, &["down"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("diagnose JSON");
+    let checks = v["checks"].as_array().expect("checks");
+    let failing: Vec<&Value> = checks.iter().filter(|c| c["status"] == "fail").collect();
+    assert_eq!(out.status.code(), Some(0), "one node: {failing:#?}");
+    let members = checks
+        .iter()
+        .find(|c| c["name"] == "sb-raft-members")
+        .expect("sb-raft-members");
+    assert!(
+        members["message"]
+            .as_str()
+            .unwrap()
+            .contains("all 3 members"),
+        "{members}"
+    );
 }

@@ -46,9 +46,9 @@ enum Cmd {
     /// Bring the sandbox up (or reuse it), with the kubelet that runs pods created
     /// through the API; prints KUBECONFIG=<path> last.
     Up {
-        /// Number of nodes, 2 to 32. The three ovn-central RAFT members go one per node
-        /// on the first three; with 2 nodes the third member shares node 1 on ports
-        /// 6651-6654.
+        /// Number of nodes, 1 to 32. The three ovn-central RAFT members go one per node
+        /// on the first three; with fewer nodes they go round-robin, the second member
+        /// on a node on ports 6651-6654, the third on 6661-6664.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
         /// IPv4 + IPv6 everywhere.

@@ -27,7 +27,7 @@ pub const CENTRAL_MEMBERS: usize = 3;
 /// Port offset between two ovn-central members on the same node.
 pub const CENTRAL_PORT_STEP: u16 = 10;
 /// `--nodes` range `up` accepts.
-pub const MIN_NODES: usize = 2;
+pub const MIN_NODES: usize = 1;
 pub const MAX_NODES: usize = 32;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -635,8 +635,10 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
             }),
         );
     }
-    for i in 0..nodes.len() {
-        let k = i + 1;
+    // web-k/client-k on node k; a single node also gets web-2/client-2, so the
+    // Service has two backends and the NetworkPolicy pair exists
+    for k in 1..=nodes.len().max(2) {
+        let i = (k - 1) % nodes.len();
         let mut wl = labels(&[("app", "web")]);
         if k <= 2 {
             wl.insert("backend".into(), "web-svc".into());
@@ -944,6 +946,15 @@ mod tests {
         let node_of = |k: &str| p.pod(k).map(|x| x.node);
         assert_eq!(node_of("default/client-1"), Some(0));
         assert_eq!(node_of("default/client-2"), Some(1));
+        // one node: all three members there, on three port sets; the NetworkPolicy
+        // pair and the Service's two backends still exist
+        let one = build("ko", 1, false);
+        let offsets: Vec<u16> = one.central_pods().iter().map(|c| c.port_offset).collect();
+        assert_eq!(offsets, [0, CENTRAL_PORT_STEP, 2 * CENTRAL_PORT_STEP]);
+        assert!(one.pod("default/client-2").is_some());
+        assert!(!one.policy.allowed_from_ip.is_empty());
+        let web = one.services.iter().find(|s| s.name == "web");
+        assert_eq!(web.map(|s| s.backends.len()), Some(2));
         // three nodes: one member each, standard ports, same names as before
         let three = build("ko", 3, false);
         assert!(three.central_pods().iter().all(|c| c.port_offset == 0));

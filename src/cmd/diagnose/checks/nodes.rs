@@ -240,7 +240,11 @@ pub fn node_checks(
             out.push(Check::pass(
                 "tunnels",
                 scope(),
-                format!("{n} has a tunnel to each of the {peers} other chassis"),
+                if peers == 0 {
+                    format!("{n} is the only chassis: no tunnels needed")
+                } else {
+                    format!("{n} has a tunnel to each of the {peers} other chassis")
+                },
             ));
         } else {
             out.push(Check::fail(
