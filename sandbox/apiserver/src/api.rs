@@ -686,13 +686,12 @@ fn set_replicas(
 }
 
 async fn pod_log(app: &App, t: &Target, name: &str, q: &Query) -> Result<Response, ApiError> {
-    let ns = t.namespace.as_deref().unwrap_or("");
     let pod = app
         .store
         .get(&t.key(name))
         .ok_or_else(|| ApiError::not_found("pods", "", name))?;
     let rt = app.runtime()?;
-    let prt = rt.pod(ns, name);
+    let prt = rt.pod_of(&pod);
     let names =
         container::container_names(&pod, prt.map(|p| p.containers.as_slice()).unwrap_or(&[]));
     let c = container::choose(name, &names, q.get("container"))?;
@@ -765,7 +764,7 @@ fn prepare_exec(app: &App, ns: &str, name: &str, uri: &Uri) -> Result<ExecSpec, 
         ));
     }
     let rt = app.runtime()?;
-    let prt = rt.pod(ns, name);
+    let prt = rt.pod_of(&pod);
     let names =
         container::container_names(&pod, prt.map(|p| p.containers.as_slice()).unwrap_or(&[]));
     let c = container::choose(name, &names, q.get("container"))?;

@@ -108,7 +108,10 @@ impl Watchdog {
             }
         };
         for key in app.store.keys("", "pods") {
-            let Some(p) = rt.pod(&key.namespace, &key.name) else {
+            let Some(obj) = app.store.get(&key) else {
+                continue;
+            };
+            let Some(p) = rt.pod_of(&obj) else {
                 continue;
             };
             self.set_alive(app, &key, pid_alive(p.pid));
@@ -119,12 +122,7 @@ impl Watchdog {
             .filter(|p| p["metadata"]["labels"]["app"] == "ovn-central")
             .collect();
         let probes = central.iter().map(|pod| {
-            let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
-            let name = pod["metadata"]["name"].as_str().unwrap_or("");
-            let pid = rt
-                .pod(ns, name)
-                .map(|p| p.pid)
-                .filter(|pid| pid_alive(*pid));
+            let pid = rt.pod_of(pod).map(|p| p.pid).filter(|pid| pid_alive(*pid));
             async move {
                 let Some(pid) = pid else {
                     return [false, false, false];

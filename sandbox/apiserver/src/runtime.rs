@@ -15,6 +15,11 @@ pub struct PodRuntime {
     pub containers: Vec<String>,
     #[serde(default)]
     pub logs: BTreeMap<String, PathBuf>,
+    /// The uid of the pod object this process backs. Set by the sandbox kubelet,
+    /// whose pods can be deleted and recreated under the same name: an entry left
+    /// from the old pod must not speak for the new one.
+    #[serde(default)]
+    pub uid: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -46,6 +51,20 @@ impl Runtime {
 
     pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodRuntime> {
         self.pods.get(&format!("{namespace}/{name}"))
+    }
+
+    /// The entry backing this pod object: same namespace/name and, when the entry
+    /// names a uid, the same uid.
+    pub fn pod_of(&self, pod: &serde_json::Value) -> Option<&PodRuntime> {
+        let meta = &pod["metadata"];
+        let entry = self.pod(
+            meta["namespace"].as_str().unwrap_or(""),
+            meta["name"].as_str().unwrap_or(""),
+        )?;
+        match &entry.uid {
+            Some(uid) if meta["uid"].as_str() != Some(uid.as_str()) => None,
+            _ => Some(entry),
+        }
     }
 }
 
@@ -79,6 +98,20 @@ mod tests {
         assert_eq!(p.pid, 42);
         assert_eq!(p.logs["ovn-central"], PathBuf::from("/tmp/x.log"));
         assert!(rt.pod("kube-system", "other").is_none());
+    }
+
+    #[test]
+    fn an_entry_with_a_uid_backs_only_that_pod_object() {
+        let rt: Runtime = serde_json::from_str(
+            r#"{"pods":{"kube-system/test-client":{"pid":42,"uid":"old"},
+                        "kube-system/planned":{"pid":43}}}"#,
+        )
+        .unwrap();
+        let obj = |name: &str, uid: &str| serde_json::json!({"metadata": {"namespace": "kube-system", "name": name, "uid": uid}});
+        assert_eq!(rt.pod_of(&obj("test-client", "old")).unwrap().pid, 42);
+        assert!(rt.pod_of(&obj("test-client", "new")).is_none());
+        // Entries without a uid (pods planned at `up`) match by name alone.
+        assert_eq!(rt.pod_of(&obj("planned", "any")).unwrap().pid, 43);
     }
 
     #[test]

@@ -476,6 +476,15 @@ impl Kubelet {
     }
 
     fn stop(&mut self, gone: &[Managed]) {
+        // Withdraw the runtime.json entries before killing the holders, so the
+        // emulator never sees a dead holder under a name that may already belong
+        // to a recreated pod (it would mark the new pod Failed).
+        for m in gone {
+            self.managed.remove(&m.pod.key());
+        }
+        if let Err(e) = self.save() {
+            eprintln!("kubelet: {e:#}");
+        }
         let ctx = &self.ctx;
         let results: Vec<Result<()>> = std::thread::scope(|s| {
             let hs: Vec<_> = gone
@@ -568,7 +577,7 @@ impl Kubelet {
                     .collect();
                 map.insert(
                     k.clone(),
-                    json!({"pid": m.pid, "containers": m.containers, "logs": logs}),
+                    json!({"pid": m.pid, "containers": m.containers, "logs": logs, "uid": m.uid}),
                 );
             }
         }

@@ -105,10 +105,16 @@ fn bad_names_and_node_counts_are_refused() {
     let out = ko_sandbox(&["up", "--name", "Bad_Name"], &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("invalid sandbox name"));
-    let out = ko_sandbox(&["up", "--name", "kt-two", "--nodes", "2"], &[]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("--nodes 2"), "{}", stderr(&out));
-    nothing_created("kt-two");
+    for bad in ["0", "33"] {
+        let out = ko_sandbox(&["up", "--name", "kt-nodes", "--nodes", bad], &[]);
+        assert!(!out.status.success());
+        let e = stderr(&out);
+        assert!(
+            e.contains(&format!("--nodes {bad} is out of range: use 1 to 32")),
+            "{e}"
+        );
+        nothing_created("kt-nodes");
+    }
     let out = ko_sandbox(&["status", "--name", "kt-never"], &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("is not up"), "{}", stderr(&out));
