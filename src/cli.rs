@@ -236,8 +236,14 @@ Examples:
   kubectl ko trace client-1 -n default 10.96.0.10 udp 53     through a Service
   kubectl ko trace node//worker-1 10.16.0.7 icmp             from a node
   kubectl ko trace default/vm-1 10.16.0.1 arp request
+  kubectl ko trace default/client-1 172.18.0.200 icmp        leaving the cluster
   kubectl ko trace default/client-1 10.16.0.13 tcp 5432 -o yaml   machine-readable
   kubectl ko trace default/client-1 10.16.0.13 tcp 5432 --raw     the tools' own output
+
+The verdict names the objects that decided: the ACL and its NetworkPolicy,
+SecurityGroup or Subnet; the Service load balancer and backend; on a router,
+the static route, the router policy (with what Kube-OVN made it for, e.g. the
+29000 distributed-gateway reroute) and NAT rules (\"routed by\", `routing` in -o json).
 
 Exit codes: 0 delivered, 1 dropped, 2 usage, 3 could not run (pod, node or leader
 missing), 5 error verdict (the tool reported an error).";

@@ -157,6 +157,71 @@ fn service_cluster_ip_names_the_backend() {
 }
 
 #[test]
+fn routed_to_the_external_host_names_route_and_reroute_policy() {
+    let kc = kubeconfig(SB);
+    let node = node_of(&kc, "default", "client-1");
+    let ann = |key: &str| {
+        jsonpath(
+            &kc,
+            &["get", "node", &node],
+            &format!("{{.metadata.annotations.ovn\\.kubernetes\\.io/{key}}}"),
+        )
+    };
+    // the node's join IP is where its distributed gateway reroute points;
+    // the join gateway is the default route's next hop
+    let (join_ip, join_gw) = (ann("ip_address"), ann("gateway"));
+    assert!(
+        !join_ip.is_empty() && !join_gw.is_empty(),
+        "node annotations"
+    );
+    let (code, v, err) = trace(&kc, &["default/client-1", "172.18.0.200", "icmp"]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    assert_eq!(v["verdict"], "delivered", "{v:#}");
+    let route = &v["routing"]["route"];
+    assert_eq!(route["prefix"], "0.0.0.0/0", "{v:#}");
+    assert_eq!(route["nexthop"], join_gw.as_str());
+    assert_eq!(route["router"], "ovn-cluster");
+    assert_eq!(route["table"], "main");
+    let policy = &v["routing"]["policy"];
+    assert_eq!(policy["priority"], 29000, "{v:#}");
+    assert_eq!(policy["action"], "reroute");
+    assert_eq!(policy["router"], "ovn-cluster");
+    assert_eq!(policy["nexthops"][0], join_ip.as_str());
+    assert!(
+        policy["purpose"].as_str().is_some_and(|p| p
+            .contains("distributed gateway of subnet ovn-default")
+            && p.contains(&node)),
+        "{policy:#}"
+    );
+
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["trace", "default/client-1", "172.18.0.200", "icmp"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    let routed = format!(
+        "routed by    route 0.0.0.0/0 via {join_gw} (router ovn-cluster, table main); policy 29000 reroute → {join_ip} (router ovn-cluster)"
+    );
+    assert!(t.contains(&routed), "{t}");
+    assert!(
+        t.contains(&format!(
+            "from static route 0.0.0.0/0 via {join_gw} (router ovn-cluster, table main)"
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains("from router policy 29000 reroute ip4.src == $"),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("→ {join_ip} (router ovn-cluster)")),
+        "{t}"
+    );
+}
+
+#[test]
 fn network_policy_drop_names_the_policy() {
     let kc = kubeconfig(SB);
     let st = status(SB);

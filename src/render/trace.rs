@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use ko_ovn::verdict::ovs::{OvsExit, OvsSegment};
+use ko_ovn::verdict::routing::routed_by;
 use ko_ovn::verdict::{TraceReport, Verdict};
 use serde::Serialize;
 
@@ -110,6 +111,9 @@ fn render_report(r: &TraceReport, out: &mut dyn Write, style: &Style) -> io::Res
             .map(|o| format!(" ({o})"))
             .unwrap_or_default();
         writeln!(out, "  outport      {port}{owner}")?;
+    }
+    if let Some(routing) = r.routing.as_ref().filter(|x| !x.is_empty()) {
+        writeln!(out, "  routed by    {}", routed_by(routing))?;
     }
     if let Some(lb) = &r.lb {
         writeln!(

@@ -5,10 +5,12 @@
 //! The serialised [`TraceReport`] is the documented `-o json|yaml` schema:
 //! `verdict`, `summary`, `source`, `destination`, `logical.outport`,
 //! `logical.stages[]`, `drop.{layer,stage,table,match,reason,policy}`,
-//! `lb.{name,vip,backends,backend}`, `ovs.segments[]`, `warnings[]`.
+//! `lb.{name,vip,backends,backend}`, `routing.{route,policy,nat[]}`,
+//! `ovs.segments[]`, `warnings[]`.
 
 pub mod nb;
 pub mod ovs;
+pub mod routing;
 
 use serde::{Deserialize, Serialize};
 
@@ -160,6 +162,9 @@ pub struct TraceReport {
     pub logical: Logical,
     pub drop: Option<DropInfo>,
     pub lb: Option<LbInfo>,
+    /// The static route, router policy and NAT rules that routed the packet.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub routing: Option<routing::Routing>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ovs: Option<OvsPath>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -209,6 +214,7 @@ pub fn build(inp: Inputs<'_>) -> TraceReport {
         logical: Logical::default(),
         drop: None,
         lb: None,
+        routing: None,
         ovs: None,
         error: None,
         warnings: Vec::new(),
@@ -301,6 +307,7 @@ pub fn build(inp: Inputs<'_>) -> TraceReport {
         _ => {}
     }
     report.drop = logical_drop.or(ovs_drop);
+    report.routing = Some(routing_of(&inp)).filter(|r| !r.is_empty());
     report.summary = summary(&report, &logical, ovs.as_ref());
     if report.verdict == Verdict::Error {
         report.error = Some("the trace neither delivered nor dropped the packet".into());
@@ -369,6 +376,13 @@ fn object_of(
     let hint = uuid
         .and_then(|u| inp.sb.and_then(|sb| sb.lflow(u)))
         .and_then(|f| f.stage_hint.clone());
+    if stage.starts_with("lr_")
+        && let Some(obj) = hint
+            .as_deref()
+            .and_then(|h| routing::object_of(stage, h, nb))
+    {
+        return Some(obj.describe());
+    }
     if stage.contains("_acl") && !stage.contains("hint") {
         if let Some(acl) = hint.as_deref().and_then(|h| nb.acl(h)) {
             let p = nb.policy_of_acl(acl);
@@ -400,6 +414,33 @@ fn object_of(
         return owner_of_port(nb, &port).map(|o| format!("{port}: {o}"));
     }
     None
+}
+
+/// The router rows behind the trace's router hops, in path order.
+fn routing_of(inp: &Inputs<'_>) -> routing::Routing {
+    let mut out = routing::Routing::default();
+    let (Some(nb), Some(sb)) = (inp.nb, inp.sb) else {
+        return out;
+    };
+    for h in inp.ovn_trace.hops() {
+        let stage = h.hop.stage.as_deref().unwrap_or_default();
+        let Some(hint) = h
+            .hop
+            .uuid
+            .as_deref()
+            .and_then(|u| sb.lflow(u))
+            .and_then(|f| f.stage_hint.as_deref())
+        else {
+            continue;
+        };
+        match routing::object_of(stage, hint, nb) {
+            Some(routing::RouterObject::Route(r)) if out.route.is_none() => out.route = Some(r),
+            Some(routing::RouterObject::Policy(p)) if out.policy.is_none() => out.policy = Some(p),
+            Some(routing::RouterObject::Nat(n)) if !out.nat.contains(&n) => out.nat.push(n),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// `pod ns/name` for a pod LSP, `node n` for a node LSP, the router port.

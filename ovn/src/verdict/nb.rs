@@ -57,6 +57,52 @@ pub struct LoadBalancer {
     pub external_ids: BTreeMap<String, String>,
 }
 
+/// A logical router and the UUIDs of the routing rows it owns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Router {
+    pub name: String,
+    pub static_routes: Vec<String>,
+    pub policies: Vec<String>,
+    pub nat: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticRoute {
+    pub uuid: String,
+    pub ip_prefix: String,
+    pub nexthop: String,
+    pub output_port: Option<String>,
+    /// `dst-ip` (default) or `src-ip`.
+    pub policy: String,
+    /// Empty = the main route table.
+    pub route_table: String,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterPolicy {
+    pub uuid: String,
+    pub priority: i64,
+    #[serde(rename = "match")]
+    pub match_expr: String,
+    /// `allow`, `drop` or `reroute`.
+    pub action: String,
+    /// `nexthops` (newer) or the deprecated single `nexthop`.
+    pub nexthops: Vec<String>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nat {
+    pub uuid: String,
+    /// `snat`, `dnat` or `dnat_and_snat`.
+    pub nat_type: String,
+    pub logical_ip: String,
+    pub external_ip: String,
+    pub logical_port: Option<String>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
 /// The NB rows a trace needs, fetched in one exec.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NbSnapshot {
@@ -65,13 +111,22 @@ pub struct NbSnapshot {
     pub acls: Vec<Acl>,
     pub port_groups: Vec<PortGroup>,
     pub load_balancers: Vec<LoadBalancer>,
+    /// Empty when read from an older five-table capture.
+    #[serde(default)]
+    pub routers: Vec<Router>,
+    #[serde(default)]
+    pub static_routes: Vec<StaticRoute>,
+    #[serde(default)]
+    pub router_policies: Vec<RouterPolicy>,
+    #[serde(default)]
+    pub nats: Vec<Nat>,
 }
 
 impl NbSnapshot {
-    /// `ovn-nbctl` argv printing the five tables, one JSON object per line,
+    /// `ovn-nbctl` argv printing the nine tables, one JSON object per line,
     /// in the order [`NbSnapshot::parse`] reads them.
     pub fn argv() -> Vec<String> {
-        let cmds: [(&str, &str); 5] = [
+        let cmds: [(&str, &str); 9] = [
             ("name,addresses,type,external_ids", "Logical_Switch_Port"),
             ("name,mac,networks", "Logical_Router_Port"),
             (
@@ -80,6 +135,19 @@ impl NbSnapshot {
             ),
             ("_uuid,name,acls,external_ids", "Port_Group"),
             ("_uuid,name,protocol,vips,external_ids", "Load_Balancer"),
+            ("name,static_routes,policies,nat", "Logical_Router"),
+            (
+                "_uuid,ip_prefix,nexthop,output_port,policy,route_table,external_ids",
+                "Logical_Router_Static_Route",
+            ),
+            (
+                "_uuid,priority,match,action,nexthop,nexthops,external_ids",
+                "Logical_Router_Policy",
+            ),
+            (
+                "_uuid,type,logical_ip,external_ip,logical_port,external_ids",
+                "NAT",
+            ),
         ];
         let mut argv = vec!["ovn-nbctl".to_string(), "--format=json".to_string()];
         for (i, (cols, table)) in cmds.iter().enumerate() {
@@ -95,13 +163,15 @@ impl NbSnapshot {
 
     pub fn parse(text: &str) -> Result<Self, TableError> {
         let tables = parse_tables(text)?;
-        if tables.len() != 5 {
+        // 5 = a capture from before the routing tables were read
+        if tables.len() != 9 && tables.len() != 5 {
             return Err(TableError::Tables(format!(
-                "expected 5 tables (LSP, LRP, ACL, Port_Group, Load_Balancer), got {}",
+                "expected 9 tables (LSP, LRP, ACL, Port_Group, Load_Balancer, Logical_Router, \
+                 Logical_Router_Static_Route, Logical_Router_Policy, NAT), got {}",
                 tables.len()
             )));
         }
-        let t = |i: usize| tables[i].iter();
+        let t = |i: usize| tables.get(i).map(|rows| rows.iter()).into_iter().flatten();
         Ok(NbSnapshot {
             lsps: t(0)
                 .map(|r| Lsp {
@@ -136,7 +206,76 @@ impl NbSnapshot {
                     external_ids: r.map("external_ids"),
                 })
                 .collect(),
+            routers: t(5)
+                .map(|r| Router {
+                    name: r.str("name"),
+                    static_routes: r.set("static_routes"),
+                    policies: r.set("policies"),
+                    nat: r.set("nat"),
+                })
+                .collect(),
+            static_routes: t(6)
+                .map(|r| StaticRoute {
+                    uuid: r.str("_uuid"),
+                    ip_prefix: r.str("ip_prefix"),
+                    nexthop: r.str("nexthop"),
+                    output_port: r.set("output_port").into_iter().next(),
+                    policy: r.set("policy").into_iter().next().unwrap_or_default(),
+                    route_table: r.str("route_table"),
+                    external_ids: r.map("external_ids"),
+                })
+                .collect(),
+            router_policies: t(7)
+                .map(|r| {
+                    let mut nexthops = r.set("nexthops");
+                    if nexthops.is_empty() {
+                        nexthops = r.set("nexthop");
+                    }
+                    RouterPolicy {
+                        uuid: r.str("_uuid"),
+                        priority: r.int("priority").unwrap_or_default(),
+                        match_expr: r.str("match"),
+                        action: r.str("action"),
+                        nexthops,
+                        external_ids: r.map("external_ids"),
+                    }
+                })
+                .collect(),
+            nats: t(8)
+                .map(|r| Nat {
+                    uuid: r.str("_uuid"),
+                    nat_type: r.str("type"),
+                    logical_ip: r.str("logical_ip"),
+                    external_ip: r.str("external_ip"),
+                    logical_port: r.set("logical_port").into_iter().next(),
+                    external_ids: r.map("external_ids"),
+                })
+                .collect(),
         })
+    }
+
+    pub fn static_route(&self, uuid_or_prefix: &str) -> Option<&StaticRoute> {
+        uuid_prefix_find(&self.static_routes, uuid_or_prefix, |r| &r.uuid)
+    }
+
+    pub fn router_policy(&self, uuid_or_prefix: &str) -> Option<&RouterPolicy> {
+        uuid_prefix_find(&self.router_policies, uuid_or_prefix, |p| &p.uuid)
+    }
+
+    pub fn nat(&self, uuid_or_prefix: &str) -> Option<&Nat> {
+        uuid_prefix_find(&self.nats, uuid_or_prefix, |n| &n.uuid)
+    }
+
+    /// Name of the logical router owning the route/policy/NAT row `uuid`.
+    pub fn router_of(&self, uuid: &str) -> Option<&str> {
+        self.routers
+            .iter()
+            .find(|r| {
+                [&r.static_routes, &r.policies, &r.nat]
+                    .iter()
+                    .any(|set| set.iter().any(|u| u == uuid))
+            })
+            .map(|r| r.name.as_str())
     }
 
     pub fn lsp(&self, name: &str) -> Option<&Lsp> {
@@ -586,7 +725,10 @@ mod tests {
     #[test]
     fn argv_shapes() {
         let nb = NbSnapshot::argv();
-        assert_eq!(nb.iter().filter(|a| *a == "list").count(), 5);
+        // one chained call: nine tables, one ovn-nbctl
+        assert_eq!(nb.iter().filter(|a| *a == "list").count(), 9);
+        assert_eq!(nb.iter().filter(|a| *a == "ovn-nbctl").count(), 1);
+        assert!(nb.iter().any(|a| a == "Logical_Router_Policy"));
         let sb = SbSnapshot::argv(&["7b3bc022".into(), "7b3bc022".into(), "zz;rm".into()]);
         assert_eq!(sb.last().map(String::as_str), Some("7b3bc022"));
         assert!(!sb.iter().any(|a| a.contains(';')));

@@ -373,3 +373,106 @@ fn router_hop_output_nested_in_a_clone_is_found() {
         seg.exit
     );
 }
+
+/// Sandbox `trace`: default/client-1 (node kube-ovn-control-plane) pings the
+/// external host 172.18.0.200; captures named routed-* / *-routed-external.
+#[test]
+fn routed_packet_names_static_route_and_reroute_policy() {
+    let nb = NbSnapshot::parse(fixture!("routed-nb-snapshot.json")).unwrap();
+    let sb = SbSnapshot::parse(fixture!("routed-sb-snapshot.json")).unwrap();
+    assert!(nb.routers.iter().any(|r| r.name == "ovn-cluster"));
+    assert!(nb.nats.is_empty(), "the sandbox has no NAT rules");
+    let t = trace::parse(fixture!("ovn-trace-routed-external.txt"));
+    let mut src = source();
+    src.name = "default/client-1".into();
+    src.logical_port = "client-1.default".into();
+    let r = build(Inputs {
+        source: src,
+        destination: dest("172.18.0.200", "icmp", None),
+        ovn_trace: &t,
+        ovn_trace_failure: None,
+        nb: Some(&nb),
+        sb: Some(&sb),
+        lb: None,
+        ovs: None,
+        warnings: vec![],
+        explain: &explain,
+    });
+    assert_eq!(r.verdict, Verdict::Delivered, "{r:#?}");
+    let routing = r.routing.as_ref().expect("routing");
+    let route = routing.route.as_ref().expect("static route");
+    assert_eq!(route.prefix, "0.0.0.0/0");
+    assert_eq!(route.nexthop, "100.64.0.1");
+    assert_eq!(route.router.as_deref(), Some("ovn-cluster"));
+    assert_eq!(route.table, "main");
+    assert!(route.uuid.starts_with("7ecfcefd"), "{route:?}");
+    let policy = routing.policy.as_ref().expect("router policy");
+    assert_eq!(policy.priority, 29000);
+    assert_eq!(policy.action, "reroute");
+    assert_eq!(
+        policy.match_expr,
+        "ip4.src == $ovn.default.kube.ovn.control.plane_ip4"
+    );
+    assert_eq!(policy.nexthops, ["100.64.0.2"]);
+    assert_eq!(policy.router.as_deref(), Some("ovn-cluster"));
+    let purpose = policy.purpose.as_deref().unwrap_or_default();
+    assert!(
+        purpose.contains("distributed gateway of subnet ovn-default")
+            && purpose.contains("kube-ovn-control-plane"),
+        "{purpose}"
+    );
+    assert!(routing.nat.is_empty());
+    let stage = |name: &str| {
+        r.logical
+            .stages
+            .iter()
+            .find(|s| s.stage == name)
+            .and_then(|s| s.object.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        stage("lr_in_ip_routing")
+            .starts_with("static route 0.0.0.0/0 via 100.64.0.1 (router ovn-cluster, table main)"),
+        "{}",
+        stage("lr_in_ip_routing")
+    );
+    assert!(
+        stage("lr_in_policy").starts_with(
+            "router policy 29000 reroute ip4.src == $ovn.default.kube.ovn.control.plane_ip4 → 100.64.0.2 (router ovn-cluster)"
+        ),
+        "{}",
+        stage("lr_in_policy")
+    );
+    assert_eq!(
+        routing::routed_by(routing),
+        "route 0.0.0.0/0 via 100.64.0.1 (router ovn-cluster, table main); policy 29000 reroute → 100.64.0.2 (router ovn-cluster)"
+    );
+}
+
+#[test]
+fn nb_snapshot_reads_the_routing_tables() {
+    let nb = NbSnapshot::parse(fixture!("routed-nb-snapshot.json")).unwrap();
+    // 31000 allow per subnet CIDR, 30000 per node IP, 29000 per node of the
+    // distributed-gateway subnet: all on ovn-cluster
+    let by_prio = |p: i64| {
+        nb.router_policies
+            .iter()
+            .filter(|x| x.priority == p)
+            .count()
+    };
+    assert!(by_prio(31000) >= 2 && by_prio(30000) >= 1 && by_prio(29000) >= 1);
+    assert!(
+        nb.router_policies
+            .iter()
+            .all(|p| nb.router_of(&p.uuid) == Some("ovn-cluster"))
+    );
+    let allow = nb
+        .router_policies
+        .iter()
+        .find(|p| p.priority == 31000)
+        .unwrap();
+    assert!(allow.nexthops.is_empty());
+    // an older five-table capture still parses, with no routing rows
+    let old = super::tests::nb();
+    assert!(old.routers.is_empty() && old.static_routes.is_empty());
+}
