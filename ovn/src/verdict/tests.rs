@@ -476,3 +476,62 @@ fn nb_snapshot_reads_the_routing_tables() {
     let old = super::tests::nb();
     assert!(old.routers.is_empty() && old.static_routes.is_empty());
 }
+
+/// nat-capture.sh: p2 (10.0.0.11) on gateway router lr1 to 192.0.2.10, out
+/// through the default route, policy 1000 allow and snat 10.0.0.0/24.
+#[test]
+fn snat_on_a_gateway_router_is_named() {
+    let nb = NbSnapshot::parse(fixture!("nat-nb-snapshot.json")).unwrap();
+    let sb = SbSnapshot::parse(fixture!("nat-sb-snapshot.json")).unwrap();
+    let t = trace::parse(fixture!("ovn-trace-nat-snat.txt"));
+    let mut src = source();
+    src.logical_switch = "ls1".into();
+    src.logical_port = "p2".into();
+    let r = build(Inputs {
+        source: src,
+        destination: dest("192.0.2.10", "icmp", None),
+        ovn_trace: &t,
+        ovn_trace_failure: None,
+        nb: Some(&nb),
+        sb: Some(&sb),
+        lb: None,
+        ovs: None,
+        warnings: vec![],
+        explain: &explain,
+    });
+    assert_eq!(r.verdict, Verdict::Delivered, "{r:#?}");
+    assert_eq!(r.logical.outport.as_deref(), Some("upstream"));
+    let routing = r.routing.as_ref().expect("routing");
+    let route = routing.route.as_ref().expect("route");
+    assert_eq!(
+        (route.prefix.as_str(), route.nexthop.as_str()),
+        ("0.0.0.0/0", "172.20.0.254")
+    );
+    assert_eq!(route.router.as_deref(), Some("lr1"));
+    // not a Kube-OVN row: no purpose is invented
+    assert_eq!(route.purpose, None);
+    let policy = routing.policy.as_ref().expect("policy");
+    assert_eq!((policy.priority, policy.action.as_str()), (1000, "allow"));
+    assert_eq!(policy.purpose, None);
+    assert_eq!(routing.nat.len(), 1, "{:#?}", routing.nat);
+    let nat = &routing.nat[0];
+    assert_eq!(nat.nat_type, "snat");
+    assert_eq!(nat.logical_ip, "10.0.0.0/24");
+    assert_eq!(nat.external_ip, "172.20.0.100");
+    assert_eq!(nat.router.as_deref(), Some("lr1"));
+    assert_eq!(nat.stage, "lr_out_snat");
+    let snat_stage = r
+        .logical
+        .stages
+        .iter()
+        .find(|s| s.stage == "lr_out_snat")
+        .and_then(|s| s.object.as_deref());
+    assert_eq!(
+        snat_stage,
+        Some("NAT snat 10.0.0.0/24 → 172.20.0.100 (router lr1)")
+    );
+    assert_eq!(
+        routing::routed_by(routing),
+        "route 0.0.0.0/0 via 172.20.0.254 (router lr1, table main); policy 1000 allow (router lr1); snat 10.0.0.0/24 → 172.20.0.100 (router lr1)"
+    );
+}
