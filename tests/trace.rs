@@ -193,6 +193,14 @@ fn routed_to_the_external_host_names_route_and_reroute_policy() {
             && p.contains(&node)),
         "{policy:#}"
     );
+    // the OpenFlow hops of the same flows name the same rows
+    let hops = segments(&v)[0]["hops"].as_array().expect("hops");
+    assert!(
+        hops.iter().any(|h| h["object"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("router policy 29000 reroute"))),
+        "{hops:#?}"
+    );
 
     let out = run({
         let mut c = ko(&kc);

@@ -603,10 +603,16 @@ fn annotate_ovs(path: &mut OvsPath, sb: &SbSnapshot, nb: Option<&NbSnapshot>) {
     }
 }
 
-/// The ACL (with its policy) or load balancer a logical flow came from.
+/// The ACL (with its policy), load balancer or router row a logical flow
+/// came from.
 fn nb_object_of_flow(f: &nb::LogicalFlow, nb: &NbSnapshot) -> Option<String> {
     let stage = f.stage_name.as_deref().unwrap_or_default();
     let hint = f.stage_hint.as_deref()?;
+    if stage.starts_with("lr_")
+        && let Some(obj) = routing::object_of(stage, hint, nb)
+    {
+        return Some(obj.describe());
+    }
     if stage.contains("_acl") && !stage.contains("hint") {
         let acl = nb.acl(hint)?;
         let name = if acl.name.is_empty() {
