@@ -230,8 +230,12 @@ fn policy_ref(p: &RouterPolicy, nb: &NbSnapshot) -> RouterPolicyRef {
     }
 }
 
-/// Kube-OVN's policy priorities (pkg/controller: subnet.go, node.go).
+/// Kube-OVN's policy priorities (pkg/util/const.go; set in
+/// pkg/controller/subnet.go and node.go), only for rows Kube-OVN wrote.
 fn policy_purpose(p: &RouterPolicy) -> Option<String> {
+    if p.external_ids.get("vendor").is_none_or(|v| v != "kube-ovn") {
+        return None;
+    }
     let ids = &p.external_ids;
     let node = ids.get("node");
     let subnet = ids.get("subnet");
@@ -255,10 +259,16 @@ fn policy_purpose(p: &RouterPolicy) -> Option<String> {
                 "Kube-OVN subnet gateway reroute (to the node that is the subnet's gateway)".into()
             }
         }),
-        _ if ids.get("vendor").is_some_and(|v| v == "kube-ovn") => {
-            Some("Kube-OVN policy (Vpc spec.policyRoutes or a Kube-OVN feature)".into())
+        // the other fixed priorities of pkg/util/const.go, named by feature
+        (29090 | 29100 | 29150, _) => Some("Kube-OVN VpcEgressGateway policy".into()),
+        (29190 | 29200, _) => Some("Kube-OVN VPC NAT gateway policy".into()),
+        (29250, _) => Some("Kube-OVN north gateway of a subnet (spec.northGateway)".into()),
+        (29400 | 30050 | 30060, _) => {
+            Some("Kube-OVN underlay-to-overlay interconnection (u2oInterconnection)".into())
         }
-        _ => None,
+        (29500, _) => Some("Kube-OVN OVN-IC (interconnection with another cluster)".into()),
+        (30100, _) => Some("Kube-OVN NodeLocal DNSCache policy".into()),
+        _ => Some("Kube-OVN policy (Vpc spec.policyRoutes or a Kube-OVN feature)".into()),
     }
 }
 

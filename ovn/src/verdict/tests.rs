@@ -535,3 +535,26 @@ fn snat_on_a_gateway_router_is_named() {
         "route 0.0.0.0/0 via 172.20.0.254 (router lr1, table main); policy 1000 allow (router lr1); snat 10.0.0.0/24 → 172.20.0.100 (router lr1)"
     );
 }
+
+#[test]
+fn kube_ovn_policies_say_what_they_are_for() {
+    let nb = NbSnapshot::parse(fixture!("routed-nb-snapshot.json")).unwrap();
+    let purpose = |prio: i64, key: &str, val: &str| {
+        let p = nb
+            .router_policies
+            .iter()
+            .find(|p| p.priority == prio && p.external_ids.get(key).is_some_and(|v| v == val))
+            .unwrap_or_else(|| panic!("no {prio} policy with {key}={val}"));
+        match routing::object_of("lr_in_policy", &p.uuid[..8], &nb) {
+            Some(routing::RouterObject::Policy(r)) => r.purpose.unwrap_or_default(),
+            _ => panic!("policy {} not found by its stage-hint", p.uuid),
+        }
+    };
+    assert!(purpose(31000, "subnet", "join").contains("CIDR of subnet join"));
+    assert!(
+        purpose(30000, "node", "kube-ovn-worker").contains("IP of node kube-ovn-worker"),
+        "{}",
+        purpose(30000, "node", "kube-ovn-worker")
+    );
+    assert!(purpose(29000, "node", "kube-ovn-worker2").contains("distributed gateway"));
+}
