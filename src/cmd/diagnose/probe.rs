@@ -93,14 +93,20 @@ pub enum UdpOutcome {
     },
 }
 
-pub fn parse_udp(exit_code: i32, stdout: &str, stderr: &str) -> UdpOutcome {
-    let reason = stderr
+/// The first non-empty line a probe printed, stderr first (where tools put
+/// the reason they failed).
+fn first_message(stdout: &str, stderr: &str) -> String {
+    stderr
         .lines()
         .chain(stdout.lines())
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("no output")
-        .to_string();
+        .to_string()
+}
+
+pub fn parse_udp(exit_code: i32, stdout: &str, stderr: &str) -> UdpOutcome {
+    let reason = first_message(stdout, stderr);
     match exit_code {
         0 => UdpOutcome::Reply,
         2 => UdpOutcome::NoReply,
@@ -155,18 +161,9 @@ pub fn parse_ping(exit_code: i32, stdout: &str, stderr: &str) -> PingOutcome {
         (Some(_), _) => PingOutcome::NoReply {
             detail: stats.unwrap_or_default(),
         },
-        (None, _) => {
-            let msg = stderr
-                .lines()
-                .chain(stdout.lines())
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .unwrap_or("no output")
-                .to_string();
-            PingOutcome::Error {
-                detail: format!("exit {exit_code}: {msg}"),
-            }
-        }
+        (None, _) => PingOutcome::Error {
+            detail: format!("exit {exit_code}: {}", first_message(stdout, stderr)),
+        },
     }
 }
 
