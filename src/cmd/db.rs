@@ -94,7 +94,7 @@ pub async fn run(ctx: &Ctx, db: Db, action: &DbAction) -> Result<Outcome> {
                 status::status(ctx, db, ctx.output(output.output)).await
             }
         }
-        DbAction::Dbstatus { output } => status::dbstatus(ctx, db, ctx.output(output.output)).await,
+        DbAction::Dbstatus { output } => status::dbstatus(ctx, ctx.output(output.output)).await,
         DbAction::Kick { sid, yes } => status::kick(ctx, db, sid, *yes).await,
         DbAction::Backup { dir } => backup::backup(ctx, db, dir).await,
         DbAction::Restore { yes } => restore::restore(ctx, db, *yes).await,

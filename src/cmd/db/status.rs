@@ -462,7 +462,7 @@ async fn storage_of(cluster: &Cluster, pod: &Pod, db: Db) -> PodStorage {
     }
 }
 
-pub async fn dbstatus(ctx: &Ctx, _db: Db, format: OutputFormat) -> Result<Outcome> {
+pub async fn dbstatus(ctx: &Ctx, format: OutputFormat) -> Result<Outcome> {
     let cluster = ctx.cluster().await?;
     let pods = cluster.central_pods().await?;
     // Every pod × both databases at once.
