@@ -107,16 +107,14 @@ impl Watchdog {
                 return;
             }
         };
-        for key in app.store.keys("", "pods") {
-            let Some(obj) = app.store.get(&key) else {
-                continue;
-            };
-            let Some(p) = rt.pod_of(&obj) else {
-                continue;
-            };
-            self.set_alive(app, &key, pid_alive(p.pid));
-        }
+        // One snapshot of the pods serves the liveness pass and the leader probes.
         let (pods, _) = app.store.list("", "pods", None);
+        for pod in &pods {
+            let Some(p) = rt.pod_of(pod) else {
+                continue;
+            };
+            self.set_alive(app, pod, pid_alive(p.pid));
+        }
         let central: Vec<&Value> = pods
             .iter()
             .filter(|p| p["metadata"]["labels"]["app"] == "ovn-central")
@@ -161,10 +159,13 @@ impl Watchdog {
     }
 
     /// Decides from the stored phase, so a pod recreated meanwhile is judged afresh.
-    fn set_alive(&mut self, app: &Shared, key: &Key, alive: bool) {
-        let Some(pod) = app.store.get(key) else {
-            return;
-        };
+    fn set_alive(&mut self, app: &Shared, pod: &Value, alive: bool) {
+        let key = &Key::new(
+            "",
+            "pods",
+            pod["metadata"]["namespace"].as_str().unwrap_or(""),
+            pod["metadata"]["name"].as_str().unwrap_or(""),
+        );
         let failed = pod["status"]["phase"] == "Failed";
         let change = match (alive, failed) {
             (false, false) => true,
