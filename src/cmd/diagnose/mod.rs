@@ -575,12 +575,14 @@ async fn diagnose(
                 .find(|f| f.namespace == ns_t && f.name == name_t)
                 .and_then(|f| f.logical_switch.clone());
             let mut n = 0;
+            // pod_facts is pods' facts in the same order: read, not rebuilt per target
             for (r, f) in pods
                 .iter()
-                .map(|p| (PodRef::from_pod(p), collect::pod_facts(p)))
+                .zip(&pod_facts)
                 .filter(|(_, f)| {
                     f.namespace == ns_t && f.is_ovn() && f.running && f.logical_switch == ls_t
                 })
+                .map(|(p, f)| (PodRef::from_pod(p), f))
             {
                 if n >= MAX_POLICY_SOURCES_PER_TARGET {
                     break;
