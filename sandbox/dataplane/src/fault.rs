@@ -145,13 +145,7 @@ fn stop_controller(ctx: &Ctx, node: &Node) -> Result<()> {
 
 /// Whether ovn-controller in the ovs pod of holder `pid` answers on its control socket.
 fn controller_answers(pid: u32) -> bool {
-    crate::exec::run_raw(
-        &in_pod(pid, &argv!["ovn-appctl", "-t", "ovn-controller", "version"]),
-        None,
-        Duration::from_secs(5),
-    )
-    .map(|o| o.ok())
-    .unwrap_or(false)
+    answers(pid, "ovn-controller")
 }
 
 /// Waits until ovn-controller stops answering, and stays so briefly (a monitor
@@ -312,7 +306,7 @@ fn inject(ctx: &Ctx, f: &Fault) -> Result<()> {
             crate::exec::poll(
                 &format!("{db} to stop in {}", p.name),
                 Duration::from_secs(15),
-                || (!db_answers(pid, &ctl)).then_some(()),
+                || (!answers(pid, &ctl)).then_some(()),
             )
         }
         Fault::UnbindPort { pod, iface, .. } => {
@@ -349,13 +343,13 @@ fn undo(ctx: &Ctx, f: &Fault) -> Result<()> {
             let n = &ctx.plan.nodes[p.node];
             let (db, _, port, log) = db_of(matches!(f, Fault::StopNb { .. }));
             let pid = ctx.pid(p)?;
-            if db_answers(pid, &format!("/var/run/ovn/{db}.ctl")) {
+            if answers(pid, &format!("/var/run/ovn/{db}.ctl")) {
                 return Ok(()); // already running again: nothing to undo
             }
             let out = ctx.log_file(&format!("{}-heal.log", p.dir_name()));
             crate::exec::run_daemon(
                 &in_pod(
-                    ctx.pid(p)?,
+                    pid,
                     &node::db_server_argv(db, port + p.port_offset, log, &n.ip4),
                 ),
                 &out,
@@ -387,8 +381,9 @@ fn undo(ctx: &Ctx, f: &Fault) -> Result<()> {
     }
 }
 
-/// Whether the ovsdb-server behind `ctl` in the pod of holder `pid` answers.
-fn db_answers(pid: u32, ctl: &str) -> bool {
+/// Whether the daemon behind control target `ctl` (a name or a .ctl path) in the pod
+/// of holder `pid` answers.
+fn answers(pid: u32, ctl: &str) -> bool {
     crate::exec::run_raw(
         &in_pod(pid, &argv!["ovn-appctl", "-t", ctl, "version"]),
         None,
