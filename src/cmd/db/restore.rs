@@ -22,6 +22,7 @@ use ko_ovn::raft::{self, ClusterStatus};
 use serde::Serialize;
 
 use super::backup::{BackupReport, backup_from};
+use super::status::host_of;
 use super::{Db, central_container};
 use crate::cluster::{Cluster, PodRef, locate::unusable_reason};
 use crate::cmd::{Ctx, Outcome};
@@ -143,14 +144,6 @@ async fn server_cmdline(cluster: &Cluster, db: Db, pod: &PodRef) -> Result<(u32,
         ));
     }
     Ok((pid, argv))
-}
-
-fn host_of(address: &str) -> Option<&str> {
-    let rest = address.split_once(':')?.1;
-    if let Some(v6) = rest.strip_prefix('[') {
-        return v6.split_once(']').map(|(h, _)| h);
-    }
-    rest.rsplit_once(':').map(|(h, _)| h)
 }
 
 /// Poll until `check` gives a value or `limit` passes.

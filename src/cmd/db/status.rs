@@ -57,7 +57,7 @@ pub struct DbStatusReport {
     pub problems: Vec<String>,
 }
 
-fn host_of(address: &str) -> Option<&str> {
+pub(super) fn host_of(address: &str) -> Option<&str> {
     // tcp:10.0.0.2:6643, ssl:[fd00::2]:6643
     let rest = address.split_once(':')?.1;
     if let Some(v6) = rest.strip_prefix('[') {
@@ -96,7 +96,19 @@ async fn query_pod(cluster: &Cluster, db: Db, pod: &Pod) -> PodView {
         )),
         Err(e) => Err(first_line(&e.to_string())),
     };
-    let storage = match sto {
+    PodView {
+        pod: name,
+        ip,
+        status,
+        storage: storage_from(sto),
+    }
+}
+
+/// The parsed `get-db-storage-status` reply, or why there is none.
+fn storage_from(
+    out: crate::cluster::Result<crate::cluster::Output>,
+) -> std::result::Result<StorageStatus, String> {
+    match out {
         Ok(o) if o.success() => {
             raft::parse_storage_status(&o.stdout_str()).map_err(|e| e.to_string())
         }
@@ -106,12 +118,6 @@ async fn query_pod(cluster: &Cluster, db: Db, pod: &Pod) -> PodView {
             o.stderr_str().trim()
         )),
         Err(e) => Err(first_line(&e.to_string())),
-    };
-    PodView {
-        pod: name,
-        ip,
-        status,
-        storage,
     }
 }
 
@@ -445,20 +451,9 @@ async fn storage_of(cluster: &Cluster, pod: &Pod, db: Db) -> PodStorage {
         return entry(false, format!("pod not usable: {why}"));
     }
     let c = central_container(&r);
-    match cluster.exec_capture(&r, c, &db.storage_status_argv()).await {
-        Ok(o) if o.success() => match raft::parse_storage_status(&o.stdout_str()) {
-            Ok(st) => entry(st.ok, st.detail),
-            Err(e) => entry(false, e.to_string()),
-        },
-        Ok(o) => entry(
-            false,
-            format!(
-                "get-db-storage-status exited {}: {}",
-                o.exit_code,
-                o.stderr_str().trim()
-            ),
-        ),
-        Err(e) => entry(false, first_line(&e.to_string())),
+    match storage_from(cluster.exec_capture(&r, c, &db.storage_status_argv()).await) {
+        Ok(st) => entry(st.ok, st.detail),
+        Err(e) => entry(false, e),
     }
 }
 
