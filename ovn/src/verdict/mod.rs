@@ -376,10 +376,9 @@ fn object_of(
     let hint = uuid
         .and_then(|u| inp.sb.and_then(|sb| sb.lflow(u)))
         .and_then(|f| f.stage_hint.clone());
-    if stage.starts_with("lr_")
-        && let Some(obj) = hint
-            .as_deref()
-            .and_then(|h| routing::object_of(stage, h, nb))
+    if let Some(obj) = hint
+        .as_deref()
+        .and_then(|h| routing::object_of(stage, h, nb))
     {
         return Some(obj.describe());
     }
@@ -608,9 +607,7 @@ fn annotate_ovs(path: &mut OvsPath, sb: &SbSnapshot, nb: Option<&NbSnapshot>) {
 fn nb_object_of_flow(f: &nb::LogicalFlow, nb: &NbSnapshot) -> Option<String> {
     let stage = f.stage_name.as_deref().unwrap_or_default();
     let hint = f.stage_hint.as_deref()?;
-    if stage.starts_with("lr_")
-        && let Some(obj) = routing::object_of(stage, hint, nb)
-    {
+    if let Some(obj) = routing::object_of(stage, hint, nb) {
         return Some(obj.describe());
     }
     if stage.contains("_acl") && !stage.contains("hint") {

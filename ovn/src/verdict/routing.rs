@@ -80,7 +80,11 @@ pub enum RouterObject {
     Nat(NatRef),
 }
 
+/// Only router stages name router rows: a switch flow's hint is never one.
 pub fn object_of(stage: &str, hint: &str, nb: &NbSnapshot) -> Option<RouterObject> {
+    if !stage.starts_with("lr_") {
+        return None;
+    }
     if stage.starts_with("lr_in_ip_routing") {
         return nb
             .static_route(hint)
