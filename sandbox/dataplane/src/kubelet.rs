@@ -300,9 +300,11 @@ impl Kubelet {
             }
         }
         let mut taken: BTreeSet<String> = self.managed.values().flat_map(|m| m.pod.ips()).collect();
+        // Subnet objects fetched once per pass, however many new pods share a subnet.
+        let mut subnet_objs: HashMap<String, Option<Value>> = HashMap::new();
         let mut starts = Vec::new();
         for obj in new {
-            match self.place(obj, &nodes, &load, &items, &taken) {
+            match self.place(obj, &nodes, &load, &items, &taken, &mut subnet_objs) {
                 Ok(s) => {
                     if let Some(l) = load.get_mut(s.pod.node) {
                         *l += 1;
@@ -326,6 +328,7 @@ impl Kubelet {
         load: &[usize],
         items: &[Value],
         taken: &BTreeSet<String>,
+        subnet_objs: &mut HashMap<String, Option<Value>>,
     ) -> Result<Start, NotPlaced> {
         let plan = &self.ctx.plan;
         let name = obj["metadata"]["name"].as_str().unwrap_or("");
@@ -386,9 +389,10 @@ impl Kubelet {
             pod.veth = None;
         } else {
             let s = place::subnet(plan, obj)?;
-            let subnet_obj = self
-                .get(&format!("/apis/kubeovn.io/v1/subnets/{}", s.name))
-                .ok();
+            let subnet_obj = subnet_objs.entry(s.name.clone()).or_insert_with(|| {
+                self.get(&format!("/apis/kubeovn.io/v1/subnets/{}", s.name))
+                    .ok()
+            });
             let mut used = place::used_ips(plan, s, subnet_obj.as_ref(), items);
             used.extend(taken.iter().cloned());
             let mut avoid = used.clone();
@@ -502,12 +506,10 @@ impl Kubelet {
             if let Err(e) = r {
                 eprintln!("kubelet: {e:#}");
             }
-            self.managed.remove(&m.pod.key());
             if !m.pod.host_network {
-                self.released.retain(|ip| !m.pod.ips().contains(ip));
-                self.released.extend(m.pod.ips());
-            }
-            if !m.pod.host_network {
+                let ips = m.pod.ips();
+                self.released.retain(|ip| !ips.contains(ip));
+                self.released.extend(ips);
                 let path = format!("/apis/kubeovn.io/v1/ips/{}", m.pod.lsp());
                 let _ = api::request(self.port, "DELETE", &path, None);
             }
