@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
+use futures::future::{join_all, try_join_all};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
 use serde::Serialize;
@@ -66,17 +66,18 @@ async fn restart(cluster: &Cluster, app: &str) -> Result<ReloadedComponent> {
     let old = cluster.list_pods(Some(&ns), Some(&selector)).await?;
     let old_uids: BTreeSet<String> = old.iter().map(uid).collect();
     let api: Api<Pod> = Api::namespaced(cluster.client().clone(), &ns);
-    let mut deleted = Vec::new();
-    for p in &old {
-        let name = p.metadata.name.clone().unwrap_or_default();
-        cluster
-            .call(
-                format!("deleting pod {ns}/{name}"),
-                api.delete(&name, &DeleteParams::default()),
-            )
-            .await?;
-        deleted.push(name);
-    }
+    let deleted: Vec<String> = old
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap_or_default())
+        .collect();
+    // A component's pods go at once, as `kubectl delete pods -l` would.
+    let dp = DeleteParams::default();
+    try_join_all(
+        deleted
+            .iter()
+            .map(|name| cluster.call(format!("deleting pod {ns}/{name}"), api.delete(name, &dp))),
+    )
+    .await?;
     // Wait for as many new Running+Ready pods as there were before.
     let limit = cluster.timeout() * 10;
     let deadline = Instant::now() + limit;
