@@ -29,25 +29,15 @@ enum Method {
     Udp(IpAddr, u16),
 }
 
-/// `ip:port` or `[v6]:port`.
-fn ip_port(address: &str) -> Option<(IpAddr, u16)> {
-    let (host, port) = address.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Some((host.parse().ok()?, port.parse().ok()?))
-}
-
 fn method(t: &Target) -> Option<Method> {
     match t.kind {
         TargetKind::Service | TargetKind::IpPort => {
-            let (ip, port) = ip_port(&t.address)?;
-            // IPPorts labels are `<proto>-<ip>-<port>`; Services are probed over TCP
-            Some(
-                if t.kind == TargetKind::IpPort && t.label.starts_with("udp-") {
-                    Method::Udp(ip, port)
-                } else {
-                    Method::Tcp(ip, port)
-                },
-            )
+            let (ip, port) = t.ip_port()?;
+            Some(if t.is_udp() {
+                Method::Udp(ip, port)
+            } else {
+                Method::Tcp(ip, port)
+            })
         }
         _ => t.address.parse().ok().map(Method::Icmp),
     }

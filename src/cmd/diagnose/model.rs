@@ -180,6 +180,23 @@ pub struct Target {
     pub policies: Vec<String>,
 }
 
+impl Target {
+    /// The `ip:port` / `[v6]:port` of a Service or IPPorts target.
+    pub fn ip_port(&self) -> Option<(std::net::IpAddr, u16)> {
+        if !matches!(self.kind, TargetKind::Service | TargetKind::IpPort) {
+            return None;
+        }
+        let (host, port) = self.address.rsplit_once(':')?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Some((host.parse().ok()?, port.parse().ok()?))
+    }
+
+    /// A UDP IPPorts target (its label is `udp-<ip>-<port>`); Services are TCP.
+    pub fn is_udp(&self) -> bool {
+        self.kind == TargetKind::IpPort && self.label.starts_with("udp-")
+    }
+}
+
 /// A row of the matrix: the pod probes run from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Source {

@@ -209,18 +209,9 @@ fn trace_command(pod: &str, t: Option<&Target>) -> String {
     let Some(t) = t else {
         return format!("kubectl ko trace {pod} <dst-ip> icmp");
     };
-    let ip_port = t
-        .address
-        .rsplit_once(':')
-        .filter(|_| matches!(t.kind, TargetKind::Service | TargetKind::IpPort))
-        .map(|(h, p)| (h.trim_start_matches('[').trim_end_matches(']'), p));
-    match ip_port {
+    match t.ip_port() {
         Some((ip, port)) => {
-            let proto = if t.label.starts_with("udp-") {
-                "udp"
-            } else {
-                "tcp"
-            };
+            let proto = if t.is_udp() { "udp" } else { "tcp" };
             format!("kubectl ko trace {pod} {ip} {proto} {port}")
         }
         None => format!("kubectl ko trace {pod} {} icmp", t.address),
@@ -318,6 +309,12 @@ mod tests {
         t.kind = TargetKind::Service;
         t.label = "kube-system/kube-dns".into();
         t.address = "10.96.0.10:53".into();
+        assert_eq!(
+            trace_command("ns/p", Some(&t)),
+            "kubectl ko trace ns/p 10.96.0.10 tcp 53"
+        );
+        // a Service is TCP even in a namespace whose name starts with "udp-"
+        t.label = "udp-apps/dns".into();
         assert_eq!(
             trace_command("ns/p", Some(&t)),
             "kubectl ko trace ns/p 10.96.0.10 tcp 53"
