@@ -491,37 +491,40 @@ async fn underlay_gateway_mac(
     let cni = cluster.cni_pod_on(&sender.node).await?;
     let net = format!("--net={netns}");
     let c = cni.container_or_default(container::CNI_SERVER).to_string();
-    let (tool, forms): (&str, Vec<Vec<String>>) = if v6 {
+    // (tool, argv, the form to retry with when this arping rejects the flags)
+    let (tool, argv, fallback): (&str, Vec<String>, Option<Vec<String>>) = if v6 {
         (
             "ndisc6",
-            vec![
-                ["nsenter", &net, "ndisc6", "-q", &gw, &nic]
-                    .map(String::from)
-                    .to_vec(),
-            ],
+            ["nsenter", &net, "ndisc6", "-q", &gw, &nic]
+                .map(String::from)
+                .to_vec(),
+            None,
         )
     } else {
         (
             "arping",
-            vec![
-                // Kube-OVN's image ships Habets' arping (upstream's flags) ...
-                [
-                    "nsenter", &net, "arping", "-c3", "-C1", "-i1", "-I", &nic, &gw,
-                ]
-                .map(String::from)
-                .to_vec(),
-                // ... Debian/RHEL hosts ship iputils' arping, which has no -C
+            // Kube-OVN's image ships Habets' arping (upstream's flags) ...
+            [
+                "nsenter", &net, "arping", "-c3", "-C1", "-i1", "-I", &nic, &gw,
+            ]
+            .map(String::from)
+            .to_vec(),
+            // ... Debian/RHEL hosts ship iputils' arping, which has no -C
+            Some(
                 [
                     "nsenter", &net, "arping", "-f", "-c3", "-w3", "-I", &nic, &gw,
                 ]
                 .map(String::from)
                 .to_vec(),
-            ],
+            ),
         )
     };
-    let mut out = cluster.exec_capture(&cni, &c, &forms[0]).await?;
-    if !out.success() && out.stderr_str().contains("invalid option") && forms.len() > 1 {
-        out = cluster.exec_capture(&cni, &c, &forms[1]).await?;
+    let mut out = cluster.exec_capture(&cni, &c, &argv).await?;
+    if !out.success()
+        && out.stderr_str().contains("invalid option")
+        && let Some(fallback) = fallback
+    {
+        out = cluster.exec_capture(&cni, &c, &fallback).await?;
     }
     let text = out.stdout_str();
     // several replies may come back (upstream #6444): the first MAC wins
