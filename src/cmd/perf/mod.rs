@@ -369,9 +369,8 @@ async fn measure(
         let t = service_test(cluster, made, svc_ip, c, &client_pod, s, &knobs).await?;
         report.unicast.push(t);
     }
-    for srv in made.servers.drain(..) {
-        srv.stop();
-    }
+    // Dropping a server closes its exec stream, which ends it.
+    made.servers.clear();
     if wants(args, PerfTest::Multicast) {
         for (net, pair) in [
             (McastNetwork::Pod, &pod_pair),
@@ -392,9 +391,7 @@ async fn measure(
 
 /// Remove everything in `made`; returns what could not be removed.
 async fn cleanup(cluster: &Cluster, made: &mut Created) -> Vec<String> {
-    for srv in made.servers.drain(..) {
-        srv.stop();
-    }
+    made.servers.clear();
     let mut left = Vec::new();
     if let Some(nb) = made.lb.take() {
         // The leader may have moved since the LB was added.

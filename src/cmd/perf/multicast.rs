@@ -217,7 +217,7 @@ pub async fn measure(
             // The server prints its final report right after the stream ends.
             tokio::time::sleep(Duration::from_millis(1500)).await;
             let reports = parse::parse_iperf2_server(&srv.out.text());
-            srv.stop();
+            drop(srv);
             match parse::summarize_iperf2(&reports) {
                 Some(r) if flood => {
                     row.udp_bandwidth_bps = Some(r.bits_per_second);

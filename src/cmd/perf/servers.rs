@@ -97,13 +97,9 @@ impl Server {
             hint: "the test image must contain qperf, iperf3 and iperf (upstream's docker.io/kubeovn/test does); check the port is free".into(),
         })
     }
-
-    /// End the server by closing its exec stream.
-    pub fn stop(&self) {
-        self.handle.abort();
-    }
 }
 
+/// Ends the server by closing its exec stream.
 impl Drop for Server {
     fn drop(&mut self) {
         self.handle.abort();
