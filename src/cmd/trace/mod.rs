@@ -95,16 +95,18 @@ pub async fn trace(
     };
 
     // 2. NB rows, subnet, local OVS interfaces
-    // The subnet only matters when the destination is not a port of the
-    // sender's own subnet (underlay gateway or logical router MAC).
-    let need_subnet = req.dst_mac.is_none()
-        && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request })
-        && !source::in_cidrs(req.dst_ip, &sender.cidrs);
+    // A pod's subnet is needed only to resolve a destination MAC ourselves:
+    // up front when the destination is outside the sender's own subnet
+    // (underlay gateway or logical router MAC), else only if no LSP has it.
+    let may_need_subnet = sender.kind == "pod"
+        && req.dst_mac.is_none()
+        && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request });
+    let need_subnet = may_need_subnet && !source::in_cidrs(req.dst_ip, &sender.cidrs);
     let nb_argv = NbSnapshot::argv();
     let (nb_text, subnet, local_ifaces) = tokio::try_join!(
         cluster.exec_ok(&nb_leader, container::OVN_CENTRAL, &nb_argv),
         async {
-            if need_subnet && sender.kind == "pod" {
+            if need_subnet {
                 cluster.get_subnet(&sender.logical_switch).await.map(Some)
             } else {
                 Ok(None)
@@ -125,11 +127,7 @@ pub async fn trace(
 
     // in the sender's CIDR but no LSP has the address: fall back like upstream
     let subnet = match subnet {
-        None if sender.kind == "pod"
-            && req.dst_mac.is_none()
-            && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request })
-            && nb.mac_of_ip(req.dst_ip).is_none() =>
-        {
+        None if may_need_subnet && nb.mac_of_ip(req.dst_ip).is_none() => {
             Some(cluster.get_subnet(&sender.logical_switch).await?)
         }
         s => s,
