@@ -518,3 +518,48 @@ fn dual_stack_pods_get_both_families_in_the_subnet_kube_ovn_would_pick() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A pod deleted and created again under the same name (what `kubectl ko perf --force`
+/// does) runs as a new pod: it is not judged by the old pod's dead holder, and it does
+/// not get the address just released while others are free (a peer's stale neighbour
+/// entry would point at the old MAC).
+#[test]
+fn a_pod_recreated_under_the_same_name_runs_with_a_fresh_address() {
+    let _serial = serial();
+    let k = Kubectl::new(sandbox_up(NAME, &[]));
+    let uid = |k: &Kubectl| {
+        k.json(&["get", "pod", "kt-again"])["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    apply(&k, &pod("kt-again", "kube-ovn-worker", false));
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/kt-again",
+        "--timeout=60s",
+    ]);
+    let (old_uid, old_ip) = (uid(&k), k.pod_ips("default", "kt-again")[0].clone());
+
+    // kubectl waits until the object is gone
+    k.ok(&["delete", "pod", "kt-again"]);
+    apply(&k, &pod("kt-again", "kube-ovn-worker", false));
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/kt-again",
+        "--timeout=60s",
+    ]);
+    let new_ip = k.pod_ips("default", "kt-again")[0].clone();
+    assert_ne!(uid(&k), old_uid, "the API did not create a new pod object");
+    assert_ne!(new_ip, old_ip, "the released address was handed out again");
+    // Stays Running past a few watchdog ticks: the old holder is gone for good.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let phase = k.json(&["get", "pod", "kt-again"])["status"]["phase"].clone();
+    assert_eq!(phase, "Running", "the recreated pod is {phase}");
+    let (code, out, err) = k.exec("default", "kt-again", None, &["ip", "-o", "addr"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("inet {new_ip}/")), "{out}");
+    k.ok(&["delete", "pod", "kt-again"]);
+}
