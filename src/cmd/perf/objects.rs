@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::future::join_all;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
@@ -208,11 +209,15 @@ pub async fn delete_pods(cluster: &Cluster, names: &[String]) -> Vec<String> {
     };
     let mut failed = Vec::new();
     let mut pending = Vec::new();
-    for name in names {
-        match cluster
-            .call(format!("deleting pod {ns}/{name}"), api.delete(name, &dp))
-            .await
-        {
+    let (api, dp) = (&api, &dp);
+    let deletes = names.iter().map(|name| async move {
+        let r = cluster
+            .call(format!("deleting pod {ns}/{name}"), api.delete(name, dp))
+            .await;
+        (name, r)
+    });
+    for (name, r) in join_all(deletes).await {
+        match r {
             Ok(_) => pending.push(name.clone()),
             Err(cluster::Error::NotFound { .. }) => {}
             Err(e) => failed.push(format!("pod {ns}/{name}: {e}")),
@@ -220,17 +225,10 @@ pub async fn delete_pods(cluster: &Cluster, names: &[String]) -> Vec<String> {
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while !pending.is_empty() && Instant::now() < deadline {
-        let mut still = Vec::new();
-        for name in pending {
-            match cluster
-                .call(format!("getting pod {ns}/{name}"), api.get_opt(&name))
-                .await
-            {
-                Ok(None) => {}
-                _ => still.push(name),
-            }
+        // One list per round instead of a get per pod; on error, try again.
+        if let Ok(left) = cluster.list_pods(Some(ns), Some(SELECTOR)).await {
+            pending.retain(|n| left.iter().any(|p| p.metadata.name.as_ref() == Some(n)));
         }
-        pending = still;
         if !pending.is_empty() {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
