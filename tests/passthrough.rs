@@ -229,8 +229,8 @@ fn unknown_node_and_pod_and_namespace_are_clear_errors() {
     );
 }
 
-/// A pod on the overlay that is Running, with its node.
-fn running_pod(kc: &Path, name: &str) -> String {
+/// The IP of a pod in `default` (the ping target).
+fn pod_ip(kc: &Path, name: &str) -> String {
     jsonpath(
         kc,
         &["-n", "default", "get", "pod", name],
@@ -251,7 +251,7 @@ fn start_ping(kc: &Path, from: &str, to_ip: &str) -> std::process::Child {
 #[test]
 fn tcpdump_sees_a_running_ping() {
     let kc = kubeconfig(SANDBOX);
-    let dst = running_pod(&kc, "web-1");
+    let dst = pod_ip(&kc, "web-1");
     let mut ping = start_ping(&kc, "client-1", &dst);
     std::thread::sleep(Duration::from_millis(500));
     let out = run({
@@ -275,7 +275,7 @@ fn tcpdump_sees_a_running_ping() {
 #[test]
 fn tcpdump_w_writes_a_pcap_tcpdump_can_read() {
     let kc = kubeconfig(SANDBOX);
-    let dst = running_pod(&kc, "web-2");
+    let dst = pod_ip(&kc, "web-2");
     let mut ping = start_ping(&kc, "client-2", &dst);
     std::thread::sleep(Duration::from_millis(500));
     let dir = tempfile::tempdir().unwrap();
