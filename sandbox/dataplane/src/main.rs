@@ -113,7 +113,16 @@ fn emit(text: &str) -> anyhow::Result<()> {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    // Developers sharing one machine give each worker a prefix so that the same test
+    // names (`trace`, `core`...) make different sandboxes (netns names derive from it).
+    if let Some(prefix) = std::env::var("KO_SANDBOX_PREFIX")
+        .ok()
+        .filter(|p| !p.is_empty())
+        && !cli.name.starts_with(&prefix)
+    {
+        cli.name = format!("{prefix}{}", cli.name);
+    }
     let paths = Paths::new(&cli.name);
     let r = dispatch(cli, &paths);
     // A refused `up`/`fault` must not leave its lock file behind when nothing exists.
