@@ -1,23 +1,22 @@
-//! What each logical stage, register bit, action and OpenFlow table means.
+//! What each logical stage, register bit and action means.
 //!
-//! Built from the Kube-OVN notes in seed 003 and the ovn-northd(8) manual
-//! of the OVN release on these machines (23.03), cross-checked against the
-//! stages `ovn-sbctl lflow-list` prints for a Kube-OVN-shaped topology (a
-//! test asserts every stage in that fixture is catalogued).
+//! Built from the Kube-OVN notes in seed 003 and the ovn-northd(8) manual and
+//! `northd/northd.h` stage list of OVN 23.03, 24.03, 25.03 and 26.03 (tests
+//! assert every stage in each release's `lflow-list` capture, and every stage
+//! 24.03's source defines, is catalogued).
 //!
-//! - [`stage`]`("ls_in_acl")` → [`StageInfo`]: datapath kind, pipeline, table
-//!   number in OVN 23.03, one-line explanation, registers it reads/writes.
-//!   Stages from other OVN releases (`ls_in_port_sec_l2`, `ls_in_after_lb`,
-//!   `ls_in_acl_eval`...) are catalogued without a table number, because
-//!   numbers shift between releases: use the number the tool printed.
+//! The catalogue holds explanations only, keyed by stage name: table numbers
+//! differ between releases and come from the cluster (the SB `Logical_Flow`
+//! rows and, for OpenFlow, [`crate::layout`]).
+//!
+//! - [`stage`]`("ls_in_acl")` → [`StageInfo`]: datapath kind, pipeline,
+//!   one-line explanation, registers it reads/writes.
 //! - [`explain_register`]`(DatapathKind::Switch, "reg0[8]")` → meaning; the
 //!   same register means different things in switch and router pipelines.
 //! - [`registers_in`]`(kind, "reg0[7] = 1; next;")` → every register an
 //!   action or match reads/writes, explained.
 //! - [`explain_action`]`("ct_lb_mark")` → meaning of an OVN action.
-//! - [`openflow_table`]`(42)` → which logical table or ovn-controller
-//!   physical table an OpenFlow table number is (23.03 layout), and
-//!   [`explain_openflow_field`] for `NXM_NX_XXREG0[111]`, `reg14`, `metadata`...
+//! - [`explain_openflow_field`] for `NXM_NX_XXREG0[111]`, `reg14`, `metadata`...
 
 use serde::Serialize;
 
@@ -50,8 +49,6 @@ pub struct StageInfo {
     pub name: &'static str,
     pub kind: DatapathKind,
     pub pipeline: Pipeline,
-    /// Table number in OVN 23.03; `None` for stages of other releases.
-    pub table: Option<u32>,
     /// What the stage does, in one line.
     pub summary: &'static str,
     /// Registers/bits this stage sets or tests, with what they carry here.
@@ -62,15 +59,14 @@ use DatapathKind::{Router as R, Switch as S};
 use Pipeline::{Egress as E, Ingress as I};
 
 macro_rules! st {
-    ($name:literal, $kind:expr, $pipe:expr, $table:expr, $summary:literal) => {
-        st!($name, $kind, $pipe, $table, $summary, [])
+    ($name:literal, $kind:expr, $pipe:expr, $summary:literal) => {
+        st!($name, $kind, $pipe, $summary, [])
     };
-    ($name:literal, $kind:expr, $pipe:expr, $table:expr, $summary:literal, [$(($r:literal, $m:literal)),* $(,)?]) => {
+    ($name:literal, $kind:expr, $pipe:expr, $summary:literal, [$(($r:literal, $m:literal)),* $(,)?]) => {
         StageInfo {
             name: $name,
             kind: $kind,
             pipeline: $pipe,
-            table: $table,
             summary: $summary,
             registers: &[$(($r, $m)),*],
         }
@@ -83,7 +79,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_check_port_sec",
         S,
         I,
-        Some(0),
         "Admission: drops multicast-source and VLAN-tagged frames and checks the inport's port security (MAC/IP the LSP may send from); the verdict is applied in the next table.",
         [
             (
@@ -100,7 +95,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_apply_port_sec",
         S,
         I,
-        Some(1),
         "Drops the packet if the previous table found a port-security violation (spoofed MAC or IP).",
         [("reg0[15]", "read: 1 = drop, port security failed")]
     ),
@@ -108,7 +102,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_lookup_fdb",
         S,
         I,
-        Some(2),
         "For ports with 'unknown' addresses, looks up the source MAC in the switch's MAC learning table (FDB).",
         [(
             "reg0[11]",
@@ -119,7 +112,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_put_fdb",
         S,
         I,
-        Some(3),
         "Learns the source MAC of 'unknown'-address ports into the FDB when the lookup missed.",
         [("reg0[11]", "read: 0 = not yet learnt, store it")]
     ),
@@ -127,7 +119,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_pre_acl",
         S,
         I,
-        Some(4),
         "Marks IP traffic for conntrack when the switch has stateful ACLs (NetworkPolicy); router, localnet and multicast/ND traffic skips it.",
         [
             (
@@ -144,7 +135,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_pre_lb",
         S,
         I,
-        Some(5),
         "Marks IP traffic for conntrack when the switch has load balancers (Kube-OVN Service VIPs) so established LB sessions are DNATed.",
         [(
             "reg0[2]",
@@ -155,7 +145,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_pre_stateful",
         S,
         I,
-        Some(6),
         "Sends the packet to conntrack (ct_lb_mark for LB hints, ct_next for ACL hints); later stages see ct.new/ct.est/ct.rel.",
         [
             ("reg0[2]", "read: LB hint -> ct_lb_mark"),
@@ -168,7 +157,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_acl_hint",
         S,
         I,
-        Some(7),
         "Computes hints from the conntrack state so only the relevant ACL flows are evaluated (new, established, blocked).",
         [
             (
@@ -190,7 +178,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_acl",
         S,
         I,
-        Some(8),
         "from-lport ACLs: egress NetworkPolicy/SecurityGroup rules of the sending pod (Kube-OVN names them np/<policy>.<ns>/egress/...); allow, allow-related, drop or reject.",
         [
             ("reg0[7..10]", "read: hints from ls_in_acl_hint"),
@@ -210,21 +197,18 @@ static STAGES: &[StageInfo] = &[
         "ls_in_qos_mark",
         S,
         I,
-        Some(9),
         "from-lport QoS: sets DSCP marks configured in NB QoS rows."
     ),
     st!(
         "ls_in_qos_meter",
         S,
         I,
-        Some(10),
         "from-lport QoS: rate-limits with meters (Kube-OVN ingress/egress rate annotations)."
     ),
     st!(
         "ls_in_lb_aff_check",
         S,
         I,
-        Some(11),
         "Load-balancer session affinity: checks whether this client already has a backend (sessionAffinity: ClientIP).",
         [(
             "reg9[6]",
@@ -235,7 +219,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_lb",
         S,
         I,
-        Some(12),
         "Service load balancing: a new connection to a VIP:port is DNATed to one backend with ct_lb_mark(backends=...); a VIP with no backends is dropped or rejected.",
         [
             ("reg0[1]", "cleared: the LB commit replaces the ACL commit"),
@@ -247,14 +230,12 @@ static STAGES: &[StageInfo] = &[
         "ls_in_lb_aff_learn",
         S,
         I,
-        Some(13),
         "Load-balancer session affinity: remembers the chosen backend for this client for the affinity timeout."
     ),
     st!(
         "ls_in_pre_hairpin",
         S,
         I,
-        Some(14),
         "After load balancing, checks whether the client is itself the chosen backend (hairpin) or this is a reply to hairpinned traffic.",
         [
             ("reg0[6]", "written: 1 = hairpin (backend == client)"),
@@ -265,7 +246,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_nat_hairpin",
         S,
         I,
-        Some(15),
         "For hairpinned LB traffic, SNATs the source to the VIP so the backend replies through OVN.",
         [("reg0[6]", "read"), ("reg0[12]", "read")]
     ),
@@ -273,7 +253,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_hairpin",
         S,
         I,
-        Some(16),
         "Sends hairpinned traffic back out of the port it came in on.",
         [("reg0[6]", "read"), ("reg0[12]", "read")]
     ),
@@ -281,7 +260,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_acl_after_lb",
         S,
         I,
-        Some(17),
         "ACLs marked apply-after-lb (match on the backend address after DNAT).",
         [
             ("reg0[1]", "written: commit hint"),
@@ -292,7 +270,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_stateful",
         S,
         I,
-        Some(18),
         "Commits the connection to conntrack when an ACL asked for it (ct_commit, clearing ct_mark.blocked / storing the label).",
         [
             ("reg0[1]", "read: 1 = commit"),
@@ -303,14 +280,12 @@ static STAGES: &[StageInfo] = &[
         "ls_in_arp_rsp",
         S,
         I,
-        Some(19),
         "ARP/ND responder: answers ARP requests and IPv6 neighbor solicitations for known LSP addresses (and router ports) directly, back to the inport."
     ),
     st!(
         "ls_in_dhcp_options",
         S,
         I,
-        Some(20),
         "Builds DHCPv4/DHCPv6 replies for ports with DHCP options (Kube-OVN subnet dhcpOptions).",
         [("reg0[3]", "written: 1 = put_dhcp_opts succeeded")]
     ),
@@ -318,7 +293,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_dhcp_response",
         S,
         I,
-        Some(21),
         "Sends the DHCP reply built in the previous table back to the inport.",
         [("reg0[3]", "read")]
     ),
@@ -326,7 +300,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_dns_lookup",
         S,
         I,
-        Some(22),
         "Resolves DNS queries against NB DNS records configured on the switch.",
         [("reg0[4]", "written: 1 = dns_lookup resolved the name")]
     ),
@@ -334,7 +307,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_dns_response",
         S,
         I,
-        Some(23),
         "Sends the DNS answer built in the previous table back to the inport.",
         [("reg0[4]", "read")]
     ),
@@ -342,14 +314,12 @@ static STAGES: &[StageInfo] = &[
         "ls_in_external_port",
         S,
         I,
-        Some(24),
         "Drops ARP/ND/DHCP from 'external' ports on chassis that do not host them."
     ),
     st!(
         "ls_in_l2_lkup",
         S,
         I,
-        Some(25),
         "L2 switching: picks the outport from the destination MAC (pod LSP, router port, multicast/flood group); unknown MACs go to the 'unknown' ports.",
         [("reg0[11]", "read: FDB result")]
     ),
@@ -357,7 +327,6 @@ static STAGES: &[StageInfo] = &[
         "ls_in_l2_unknown",
         S,
         I,
-        Some(26),
         "Handles destinations no port claims: floods to ports with 'unknown' addresses (localnet/underlay) or drops (outport \"none\")."
     ),
     // ---- logical switch, egress
@@ -365,7 +334,6 @@ static STAGES: &[StageInfo] = &[
         "ls_out_pre_acl",
         S,
         E,
-        Some(0),
         "Marks IP traffic for conntrack before to-lport ACLs (skipped for router and localnet ports).",
         [("reg0[0]", "written: send to conntrack")]
     ),
@@ -373,7 +341,6 @@ static STAGES: &[StageInfo] = &[
         "ls_out_pre_lb",
         S,
         E,
-        Some(1),
         "Marks IP traffic for conntrack so load-balanced replies are un-DNATed.",
         [("reg0[2]", "written: send through ct_lb_mark")]
     ),
@@ -381,7 +348,6 @@ static STAGES: &[StageInfo] = &[
         "ls_out_pre_stateful",
         S,
         E,
-        Some(2),
         "Sends the packet to conntrack (ct_lb_mark or ct_next) based on the egress hints.",
         [("reg0[0]", "read"), ("reg0[2]", "read")]
     ),
@@ -389,7 +355,6 @@ static STAGES: &[StageInfo] = &[
         "ls_out_acl_hint",
         S,
         E,
-        Some(3),
         "Conntrack-state hints for the to-lport ACLs, as in ls_in_acl_hint.",
         [
             ("reg0[7]", "written"),
@@ -402,7 +367,6 @@ static STAGES: &[StageInfo] = &[
         "ls_out_acl",
         S,
         E,
-        Some(4),
         "to-lport ACLs: ingress NetworkPolicy/SecurityGroup rules of the receiving pod (np/<policy>.<ns>/ingress/...); this is where a NetworkPolicy blocks traffic to a pod.",
         [
             ("reg0[7..10]", "read: hints"),
@@ -411,25 +375,12 @@ static STAGES: &[StageInfo] = &[
             ("reg3", "written: ACL label")
         ]
     ),
-    st!(
-        "ls_out_qos_mark",
-        S,
-        E,
-        Some(5),
-        "to-lport QoS DSCP marking."
-    ),
-    st!(
-        "ls_out_qos_meter",
-        S,
-        E,
-        Some(6),
-        "to-lport QoS rate limiting."
-    ),
+    st!("ls_out_qos_mark", S, E, "to-lport QoS DSCP marking."),
+    st!("ls_out_qos_meter", S, E, "to-lport QoS rate limiting."),
     st!(
         "ls_out_stateful",
         S,
         E,
-        Some(7),
         "Commits connections the to-lport ACLs allowed.",
         [("reg0[1]", "read"), ("reg0[13]", "read")]
     ),
@@ -437,7 +388,6 @@ static STAGES: &[StageInfo] = &[
         "ls_out_check_port_sec",
         S,
         E,
-        Some(8),
         "Checks egress port security of the outport (may this port receive packets for that MAC/IP).",
         [("reg0[15]", "written: 1 = port security check failed")]
     ),
@@ -445,7 +395,6 @@ static STAGES: &[StageInfo] = &[
         "ls_out_apply_port_sec",
         S,
         E,
-        Some(9),
         "Drops on an egress port-security violation, otherwise outputs to the port.",
         [("reg0[15]", "read")]
     ),
@@ -454,7 +403,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_admission",
         R,
         I,
-        Some(0),
         "Accepts only frames addressed to the router port's MAC (or broadcast/multicast) and not VLAN-tagged; stores the port MAC.",
         [(
             "xreg0[0..47]",
@@ -465,7 +413,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_lookup_neighbor",
         R,
         I,
-        Some(1),
         "Checks whether the sender's IP/MAC from ARP/ND is already in MAC_Binding, to decide whether to learn it.",
         [
             (
@@ -479,7 +426,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_learn_neighbor",
         R,
         I,
-        Some(2),
         "Learns a new MAC binding (put_arp/put_nd) when the lookup missed.",
         [("reg9[2]", "read"), ("reg9[3]", "read")]
     ),
@@ -487,21 +433,18 @@ static STAGES: &[StageInfo] = &[
         "lr_in_ip_input",
         R,
         I,
-        Some(3),
         "Router's own IP handling: answers pings/ARP to router IPs, drops other traffic to them, drops martians, sends ICMP time-exceeded when TTL runs out."
     ),
     st!(
         "lr_in_unsnat",
         R,
         I,
-        Some(4),
         "Reverses SNAT on replies coming back to a SNAT/EIP address (Kube-OVN NAT gateway, EIP/SNAT rules)."
     ),
     st!(
         "lr_in_defrag",
         R,
         I,
-        Some(5),
         "Sends traffic to router load-balancer VIPs or DNAT addresses to conntrack (defragmentation).",
         [
             ("reg0", "written: destination IPv4 (VIP)"),
@@ -512,7 +455,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_lb_aff_check",
         R,
         I,
-        Some(6),
         "Router load-balancer session affinity check.",
         [("reg9[6]", "written: known affinity session")]
     ),
@@ -520,7 +462,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_dnat",
         R,
         I,
-        Some(7),
         "DNAT: router load balancers (ct_lb_mark to a backend) and dnat_and_snat/EIP rules.",
         [("reg0", "read: VIP"), ("reg9[16..31]", "read: VIP port")]
     ),
@@ -528,14 +469,12 @@ static STAGES: &[StageInfo] = &[
         "lr_in_lb_aff_learn",
         R,
         I,
-        Some(8),
         "Router load-balancer session affinity learning."
     ),
     st!(
         "lr_in_ecmp_stateful",
         R,
         I,
-        Some(9),
         "ECMP symmetric reply: remembers which next hop a connection used so replies return the same way.",
         [("reg9[5]", "written: known ECMP next hop")]
     ),
@@ -543,7 +482,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_nd_ra_options",
         R,
         I,
-        Some(10),
         "Builds IPv6 router advertisements for router solicitations.",
         [("reg0[5]", "written: 1 = put_nd_ra_opts succeeded")]
     ),
@@ -551,7 +489,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_nd_ra_response",
         R,
         I,
-        Some(11),
         "Sends the router advertisement back to the soliciting port.",
         [("reg0[5]", "read")]
     ),
@@ -559,7 +496,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_ip_routing_pre",
         R,
         I,
-        Some(12),
         "Selects the route table for the inport (Kube-OVN custom route tables; 0 = main).",
         [("reg7", "written: route table id")]
     ),
@@ -567,7 +503,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_ip_routing",
         R,
         I,
-        Some(13),
         "Routing (longest prefix match over connected subnets and static routes such as 0.0.0.0/0 via the join gateway): decrements TTL, sets next hop, source IP, source MAC and outport.",
         [
             ("reg7", "read: route table id"),
@@ -584,7 +519,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_ip_routing_ecmp",
         R,
         I,
-        Some(14),
         "Picks the ECMP member route when the route has several next hops.",
         [
             ("reg8[0..15]", "read: ECMP group"),
@@ -597,7 +531,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_policy",
         R,
         I,
-        Some(15),
         "Logical router policies (Kube-OVN lr-policies: 31000 allow to subnet CIDRs, 30000 reroute to node IPs, 29000 reroute to gateway nodes for distributed/centralized subnets); may override the routing decision.",
         [
             ("reg0", "written on reroute: new next hop"),
@@ -609,7 +542,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_policy_ecmp",
         R,
         I,
-        Some(16),
         "Picks among the next hops of a reroute policy with several nexthops.",
         [("reg8[0..15]", "read"), ("reg8[16..31]", "read")]
     ),
@@ -617,7 +549,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_arp_resolve",
         R,
         I,
-        Some(17),
         "Resolves the next hop's MAC: from static bindings of known ports, else from MAC_Binding (get_arp/get_nd); unknown leaves eth.dst zero.",
         [("reg0", "read: next-hop IPv4 (xxreg0 for IPv6)")]
     ),
@@ -625,7 +556,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_chk_pkt_len",
         R,
         I,
-        Some(18),
         "Checks packet size against the gateway port MTU (options:gateway_mtu).",
         [("reg9[1]", "written: 1 = packet larger than the MTU")]
     ),
@@ -633,7 +563,6 @@ static STAGES: &[StageInfo] = &[
         "lr_in_larger_pkts",
         R,
         I,
-        Some(19),
         "Answers oversized packets with ICMP fragmentation-needed / packet-too-big.",
         [("reg9[1]", "read")]
     ),
@@ -641,14 +570,12 @@ static STAGES: &[StageInfo] = &[
         "lr_in_gw_redirect",
         R,
         I,
-        Some(20),
         "Sends traffic for a distributed gateway port to the chassis that hosts it (chassisredirect port)."
     ),
     st!(
         "lr_in_arp_request",
         R,
         I,
-        Some(21),
         "If the next hop's MAC is still unknown, sends an ARP request / neighbor solicitation instead of the packet (the packet is dropped); otherwise outputs it.",
         [
             ("reg0", "read: target IP of the ARP request"),
@@ -660,7 +587,6 @@ static STAGES: &[StageInfo] = &[
         "lr_out_chk_dnat_local",
         R,
         E,
-        Some(0),
         "Checks whether the destination is a dnat_and_snat address handled on this chassis.",
         [("reg9[4]", "written: 1 = destination NAT IP is local")]
     ),
@@ -668,35 +594,30 @@ static STAGES: &[StageInfo] = &[
         "lr_out_undnat",
         R,
         E,
-        Some(1),
         "Reverses DNAT on replies from load-balancer backends / DNAT targets."
     ),
     st!(
         "lr_out_post_undnat",
         R,
         E,
-        Some(2),
         "Commits un-DNATed new connections so later SNAT sees them."
     ),
     st!(
         "lr_out_snat",
         R,
         E,
-        Some(3),
         "SNAT: source NAT for snat/dnat_and_snat rules (Kube-OVN EIP/SNAT, centralized gateway)."
     ),
     st!(
         "lr_out_post_snat",
         R,
         E,
-        Some(4),
         "Post-SNAT handling (force_snat_for_lb / for DNAT)."
     ),
     st!(
         "lr_out_egr_loop",
         R,
         E,
-        Some(5),
         "Hairpins traffic between two NATed addresses behind the same distributed gateway back into the router.",
         [("reg9[0]", "written: egress loopback")]
     ),
@@ -704,7 +625,6 @@ static STAGES: &[StageInfo] = &[
         "lr_out_delivery",
         R,
         E,
-        Some(6),
         "Outputs the packet to the router port chosen by routing."
     ),
     // ---- stages of other OVN releases (names only; numbers differ)
@@ -712,85 +632,215 @@ static STAGES: &[StageInfo] = &[
         "ls_in_port_sec_l2",
         S,
         I,
-        None,
         "Older OVN: ingress L2 port security (source MAC must belong to the inport)."
     ),
     st!(
         "ls_in_port_sec_ip",
         S,
         I,
-        None,
         "Older OVN: ingress IP port security (source IP must belong to the inport)."
     ),
     st!(
         "ls_in_port_sec_nd",
         S,
         I,
-        None,
         "Older OVN: ARP/ND port security (ARP/ND sender must belong to the inport)."
     ),
     st!(
         "ls_out_port_sec_ip",
         S,
         E,
-        None,
         "Older OVN: egress IP port security of the outport."
     ),
     st!(
         "ls_out_port_sec_l2",
         S,
         E,
-        None,
         "Older OVN: egress L2 port security, then output."
     ),
     st!(
         "ls_in_after_lb",
         S,
         I,
-        None,
         "Older/other OVN: rewrites the destination MAC after LB DNAT."
     ),
     st!(
         "ls_in_acl_eval",
         S,
         I,
-        None,
         "Newer OVN: from-lport ACL evaluation (verdict bits, applied in ls_in_acl_action)."
     ),
     st!(
         "ls_in_acl_action",
         S,
         I,
-        None,
         "Newer OVN: applies the from-lport ACL verdict."
     ),
     st!(
         "ls_in_acl_after_lb_eval",
         S,
         I,
-        None,
         "Newer OVN: apply-after-lb ACL evaluation."
     ),
     st!(
         "ls_in_acl_after_lb_action",
         S,
         I,
-        None,
         "Newer OVN: applies the apply-after-lb ACL verdict."
     ),
     st!(
         "ls_out_acl_eval",
         S,
         E,
-        None,
         "Newer OVN: to-lport ACL evaluation (NetworkPolicy ingress rules)."
     ),
     st!(
         "ls_out_acl_action",
         S,
         E,
-        None,
         "Newer OVN: applies the to-lport ACL verdict."
+    ),
+    // ---- stages added by OVN 24.03 … 26.03 (names from northd/northd.h,
+    // meanings from each branch's ovn-northd(8))
+    st!(
+        "ls_in_mirror",
+        S,
+        I,
+        "Port mirroring (26.03+): clones packets arriving from a port with an attached overlay mirror to the mirror's target port; the original goes on."
+    ),
+    st!(
+        "ls_out_mirror",
+        S,
+        E,
+        "Port mirroring (26.03+): clones packets leaving towards a port with an attached overlay mirror to the mirror's target port."
+    ),
+    st!(
+        "ls_in_acl_sample",
+        S,
+        I,
+        "Samples (IPFIX) packets that matched a from-lport ACL with sampling configured; without sampling it only passes the packet on (25.03+).",
+        [("reg0[7..10]", "read: which ACL decision is being sampled")]
+    ),
+    st!(
+        "ls_in_acl_after_lb_sample",
+        S,
+        I,
+        "Samples packets that matched a from-lport after-LB ACL with sampling configured; otherwise a pass-through (25.03+)."
+    ),
+    st!(
+        "ls_out_acl_sample",
+        S,
+        E,
+        "Samples packets that matched a to-lport ACL (ingress NetworkPolicy) with sampling configured; otherwise a pass-through (25.03+)."
+    ),
+    st!(
+        "ls_in_qos",
+        S,
+        I,
+        "from-lport QoS rules (25.03+, replaces qos_mark/qos_meter): DSCP/packet marking and metering (Kube-OVN pod ingress/egress rate limits)."
+    ),
+    st!(
+        "ls_out_qos",
+        S,
+        E,
+        "to-lport QoS rules (25.03+, replaces qos_mark/qos_meter): DSCP/packet marking and metering towards the port."
+    ),
+    st!(
+        "ls_out_lookup_fdb",
+        S,
+        E,
+        "Egress FDB lookup (25.03+), only for 'remote' ports with unknown addresses on interconnection transit switches.",
+        [(
+            "reg0[11]",
+            "written: 1 = source MAC already learnt on this port"
+        )]
+    ),
+    st!(
+        "ls_out_put_fdb",
+        S,
+        E,
+        "Egress MAC learning (25.03+) for 'remote' ports of interconnection transit switches when the lookup missed."
+    ),
+    st!(
+        "ls_in_ct_extract",
+        S,
+        I,
+        "Copies the conntrack protocol and destination port of a new connection into registers for the load-balancing stages (26.03+).",
+        [
+            ("reg1[16..23]", "written: conntrack IP protocol"),
+            ("reg1[0..15]", "written: conntrack L4 destination port")
+        ]
+    ),
+    st!(
+        "ls_in_pre_network_function",
+        S,
+        I,
+        "Network functions (26.03+): picks the healthy member of the Network_Function_Group an ACL chose for this request.",
+        [("reg0[22..29]", "read/written: network function (group) id")]
+    ),
+    st!(
+        "ls_in_network_function",
+        S,
+        I,
+        "Network functions (26.03+): redirects the packet to the selected network function's port instead of its destination.",
+        [("reg8[21]", "read: 1 = an ACL asked for a network function")]
+    ),
+    st!(
+        "ls_out_pre_network_function",
+        S,
+        E,
+        "Network functions (26.03+): picks the healthy member of the group a to-lport ACL chose."
+    ),
+    st!(
+        "ls_out_network_function",
+        S,
+        E,
+        "Network functions (26.03+): redirects to-lport requests (and replies of from-lport ones) to the network function's port."
+    ),
+    st!(
+        "lr_in_dhcp_relay_req",
+        R,
+        I,
+        "DHCP relay (25.03+): rewrites DHCP requests a router port relays (checked by dhcp_relay_req_chk in ip_input) towards the DHCP server.",
+        [("reg9[7]", "read: 1 = dhcp_relay_req_chk succeeded")]
+    ),
+    st!(
+        "lr_in_post_unsnat",
+        R,
+        I,
+        "After un-SNAT (25.03+): flags packets new to or untracked in the SNAT zone when the router commits all traffic (ct-commit-all); otherwise a pass-through."
+    ),
+    st!(
+        "lr_in_ct_extract",
+        R,
+        I,
+        "Copies the conntrack protocol and destination port of a new connection into registers for the router's load-balancing stages (26.03+)."
+    ),
+    st!(
+        "lr_in_dhcp_relay_resp_chk",
+        R,
+        I,
+        "DHCP relay (25.03+): checks DHCP replies from the relay's server with dhcp_relay_resp_chk, keeping the original destination in reg2.",
+        [("reg9[8]", "written: 1 = dhcp_relay_resp_chk succeeded")]
+    ),
+    st!(
+        "lr_in_dhcp_relay_resp",
+        R,
+        I,
+        "DHCP relay (25.03+): turns a checked DHCP server reply into the reply sent back out of the relaying router port.",
+        [("reg9[8]", "read: 1 = reply passed the check")]
+    ),
+    st!(
+        "lr_in_network_id",
+        R,
+        I,
+        "Sets flags.network_id from the outport and next hop, so later stages know which of a port's networks the packet is routed on (24.03+)."
+    ),
+    st!(
+        "lr_in_ecmp_stateful_egr",
+        R,
+        I,
+        "Gateway routers with ECMP symmetric-reply routes (25.03+): commits sessions leaving through such a route with their egress port, so replies return the same way."
     ),
 ];
 
@@ -802,13 +852,6 @@ pub fn stages() -> &'static [StageInfo] {
 /// A stage by name (`ls_in_acl`).
 pub fn stage(name: &str) -> Option<&'static StageInfo> {
     STAGES.iter().find(|s| s.name == name)
-}
-
-/// The OVN 23.03 stage at a table number.
-pub fn stage_at(kind: DatapathKind, pipeline: Pipeline, table: u32) -> Option<&'static StageInfo> {
-    STAGES
-        .iter()
-        .find(|s| s.kind == kind && s.pipeline == pipeline && s.table == Some(table))
 }
 
 /// Register meanings per datapath kind: (name, meaning). Bit ranges are
@@ -1208,123 +1251,6 @@ pub fn explain_action(name: &str) -> Option<&'static str> {
     ACTIONS.iter().find(|(a, _)| *a == key).map(|(_, m)| *m)
 }
 
-/// First OpenFlow table of the logical ingress pipeline (OVN 23.03).
-pub const OFTABLE_LOG_INGRESS_PIPELINE: u32 = 8;
-/// First OpenFlow table of the logical egress pipeline (OVN 23.03).
-pub const OFTABLE_LOG_EGRESS_PIPELINE: u32 = 42;
-/// Number of OpenFlow tables reserved for the logical ingress pipeline.
-pub const LOG_PIPELINE_LEN: u32 = 29;
-/// First physical table after the egress pipeline (OVN 23.03).
-pub const OFTABLE_SAVE_INPORT: u32 = 64;
-
-/// What an OpenFlow table number of br-int is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum OpenFlowTable {
-    /// A logical pipeline table: `table` is the logical table number.
-    Logical {
-        pipeline: Pipeline,
-        table: u32,
-    },
-    /// One of ovn-controller's own tables.
-    Physical {
-        name: &'static str,
-        summary: &'static str,
-    },
-    Unknown,
-}
-
-static PHYSICAL_TABLES: &[(u32, &str, &str)] = &[
-    (
-        0,
-        "phy_to_log",
-        "classifies the input port (VIF, tunnel, localnet) and loads the datapath (metadata), logical inport (reg14) and conntrack zones",
-    ),
-    (
-        37,
-        "output_large_pkt_detect",
-        "detects packets larger than the gateway MTU",
-    ),
-    (38, "output_large_pkt_process", "handles oversized packets"),
-    (
-        39,
-        "remote_output",
-        "sends packets for ports on other chassis into a geneve tunnel",
-    ),
-    (
-        40,
-        "local_output",
-        "hands packets for local ports (and multicast groups) to the egress pipeline",
-    ),
-    (
-        41,
-        "check_loopback",
-        "drops packets whose outport equals their inport unless loopback is allowed",
-    ),
-    (
-        64,
-        "save_inport",
-        "saves/clears in_port so a packet may go back out of the port it came from",
-    ),
-    (
-        65,
-        "log_to_phy",
-        "maps the logical outport to the physical port (VIF, patch, localnet)",
-    ),
-    (66, "mac_binding", "MAC_Binding lookup for get_arp/get_nd"),
-    (
-        67,
-        "mac_lookup",
-        "MAC_Binding check for lookup_arp/lookup_nd",
-    ),
-    (68, "chk_lb_hairpin", "LB hairpin check"),
-    (69, "chk_lb_hairpin_reply", "LB hairpin reply check"),
-    (70, "ct_snat_hairpin", "SNAT of hairpinned LB traffic"),
-    (71, "get_fdb", "FDB lookup for get_fdb"),
-    (72, "lookup_fdb", "FDB check for lookup_fdb"),
-    (
-        73,
-        "chk_in_port_sec",
-        "ingress port-security check (check_in_port_sec)",
-    ),
-    (
-        74,
-        "chk_in_port_sec_nd",
-        "ingress ARP/ND port-security check",
-    ),
-    (
-        75,
-        "chk_out_port_sec",
-        "egress port-security check (check_out_port_sec)",
-    ),
-    (76, "ecmp_nh_mac", "ECMP symmetric reply: next-hop MAC"),
-    (77, "ecmp_nh", "ECMP symmetric reply: next hop"),
-    (78, "chk_lb_affinity", "LB affinity check"),
-];
-
-/// Classifies an OpenFlow table of br-int (OVN 23.03 layout).
-pub fn openflow_table(table: u32) -> OpenFlowTable {
-    if (OFTABLE_LOG_INGRESS_PIPELINE..OFTABLE_LOG_INGRESS_PIPELINE + LOG_PIPELINE_LEN)
-        .contains(&table)
-    {
-        return OpenFlowTable::Logical {
-            pipeline: Pipeline::Ingress,
-            table: table - OFTABLE_LOG_INGRESS_PIPELINE,
-        };
-    }
-    if (OFTABLE_LOG_EGRESS_PIPELINE..OFTABLE_SAVE_INPORT).contains(&table) {
-        return OpenFlowTable::Logical {
-            pipeline: Pipeline::Egress,
-            table: table - OFTABLE_LOG_EGRESS_PIPELINE,
-        };
-    }
-    PHYSICAL_TABLES
-        .iter()
-        .find(|(t, _, _)| *t == table)
-        .map(|&(_, name, summary)| OpenFlowTable::Physical { name, summary })
-        .unwrap_or(OpenFlowTable::Unknown)
-}
-
 /// Meaning of an OpenFlow field as ovn-controller uses it: `reg14`,
 /// `metadata`, `NXM_NX_REG13[0..15]`, `NXM_NX_XXREG0[111]` (= logical
 /// `reg0[15]`, returned with its meaning for `kind`), `tun_metadata0`.
@@ -1431,47 +1357,23 @@ mod tests {
     }
 
     #[test]
-    fn openflow_tables_and_fields() {
-        assert_eq!(
-            openflow_table(8),
-            OpenFlowTable::Logical {
-                pipeline: I,
-                table: 0
-            }
-        );
-        assert_eq!(
-            openflow_table(51),
-            OpenFlowTable::Logical {
-                pipeline: E,
-                table: 9
-            }
-        );
-        assert!(matches!(
-            openflow_table(39),
-            OpenFlowTable::Physical {
-                name: "remote_output",
-                ..
-            }
-        ));
+    fn openflow_fields() {
         let f = explain_openflow_field(Some(S), "NXM_NX_XXREG0[111]").unwrap();
         assert!(f.starts_with("reg0[15]:"), "{f}");
         assert!(explain_openflow_field(None, "NXM_NX_REG14[]").is_some());
     }
 
     #[test]
-    fn stage_numbers_are_unique_per_pipeline() {
-        for a in STAGES {
-            for b in STAGES {
-                if a.name != b.name && a.table.is_some() {
-                    assert!(
-                        !(a.kind == b.kind && a.pipeline == b.pipeline && a.table == b.table),
-                        "{} and {} share a table",
-                        a.name,
-                        b.name
-                    );
-                }
-            }
+    fn stage_names_are_unique_and_match_their_kind() {
+        for (i, a) in STAGES.iter().enumerate() {
+            assert_eq!(DatapathKind::of_stage(a.name), Some(a.kind), "{}", a.name);
+            let pipe = if a.name[3..].starts_with("in_") { I } else { E };
+            assert_eq!(a.pipeline, pipe, "{}", a.name);
+            assert!(
+                !STAGES[i + 1..].iter().any(|b| b.name == a.name),
+                "{} catalogued twice",
+                a.name
+            );
         }
-        assert_eq!(stage_at(S, E, 4).map(|s| s.name), Some("ls_out_acl"));
     }
 }

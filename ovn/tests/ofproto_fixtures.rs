@@ -173,8 +173,8 @@ fn every_rule_cookie_resolves_to_its_logical_flow_or_port_binding() {
                 }
                 CookieOwner::None => panic!("{}: cookie {cookie:#x} unknown", p.display()),
             };
-            if let ko_ovn::catalog::OpenFlowTable::Logical { pipeline, table } =
-                ko_ovn::catalog::openflow_table(r.rule.table)
+            if let ko_ovn::layout::OpenFlowTable::Logical { pipeline, table } =
+                ko_ovn::layout::OpenFlowLayout::for_release(Some("23.03.1")).classify(r.rule.table)
             {
                 assert!(
                     flows

@@ -590,6 +590,9 @@ fn annotate_ovs(path: &mut OvsPath, sb: &SbSnapshot, nb: Option<&NbSnapshot>) {
                 hop.object = nb.and_then(|nb| nb_object_of_flow(f, nb));
             }
         }
+        // ovn-controller's own tables: named by the node's calibrated layout
+        let layout = ovs::layout_of(seg, |c| sb.lflow(c).and_then(|f| f.pipeline_table()));
+        ovs::name_physical_hops(seg, &layout);
         if let OvsExit::Tunnel {
             remote_ip: Some(ip),
             remote_node,

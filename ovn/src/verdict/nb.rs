@@ -544,6 +544,18 @@ pub struct Chassis {
     pub encap_ips: Vec<String>,
 }
 
+impl LogicalFlow {
+    /// Pipeline and logical table number, as the SB row states them.
+    pub fn pipeline_table(&self) -> Option<(crate::trace::Pipeline, u32)> {
+        let p = match self.pipeline.as_str() {
+            "ingress" => crate::trace::Pipeline::Ingress,
+            "egress" => crate::trace::Pipeline::Egress,
+            _ => return None,
+        };
+        Some((p, u32::try_from(self.table_id).ok()?))
+    }
+}
+
 /// The SB rows a trace needs, fetched in one exec after the traces ran.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SbSnapshot {
@@ -578,6 +590,8 @@ impl SbSnapshot {
             argv.extend(
                 [
                     "--",
+                    // a cookie may be another row's (Port_Binding...): skip misses
+                    "--if-exists",
                     "--columns=_uuid,external_ids,pipeline,table_id,priority,match,actions",
                     "list",
                     "Logical_Flow",

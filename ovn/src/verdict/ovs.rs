@@ -4,9 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::{Observation, OpenFlowLayout, OpenFlowTable};
 use crate::microflow::TunnelMetadata;
 use crate::ofproto::{OfActionKind, OfStep, OfprotoTrace, Pass};
 use crate::ovsdb_json::{Cells, TableError, tables as parse_tables};
+use crate::trace::Pipeline;
 
 /// One row of `ovs-vsctl list Interface`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +160,10 @@ pub struct OvsSegment {
     /// ofproto/trace errors or warnings (`>>>> ... <<<<`, `Translation failed`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// `ovn-controller --version` of the node, when it was read: names
+    /// ovn-controller's own tables for that release.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ovn_version: Option<String>,
 }
 
 struct Exit<'a> {
@@ -251,13 +257,9 @@ fn walk_pass<'a>(
                     match_expr: rule.match_expr.clone(),
                     priority: rule.priority,
                     cookie: rule.cookie.map(|c| format!("{c:08x}")),
-                    // ovn-controller's own tables have no logical flow; name them
-                    stage: match crate::catalog::openflow_table(rule.table) {
-                        crate::catalog::OpenFlowTable::Physical { name, .. } => {
-                            Some(name.to_string())
-                        }
-                        _ => None,
-                    },
+                    // named later: from the SB logical flow of the cookie, or
+                    // by the node's table layout (`name_physical_hops`)
+                    stage: None,
                     object: None,
                     actions,
                 };
@@ -383,6 +385,7 @@ pub fn segment(
         exit,
         datapath_actions,
         notes,
+        ovn_version: None,
     }
 }
 
@@ -394,21 +397,56 @@ fn is_banner(note: &str) -> bool {
 }
 
 /// OpenFlow cookies of the logical-flow tables, as 8-hex-digit logical flow
-/// UUID prefixes (physical tables carry other rows' UUIDs as cookies).
-pub fn logical_cookies(trace: &OfprotoTrace) -> Vec<String> {
+/// UUID prefixes (physical tables carry other rows' UUIDs as cookies, and
+/// there is no point asking the SB for those). Tables are placed by the
+/// node's release (`ovn_version`); for an unknown release every table not
+/// known as ovn-controller's own is taken (the SB lookup tolerates misses).
+pub fn logical_cookies(trace: &OfprotoTrace, ovn_version: Option<&str>) -> Vec<String> {
+    let layout = OpenFlowLayout::for_release(ovn_version);
     trace
         .rules()
         .iter()
         .filter(|r| {
-            matches!(
-                crate::catalog::openflow_table(r.rule.table),
-                crate::catalog::OpenFlowTable::Logical { .. }
+            !matches!(
+                layout.classify(r.rule.table),
+                OpenFlowTable::Physical { .. }
             )
         })
         .filter_map(|r| r.rule.cookie)
         .filter(|c| *c != 0 && *c <= u64::from(u32::MAX))
         .map(|c| format!("{c:08x}"))
         .collect()
+}
+
+/// The OpenFlow layout of a segment's node, calibrated from its hops whose
+/// cookie `lflow_of` resolves to a logical flow (pipeline, table_id).
+pub fn layout_of(
+    seg: &OvsSegment,
+    lflow_of: impl Fn(&str) -> Option<(Pipeline, u32)>,
+) -> OpenFlowLayout {
+    let observed: Vec<Observation> = seg
+        .hops
+        .iter()
+        .filter_map(|h| {
+            let (pipeline, logical_table) = lflow_of(h.cookie.as_deref()?)?;
+            Some(Observation {
+                openflow_table: h.table,
+                pipeline,
+                logical_table,
+            })
+        })
+        .collect();
+    OpenFlowLayout::calibrate(seg.ovn_version.as_deref(), &observed)
+}
+
+/// Names the hops no logical flow named: ovn-controller's own tables by
+/// their name in the node's release; anything else keeps no name.
+pub fn name_physical_hops(seg: &mut OvsSegment, layout: &OpenFlowLayout) {
+    for hop in seg.hops.iter_mut().filter(|h| h.stage.is_none()) {
+        if let OpenFlowTable::Physical { name, .. } = layout.classify(hop.table) {
+            hop.stage = Some(name.to_string());
+        }
+    }
 }
 
 /// OVN's geneve encoding: tunnel id = datapath key (OpenFlow `metadata`),
