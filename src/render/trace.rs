@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use ko_ovn::verdict::ovs::{OvsExit, OvsSegment};
 use ko_ovn::verdict::routing::routed_by;
 use ko_ovn::verdict::{TraceReport, Verdict};
+use ko_ovn::versions::Versions;
 use serde::Serialize;
 
 use super::{Render, Style};
@@ -23,6 +24,10 @@ pub struct RawRun {
 pub struct TraceView {
     #[serde(flatten)]
     pub report: TraceReport,
+    /// The OVN/OVS releases the trace ran on (ovn-northd, and ovn-controller
+    /// and ovs-vswitchd of each node traced).
+    #[serde(skip_serializing_if = "Versions::is_empty")]
+    pub versions: Versions,
     /// With `--raw`: the ovn-trace run, then each ofproto/trace run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<Vec<RawRun>>,
@@ -32,7 +37,7 @@ impl Render for TraceView {
     fn render_text(&self, out: &mut dyn Write, style: &Style) -> io::Result<()> {
         match &self.raw {
             Some(runs) => render_raw(runs, out),
-            None => render_report(&self.report, out, style),
+            None => render_report(&self.report, &self.versions, out, style),
         }
     }
 
@@ -73,7 +78,12 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-fn render_report(r: &TraceReport, out: &mut dyn Write, style: &Style) -> io::Result<()> {
+fn render_report(
+    r: &TraceReport,
+    versions: &Versions,
+    out: &mut dyn Write,
+    style: &Style,
+) -> io::Result<()> {
     let head = match r.verdict {
         Verdict::Delivered => style.ok("DELIVERED"),
         Verdict::Dropped => style.bad("DROPPED"),
@@ -103,6 +113,9 @@ fn render_report(r: &TraceReport, out: &mut dyn Write, style: &Style) -> io::Res
         "  destination  {} {what}, MAC {} (from {})",
         d.ip, d.mac, d.mac_from
     )?;
+    if !versions.is_empty() {
+        writeln!(out, "  versions     {}", versions.describe())?;
+    }
     if let Some(port) = &r.logical.outport {
         let owner = r
             .logical

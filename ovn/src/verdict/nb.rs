@@ -357,29 +357,14 @@ impl NbSnapshot {
             port_group: pg.map(|p| p.name.clone()).or(parent.clone()),
             acl: Some(AclRef::from(acl)),
         };
-        if let Some(pg) = pg {
-            if let Some(np) = pg.external_ids.get("np").filter(|v| v.contains('/')) {
-                policy.kind = if pg.name.starts_with("node.") || np.starts_with("node/") {
-                    PolicyKind::NodeAcl
-                } else {
-                    PolicyKind::NetworkPolicy
-                };
-                policy.name = Some(np.clone());
-            } else if let Some(sg) = pg.external_ids.get("sg") {
-                policy.kind = PolicyKind::SecurityGroup;
-                policy.name = Some(sg.clone());
-            }
+        if let Some((kind, name)) = pg.and_then(|pg| port_group_owner(&pg.name, &pg.external_ids)) {
+            policy.kind = kind;
+            policy.name = Some(name);
         }
         if policy.name.is_none() {
             if let Some(np) = np_from_acl_name(&acl.name) {
                 policy.kind = PolicyKind::NetworkPolicy;
                 policy.name = Some(np);
-            } else if let Some(sg) = pg
-                .map(|p| p.name.as_str())
-                .and_then(|n| n.strip_prefix("ovn.sg."))
-            {
-                policy.kind = PolicyKind::SecurityGroup;
-                policy.name = Some(sg.replace('.', "-"));
             } else if pg.is_none()
                 && let Some(ls) = parent
             {
@@ -465,6 +450,38 @@ pub enum PolicyKind {
     SubnetAcl,
     /// An ACL Kube-OVN did not label.
     Acl,
+}
+
+/// What Kube-OVN created a port group for, from its name and external_ids
+/// (the one place this rule lives; `diagnose` and `trace` both use it):
+/// - a node's group (`node.<node>`, `node=<node>`, `np=node/<node>`) and a
+///   distributed subnet's per-node group (`node=<node>`, `np=<subnet>/<node>`)
+///   carry `np=` too, but are not NetworkPolicies: the `node` key says so;
+/// - a NetworkPolicy's group: `np=<ns>/<policy>`;
+/// - a SecurityGroup's: `sg=<sg>` (`type=security_group`), or by its name
+///   `ovn.sg.<sg with dots>` when the external_ids are missing.
+pub fn port_group_owner(
+    name: &str,
+    external_ids: &BTreeMap<String, String>,
+) -> Option<(PolicyKind, String)> {
+    let np = external_ids.get("np").filter(|v| v.contains('/'));
+    if let Some(node) = external_ids.get("node") {
+        return Some((PolicyKind::NodeAcl, node.clone()));
+    }
+    if name.starts_with("node.") || np.is_some_and(|v| v.starts_with("node/")) {
+        let node = np
+            .and_then(|v| v.strip_prefix("node/"))
+            .unwrap_or(&name[5..]);
+        return Some((PolicyKind::NodeAcl, node.to_string()));
+    }
+    if let Some(np) = np {
+        return Some((PolicyKind::NetworkPolicy, np.clone()));
+    }
+    if let Some(sg) = external_ids.get("sg") {
+        return Some((PolicyKind::SecurityGroup, sg.clone()));
+    }
+    name.strip_prefix("ovn.sg.")
+        .map(|sg| (PolicyKind::SecurityGroup, sg.replace('.', "-")))
 }
 
 /// The Kubernetes/Kube-OVN object behind an ACL.
@@ -715,6 +732,47 @@ mod tests {
         assert_eq!(f.stage_hint.as_deref(), Some("2cc50968"));
         assert_eq!(sb.chassis_by_encap_ip("172.31.77.12").unwrap().node, "n2");
         assert!(sb.chassis_by_encap_ip("172.31.77.99").is_none());
+    }
+
+    #[test]
+    fn port_group_owners_follow_kube_ovn() {
+        let ext = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let np = port_group_owner("deny.a.default", &ext(&[("np", "default/deny-a")]));
+        assert_eq!(
+            np,
+            Some((PolicyKind::NetworkPolicy, "default/deny-a".into()))
+        );
+        // a distributed subnet's per-node group is not a NetworkPolicy
+        let dist = ext(&[
+            ("subnet", "ovn-default"),
+            ("node", "w1"),
+            ("np", "ovn-default/w1"),
+        ]);
+        assert_eq!(
+            port_group_owner("ovn.default.w1", &dist),
+            Some((PolicyKind::NodeAcl, "w1".into()))
+        );
+        let node = ext(&[("node", "w1"), ("np", "node/w1")]);
+        assert_eq!(
+            port_group_owner("node.w1", &node).unwrap().0,
+            PolicyKind::NodeAcl
+        );
+        let sg = ext(&[("type", "security_group"), ("sg", "web-sg")]);
+        assert_eq!(
+            port_group_owner("ovn.sg.web.sg", &sg),
+            Some((PolicyKind::SecurityGroup, "web-sg".into()))
+        );
+        assert_eq!(
+            port_group_owner("ovn.sg.kubeovn_deny_all", &ext(&[]))
+                .unwrap()
+                .0,
+            PolicyKind::SecurityGroup
+        );
+        assert_eq!(port_group_owner("other", &ext(&[])), None);
     }
 
     #[test]

@@ -84,10 +84,13 @@ pub fn parse_interfaces(text: &str) -> Result<Vec<OvsInterface>, TableError> {
 }
 
 pub fn is_tunnel(iface: &OvsInterface) -> bool {
-    matches!(
-        iface.iface_type.as_str(),
-        "geneve" | "vxlan" | "stt" | "gre"
-    )
+    is_tunnel_type(&iface.iface_type)
+}
+
+/// Whether an OVS `Interface.type` is a tunnel ovn-controller creates
+/// toward other chassis (the one definition `trace` and `diagnose` share).
+pub fn is_tunnel_type(iface_type: &str) -> bool {
+    matches!(iface_type, "geneve" | "vxlan" | "stt" | "gre")
 }
 
 /// One OpenFlow table the packet went through.

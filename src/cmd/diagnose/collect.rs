@@ -19,6 +19,7 @@ use super::checks::nodes::{NodeFacts, NodeProbe, SbChassisView};
 use super::checks::pods::PodFacts;
 use super::checks::raft::{CentralPod, Db, MemberView};
 use super::ovsdb::{self, commands};
+use ko_ovn::versions::{self, NodeVersions};
 
 /// Run one exec and return stdout on exit 0, or a one-line reason.
 pub async fn exec_text(
@@ -250,6 +251,27 @@ pub async fn northd_views(
     futures::future::join_all(futs).await
 }
 
+/// `ovn-northd --version` of every usable ovn-central pod (`None` when it
+/// could not be read: the version check then says so).
+pub async fn central_versions(
+    cluster: &Cluster,
+    pods: &[(PodRef, CentralPod)],
+    timeout: Duration,
+) -> Vec<(String, Option<String>)> {
+    let argv = ["ovn-northd", "--version"];
+    let futs = pods.iter().map(|(r, c)| async move {
+        let v = match &c.unusable {
+            Some(_) => None,
+            None => exec_text(cluster, r, container::OVN_CENTRAL, &argv, timeout)
+                .await
+                .ok()
+                .and_then(|t| versions::parse_version(&t)),
+        };
+        (c.name.clone(), v)
+    });
+    futures::future::join_all(futs).await
+}
+
 /// NB/SB tables read from the databases' leader pods.
 pub struct OvnTables {
     pub lsps: Result<Vec<ovsdb::Lsp>, String>,
@@ -345,10 +367,12 @@ pub async fn probe_node(
             cluster.exec_capture_timeout(pod, pod.container_or_default(c), &br, timeout),
             exec_text(cluster, pod, c, &agg, timeout),
             exec_text(cluster, pod, c, commands::OVS_INTERFACES, timeout),
+            exec_text(cluster, pod, c, &["ovn-controller", "--version"], timeout),
+            exec_text(cluster, pod, c, &["ovs-vswitchd", "--version"], timeout),
         )
     };
     // The execs run concurrently, so the whole node gets one timeout plus slack.
-    let Ok((controller, br_int, agg, ifaces)) =
+    let Ok((controller, br_int, agg, ifaces, ovn_v, ovs_v)) =
         tokio::time::timeout(timeout + Duration::from_secs(2), work).await
     else {
         return NodeProbe::failed(
@@ -382,5 +406,10 @@ pub async fn probe_node(
                 .ok_or_else(|| format!("no flow_count in dump-aggregate output: {}", t.trim()))
         }),
         interfaces: ifaces.and_then(|t| ovsdb::interfaces(&t).map_err(|e| e.to_string())),
+        versions: NodeVersions {
+            node: node.to_string(),
+            ovn_controller: ovn_v.ok().and_then(|t| versions::parse_version(&t)),
+            ovs_vswitchd: ovs_v.ok().and_then(|t| versions::parse_version(&t)),
+        },
     }
 }

@@ -242,7 +242,7 @@ async fn diagnose(
     let comp_futs = comps
         .iter()
         .map(|(k, n, name)| collect::workload(cluster, *k, n, name));
-    let (crds, workloads, kube_proxy_ds, nb_views, sb_views, northd_views, eps) = tokio::join!(
+    let (crds, workloads, kube_proxy_ds, nb_views, sb_views, northd_views, eps, central_versions) = tokio::join!(
         collect::crd_names(cluster),
         futures::future::join_all(comp_futs),
         collect::workload(
@@ -261,6 +261,7 @@ async fn diagnose(
                 collect::endpoint_pods(cluster, &ns, "ovn-northd"),
             )
         },
+        collect::central_versions(cluster, &central_pods, timeout),
     );
     match crds {
         Ok(c) => checks.push(components::crds(&c)),
@@ -360,6 +361,8 @@ async fn diagnose(
             &tables.sb,
         ));
     }
+    let probes: Vec<&NodeProbe> = node_results.iter().map(|(_, p)| p).collect();
+    checks.extend(checks::nodes::version_checks(&central_versions, &probes));
 
     // --- pods and subnet
     let filter = match what {

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use ko_ovn::verdict::nb::{PolicyKind, port_group_owner};
+
 /// The argv `diagnose` runs for each table (kept here, next to the parsers).
 pub mod commands {
     pub const SB_CHASSIS: &[&str] = &[
@@ -216,11 +218,12 @@ impl PortGroup {
     /// `<ns>/<np>` when this group belongs to a NetworkPolicy (`external_ids:np`).
     /// Node and distributed-subnet groups also carry `np=` but with a `node/` or
     /// `<subnet>/<node>` value; only those with a `node` key are not policies.
-    pub fn network_policy(&self) -> Option<&str> {
-        if self.external_ids.contains_key("node") {
-            return None;
+    pub fn network_policy(&self) -> Option<String> {
+        // the rule is ko-ovn's, shared with trace
+        match port_group_owner(&self.name, &self.external_ids) {
+            Some((PolicyKind::NetworkPolicy, np)) => Some(np),
+            _ => None,
         }
-        self.external_ids.get("np").map(String::as_str)
     }
 }
 
@@ -247,7 +250,7 @@ pub struct Interface {
 
 impl Interface {
     pub fn is_tunnel(&self) -> bool {
-        matches!(self.kind.as_str(), "geneve" | "vxlan" | "stt" | "gre")
+        ko_ovn::verdict::ovs::is_tunnel_type(&self.kind)
     }
 }
 

@@ -18,6 +18,7 @@ use ko_ovn::microflow::{self, ArpOp, Mac, Microflow, Protocol, TunnelMetadata};
 use ko_ovn::verdict::nb::{NbSnapshot, SbSnapshot};
 use ko_ovn::verdict::ovs::{self as vovs, OvsExit, OvsInterface, OvsSegment};
 use ko_ovn::verdict::{self, Destination, LbInfo, Source, Verdict};
+use ko_ovn::versions::{self, NodeVersions, Versions};
 use ko_ovn::{ofproto, trace as ovntrace};
 
 use super::{Ctx, Outcome};
@@ -103,7 +104,7 @@ pub async fn trace(
         && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request });
     let need_subnet = may_need_subnet && !source::in_cidrs(req.dst_ip, &sender.cidrs);
     let nb_argv = NbSnapshot::argv();
-    let (nb_text, subnet, local_ifaces) = tokio::try_join!(
+    let (nb_text, subnet, local_ifaces, central_version) = tokio::try_join!(
         cluster.exec_ok(&nb_leader, container::OVN_CENTRAL, &nb_argv),
         async {
             if need_subnet {
@@ -118,6 +119,7 @@ pub async fn trace(
                 None => Ok(None),
             }
         },
+        async { Ok(tool_version(cluster, &nb_leader, container::OVN_CENTRAL, "ovn-northd").await) },
     )?;
     let nb = NbSnapshot::parse(&nb_text).map_err(|e| Error::Remote {
         what: format!("reading `{}` from {nb_leader}", nb_argv.join(" ")),
@@ -174,7 +176,7 @@ pub async fn trace(
         _ => None,
     };
     let first_flow = in_port.map(|p| flow.ofproto_flow(p));
-    let (ovn_out, of_out) = tokio::try_join!(
+    let (ovn_out, of_out, local_versions) = tokio::try_join!(
         cluster.exec_capture(&sb_leader, container::OVN_CENTRAL, &ovn_argv),
         async {
             match (&ovs_pod, &first_flow) {
@@ -185,6 +187,12 @@ pub async fn trace(
                 }
                 _ => Ok(None),
             }
+        },
+        async {
+            Ok(match &ovs_pod {
+                Some(p) => Some(node_versions(cluster, p, &sender.node).await),
+                None => None,
+            })
         },
     )?;
     let ovn_text = ovn_out.stdout_str();
@@ -219,7 +227,11 @@ pub async fn trace(
         });
         if out.success() {
             let t = ofproto::parse(&text);
-            segments.push((vovs::segment(&sender.node, f, &t, ifaces), t));
+            let mut seg = vovs::segment(&sender.node, f, &t, ifaces);
+            seg.ovn_version = local_versions
+                .as_ref()
+                .and_then(|v| v.ovn_controller.clone());
+            segments.push((seg, t));
         } else {
             warnings.push(format!(
                 "ofproto/trace on {} failed ({}): {}",
@@ -236,12 +248,16 @@ pub async fn trace(
         .iter()
         .filter_map(|h| h.hop.uuid.clone())
         .collect();
-    for (_, t) in &segments {
-        prefixes.extend(cookies(t));
+    for (seg, t) in &segments {
+        prefixes.extend(vovs::logical_cookies(t, seg.ovn_version.as_deref()));
     }
     let mut sb = fetch_sb(cluster, &sb_leader, &prefixes, &mut warnings).await;
 
     // 5. follow tunnels to the next node
+    let mut versions = Versions {
+        ovn_central: central_version,
+        nodes: local_versions.into_iter().collect(),
+    };
     if !ovn_only {
         follow_tunnels(
             cluster,
@@ -252,9 +268,11 @@ pub async fn trace(
             &mut segments,
             &mut raw_runs,
             &mut warnings,
+            &mut versions.nodes,
         )
         .await;
     }
+    warnings.extend(versions.skew());
 
     let catalog = |stage: &str| explain(stage);
     let report = verdict::build(verdict::Inputs {
@@ -290,6 +308,7 @@ pub async fn trace(
     });
     Ok(TraceView {
         report,
+        versions,
         raw: raw.then_some(raw_runs),
     })
 }
@@ -551,8 +570,33 @@ async fn underlay_gateway_mac(
     }
 }
 
-fn cookies(t: &ofproto::OfprotoTrace) -> Vec<String> {
-    vovs::logical_cookies(t)
+/// The version a daemon's `--version` prints, or `None` when it cannot be
+/// run there (the trace does not depend on it).
+async fn tool_version(
+    cluster: &Cluster,
+    pod: &PodRef,
+    container: &str,
+    tool: &str,
+) -> Option<String> {
+    let out = cluster
+        .exec_capture(pod, container, &versions::version_argv(tool))
+        .await
+        .ok()?;
+    versions::parse_version(&out.stdout_str())
+}
+
+/// ovn-controller's and ovs-vswitchd's versions on a node's ovs-ovn pod.
+async fn node_versions(cluster: &Cluster, pod: &PodRef, node: &str) -> NodeVersions {
+    let c = pod.container_or_default(container::OPENVSWITCH).to_string();
+    let (ovn_controller, ovs_vswitchd) = tokio::join!(
+        tool_version(cluster, pod, &c, "ovn-controller"),
+        tool_version(cluster, pod, &c, "ovs-vswitchd"),
+    );
+    NodeVersions {
+        node: node.to_string(),
+        ovn_controller,
+        ovs_vswitchd,
+    }
 }
 
 async fn fetch_sb(
@@ -618,6 +662,7 @@ async fn follow_tunnels(
     segments: &mut Vec<(OvsSegment, ofproto::OfprotoTrace)>,
     raw_runs: &mut Vec<RawRun>,
     warnings: &mut Vec<String>,
+    versions: &mut Vec<NodeVersions>,
 ) {
     while segments.len() < MAX_OVS_HOPS {
         let Some((seg, t)) = segments.last() else {
@@ -659,7 +704,11 @@ async fn follow_tunnels(
                 return;
             }
         };
-        let ifaces = match interfaces(cluster, &pod).await {
+        let (ifaces, node_v) = tokio::join!(
+            interfaces(cluster, &pod),
+            node_versions(cluster, &pod, &remote_node)
+        );
+        let ifaces = match ifaces {
             Ok(i) => i,
             Err(e) => {
                 warnings.push(format!(
@@ -715,7 +764,7 @@ async fn follow_tunnels(
         }
         let t2 = ofproto::parse(&text);
         // logical flows named only by the remote node's cookies
-        let missing: Vec<String> = cookies(&t2)
+        let missing: Vec<String> = vovs::logical_cookies(&t2, node_v.ovn_controller.as_deref())
             .into_iter()
             .filter(|p| sb.as_ref().is_none_or(|s| s.lflow(p).is_none()))
             .collect();
@@ -725,7 +774,11 @@ async fn follow_tunnels(
         {
             s.lflows.extend(extra.lflows);
         }
-        let seg2 = vovs::segment(&remote_node, &flow, &t2, &ifaces);
+        let mut seg2 = vovs::segment(&remote_node, &flow, &t2, &ifaces);
+        seg2.ovn_version = node_v.ovn_controller.clone();
+        if !versions.iter().any(|v| v.node == node_v.node) {
+            versions.push(node_v);
+        }
         segments.push((seg2, t2));
     }
 }

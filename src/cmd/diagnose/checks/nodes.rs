@@ -5,6 +5,53 @@ use crate::cmd::diagnose::model::{Check, Scope};
 use crate::cmd::diagnose::ovsdb::{Chassis, Encap, Interface};
 
 use super::raft::first_line;
+use ko_ovn::versions::{NodeVersions, Versions};
+
+/// Version skew between ovn-central, each node's ovn-controller and OVS
+/// (Kube-OVN upgrades go wrong when one of them is left behind): one warning
+/// per mismatch with the numbers, else one pass listing the versions.
+pub fn version_checks(central: &[(String, Option<String>)], probes: &[&NodeProbe]) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut centrals: Vec<&str> = central.iter().filter_map(|(_, v)| v.as_deref()).collect();
+    centrals.sort();
+    centrals.dedup();
+    if centrals.len() > 1 {
+        let each: Vec<String> = central
+            .iter()
+            .filter_map(|(p, v)| Some(format!("{p} {}", v.as_deref()?)))
+            .collect();
+        out.push(Check::warn(
+            "version-skew",
+            Scope::Cluster,
+            format!("ovn-central pods run different OVN releases: {}", each.join(", ")),
+            "finish the ovn-central rollout (`kubectl -n kube-system rollout status deployment/ovn-central`)",
+        ));
+    }
+    let versions = Versions {
+        ovn_central: centrals.first().map(|v| v.to_string()),
+        nodes: probes
+            .iter()
+            .map(|p| p.versions.clone())
+            .filter(|v| v.ovn_controller.is_some() || v.ovs_vswitchd.is_some())
+            .collect(),
+    };
+    for msg in versions.skew() {
+        out.push(Check::warn(
+            "version-skew",
+            Scope::Cluster,
+            msg,
+            "upgrade ovn-central first, then the ovs-ovn DaemonSet on every node (`kubectl -n kube-system rollout status ds/ovs-ovn`)",
+        ));
+    }
+    if out.is_empty() && !versions.is_empty() {
+        out.push(Check::pass(
+            "version-skew",
+            Scope::Cluster,
+            format!("no version skew: {}", versions.describe()),
+        ));
+    }
+    out
+}
 
 /// A Kubernetes node as diagnose needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +75,8 @@ pub struct NodeProbe {
     pub br_int: Result<bool, String>,
     pub flow_count: Result<u64, String>,
     pub interfaces: Result<Vec<Interface>, String>,
+    /// `ovn-controller --version` / `ovs-vswitchd --version` (None = unread).
+    pub versions: NodeVersions,
 }
 
 impl NodeProbe {
@@ -40,6 +89,7 @@ impl NodeProbe {
             br_int: Err(error.clone()),
             flow_count: Err(error.clone()),
             interfaces: Err(error),
+            versions: NodeVersions::default(),
         }
     }
 }
@@ -300,7 +350,36 @@ mod tests {
             interfaces: Ok(
                 ovsdb::interfaces(&fx(&format!("{dir}/vsctl-interfaces-{n}.json"))).unwrap(),
             ),
+            versions: NodeVersions::default(),
         }
+    }
+
+    #[test]
+    fn version_skew_warns_with_the_numbers() {
+        let with = |n: &str, ovn: &str, ovs: &str| {
+            let mut p = NodeProbe::failed(None, "x".into());
+            p.versions = NodeVersions {
+                node: n.into(),
+                ovn_controller: Some(ovn.into()),
+                ovs_vswitchd: Some(ovs.into()),
+            };
+            p
+        };
+        let central = vec![("ovn-central-0".to_string(), Some("25.03.0".to_string()))];
+        let (a, b) = (
+            with("n1", "25.03.0", "3.5.0"),
+            with("n2", "24.03.2", "3.3.0"),
+        );
+        let cs = version_checks(&central, &[&a, &b]);
+        assert_eq!(cs.len(), 2, "{cs:#?}");
+        assert!(cs.iter().all(|c| c.status == Status::Warn));
+        assert!(cs[0].message.contains("n2") && cs[0].message.contains("24.03.2"));
+        assert!(cs[1].message.contains("3.3.0") && cs[1].message.contains("3.5.0"));
+        let cs = version_checks(&central, &[&a]);
+        assert_eq!(cs[0].status, Status::Pass);
+        assert!(cs[0].message.contains("OVN 25.03.0"), "{}", cs[0].message);
+        // nothing read: no claim either way
+        assert!(version_checks(&[("c".into(), None)], &[]).is_empty());
     }
 
     fn by_name<'a>(cs: &'a [Check], name: &str) -> &'a Check {
