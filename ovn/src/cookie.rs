@@ -30,23 +30,7 @@ use serde::Serialize;
 
 use crate::lflow::LogicalFlow;
 use crate::ovsdb_json::{TableError, cell_str, map, rows};
-
-/// The 8 hex digits of the logical flow UUID prefix a cookie stands for.
-pub fn lflow_prefix(cookie: u64) -> String {
-    format!("{:08x}", cookie & 0xffff_ffff)
-}
-
-/// First 32 bits of a UUID or a prefix as printed by the tools:
-/// `9b54783d-...`, `9b54783d`, `0x9b54783d`, `0x415f2d`.
-pub fn uuid_prefix(s: &str) -> Option<u32> {
-    let s = s.trim();
-    let hex = s.strip_prefix("0x").unwrap_or(s);
-    let first = hex.split('-').next()?;
-    if first.is_empty() || first.len() > 8 || !first.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u32::from_str_radix(first, 16).ok()
-}
+pub use crate::rows::{cookie_prefix as lflow_prefix, uuid_prefix};
 
 /// Logical flows (and optionally port bindings / multicast groups) indexed
 /// by the cookie their OpenFlow rules carry.

@@ -47,7 +47,7 @@ pub struct LogicalFlow {
 impl LogicalFlow {
     /// The 32-bit value ovn-controller uses as OpenFlow cookie for this flow.
     pub fn cookie(&self) -> Option<u32> {
-        self.uuid.as_deref().and_then(crate::cookie::uuid_prefix)
+        self.uuid.as_deref().and_then(crate::rows::uuid_prefix)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod microflow;
 pub mod ofproto;
 pub mod ovsdb_json;
 pub mod raft;
+pub mod rows;
 pub mod trace;
 pub mod verdict;
 pub mod versions;

@@ -10,15 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::microflow::Mac;
 use crate::ovsdb_json::{Cells, Row, TableError, tables as parse_tables};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lsp {
-    pub name: String,
-    /// Each element one `"<mac> <ip> <ip>"` entry (or `router`, `unknown`).
-    pub addresses: Vec<String>,
-    pub port_type: String,
-    pub external_ids: BTreeMap<String, String>,
-}
+pub use crate::rows::{Chassis, Encap, Lsp, PolicyKind, PortGroup, cookie_to_prefix};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lrp {
@@ -36,14 +28,6 @@ pub struct Acl {
     #[serde(rename = "match")]
     pub match_expr: String,
     pub priority: i64,
-    pub external_ids: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortGroup {
-    pub uuid: String,
-    pub name: String,
-    pub acls: Vec<String>,
     pub external_ids: BTreeMap<String, String>,
 }
 
@@ -173,14 +157,7 @@ impl NbSnapshot {
         }
         let t = |i: usize| tables.get(i).map(|rows| rows.iter()).into_iter().flatten();
         Ok(NbSnapshot {
-            lsps: t(0)
-                .map(|r| Lsp {
-                    name: r.str("name"),
-                    addresses: r.set("addresses"),
-                    port_type: r.str("type"),
-                    external_ids: r.map("external_ids"),
-                })
-                .collect(),
+            lsps: t(0).map(Lsp::from_row).collect(),
             lrps: t(1)
                 .map(|r| Lrp {
                     name: r.str("name"),
@@ -189,14 +166,7 @@ impl NbSnapshot {
                 })
                 .collect(),
             acls: t(2).map(acl_of).collect(),
-            port_groups: t(3)
-                .map(|r| PortGroup {
-                    uuid: r.str("_uuid"),
-                    name: r.str("name"),
-                    acls: r.set("acls"),
-                    external_ids: r.map("external_ids"),
-                })
-                .collect(),
+            port_groups: t(3).map(PortGroup::from_row).collect(),
             load_balancers: t(4)
                 .map(|r| LoadBalancer {
                     uuid: r.str("_uuid"),
@@ -357,7 +327,7 @@ impl NbSnapshot {
             port_group: pg.map(|p| p.name.clone()).or(parent.clone()),
             acl: Some(AclRef::from(acl)),
         };
-        if let Some((kind, name)) = pg.and_then(|pg| port_group_owner(&pg.name, &pg.external_ids)) {
+        if let Some((kind, name)) = pg.and_then(PortGroup::owner) {
             policy.kind = kind;
             policy.name = Some(name);
         }
@@ -440,50 +410,6 @@ pub fn port_group_in_match(m: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PolicyKind {
-    NetworkPolicy,
-    SecurityGroup,
-    /// A node's own ACLs (`node.<node>` port group).
-    NodeAcl,
-    /// `spec.acls` of a Subnet (ACL parent is the logical switch).
-    SubnetAcl,
-    /// An ACL Kube-OVN did not label.
-    Acl,
-}
-
-/// What Kube-OVN created a port group for, from its name and external_ids
-/// (the one place this rule lives; `diagnose` and `trace` both use it):
-/// - a node's group (`node.<node>`, `node=<node>`, `np=node/<node>`) and a
-///   distributed subnet's per-node group (`node=<node>`, `np=<subnet>/<node>`)
-///   carry `np=` too, but are not NetworkPolicies: the `node` key says so;
-/// - a NetworkPolicy's group: `np=<ns>/<policy>`;
-/// - a SecurityGroup's: `sg=<sg>` (`type=security_group`), or by its name
-///   `ovn.sg.<sg with dots>` when the external_ids are missing.
-pub fn port_group_owner(
-    name: &str,
-    external_ids: &BTreeMap<String, String>,
-) -> Option<(PolicyKind, String)> {
-    let np = external_ids.get("np").filter(|v| v.contains('/'));
-    if let Some(node) = external_ids.get("node") {
-        return Some((PolicyKind::NodeAcl, node.clone()));
-    }
-    if name.starts_with("node.") || np.is_some_and(|v| v.starts_with("node/")) {
-        let node = np
-            .and_then(|v| v.strip_prefix("node/"))
-            .unwrap_or(&name[5..]);
-        return Some((PolicyKind::NodeAcl, node.to_string()));
-    }
-    if let Some(np) = np {
-        return Some((PolicyKind::NetworkPolicy, np.clone()));
-    }
-    if let Some(sg) = external_ids.get("sg") {
-        return Some((PolicyKind::SecurityGroup, sg.clone()));
-    }
-    name.strip_prefix("ovn.sg.")
-        .map(|sg| (PolicyKind::SecurityGroup, sg.replace('.', "-")))
-}
-
 /// The Kubernetes/Kube-OVN object behind an ACL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyRef {
@@ -552,15 +478,6 @@ pub struct LogicalFlow {
     pub actions: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Chassis {
-    pub name: String,
-    pub hostname: String,
-    /// Kubernetes node (Kube-OVN's `node` external id, else the hostname).
-    pub node: String,
-    pub encap_ips: Vec<String>,
-}
-
 impl LogicalFlow {
     /// Pipeline and logical table number, as the SB row states them.
     pub fn pipeline_table(&self) -> Option<(crate::trace::Pipeline, u32)> {
@@ -626,23 +543,10 @@ impl SbSnapshot {
         let chassis_rows = tables.first().unwrap_or(&empty);
         let encaps = tables.get(1).unwrap_or(&empty);
         let flows = tables.get(2).unwrap_or(&empty);
+        let encaps: Vec<Encap> = encaps.iter().map(Encap::from_row).collect();
         let chassis = chassis_rows
             .iter()
-            .map(|r| {
-                let name = r.str("name");
-                let ext = r.map("external_ids");
-                let hostname = r.str("hostname");
-                Chassis {
-                    node: ext.get("node").cloned().unwrap_or_else(|| hostname.clone()),
-                    encap_ips: encaps
-                        .iter()
-                        .filter(|e| e.str("chassis_name") == name)
-                        .map(|e| e.str("ip"))
-                        .collect(),
-                    name,
-                    hostname,
-                }
-            })
+            .map(|r| Chassis::from_row(r).with_encaps(&encaps))
             .collect();
         let lflows = flows
             .iter()
@@ -676,15 +580,6 @@ impl SbSnapshot {
             .iter()
             .find(|c| c.encap_ips.iter().any(|e| e == ip))
     }
-}
-
-/// An OpenFlow cookie (`0x7b3bc022`, `0xf5d7433`) as the 8-hex-digit
-/// logical flow UUID prefix it was derived from.
-pub fn cookie_to_prefix(cookie: &str) -> Option<String> {
-    let hex = cookie.trim().trim_start_matches("0x");
-    let v = u64::from_str_radix(hex, 16).ok()?;
-    // ovn-controller uses the first 32 bits of the flow UUID as the cookie.
-    (v != 0 && v <= u64::from(u32::MAX)).then(|| format!("{v:08x}"))
 }
 
 #[cfg(test)]
@@ -732,47 +627,6 @@ mod tests {
         assert_eq!(f.stage_hint.as_deref(), Some("2cc50968"));
         assert_eq!(sb.chassis_by_encap_ip("172.31.77.12").unwrap().node, "n2");
         assert!(sb.chassis_by_encap_ip("172.31.77.99").is_none());
-    }
-
-    #[test]
-    fn port_group_owners_follow_kube_ovn() {
-        let ext = |kv: &[(&str, &str)]| {
-            kv.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>()
-        };
-        let np = port_group_owner("deny.a.default", &ext(&[("np", "default/deny-a")]));
-        assert_eq!(
-            np,
-            Some((PolicyKind::NetworkPolicy, "default/deny-a".into()))
-        );
-        // a distributed subnet's per-node group is not a NetworkPolicy
-        let dist = ext(&[
-            ("subnet", "ovn-default"),
-            ("node", "w1"),
-            ("np", "ovn-default/w1"),
-        ]);
-        assert_eq!(
-            port_group_owner("ovn.default.w1", &dist),
-            Some((PolicyKind::NodeAcl, "w1".into()))
-        );
-        let node = ext(&[("node", "w1"), ("np", "node/w1")]);
-        assert_eq!(
-            port_group_owner("node.w1", &node).unwrap().0,
-            PolicyKind::NodeAcl
-        );
-        let sg = ext(&[("type", "security_group"), ("sg", "web-sg")]);
-        assert_eq!(
-            port_group_owner("ovn.sg.web.sg", &sg),
-            Some((PolicyKind::SecurityGroup, "web-sg".into()))
-        );
-        assert_eq!(
-            port_group_owner("ovn.sg.kubeovn_deny_all", &ext(&[]))
-                .unwrap()
-                .0,
-            PolicyKind::SecurityGroup
-        );
-        assert_eq!(port_group_owner("other", &ext(&[])), None);
     }
 
     #[test]

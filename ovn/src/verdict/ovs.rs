@@ -8,22 +8,8 @@ use crate::layout::{Observation, OpenFlowLayout, OpenFlowTable};
 use crate::microflow::TunnelMetadata;
 use crate::ofproto::{OfActionKind, OfStep, OfprotoTrace, Pass};
 use crate::ovsdb_json::{Cells, TableError, tables as parse_tables};
+pub use crate::rows::{OvsInterface, is_tunnel_type};
 use crate::trace::Pipeline;
-
-/// One row of `ovs-vsctl list Interface`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OvsInterface {
-    pub name: String,
-    pub ofport: i64,
-    #[serde(rename = "type")]
-    pub iface_type: String,
-    /// Tunnel interfaces: `options:remote_ip`.
-    pub remote_ip: Option<String>,
-    /// `external_ids:iface-id`: the logical port bound here.
-    pub iface_id: Option<String>,
-    /// `external_ids:pod_netns`: the pod's network namespace (Kube-OVN CNI).
-    pub pod_netns: Option<String>,
-}
 
 /// argv listing the node's interfaces with the bridge/port tables that say
 /// which bridge each belongs to (OpenFlow port numbers are per bridge).
@@ -71,26 +57,12 @@ pub fn parse_interfaces(text: &str) -> Result<Vec<OvsInterface>, TableError> {
                 .as_ref()
                 .is_none_or(|ids| ids.contains(&r.str("_uuid")))
         })
-        .map(|r| OvsInterface {
-            name: r.str("name"),
-            // ofport is an integer, or an empty set before the port is attached
-            ofport: r.int("ofport").unwrap_or(-1),
-            iface_type: r.str("type"),
-            remote_ip: r.map("options").get("remote_ip").cloned(),
-            iface_id: r.map("external_ids").get("iface-id").cloned(),
-            pod_netns: r.map("external_ids").get("pod_netns").cloned(),
-        })
+        .map(OvsInterface::from_row)
         .collect())
 }
 
 pub fn is_tunnel(iface: &OvsInterface) -> bool {
-    is_tunnel_type(&iface.iface_type)
-}
-
-/// Whether an OVS `Interface.type` is a tunnel ovn-controller creates
-/// toward other chassis (the one definition `trace` and `diagnose` share).
-pub fn is_tunnel_type(iface_type: &str) -> bool {
-    matches!(iface_type, "geneve" | "vxlan" | "stt" | "gre")
+    iface.is_tunnel()
 }
 
 /// One OpenFlow table the packet went through.

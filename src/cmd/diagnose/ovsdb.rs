@@ -3,10 +3,6 @@
 //! OVSDB JSON encoding: a bare atom, `["uuid", u]`, `["set", [...]]`, `["map", [[k, v], ...]]`.
 //! The exact commands are in [`commands`]; fixtures in `tests/fixtures/diagnose/`.
 
-use std::collections::BTreeMap;
-
-use ko_ovn::verdict::nb::{PolicyKind, port_group_owner};
-
 /// The argv `diagnose` runs for each table (kept here, next to the parsers).
 pub mod commands {
     pub const SB_CHASSIS: &[&str] = &[
@@ -73,201 +69,44 @@ pub fn rows(json: &str) -> Result<Vec<Row>, TableError> {
     })
 }
 
-fn col_atom(r: &Row, c: &str) -> String {
-    r.get(c).and_then(atom).unwrap_or_default()
-}
-fn col_set(r: &Row, c: &str) -> Vec<String> {
-    r.get(c).map(set).unwrap_or_default()
-}
-fn col_map(r: &Row, c: &str) -> BTreeMap<String, String> {
-    r.get(c).map(map).unwrap_or_default()
+// The rows and the rules on them are ko-ovn's, shared with trace.
+use ko_ovn::rows::parse_rows;
+pub use ko_ovn::rows::{Chassis, Encap, Lsp, OvsInterface as Interface, PortBinding, PortGroup};
+
+fn typed<T>(json: &str, from_row: fn(&Row) -> T) -> Result<Vec<T>, TableError> {
+    // the same JSON errors as `rows`, typed with ko-ovn's row model
+    rows(json)?;
+    parse_rows(json, from_row).map_err(|e| TableError::Json(e.to_string()))
 }
 
-/// SB `Chassis`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chassis {
-    pub uuid: String,
-    pub name: String,
-    pub hostname: String,
-    pub encaps: Vec<String>,
-    pub external_ids: BTreeMap<String, String>,
-}
-
-impl Chassis {
-    /// Whether this chassis is the one of Kubernetes node `node` (Kube-OVN tags
-    /// `external_ids:node`; the hostname or system-id match otherwise).
-    pub fn is_node(&self, node: &str, chassis_annotation: Option<&str>) -> bool {
-        self.external_ids.get("node").map(String::as_str) == Some(node)
-            || chassis_annotation.is_some_and(|a| a == self.name)
-            || self.hostname == node
-            || self.name == node
-    }
-}
-
+/// SB `Chassis` rows.
 pub fn chassis(json: &str) -> Result<Vec<Chassis>, TableError> {
-    Ok(rows(json)?
-        .iter()
-        .map(|r| Chassis {
-            uuid: col_atom(r, "_uuid"),
-            name: col_atom(r, "name"),
-            hostname: col_atom(r, "hostname"),
-            encaps: col_set(r, "encaps"),
-            external_ids: col_map(r, "external_ids"),
-        })
-        .collect())
+    typed(json, Chassis::from_row)
 }
 
-/// SB `Encap`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Encap {
-    pub uuid: String,
-    pub chassis_name: String,
-    pub ip: String,
-    pub kind: String,
-}
-
+/// SB `Encap` rows.
 pub fn encaps(json: &str) -> Result<Vec<Encap>, TableError> {
-    Ok(rows(json)?
-        .iter()
-        .map(|r| Encap {
-            uuid: col_atom(r, "_uuid"),
-            chassis_name: col_atom(r, "chassis_name"),
-            ip: col_atom(r, "ip"),
-            kind: col_atom(r, "type"),
-        })
-        .collect())
+    typed(json, Encap::from_row)
 }
 
-/// SB `Port_Binding`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortBinding {
-    pub logical_port: String,
-    pub kind: String,
-    /// Chassis row uuid, when bound.
-    pub chassis: Option<String>,
-    /// `up` column (None on OVN versions without it).
-    pub up: Option<bool>,
-}
-
+/// SB `Port_Binding` rows.
 pub fn port_bindings(json: &str) -> Result<Vec<PortBinding>, TableError> {
-    Ok(rows(json)?
-        .iter()
-        .map(|r| PortBinding {
-            logical_port: col_atom(r, "logical_port"),
-            kind: col_atom(r, "type"),
-            chassis: col_set(r, "chassis").into_iter().next(),
-            up: r
-                .get("up")
-                .and_then(|v| set(v).into_iter().next())
-                .map(|s| s == "true"),
-        })
-        .collect())
+    typed(json, PortBinding::from_row)
 }
 
-/// NB `Logical_Switch_Port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lsp {
-    pub uuid: String,
-    pub name: String,
-    pub kind: String,
-    pub addresses: Vec<String>,
-    pub external_ids: BTreeMap<String, String>,
-}
-
-impl Lsp {
-    /// MAC and IPs from the first `"<mac> <ip> [<ip>...]"` address entry.
-    pub fn mac_and_ips(&self) -> Option<(String, Vec<String>)> {
-        let first = self
-            .addresses
-            .iter()
-            .find(|a| !matches!(a.as_str(), "router" | "unknown" | "dynamic"))?;
-        let mut parts = first.split_whitespace();
-        let mac = parts.next()?.to_ascii_lowercase();
-        Some((mac, parts.map(str::to_string).collect()))
-    }
-
-    /// `<ns>/<pod>` this port was created for (Kube-OVN's `external_ids:pod`).
-    pub fn pod(&self) -> Option<&str> {
-        self.external_ids.get("pod").map(String::as_str)
-    }
-}
-
+/// NB `Logical_Switch_Port` rows.
 pub fn lsps(json: &str) -> Result<Vec<Lsp>, TableError> {
-    Ok(rows(json)?
-        .iter()
-        .map(|r| Lsp {
-            uuid: col_atom(r, "_uuid"),
-            name: col_atom(r, "name"),
-            kind: col_atom(r, "type"),
-            addresses: col_set(r, "addresses"),
-            external_ids: col_map(r, "external_ids"),
-        })
-        .collect())
+    typed(json, Lsp::from_row)
 }
 
-/// NB `Port_Group`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortGroup {
-    pub name: String,
-    /// LSP uuids.
-    pub ports: Vec<String>,
-    pub external_ids: BTreeMap<String, String>,
-}
-
-impl PortGroup {
-    /// `<ns>/<np>` when this group belongs to a NetworkPolicy (`external_ids:np`).
-    /// Node and distributed-subnet groups also carry `np=` but with a `node/` or
-    /// `<subnet>/<node>` value; only those with a `node` key are not policies.
-    pub fn network_policy(&self) -> Option<String> {
-        // the rule is ko-ovn's, shared with trace
-        match port_group_owner(&self.name, &self.external_ids) {
-            Some((PolicyKind::NetworkPolicy, np)) => Some(np),
-            _ => None,
-        }
-    }
-}
-
+/// NB `Port_Group` rows.
 pub fn port_groups(json: &str) -> Result<Vec<PortGroup>, TableError> {
-    Ok(rows(json)?
-        .iter()
-        .map(|r| PortGroup {
-            name: col_atom(r, "name"),
-            ports: col_set(r, "ports"),
-            external_ids: col_map(r, "external_ids"),
-        })
-        .collect())
+    typed(json, PortGroup::from_row)
 }
 
-/// OVS `Interface` (in the node's ovs-ovn pod).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interface {
-    pub name: String,
-    pub kind: String,
-    pub options: BTreeMap<String, String>,
-    pub external_ids: BTreeMap<String, String>,
-    pub ofport: Option<i64>,
-}
-
-impl Interface {
-    pub fn is_tunnel(&self) -> bool {
-        ko_ovn::verdict::ovs::is_tunnel_type(&self.kind)
-    }
-}
-
+/// OVS `Interface` rows (in the node's ovs-ovn pod).
 pub fn interfaces(json: &str) -> Result<Vec<Interface>, TableError> {
-    Ok(rows(json)?
-        .iter()
-        .map(|r| Interface {
-            name: col_atom(r, "name"),
-            kind: col_atom(r, "type"),
-            options: col_map(r, "options"),
-            external_ids: col_map(r, "external_ids"),
-            ofport: r
-                .get("ofport")
-                .and_then(|v| set(v).into_iter().next())
-                .and_then(|s| s.parse().ok()),
-        })
-        .collect())
+    typed(json, Interface::from_row)
 }
 
 /// `flow_count=N` from `ovs-ofctl dump-aggregate br-int`.
@@ -301,7 +140,7 @@ mod tests {
         let enc = encaps(&fx("healthy/sb-encap.json")).unwrap();
         let e1 = enc.iter().find(|e| e.uuid == n1.encaps[0]).unwrap();
         assert_eq!(e1.ip, "10.250.0.11");
-        assert_eq!(e1.kind, "geneve");
+        assert_eq!(e1.encap_type, "geneve");
     }
 
     #[test]
@@ -323,7 +162,7 @@ mod tests {
             .iter()
             .find(|p| p.logical_port == "ovn-cluster-ovn-default")
             .unwrap();
-        assert_eq!(patch.kind, "patch");
+        assert_eq!(patch.port_type, "patch");
     }
 
     #[test]
@@ -342,7 +181,7 @@ mod tests {
             .iter()
             .find(|l| l.name == "ovn-default-ovn-cluster")
             .unwrap();
-        assert_eq!(r.kind, "router");
+        assert_eq!(r.port_type, "router");
         assert_eq!(r.mac_and_ips(), None);
     }
 
@@ -351,16 +190,10 @@ mod tests {
         let ifs = interfaces(&fx("healthy/vsctl-interfaces-n1.json")).unwrap();
         let tun: Vec<_> = ifs.iter().filter(|i| i.is_tunnel()).collect();
         assert_eq!(tun.len(), 1);
-        assert_eq!(
-            tun[0].options.get("remote_ip").map(String::as_str),
-            Some("10.250.0.12")
-        );
+        assert_eq!(tun[0].remote_ip.as_deref(), Some("10.250.0.12"));
         let pod = ifs.iter().find(|i| i.name == "pinger-a_h").unwrap();
-        assert_eq!(
-            pod.external_ids.get("iface-id").map(String::as_str),
-            Some("pinger-a.kube-system")
-        );
-        assert_eq!(pod.ofport, Some(2));
+        assert_eq!(pod.iface_id.as_deref(), Some("pinger-a.kube-system"));
+        assert_eq!(pod.ofport, 2);
     }
 
     #[test]

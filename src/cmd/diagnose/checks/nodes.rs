@@ -267,7 +267,7 @@ pub fn node_checks(
         let remote_ips: Vec<&str> = ifaces
             .iter()
             .filter(|i| i.is_tunnel())
-            .filter_map(|i| i.options.get("remote_ip").map(String::as_str))
+            .filter_map(|i| i.remote_ip.as_deref())
             .collect();
         let mut missing = Vec::new();
         let mut peers = 0;
