@@ -152,7 +152,7 @@ pub enum Command {
     OvnTrace(TraceArgs),
     /// Check that Kubernetes, OVN and OVS agree and that the control plane is healthy
     #[command(
-        long_about = "Check that Kubernetes, OVN and OVS agree and that the control plane is healthy: Kube-OVN CRDs and workloads, NB/SB RAFT (one leader, members connected and caught up), one active ovn-northd, leader labels and ovn-nb/ovn-sb/ovn-northd EndpointSlices; per node: SB chassis, encap IP, ovn-controller, br-int flows, tunnels; per pod: its LSP, addresses vs annotations, Port_Binding chassis and up; then a connectivity matrix from the pinger pod on each node (pods, node IPs, kube-dns, --external-address). Where the pinger pods have /kube-ovn/kube-ovn-pinger it also runs `--mode=job` as upstream does, and a node's pinger-job check fails on the problems its log reports (upstream's job exits 0 after lost pings); the job gets --timeout, and a job cut there is judged on what it logged until then (upstream's job waits 30 s for each node that does not answer). Failures are listed first, each with a hint; -o json|yaml gives healthy and checks[].{name,scope,status,message,hint}.\n\nExit codes: 0 healthy, 1 a check failed, 2 bad input (unknown node or subnet, malformed IPPorts, Kube-OVN not found in the namespace), 3 the cluster could not be used, 4 a call timed out."
+        long_about = "Check that Kubernetes, OVN and OVS agree and that the control plane is healthy: Kube-OVN CRDs and workloads, NB/SB RAFT (one leader, members connected and caught up), one active ovn-northd, leader labels and ovn-nb/ovn-sb/ovn-northd EndpointSlices; per node: SB chassis, encap IP, ovn-controller, br-int flows, tunnels; version skew (ovn-northd vs each node's ovn-controller, OVS across nodes, with the numbers); per pod: its LSP, addresses vs annotations, Port_Binding chassis and up; then a connectivity matrix from the pinger pod on each node (pods, node IPs, kube-dns, --external-address). Where the pinger pods have /kube-ovn/kube-ovn-pinger it also runs `--mode=job` as upstream does, and a node's pinger-job check fails on the problems its log reports (upstream's job exits 0 after lost pings); the job gets --timeout, and a job cut there is judged on what it logged until then (upstream's job waits 30 s for each node that does not answer). Failures are listed first, each with a hint; -o json|yaml gives healthy and checks[].{name,scope,status,message,hint}.\n\nExit codes: 0 healthy, 1 a check failed, 2 bad input (unknown node or subnet, malformed IPPorts, Kube-OVN not found in the namespace), 3 the cluster could not be used, 4 a call timed out."
     )]
     Diagnose(DiagnoseArgs),
     /// Check each node's environment (CNI config, sysctls, checksum errors, DNS, firewalls, geneve port)
@@ -244,6 +244,13 @@ The verdict names the objects that decided: the ACL and its NetworkPolicy,
 SecurityGroup or Subnet; the Service load balancer and backend; on a router,
 the static route, the router policy (with what Kube-OVN made it for, e.g. the
 29000 distributed-gateway reroute) and NAT rules (\"routed by\", `routing` in -o json).
+
+The OVS path is labelled by the cluster itself: each OpenFlow rule's logical
+flow (its cookie) names its stage, and ovn-controller's own tables are named
+for the node's OVN release (23.03 to 26.03); a table not known for that
+release is left unnamed. The header (and `versions` in -o json) shows the OVN
+and OVS versions seen: ovn-northd, and ovn-controller and ovs-vswitchd on each
+node traced; a mismatch between them is reported as a warning.
 
 Exit codes: 0 delivered, 1 dropped, 2 usage, 3 could not run (pod, node or leader
 missing), 5 error verdict (the tool reported an error).";

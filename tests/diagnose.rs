@@ -99,6 +99,7 @@ fn all_on_a_healthy_sandbox_is_healthy() {
         "northd-active",
         "nb-endpoints",
         "pod-ports",
+        "version-skew",
     ] {
         assert!(
             checks(&v)
@@ -115,6 +116,16 @@ fn all_on_a_healthy_sandbox_is_healthy() {
             );
         }
     }
+    // the versions the sandbox's daemons report, all one release: no skew
+    let skew = checks(&v)
+        .iter()
+        .find(|c| c["name"] == "version-skew")
+        .expect("version-skew check");
+    let msg = skew["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("OVN ") && msg.contains("ovn-controller "),
+        "{msg}"
+    );
     // the connectivity matrix: one pinger row per node, node and external columns
     let m = &v["connectivity"];
     let sources = m["sources"].as_array().expect("sources");

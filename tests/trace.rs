@@ -130,6 +130,92 @@ fn cross_node_follows_the_tunnel_to_the_other_node() {
     assert!(t.contains("Logical path") && t.contains("OVS path"), "{t}");
 }
 
+/// What `<tool> --version` prints inside a pod, as the trace should report it.
+fn version_in(kc: &Path, pod: &str, tool: &str) -> String {
+    let out = run({
+        let mut c = kubectl(kc);
+        c.args(["-n", "kube-system", "exec", pod, "--", tool, "--version"]);
+        c
+    });
+    let first = text(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    first
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The first kube-system pod with `label` (on `node`, when given).
+fn pod_on(kc: &Path, label: &str, node: Option<&str>) -> String {
+    let rows = jsonpath(
+        kc,
+        &["-n", "kube-system", "get", "pods", "-l", label],
+        "{range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}",
+    );
+    rows.lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(_, n)| node.is_none_or(|want| *n == want))
+        .map(|(p, _)| p.to_string())
+        .unwrap_or_else(|| panic!("no {label} pod on {node:?}: {rows}"))
+}
+
+#[test]
+fn versions_and_openflow_table_names_come_from_the_cluster() {
+    let kc = kubeconfig(SB);
+    let dst = pod_ip(&kc, "default", "web-2");
+    let (code, v, err) = trace(&kc, &["default/client-1", &dst, "icmp"]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    // the versions are what the daemons themselves print
+    let central = pod_on(&kc, "app=ovn-central", None);
+    let want = version_in(&kc, &central, "ovn-northd");
+    assert!(!want.is_empty());
+    assert_eq!(
+        v["versions"]["ovn_central"],
+        want.as_str(),
+        "{:#}",
+        v["versions"]
+    );
+    let nodes = v["versions"]["nodes"].as_array().expect("versions.nodes");
+    assert_eq!(nodes.len(), 2, "{nodes:#?}");
+    for n in nodes {
+        let node = n["node"].as_str().unwrap();
+        let ovs = pod_on(&kc, "app=ovs", Some(node));
+        assert_eq!(
+            n["ovn_controller"],
+            version_in(&kc, &ovs, "ovn-controller").as_str()
+        );
+        assert_eq!(
+            n["ovs_vswitchd"],
+            version_in(&kc, &ovs, "ovs-vswitchd").as_str()
+        );
+    }
+    // ovn-controller's own tables are named for the node's release: table 0
+    // classifies the input port, and the packet leaves via remote_output
+    let segs = segments(&v);
+    let hops = segs[0]["hops"].as_array().unwrap();
+    assert_eq!(hops[0]["table"], 0);
+    assert_eq!(hops[0]["stage"], "phy_to_log", "{hops:#?}");
+    assert!(
+        hops.iter().any(|h| h["stage"] == "remote_output"),
+        "{hops:#?}"
+    );
+    // the text header carries them too
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["trace", "default/client-1", &dst, "icmp"]);
+        c
+    });
+    let t = text(&out.stdout);
+    assert!(
+        t.contains(&format!("versions     OVN {want} (ovn-central)")),
+        "{t}"
+    );
+}
+
 #[test]
 fn service_cluster_ip_names_the_backend() {
     let kc = kubeconfig(SB);
