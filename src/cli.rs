@@ -25,7 +25,9 @@ Exit codes:
   7    not supported by this version of kubectl-ko
   130  interrupted (Ctrl-C)
 
-Environment: KUBECONFIG, KUBE_OVN_NS (Kube-OVN namespace), NO_COLOR.";
+Environment: KUBECONFIG, KUBE_OVN_NS (Kube-OVN namespace), NO_COLOR; for diagnose,
+as in the bash script: TCP_CONN_CHECK_PORT (8100), UDP_CONN_CHECK_PORT (8101),
+WITHOUT_KUBE_PROXY (true skips the kube-proxy check).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -152,7 +154,7 @@ pub enum Command {
     OvnTrace(TraceArgs),
     /// Check that Kubernetes, OVN and OVS agree and that the control plane is healthy
     #[command(
-        long_about = "Check that Kubernetes, OVN and OVS agree and that the control plane is healthy: Kube-OVN CRDs and workloads, NB/SB RAFT (one leader, members connected and caught up), one active ovn-northd, leader labels and ovn-nb/ovn-sb/ovn-northd EndpointSlices; per node: SB chassis, encap IP, ovn-controller, br-int flows, tunnels; per pod: its LSP, addresses vs annotations, Port_Binding chassis and up; then a connectivity matrix from the pinger pod on each node (pods, node IPs, kube-dns, --external-address). Where the pinger pods have /kube-ovn/kube-ovn-pinger it also runs `--mode=job` as upstream does, and a node's pinger-job check fails on the problems its log reports (upstream's job exits 0 after lost pings); the job gets --timeout, and a job cut there is judged on what it logged until then (upstream's job waits 30 s for each node that does not answer). Failures are listed first, each with a hint; -o json|yaml gives healthy and checks[].{name,scope,status,message,hint}.\n\nExit codes: 0 healthy, 1 a check failed, 2 bad input (unknown node or subnet, malformed IPPorts, Kube-OVN not found in the namespace), 3 the cluster could not be used, 4 a call timed out."
+        long_about = "Check that Kubernetes, OVN and OVS agree and that the control plane is healthy: Kube-OVN CRDs and workloads, NB/SB RAFT (one leader, members connected and caught up), one active ovn-northd, leader labels and ovn-nb/ovn-sb/ovn-northd EndpointSlices; per node: SB chassis, encap IP, ovn-controller, br-int flows, tunnels; per pod: its LSP, addresses vs annotations, Port_Binding chassis and up; then a connectivity matrix from the pinger pod on each node (pods, node IPs, kube-dns, --external-address). Where the pinger pods have /kube-ovn/kube-ovn-pinger it also runs `--mode=job` as upstream does, and a node's pinger-job check fails on the problems its log reports (upstream's job exits 0 after lost pings); the job gets --timeout, and a job cut there is judged on what it logged until then (upstream's job waits 30 s for each node that does not answer). Failures are listed first, each with a hint; -o json|yaml gives healthy and checks[].{name,scope,status,message,hint}.\n\n`kubectl ko diagnose` without a scope runs `all`, as the bash script does.\n\nExit codes: 0 healthy, 1 a check failed, 2 bad input (malformed IPPorts, an invalid name, Kube-OVN not found in the namespace), 3 the cluster could not be used or the node or subnet does not exist (like every other \"not found\"), 4 a call timed out."
     )]
     Diagnose(DiagnoseArgs),
     /// Check each node's environment (CNI config, sysctls, checksum errors, DNS, firewalls, geneve port)
@@ -270,14 +272,28 @@ pub struct TraceArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct DiagnoseArgs {
+    /// What to check; without one, `all` (as in the bash script)
     #[command(subcommand)]
-    pub scope: DiagnoseScope,
+    pub scope: Option<DiagnoseScope>,
     /// An address outside the cluster to test egress against
     #[arg(long, global = true, value_name = "IP")]
     pub external_address: Option<String>,
     /// Output format (also accepted after all/node/subnet/IPPorts)
     #[arg(short = 'o', long = "output", value_enum, global = true)]
     pub output: Option<OutputFormat>,
+    /// Probe every node's TCP conn-check listener on this port (upstream's
+    /// TCP_CONN_CHECK_PORT; default 8100 where kube-ovn-cni runs with
+    /// --enable-verbose-conn-check, which otherwise turns these probes on)
+    #[arg(long, env = "TCP_CONN_CHECK_PORT", global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub tcp_conn_check_port: Option<u16>,
+    /// Probe every node's UDP conn-check listener on this port (upstream's
+    /// UDP_CONN_CHECK_PORT; default 8101, as for --tcp-conn-check-port)
+    #[arg(long, env = "UDP_CONN_CHECK_PORT", global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub udp_conn_check_port: Option<u16>,
+    /// The cluster runs without kube-proxy: skip the kube-proxy check
+    /// (upstream's WITHOUT_KUBE_PROXY=true; "false" or unset keeps the check)
+    #[arg(long, env = "WITHOUT_KUBE_PROXY", global = true)]
+    pub without_kube_proxy: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]

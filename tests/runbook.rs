@@ -1,0 +1,287 @@
+//! Drop-in for runbooks written for Kube-OVN's bash `kubectl-ko` (issue 15):
+//! bare `diagnose`, "not found" exit codes, huge arguments, upstream's
+//! environment variables. Sandbox `rb` (single stack); tests need root.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use common::{jsonpath, ko, ko_bare, kubeconfig, run, text};
+use serde_json::Value;
+
+const SB: &str = "rb";
+
+fn diagnose_json(kc: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
+    let mut c = ko(kc);
+    c.arg("diagnose").args(args).args(["-o", "json"]);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = run(c);
+    let code = out.status.code().unwrap_or(-1);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "diagnose {args:?}: no JSON ({e}), exit {code}\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    (code, v)
+}
+
+fn check_names(v: &Value) -> Vec<String> {
+    let mut names: Vec<String> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| format!("{} {}", c["name"], c["scope"]))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn bare_diagnose_is_diagnose_all() {
+    let kc = kubeconfig(SB);
+    let (code_bare, bare) = diagnose_json(&kc, &[], &[]);
+    let (code_all, all) = diagnose_json(&kc, &["all"], &[]);
+    assert_eq!(bare["target"], "all", "{bare:#}");
+    assert_eq!(bare["target"], all["target"]);
+    assert_eq!(check_names(&bare), check_names(&all));
+    assert_eq!(
+        bare["connectivity"]["targets"],
+        all["connectivity"]["targets"]
+    );
+    assert_eq!(code_bare, code_all);
+    // and the text form says it is the full run, not a usage error
+    let mut c = ko(&kc);
+    c.arg("diagnose");
+    let out = run(c);
+    assert_ne!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
+fn unknown_node_and_subnet_exit_3_like_every_not_found() {
+    let kc = kubeconfig(SB);
+    for (scope, name) in [("node", "no-such-node"), ("subnet", "no-such-subnet")] {
+        let mut c = ko(&kc);
+        c.args(["diagnose", scope, name]);
+        let out = run(c);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{scope}: {err}");
+        assert!(
+            err.contains(&format!("{scope} {name} was not found")),
+            "{err}"
+        );
+        assert!(err.contains("try: `kubectl get"), "{err}");
+    }
+}
+
+#[test]
+fn a_huge_argument_is_not_echoed_whole() {
+    let huge = "a".repeat(120 * 1024);
+    let cases: Vec<Vec<String>> = vec![
+        vec!["diagnose".into(), "node".into(), huge.clone()],
+        vec!["diagnose".into(), huge.clone()],
+        vec!["diagnose".into(), "IPPorts".into(), huge.clone()],
+        vec![
+            "trace".into(),
+            "default/a".into(),
+            "10.16.0.1".into(),
+            "tcp".into(),
+            huge.clone(),
+        ],
+        vec![
+            "trace".into(),
+            "default/a".into(),
+            huge.clone(),
+            "icmp".into(),
+        ],
+        vec!["--context".into(), "x".into(), "nb".into(), huge.clone()],
+    ];
+    for args in cases {
+        let mut c = ko_bare();
+        c.args(&args);
+        let out = run(c);
+        let err = text(&out.stderr);
+        let shown: Vec<&str> = args.iter().map(|a| &a[..a.len().min(20)]).collect();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{shown:?}: {}",
+            &err[..err.len().min(500)]
+        );
+        assert!(err.len() < 2048, "{shown:?}: {} bytes of error", err.len());
+        assert!(
+            err.contains(&format!("{} bytes in all", huge.len()))
+                || err.contains(&format!("{} bytes in all", huge.len() + 8)),
+            "{shown:?}: {err}"
+        );
+    }
+}
+
+/// A TCP listener on `port` inside netns `netns` (closed with the test).
+struct Listener(Child, BufReader<ChildStdout>);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tcp_listener(netns: &str, port: u16) -> Listener {
+    let script = "import socket,sys,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',int(sys.argv[1])))\ns.listen(64)\nprint('listening',flush=True)\nend=time.time()+120\ns.settimeout(1)\nwhile time.time()<end:\n  try:\n    c,_=s.accept();c.close()\n  except OSError:\n    pass\n";
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", netns, "/usr/bin/python3", "-c", script])
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 listener");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("listener output");
+    assert_eq!(line.trim(), "listening");
+    Listener(child, out)
+}
+
+/// The probes of the column labelled `label`.
+fn column<'a>(m: &'a Value, label: &str) -> Vec<&'a Value> {
+    let targets = m["targets"].as_array().expect("targets");
+    let j = targets
+        .iter()
+        .position(|t| t["label"] == label)
+        .unwrap_or_else(|| panic!("no target {label}: {targets:#?}"));
+    m["probes"]
+        .as_array()
+        .expect("probes")
+        .iter()
+        .filter(|p| p["to"] == j)
+        .collect()
+}
+
+#[test]
+fn tcp_conn_check_port_changes_the_probed_port() {
+    if std::env::var_os("KO_E2E_KUBECONFIG").is_some() {
+        eprintln!("skipped: the listener runs in a sandbox node's netns");
+        return;
+    }
+    let kc = kubeconfig(SB);
+    let node = "kube-ovn-control-plane";
+    let node_ip = jsonpath(
+        &kc,
+        &["get", "node", node],
+        "{.status.addresses[?(@.type==\"InternalIP\")].address}",
+    );
+    let node_ip = node_ip.trim();
+    // without the variables (and kube-ovn-cni without --enable-verbose-conn-check)
+    // no conn-check port is probed
+    let (_, plain) = diagnose_json(&kc, &["node", node], &[]);
+    let labels: Vec<&str> = plain["connectivity"]["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .filter_map(|t| t["label"].as_str())
+        .collect();
+    assert!(
+        !labels
+            .iter()
+            .any(|l| l.starts_with("tcp-") || l.starts_with("udp-")),
+        "{labels:?}"
+    );
+
+    let prefix = std::env::var("KO_SANDBOX_PREFIX").unwrap_or_default();
+    let _l = tcp_listener(&format!("{prefix}{SB}-node1"), 18100);
+    let env = [
+        ("TCP_CONN_CHECK_PORT", "18100"),
+        ("UDP_CONN_CHECK_PORT", "18101"),
+    ];
+    let (_, v) = diagnose_json(&kc, &["node", node], &env);
+    let m = &v["connectivity"];
+    let listening = column(m, &format!("tcp-{node_ip}-18100"));
+    assert!(!listening.is_empty(), "{m:#}");
+    for p in &listening {
+        assert_eq!(p["result"], "ok", "{p}");
+        assert!(
+            !p["detail"].as_str().unwrap_or("").contains("refused"),
+            "{p}"
+        );
+    }
+    // nothing listens on the UDP port: ICMP port unreachable = reached
+    for p in column(m, &format!("udp-{node_ip}-18101")) {
+        assert_eq!(p["result"], "ok", "{p}");
+        assert!(
+            p["detail"].as_str().unwrap().contains("port unreachable"),
+            "{p}"
+        );
+    }
+    // the flag wins over the variable; nothing listens there: refused, still reached
+    let mut c = ko(&kc);
+    c.args([
+        "diagnose",
+        "node",
+        node,
+        "--tcp-conn-check-port",
+        "18200",
+        "-o",
+        "json",
+    ])
+    .envs(env);
+    let out = run(c);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for p in column(&v["connectivity"], &format!("tcp-{node_ip}-18200")) {
+        assert_eq!(p["result"], "ok", "{p}");
+        assert!(p["detail"].as_str().unwrap().contains("refused"), "{p}");
+    }
+}
+
+#[test]
+fn without_kube_proxy_skips_the_kube_proxy_check() {
+    let kc = kubeconfig(SB);
+    let find = |v: &Value| {
+        v["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .find(|c| c["name"] == "component/kube-proxy")
+            .cloned()
+            .expect("kube-proxy check")
+    };
+    let (_, v) = diagnose_json(
+        &kc,
+        &["node", "kube-ovn-worker"],
+        &[("WITHOUT_KUBE_PROXY", "true")],
+    );
+    assert!(
+        find(&v)["message"]
+            .as_str()
+            .unwrap()
+            .contains("not checked"),
+        "{v:#}"
+    );
+    let (_, v) = diagnose_json(
+        &kc,
+        &["node", "kube-ovn-worker"],
+        &[("WITHOUT_KUBE_PROXY", "false")],
+    );
+    assert!(
+        !find(&v)["message"]
+            .as_str()
+            .unwrap()
+            .contains("not checked"),
+        "{v:#}"
+    );
+}
+
+#[test]
+fn bare_kubectl_ko_prints_help_and_exits_0_like_upstream() {
+    let out = run(ko_bare());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("Usage: kubectl ko") && help.contains("diagnose"),
+        "{help}"
+    );
+}
