@@ -122,8 +122,9 @@ fn a_huge_argument_is_not_echoed_whole() {
     }
 }
 
-/// A TCP listener on `port` inside netns `netns` (closed with the test).
-struct Listener(Child, BufReader<ChildStdout>);
+/// A TCP listener on `port` inside netns `netns` (closed with the test); its
+/// stdout stays open while it runs (a closed pipe would make its print fail).
+struct Listener(Child, #[allow(dead_code)] BufReader<ChildStdout>);
 
 impl Drop for Listener {
     fn drop(&mut self) {
