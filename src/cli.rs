@@ -236,6 +236,8 @@ const TRACE_AFTER_HELP: &str = "\
 Examples:
   kubectl ko trace default/client-1 10.16.0.13 tcp 5432      pod to pod
   kubectl ko trace client-1 -n default 10.96.0.10 udp 53     through a Service
+  kubectl ko trace default/client-1 default/db tcp 5432      to a pod by name
+  kubectl ko trace default/client-1 svc/default/web tcp      to a Service (its ClusterIP and port)
   kubectl ko trace node//worker-1 10.16.0.7 icmp             from a node
   kubectl ko trace default/vm-1 10.16.0.1 arp request
   kubectl ko trace default/client-1 172.18.0.200 icmp        leaving the cluster
@@ -255,7 +257,9 @@ missing), 5 error verdict (the tool reported an error).";
 pub struct TraceArgs {
     /// Source: <namespace>/<pod>, <pod> (with -n), or node//<node>
     pub target: String,
-    /// Destination IP address
+    /// Destination: an IP address (upstream's form), <namespace>/<pod>,
+    /// svc/<namespace>/<name> (its ClusterIP; its port when none is given) or node//<node>
+    #[arg(value_name = "DESTINATION")]
     pub dst_ip: String,
     /// [dst-mac] <icmp|tcp|udp> [port] | [dst-mac] arp [request|reply]
     #[arg(num_args = 1..=3, required = true, value_name = "PROTO")]

@@ -286,3 +286,91 @@ fn bare_kubectl_ko_prints_help_and_exits_0_like_upstream() {
         "{help}"
     );
 }
+
+/// `trace -o json` → (exit code, report).
+fn trace_json(kc: &Path, args: &[&str]) -> (i32, Value) {
+    let mut c = ko(kc);
+    c.args(["-o", "json", "trace"]).args(args);
+    let out = run(c);
+    let code = out.status.code().unwrap_or(-1);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "trace {args:?}: no JSON ({e}), exit {code}\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    (code, v)
+}
+
+/// The parts of a trace that must not depend on how the destination was named.
+fn outcome(v: &Value) -> Value {
+    serde_json::json!({
+        "verdict": v["verdict"],
+        "destination": {"ip": v["destination"]["ip"], "mac": v["destination"]["mac"],
+                        "port": v["destination"]["port"], "protocol": v["destination"]["protocol"]},
+        "outport": v["logical"]["outport"],
+        "drop": {"stage": v["drop"]["stage"], "table": v["drop"]["table"], "acl": v["drop"]["acl"]},
+        "lb": v["lb"],
+    })
+}
+
+#[test]
+fn pod_and_service_destinations_trace_like_their_ips() {
+    let kc = kubeconfig(SB);
+    let db_ip = jsonpath(&kc, &["get", "pod", "db"], "{.status.podIP}");
+    let web_vip = jsonpath(&kc, &["get", "svc", "web"], "{.spec.clusterIP}");
+    let web_port = jsonpath(&kc, &["get", "svc", "web"], "{.spec.ports[0].port}");
+    // denied (client-1) and allowed (client-2) by NetworkPolicy protect-db
+    for (src, want) in [
+        ("default/client-1", "dropped"),
+        ("default/client-2", "delivered"),
+    ] {
+        let (code_ip, by_ip) = trace_json(&kc, &[src, db_ip.trim(), "tcp", "5432"]);
+        let (code_name, by_name) = trace_json(&kc, &[src, "default/db", "tcp", "5432"]);
+        assert_eq!(by_ip["verdict"], want, "{by_ip:#}");
+        assert_eq!(outcome(&by_name), outcome(&by_ip), "{src}");
+        assert_eq!(code_name, code_ip);
+        assert_eq!(by_name["destination_name"]["kind"], "pod");
+        assert_eq!(by_name["destination_name"]["ip"], db_ip.trim());
+    }
+    // a Service: its ClusterIP, and its port when none is given
+    let (_, by_ip) = trace_json(
+        &kc,
+        &["default/client-1", web_vip.trim(), "tcp", web_port.trim()],
+    );
+    assert!(
+        by_ip["lb"].is_object(),
+        "the VIP goes through the load balancer: {by_ip:#}"
+    );
+    for named in [
+        vec!["default/client-1", "svc/default/web", "tcp"],
+        vec![
+            "default/client-1",
+            "svc/default/web",
+            "tcp",
+            web_port.trim(),
+        ],
+    ] {
+        let (_, v) = trace_json(&kc, &named);
+        assert_eq!(outcome(&v), outcome(&by_ip), "{named:?}");
+        assert_eq!(v["destination_name"]["kind"], "service");
+    }
+    // text names what the destination resolved to
+    let mut c = ko(&kc);
+    c.args(["trace", "default/client-1", "svc/default/web", "tcp"]);
+    let out = text(&run(c).stdout);
+    assert!(
+        out.contains(&format!(
+            "service default/web resolved to {}, port {} from the Service",
+            web_vip.trim(),
+            web_port.trim()
+        )),
+        "{out}"
+    );
+    // an unknown name is a "not found" (exit 3)
+    let mut c = ko(&kc);
+    c.args(["trace", "default/client-1", "svc/default/nope", "tcp"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+}

@@ -26,19 +26,44 @@ pub struct TraceView {
     /// With `--raw`: the ovn-trace run, then each ofproto/trace run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<Vec<RawRun>>,
+    /// The destination as named on the command line (pod, Service, node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_name: Option<crate::cmd::trace::destination::NamedDestination>,
 }
 
 impl Render for TraceView {
     fn render_text(&self, out: &mut dyn Write, style: &Style) -> io::Result<()> {
         match &self.raw {
             Some(runs) => render_raw(runs, out),
-            None => render_report(&self.report, out, style),
+            None => {
+                render_report(&self.report, out, style)?;
+                render_destination_name(self.destination_name.as_ref(), out)
+            }
         }
     }
 
     fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(self)
     }
+}
+
+/// What a destination given by name resolved to (after the report).
+fn render_destination_name(
+    named: Option<&crate::cmd::trace::destination::NamedDestination>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let Some(n) = named else { return Ok(()) };
+    writeln!(out)?;
+    writeln!(
+        out,
+        "destination {} {} resolved to {}{}",
+        n.kind,
+        n.name,
+        n.ip,
+        n.port_from_service
+            .map(|p| format!(", port {p} from the Service"))
+            .unwrap_or_default()
+    )
 }
 
 fn render_raw(runs: &[RawRun], out: &mut dyn Write) -> io::Result<()> {
