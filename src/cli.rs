@@ -242,7 +242,13 @@ Examples:
   kubectl ko trace default/vm-1 10.16.0.1 arp request
   kubectl ko trace default/client-1 172.18.0.200 icmp        leaving the cluster
   kubectl ko trace default/client-1 10.16.0.13 tcp 5432 -o yaml   machine-readable
+  kubectl ko trace default/client-1 10.16.0.13 tcp 5432 --full    every stage and table
   kubectl ko trace default/client-1 10.16.0.13 tcp 5432 --raw     the tools' own output
+
+Text shows the verdict, then only the logical stages that decided the packet's
+fate (dropped, rejected, load-balanced, routed, NATed, set the outport, hit an
+ACL or port-security rule) with a count of those passed silently, then the OVS
+hops; --full shows the whole annotated walk. -o json|yaml always has everything.
 
 The verdict names the objects that decided: the ACL and its NetworkPolicy,
 SecurityGroup or Subnet; the Service load balancer and backend; on a router,
@@ -270,6 +276,10 @@ pub struct TraceArgs {
     /// Print the tools' own traces as upstream did
     #[arg(long)]
     pub raw: bool,
+    /// Text: every logical stage and OpenFlow table, annotated (default: the
+    /// verdict, the decisive stages and the OVS hops)
+    #[arg(long, alias = "detail", conflicts_with = "raw")]
+    pub full: bool,
     #[command(flatten)]
     pub output: OutputArg,
 }

@@ -374,3 +374,88 @@ fn pod_and_service_destinations_trace_like_their_ips() {
     let out = run(c);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
 }
+
+fn trace_text(kc: &Path, args: &[&str]) -> String {
+    let mut c = ko(kc);
+    c.arg("trace").args(args);
+    let out = run(c);
+    assert!(
+        out.status.code().is_some_and(|c| c == 0 || c == 1),
+        "trace {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn compact_trace_fits_a_screen_and_names_every_decisive_stage() {
+    let kc = kubeconfig(SB);
+    let web2 = jsonpath(&kc, &["get", "pod", "web-2"], "{.status.podIP}");
+    let db = jsonpath(&kc, &["get", "pod", "db"], "{.status.podIP}");
+    let vip = jsonpath(&kc, &["get", "svc", "web"], "{.spec.clusterIP}");
+    for args in [
+        vec!["default/client-1", web2.trim(), "tcp", "8080"], // pod → pod across nodes
+        vec!["default/client-1", db.trim(), "tcp", "5432"],   // NetworkPolicy drop
+        vec!["default/client-1", vip.trim(), "tcp", "80"],    // Service
+    ] {
+        let (_, v) = trace_json(&kc, &args);
+        let compact = trace_text(&kc, &args);
+        let mut full_args = args.clone();
+        full_args.push("--full");
+        let full = trace_text(&kc, &full_args);
+        assert!(
+            compact.lines().count() <= 40,
+            "{args:?}: {} lines\n{compact}",
+            compact.lines().count()
+        );
+        assert!(full.lines().count() > compact.lines().count());
+        // same verdict block first
+        assert_eq!(compact.lines().next(), full.lines().next());
+        // every stage that dropped, set the outport or chose a backend, found
+        // from the JSON walk, is named in the compact text
+        let stages = v["logical"]["stages"].as_array().expect("stages");
+        let mut decisive = 0;
+        for s in stages {
+            let acts: Vec<&str> = s["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let joined = acts.join(" ");
+            let is_decisive = acts.iter().any(|a| a.trim() == "drop;")
+                || joined.contains("outport =")
+                || (joined.contains("ct_lb") && joined.contains("reg1 ="));
+            let line = format!(
+                "{} {} {:>2} {}",
+                s["datapath"].as_str().unwrap(),
+                s["pipeline"].as_str().unwrap(),
+                s["table"].as_u64().unwrap(),
+                s["stage"].as_str().unwrap()
+            );
+            if is_decisive {
+                decisive += 1;
+                assert!(
+                    compact.contains(&line),
+                    "{args:?}: compact misses {line}\n{compact}"
+                );
+            }
+            assert!(full.contains(s["stage"].as_str().unwrap()));
+        }
+        assert!(decisive > 0, "{args:?}: {v:#}");
+        // silent stages are counted, not shown
+        assert!(compact.contains("passed silently"), "{compact}");
+        assert!(!compact.contains("ls_in_pre_acl"), "{compact}");
+        // the OVS hops: every node the packet crossed, and where it ended
+        for seg in v["ovs"]["segments"].as_array().expect("segments") {
+            assert!(
+                compact.contains(&format!("node {}", seg["node"].as_str().unwrap())),
+                "{compact}"
+            );
+        }
+        // (through a Service ofproto/trace stops at the select group)
+        if v["verdict"] == "delivered" && v["lb"].is_null() {
+            assert!(compact.contains("output to port"), "{compact}");
+        }
+    }
+}

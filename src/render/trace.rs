@@ -29,16 +29,22 @@ pub struct TraceView {
     /// The destination as named on the command line (pod, Service, node).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_name: Option<crate::cmd::trace::destination::NamedDestination>,
+    /// Text shows every stage and table (`--full`), not only the decisive ones.
+    #[serde(skip)]
+    pub full: bool,
 }
 
 impl Render for TraceView {
     fn render_text(&self, out: &mut dyn Write, style: &Style) -> io::Result<()> {
         match &self.raw {
             Some(runs) => render_raw(runs, out),
-            None => {
-                render_report(&self.report, out, style)?;
-                render_destination_name(self.destination_name.as_ref(), out)
-            }
+            None => render_report(
+                &self.report,
+                self.destination_name.as_ref(),
+                self.full,
+                out,
+                style,
+            ),
         }
     }
 
@@ -47,16 +53,15 @@ impl Render for TraceView {
     }
 }
 
-/// What a destination given by name resolved to (after the report).
+/// What a destination given by name resolved to.
 fn render_destination_name(
     named: Option<&crate::cmd::trace::destination::NamedDestination>,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let Some(n) = named else { return Ok(()) };
-    writeln!(out)?;
     writeln!(
         out,
-        "destination {} {} resolved to {}{}",
+        "  named        {} {} resolved to {}{}",
         n.kind,
         n.name,
         n.ip,
@@ -98,7 +103,13 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-fn render_report(r: &TraceReport, out: &mut dyn Write, style: &Style) -> io::Result<()> {
+fn render_report(
+    r: &TraceReport,
+    named: Option<&crate::cmd::trace::destination::NamedDestination>,
+    full: bool,
+    out: &mut dyn Write,
+    style: &Style,
+) -> io::Result<()> {
     let head = match r.verdict {
         Verdict::Delivered => style.ok("DELIVERED"),
         Verdict::Dropped => style.bad("DROPPED"),
@@ -206,6 +217,10 @@ fn render_report(r: &TraceReport, out: &mut dyn Write, style: &Style) -> io::Res
     for w in &r.warnings {
         writeln!(out, "  {}      {w}", style.warn("warning"))?;
     }
+    render_destination_name(named, out)?;
+    if !full {
+        return super::trace_compact::render(r, out, style);
+    }
 
     if !r.logical.stages.is_empty() {
         writeln!(out)?;
@@ -285,7 +300,17 @@ fn render_segment(seg: &OvsSegment, out: &mut dyn Write, style: &Style) -> io::R
             .unwrap_or_default();
         writeln!(out, "    {:>3} {:<24}{acts}{object}", h.table, stage)?;
     }
-    let exit = match &seg.exit {
+    let exit = exit_text(seg, style);
+    writeln!(out, "    → {exit}")?;
+    for n in &seg.notes {
+        writeln!(out, "    note: {n}")?;
+    }
+    Ok(())
+}
+
+/// Where one node's OpenFlow walk left the packet.
+pub(super) fn exit_text(seg: &OvsSegment, style: &Style) -> String {
+    match &seg.exit {
         OvsExit::Port {
             ofport,
             interface,
@@ -347,12 +372,7 @@ fn render_segment(seg: &OvsSegment, out: &mut dyn Write, style: &Style) -> io::R
             "datapath actions: {}",
             datapath_actions.as_deref().unwrap_or("(none)")
         ),
-    };
-    writeln!(out, "    → {exit}")?;
-    for n in &seg.notes {
-        writeln!(out, "    note: {n}")?;
     }
-    Ok(())
 }
 
 #[cfg(test)]

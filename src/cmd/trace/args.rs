@@ -257,6 +257,7 @@ mod tests {
             rest: rest.iter().map(|s| s.to_string()).collect(),
             namespace: None,
             raw: false,
+            full: false,
             output: OutputArg { output: None },
         }
     }

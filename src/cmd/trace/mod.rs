@@ -39,6 +39,7 @@ pub async fn run(ctx: &Ctx, args: &TraceArgs, ovn_only: bool) -> Result<Outcome>
     let (req, named) = destination::resolve(cluster, &parsed).await?;
     let mut view = trace(cluster, &req, ovn_only, args.raw).await?;
     view.destination_name = named;
+    view.full = args.full;
     let exit = match view.report.verdict {
         Verdict::Delivered => 0,
         Verdict::Dropped => crate::error::EXIT_PROBLEM,
@@ -295,6 +296,7 @@ pub async fn trace(
         report,
         raw: raw.then_some(raw_runs),
         destination_name: None,
+        full: false,
     })
 }
 
