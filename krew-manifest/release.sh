@@ -10,8 +10,8 @@
 #       Render DIR/plugin.yaml from the template: every {{addURIAndSha URL .TagName}}
 #       becomes `uri` + the sha256 of the archive of the same file name in DIR.
 #       A platform whose archive is not in DIR is an error, unless --allow-missing:
-#       then its sha256 is 64 zeros and a comment says it is pending (krew refuses
-#       such a download, so a partial manifest can never install a wrong binary).
+#       then the platform is left out (a header comment names it), so the manifest
+#       offers only archives that exist and passes krew's validation as it stands.
 #   release.sh build [--out DIR] [--allow-missing]
 #       cargo build --release for this machine's platform, archive it, render.
 #
@@ -21,7 +21,6 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TEMPLATE="$ROOT/krew-manifest/.krew.yaml"
-PENDING_SHA=0000000000000000000000000000000000000000000000000000000000000000
 
 die() { printf 'release.sh: %s\n' "$*" >&2; exit 1; }
 usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
@@ -115,39 +114,58 @@ cmd_manifest() { # tag out allow_missing
   MANIFEST_TMP=$tmp
   trap 'rm -f "${MANIFEST_TMP:-}"' EXIT
   local re_uri='^([[:space:]]*)\{\{ *addURIAndSha +"([^"]+)" +\.TagName *\}\}[[:space:]]*$'
-  local line indent url file sha built=() pending=()
+  local re_platform='^  - selector:'
+  # Platform entries (from one `  - selector:` to the next) are buffered: with
+  # --allow-missing an entry whose archive is not in $out is left out whole,
+  # so the manifest only offers what exists (krew checks every sha256 it gets).
+  local line url file body='' keep=1 in_platforms=0 built=() missing=()
+  flush() {
+    [[ $keep == 1 ]] && printf '%s' "$body" >>"$tmp"
+    body='' keep=1
+  }
+  : >"$tmp"
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line =~ $re_platform ]]; then
+      flush
+      in_platforms=1
+    fi
+    if [[ $line =~ $re_uri ]]; then
+      local indent=${BASH_REMATCH[1]}
+      url=${BASH_REMATCH[2]//\{\{ .TagName \}\}/$tag}
+      file="$out/${url##*/}"
+      if [[ -f $file ]]; then
+        built+=("${url##*/}")
+        body+=$(printf '%suri: %s\n%ssha256: %s' "$indent" "$url" "$indent" "$(sha256_of "$file")")$'\n'
+      elif [[ $allow_missing == 1 ]]; then
+        missing+=("${url##*/}")
+        keep=0
+      else
+        die "archive ${url##*/} not found in $out (build it with '$0 archive', or pass --allow-missing)"
+      fi
+    else
+      line=${line//\{\{ .TagName \}\}/$tag}
+      [[ $line != *'{{'* ]] || die "template line not understood: $line"
+      body+="$line"$'\n'
+    fi
+    [[ $in_platforms == 1 ]] || { printf '%s' "$body" >>"$tmp"; body=''; }
+  done <"$TEMPLATE"
+  flush
+  ((${#built[@]})) || die "no archive of any platform in $out: nothing to put in the manifest"
   {
     printf '# krew plugin manifest for kubectl-ko %s, rendered by krew-manifest/release.sh\n' "$tag"
     printf '# from krew-manifest/.krew.yaml (the krew-release-bot template).\n'
     printf '# Each sha256 is of the archive found in the output directory at render time;\n'
     printf '# this source tree was at %s.\n' "$(source_rev)"
-    while IFS= read -r line || [[ -n $line ]]; do
-      if [[ $line =~ $re_uri ]]; then
-        indent=${BASH_REMATCH[1]}
-        url=${BASH_REMATCH[2]//\{\{ .TagName \}\}/$tag}
-        file="$out/${url##*/}"
-        if [[ -f $file ]]; then
-          sha=$(sha256_of "$file")
-          built+=("${url##*/}")
-          printf '%suri: %s\n%ssha256: %s\n' "$indent" "$url" "$indent" "$sha"
-        elif [[ $allow_missing == 1 ]]; then
-          pending+=("${url##*/}")
-          printf '%s# sha256 PENDING: %s was not built by this run; the release workflow\n' "$indent" "${url##*/}"
-          printf '%s# renders the real value (krew rejects the all-zero placeholder).\n' "$indent"
-          printf '%suri: %s\n%ssha256: %s\n' "$indent" "$url" "$indent" "$PENDING_SHA"
-        else
-          die "archive ${url##*/} not found in $out (build it with '$0 archive', or pass --allow-missing)"
-        fi
-      else
-        line=${line//\{\{ .TagName \}\}/$tag}
-        [[ $line != *'{{'* ]] || die "template line not understood: $line"
-        printf '%s\n' "$line"
-      fi
-    done <"$TEMPLATE"
-  } >"$tmp"
-  mv "$tmp" "$dest"
-  printf 'release.sh: rendered %s\n  real sha256: %s\n  pending:     %s\n' "$dest" \
-    "${built[*]:-none}" "${pending[*]:-none}" >&2
+    if ((${#missing[@]})); then
+      printf '# Left out (no archive in this run; the release workflow renders every platform):\n'
+      printf '#   %s\n' "${missing[@]}"
+    fi
+    cat "$tmp"
+  } >"$tmp.2"
+  mv "$tmp.2" "$dest"
+  rm -f "$tmp"
+  printf 'release.sh: rendered %s\n  platforms:   %s\n  left out:    %s\n' "$dest" \
+    "${built[*]}" "${missing[*]:-none}" >&2
   printf '%s\n' "$dest"
 }
 

@@ -25,7 +25,9 @@ Exit codes:
   7    not supported by this version of kubectl-ko
   130  interrupted (Ctrl-C)
 
-Environment: KUBECONFIG, KUBE_OVN_NS (Kube-OVN namespace), NO_COLOR.";
+Environment: KUBECONFIG, KUBE_OVN_NS (Kube-OVN namespace), NO_COLOR; for diagnose,
+as in the bash script: TCP_CONN_CHECK_PORT (8100), UDP_CONN_CHECK_PORT (8101),
+WITHOUT_KUBE_PROXY (true skips the kube-proxy check).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -152,7 +154,7 @@ pub enum Command {
     OvnTrace(TraceArgs),
     /// Check that Kubernetes, OVN and OVS agree and that the control plane is healthy
     #[command(
-        long_about = "Check that Kubernetes, OVN and OVS agree and that the control plane is healthy: Kube-OVN CRDs and workloads, NB/SB RAFT (one leader, members connected and caught up), one active ovn-northd, leader labels and ovn-nb/ovn-sb/ovn-northd EndpointSlices; per node: SB chassis, encap IP, ovn-controller, br-int flows, tunnels; version skew (ovn-northd vs each node's ovn-controller, OVS across nodes, with the numbers); per pod: its LSP, addresses vs annotations, Port_Binding chassis and up; then a connectivity matrix from the pinger pod on each node (pods, node IPs, kube-dns, --external-address). Where the pinger pods have /kube-ovn/kube-ovn-pinger it also runs `--mode=job` as upstream does, and a node's pinger-job check fails on the problems its log reports (upstream's job exits 0 after lost pings); the job gets --timeout, and a job cut there is judged on what it logged until then (upstream's job waits 30 s for each node that does not answer). Failures are listed first, each with a hint; -o json|yaml gives healthy and checks[].{name,scope,status,message,hint}.\n\nExit codes: 0 healthy, 1 a check failed, 2 bad input (unknown node or subnet, malformed IPPorts, Kube-OVN not found in the namespace), 3 the cluster could not be used, 4 a call timed out."
+        long_about = "Check that Kubernetes, OVN and OVS agree and that the control plane is healthy: Kube-OVN CRDs and workloads, NB/SB RAFT (one leader, members connected and caught up), one active ovn-northd, leader labels and ovn-nb/ovn-sb/ovn-northd EndpointSlices; per node: SB chassis, encap IP, ovn-controller, br-int flows, tunnels; version skew (ovn-northd vs each node's ovn-controller, OVS across nodes, with the numbers); per pod: its LSP, addresses vs annotations, Port_Binding chassis and up; then a connectivity matrix from the pinger pod on each node (pods, node IPs, kube-dns, --external-address). Where the pinger pods have /kube-ovn/kube-ovn-pinger it also runs `--mode=job` as upstream does, and a node's pinger-job check fails on the problems its log reports (upstream's job exits 0 after lost pings); the job gets --timeout, and a job cut there is judged on what it logged until then (upstream's job waits 30 s for each node that does not answer). Failures are listed first, each with a hint; -o json|yaml gives healthy and checks[].{name,scope,status,message,hint}.\n\n`kubectl ko diagnose` without a scope runs `all`, as the bash script does.\n\nExit codes: 0 healthy, 1 a check failed, 2 bad input (malformed IPPorts, an invalid name, Kube-OVN not found in the namespace), 3 the cluster could not be used or the node or subnet does not exist (like every other \"not found\"), 4 a call timed out."
     )]
     Diagnose(DiagnoseArgs),
     /// Check each node's environment (CNI config, sysctls, checksum errors, DNS, firewalls, geneve port)
@@ -234,11 +236,19 @@ const TRACE_AFTER_HELP: &str = "\
 Examples:
   kubectl ko trace default/client-1 10.16.0.13 tcp 5432      pod to pod
   kubectl ko trace client-1 -n default 10.96.0.10 udp 53     through a Service
+  kubectl ko trace default/client-1 default/db tcp 5432      to a pod by name
+  kubectl ko trace default/client-1 svc/default/web tcp      to a Service (its ClusterIP and port)
   kubectl ko trace node//worker-1 10.16.0.7 icmp             from a node
   kubectl ko trace default/vm-1 10.16.0.1 arp request
   kubectl ko trace default/client-1 172.18.0.200 icmp        leaving the cluster
   kubectl ko trace default/client-1 10.16.0.13 tcp 5432 -o yaml   machine-readable
+  kubectl ko trace default/client-1 10.16.0.13 tcp 5432 --full    every stage and table
   kubectl ko trace default/client-1 10.16.0.13 tcp 5432 --raw     the tools' own output
+
+Text shows the verdict, then only the logical stages that decided the packet's
+fate (dropped, rejected, load-balanced, routed, NATed, set the outport, hit an
+ACL or port-security rule) with a count of those passed silently, then the OVS
+hops; --full shows the whole annotated walk. -o json|yaml always has everything.
 
 The verdict names the objects that decided: the ACL and its NetworkPolicy,
 SecurityGroup or Subnet; the Service load balancer and backend; on a router,
@@ -260,7 +270,9 @@ missing), 5 error verdict (the tool reported an error).";
 pub struct TraceArgs {
     /// Source: <namespace>/<pod>, <pod> (with -n), or node//<node>
     pub target: String,
-    /// Destination IP address
+    /// Destination: an IP address (upstream's form), <namespace>/<pod>,
+    /// svc/<namespace>/<name> (its ClusterIP; its port when none is given) or node//<node>
+    #[arg(value_name = "DESTINATION")]
     pub dst_ip: String,
     /// [dst-mac] <icmp|tcp|udp> [port] | [dst-mac] arp [request|reply]
     #[arg(num_args = 1..=3, required = true, value_name = "PROTO")]
@@ -271,20 +283,38 @@ pub struct TraceArgs {
     /// Print the tools' own traces as upstream did
     #[arg(long)]
     pub raw: bool,
+    /// Text: every logical stage and OpenFlow table, annotated (default: the
+    /// verdict, the decisive stages and the OVS hops)
+    #[arg(long, alias = "detail", conflicts_with = "raw")]
+    pub full: bool,
     #[command(flatten)]
     pub output: OutputArg,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct DiagnoseArgs {
+    /// What to check; without one, `all` (as in the bash script)
     #[command(subcommand)]
-    pub scope: DiagnoseScope,
+    pub scope: Option<DiagnoseScope>,
     /// An address outside the cluster to test egress against
     #[arg(long, global = true, value_name = "IP")]
     pub external_address: Option<String>,
     /// Output format (also accepted after all/node/subnet/IPPorts)
     #[arg(short = 'o', long = "output", value_enum, global = true)]
     pub output: Option<OutputFormat>,
+    /// Probe every node's TCP conn-check listener on this port (upstream's
+    /// TCP_CONN_CHECK_PORT; default 8100 where kube-ovn-cni runs with
+    /// --enable-verbose-conn-check, which otherwise turns these probes on)
+    #[arg(long, env = "TCP_CONN_CHECK_PORT", global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub tcp_conn_check_port: Option<u16>,
+    /// Probe every node's UDP conn-check listener on this port (upstream's
+    /// UDP_CONN_CHECK_PORT; default 8101, as for --tcp-conn-check-port)
+    #[arg(long, env = "UDP_CONN_CHECK_PORT", global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub udp_conn_check_port: Option<u16>,
+    /// The cluster runs without kube-proxy: skip the kube-proxy check
+    /// (upstream's WITHOUT_KUBE_PROXY=true; "false" or unset keeps the check)
+    #[arg(long, env = "WITHOUT_KUBE_PROXY", global = true)]
+    pub without_kube_proxy: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -62,3 +62,71 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Arguments longer than this are not echoed whole in an error message.
+pub const MAX_ECHOED_ARG: usize = 256;
+/// How much of such an argument is kept.
+const ECHO_KEEP: usize = 64;
+
+/// `msg` with every argument longer than [`MAX_ECHOED_ARG`] (and, as a net,
+/// any other word that long) cut to its start plus a note of its length:
+/// an error on a 120 KB argument must still fit on a screen.
+pub fn clip_long_arguments(msg: &str, args: &[String]) -> String {
+    let mut out = msg.to_string();
+    let mut long: Vec<&String> = args.iter().filter(|a| a.len() > MAX_ECHOED_ARG).collect();
+    // longest first, so an argument that contains another is cut whole
+    long.sort_by_key(|a| std::cmp::Reverse(a.len()));
+    for a in long {
+        if out.contains(a.as_str()) {
+            out = out.replace(a.as_str(), &clipped(a));
+        }
+    }
+    if out.split_whitespace().all(|w| w.len() <= MAX_ECHOED_ARG) {
+        return out;
+    }
+    out.split_inclusive(char::is_whitespace)
+        .map(|w| {
+            let word = w.trim_end();
+            if word.len() > MAX_ECHOED_ARG {
+                format!("{}{}", clipped(word), &w[word.len()..])
+            } else {
+                w.to_string()
+            }
+        })
+        .collect()
+}
+
+fn clipped(s: &str) -> String {
+    let mut end = ECHO_KEEP.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[cut: {} bytes in all]", &s[..end], s.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_arguments_are_cut_in_messages() {
+        let huge = "a".repeat(120_000);
+        let msg = format!("invalid node name {huge:?}: bad\n  try: x");
+        let out = clip_long_arguments(&msg, std::slice::from_ref(&huge));
+        assert!(out.len() < 300, "{out}");
+        assert!(out.contains("120000 bytes in all"), "{out}");
+        assert!(out.ends_with("\n  try: x"));
+        // a long word that is not an argument as given (e.g. a part of one) too
+        let part = "é".repeat(1000);
+        let out = clip_long_arguments(&format!("x {part} y"), &[]);
+        assert!(
+            out.starts_with("x é") && out.ends_with(" y") && out.len() < 300,
+            "{out}"
+        );
+        // short messages are untouched
+        assert_eq!(
+            clip_long_arguments("node n1 not found", &[]),
+            "node n1 not found"
+        );
+    }
+}

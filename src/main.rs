@@ -5,15 +5,20 @@ use std::process::ExitCode;
 
 use kubectl_ko::cli::Command;
 use kubectl_ko::cmd::{self, Ctx, Outcome, passthrough};
-use kubectl_ko::error::{EXIT_INTERRUPTED, Error};
+use kubectl_ko::error::{EXIT_INTERRUPTED, Error, MAX_ECHOED_ARG, clip_long_arguments};
 use kubectl_ko::render;
 
 fn main() -> ExitCode {
     let cli = match kubectl_ko::cli::parse_from(std::env::args_os()) {
         Ok(c) => c,
+        Err(e) if std::env::args_os().len() <= 1 => {
+            // bare `kubectl ko`: help on stdout, exit 0, like the bash script
+            let _ = write!(std::io::stdout(), "{}", e.render());
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             // clap: exit 0 for --help/--version, 2 for usage errors.
-            let _ = e.print();
+            print_clap_error(&e);
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
@@ -94,10 +99,28 @@ fn finish(ctx: &Ctx, result: Result<Outcome, Error>) -> i32 {
             }
         }
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {e}");
+            let msg = clip_long_arguments(&e.to_string(), &args());
+            let _ = writeln!(std::io::stderr(), "error: {msg}");
             e.exit_code()
         }
     }
+}
+
+fn args() -> Vec<String> {
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// clap's own message, with a huge argument cut (clap echoes it whole).
+fn print_clap_error(e: &clap::Error) {
+    let args = args();
+    if !e.use_stderr() || args.iter().all(|a| a.len() <= MAX_ECHOED_ARG) {
+        let _ = e.print();
+        return;
+    }
+    let msg = clip_long_arguments(&e.render().to_string(), &args);
+    let _ = write!(std::io::stderr(), "{msg}");
 }
 
 fn init_tracing(verbose: u8) {

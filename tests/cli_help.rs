@@ -85,7 +85,7 @@ fn subcommand_help_renders_as_kubectl_ko() {
 fn usage_errors_exit_2() {
     for args in [
         &["no-such-command"][..],
-        &[],
+        // (bare `kubectl ko` prints help and exits 0, like upstream: tests/runbook.rs)
         &["nb"],
         &["nb", "frobnicate"],
         &["vsctl"],

@@ -322,15 +322,8 @@ fn text_report_puts_failures_first_and_has_no_colour_off_a_tty() {
 #[test]
 fn bad_input_exits_2_with_a_clear_message() {
     let kc = kc();
+    // an unknown node or subnet is a "not found" (exit 3): tests/runbook.rs
     let cases: &[(&[&str], &str)] = &[
-        (
-            &["node", "no-such-node"],
-            "node no-such-node does not exist",
-        ),
-        (
-            &["subnet", "no-such-subnet"],
-            "subnet no-such-subnet does not exist",
-        ),
         (&["IPPorts", "tcp-1.2.3.4-x"], "malformed IPPorts item"),
         (
             &["all", "--external-address", "not-an-ip"],

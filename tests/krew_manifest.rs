@@ -322,9 +322,14 @@ mod rules {
                 }
             }
         }
-        for (os, arch) in REQUIRED_PLATFORMS {
-            if !selectors.iter().any(|(_, s)| selector_matches(s, os, arch)) {
-                problems.push(format!("no platform for {os}/{arch}"));
+        // krew-index installs every platform and checks the download's
+        // sha256: a placeholder can never match.
+        for p in &spec.platforms {
+            if !p.sha256.is_empty() && p.sha256.bytes().all(|b| b == b'0') {
+                problems.push(format!(
+                    "{} has the all-zero placeholder sha256: no archive has it",
+                    p.uri
+                ));
             }
         }
         for p in &spec.platforms {
@@ -334,6 +339,24 @@ mod rules {
                 .is_some_and(|s| selector_matches(s, "windows", "amd64"));
             if windows && !p.bin.ends_with(".exe") {
                 problems.push(format!("windows bin {:?} must end in .exe", p.bin));
+            }
+        }
+        problems
+    }
+
+    /// A release manifest (what the release workflow renders): krew's rules
+    /// and every platform the project promises.
+    pub fn validate_release(file_name: &str, plugin: &Plugin) -> Vec<String> {
+        let mut problems = validate(file_name, plugin);
+        for (os, arch) in REQUIRED_PLATFORMS {
+            if !plugin
+                .spec
+                .platforms
+                .iter()
+                .filter_map(|p| p.selector.as_ref())
+                .any(|s| selector_matches(s, os, arch))
+            {
+                problems.push(format!("no platform for {os}/{arch}"));
             }
         }
         problems
@@ -496,6 +519,40 @@ fn build_archive(out: &Path) -> PathBuf {
     ])
 }
 
+/// `release.sh manifest` over stand-in archives (empty files) named `names`:
+/// the manifest a render with exactly those archives gives, sha256s aside.
+fn render_with_archives(dir: &Path, names: &[&str], allow_missing: bool) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    for n in names {
+        fs::write(dir.join(n), b"").unwrap();
+    }
+    let mut args: Vec<&std::ffi::OsStr> =
+        vec!["manifest".as_ref(), "--out".as_ref(), dir.as_os_str()];
+    if allow_missing {
+        args.push("--allow-missing".as_ref());
+    }
+    release_sh(&args)
+}
+
+/// Archive file names of every platform the template lists.
+const ALL_ARCHIVES: [&str; 5] = [
+    "kubectl-ko_v{V}_linux_amd64.tar.gz",
+    "kubectl-ko_v{V}_linux_arm64.tar.gz",
+    "kubectl-ko_v{V}_darwin_amd64.tar.gz",
+    "kubectl-ko_v{V}_darwin_arm64.tar.gz",
+    "kubectl-ko_v{V}_windows_amd64.zip",
+];
+
+/// A full release manifest, as the release workflow renders it (every archive there).
+fn release_manifest(dir: &Path) -> Plugin {
+    let names: Vec<String> = ALL_ARCHIVES
+        .iter()
+        .map(|n| n.replace("{V}", env!("CARGO_PKG_VERSION")))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    parse_manifest(&render_with_archives(dir, &names, false))
+}
+
 /// `krew-manifest/release.sh manifest --allow-missing`: renders the manifest from the
 /// archives in `out`; returns the manifest path.
 fn render_manifest(out: &Path) -> PathBuf {
@@ -547,9 +604,15 @@ fn checked_in_plugin_yaml_follows_krew_rules_and_the_template() {
     );
 
     // The checked-in manifest must be what the release script renders from the
-    // template today, sha256s aside (those depend on the build).
+    // template today with the archives it lists (and only those), sha256s aside.
     let tmp = tempfile::tempdir().unwrap();
-    let rendered = parse_manifest(&render_manifest(tmp.path()));
+    let names: Vec<&str> = checked_in
+        .spec
+        .platforms
+        .iter()
+        .filter_map(|p| p.uri.rsplit('/').next())
+        .collect();
+    let rendered = parse_manifest(&render_with_archives(tmp.path(), &names, true));
     let strip = |p: &Plugin| {
         let mut p = p.clone();
         p.spec.platforms.iter_mut().for_each(|pl| pl.sha256.clear());
@@ -560,6 +623,52 @@ fn checked_in_plugin_yaml_follows_krew_rules_and_the_template() {
         strip(&rendered),
         "plugin.yaml is out of date with krew-manifest/.krew.yaml: regenerate it with krew-manifest/release.sh"
     );
+}
+
+/// `--allow-missing` leaves out what was not built; without it a missing archive
+/// is an error, and a full render is a valid release manifest.
+#[test]
+fn release_manifest_has_every_platform_and_partial_renders_only_what_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = release_manifest(&tmp.path().join("full"));
+    assert_eq!(
+        rules::validate_release(PLUGIN_NAME, &full),
+        Vec::<String>::new()
+    );
+
+    let one = format!(
+        "kubectl-ko_v{}_darwin_arm64.tar.gz",
+        env!("CARGO_PKG_VERSION")
+    );
+    let partial = parse_manifest(&render_with_archives(
+        &tmp.path().join("partial"),
+        &[&one],
+        true,
+    ));
+    assert_eq!(partial.spec.platforms.len(), 1, "{partial:#?}");
+    assert!(partial.spec.platforms[0].uri.ends_with(&one));
+    assert_eq!(rules::validate(PLUGIN_NAME, &partial), Vec::<String>::new());
+    let text = fs::read_to_string(tmp.path().join("partial/plugin.yaml")).unwrap();
+    assert!(
+        text.contains("# Left out") && text.contains("windows_amd64.zip"),
+        "{text}"
+    );
+
+    let script = Path::new(REPO).join("krew-manifest/release.sh");
+    let dir = tmp.path().join("strict");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(&one), b"").unwrap();
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(["manifest", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a missing archive must fail a release render"
+    );
+    assert!(!dir.join("plugin.yaml").exists() && !dir.join("plugin.yaml.tmp").exists());
 }
 
 #[test]
@@ -667,13 +776,14 @@ fn release_archive_matches_manifest_and_installs_like_krew() {
 /// The rules must reject what krew rejects: each mutation breaks exactly one rule.
 #[test]
 fn krew_rules_reject_broken_manifests() {
-    let good = parse_manifest(&Path::new(REPO).join("plugin.yaml"));
-    assert!(rules::validate(PLUGIN_NAME, &good).is_empty());
+    let tmp = tempfile::tempdir().unwrap();
+    let good = release_manifest(tmp.path());
+    assert!(rules::validate_release(PLUGIN_NAME, &good).is_empty());
 
     let check = |what: &str, mutate: &dyn Fn(&mut Plugin), expect: &str| {
         let mut p = good.clone();
         mutate(&mut p);
-        let problems = rules::validate(PLUGIN_NAME, &p);
+        let problems = rules::validate_release(PLUGIN_NAME, &p);
         assert!(
             problems.iter().any(|m| m.contains(expect)),
             "{what}: expected a problem containing {expect:?}, got {problems:?}"
@@ -765,6 +875,11 @@ fn krew_rules_reject_broken_manifests() {
             p.spec.platforms.pop();
         },
         "no platform for windows/amd64",
+    );
+    check(
+        "placeholder sha256",
+        &|p| p.spec.platforms[1].sha256 = "0".repeat(64),
+        "all-zero placeholder",
     );
     check(
         "empty files",

@@ -290,7 +290,14 @@ fn routed_to_the_external_host_names_route_and_reroute_policy() {
 
     let out = run({
         let mut c = ko(&kc);
-        c.args(["trace", "default/client-1", "172.18.0.200", "icmp"]);
+        // --full: the "from <object>" lines belong to the annotated walk
+        c.args([
+            "trace",
+            "default/client-1",
+            "172.18.0.200",
+            "icmp",
+            "--full",
+        ]);
         c
     });
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -6,6 +6,7 @@
 
 pub mod diagnose;
 pub mod trace;
+pub mod trace_compact;
 
 use std::io::{self, Write};
 

@@ -31,19 +31,50 @@ pub struct TraceView {
     /// With `--raw`: the ovn-trace run, then each ofproto/trace run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<Vec<RawRun>>,
+    /// The destination as named on the command line (pod, Service, node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_name: Option<crate::cmd::trace::destination::NamedDestination>,
+    /// Text shows every stage and table (`--full`), not only the decisive ones.
+    #[serde(skip)]
+    pub full: bool,
 }
 
 impl Render for TraceView {
     fn render_text(&self, out: &mut dyn Write, style: &Style) -> io::Result<()> {
         match &self.raw {
             Some(runs) => render_raw(runs, out),
-            None => render_report(&self.report, &self.versions, out, style),
+            None => render_report(
+                &self.report,
+                &self.versions,
+                self.destination_name.as_ref(),
+                self.full,
+                out,
+                style,
+            ),
         }
     }
 
     fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(self)
     }
+}
+
+/// What a destination given by name resolved to.
+fn render_destination_name(
+    named: Option<&crate::cmd::trace::destination::NamedDestination>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let Some(n) = named else { return Ok(()) };
+    writeln!(
+        out,
+        "  named        {} {} resolved to {}{}",
+        n.kind,
+        n.name,
+        n.ip,
+        n.port_from_service
+            .map(|p| format!(", port {p} from the Service"))
+            .unwrap_or_default()
+    )
 }
 
 fn render_raw(runs: &[RawRun], out: &mut dyn Write) -> io::Result<()> {
@@ -81,6 +112,8 @@ fn shell_words(argv: &[String]) -> String {
 fn render_report(
     r: &TraceReport,
     versions: &Versions,
+    named: Option<&crate::cmd::trace::destination::NamedDestination>,
+    full: bool,
     out: &mut dyn Write,
     style: &Style,
 ) -> io::Result<()> {
@@ -194,6 +227,10 @@ fn render_report(
     for w in &r.warnings {
         writeln!(out, "  {}      {w}", style.warn("warning"))?;
     }
+    render_destination_name(named, out)?;
+    if !full {
+        return super::trace_compact::render(r, out, style);
+    }
 
     if !r.logical.stages.is_empty() {
         writeln!(out)?;
@@ -273,7 +310,17 @@ fn render_segment(seg: &OvsSegment, out: &mut dyn Write, style: &Style) -> io::R
             .unwrap_or_default();
         writeln!(out, "    {:>3} {:<24}{acts}{object}", h.table, stage)?;
     }
-    let exit = match &seg.exit {
+    let exit = exit_text(seg, style);
+    writeln!(out, "    → {exit}")?;
+    for n in &seg.notes {
+        writeln!(out, "    note: {n}")?;
+    }
+    Ok(())
+}
+
+/// Where one node's OpenFlow walk left the packet.
+pub(super) fn exit_text(seg: &OvsSegment, style: &Style) -> String {
+    match &seg.exit {
         OvsExit::Port {
             ofport,
             interface,
@@ -335,12 +382,7 @@ fn render_segment(seg: &OvsSegment, out: &mut dyn Write, style: &Style) -> io::R
             "datapath actions: {}",
             datapath_actions.as_deref().unwrap_or("(none)")
         ),
-    };
-    writeln!(out, "    → {exit}")?;
-    for n in &seg.notes {
-        writeln!(out, "    note: {n}")?;
     }
-    Ok(())
 }
 
 #[cfg(test)]

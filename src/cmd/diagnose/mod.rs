@@ -34,6 +34,7 @@
 
 pub mod checks;
 pub mod collect;
+pub mod conncheck;
 pub mod ipports;
 pub mod matrix;
 pub mod model;
@@ -76,7 +77,7 @@ enum Target_ {
 
 pub async fn run(ctx: &Ctx, args: &DiagnoseArgs) -> Result<Outcome> {
     let started = Instant::now();
-    let what = match &args.scope {
+    let what = match args.scope.as_ref().unwrap_or(&DiagnoseScope::All) {
         DiagnoseScope::All => Target_::All,
         DiagnoseScope::Node { node } => {
             crate::cluster::validate_name("node name", node)?;
@@ -101,9 +102,49 @@ pub async fn run(ctx: &Ctx, args: &DiagnoseArgs) -> Result<Outcome> {
     };
     let format = ctx.output(args.output);
     let cluster = ctx.cluster().await?;
-    let report = diagnose(cluster, &what, external, started).await?;
+    let opts = conncheck::Options {
+        tcp_port: args.tcp_conn_check_port,
+        udp_port: args.udp_conn_check_port,
+        without_kube_proxy: args.without_kube_proxy,
+    };
+    let report = diagnose(cluster, &what, external, &opts, started).await?;
     let exit = report.exit_code();
     Ok(Outcome::report(report, format, exit))
+}
+
+/// A node's TCP and UDP conn-check listeners (see `conncheck`), as
+/// `tcp-<ip>-<port>` / `udp-<ip>-<port>` targets like IPPorts'.
+fn conn_check_targets(ports: Option<conncheck::Ports>, ip: &str, node: &str) -> Vec<Target> {
+    let Some((p, Ok(addr))) = ports.map(|p| (p, ip.parse::<IpAddr>())) else {
+        return Vec::new();
+    };
+    [("tcp", p.tcp), ("udp", p.udp)]
+        .into_iter()
+        .map(|(proto, port)| Target {
+            kind: TargetKind::IpPort,
+            label: format!("{proto}-{addr}-{port}"),
+            address: match addr {
+                IpAddr::V4(v4) => format!("{v4}:{port}"),
+                IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+            },
+            node: Some(node.to_string()),
+            policies: vec![],
+        })
+        .collect()
+}
+
+/// A node or subnet that does not exist: exit 3 like every other "not found".
+fn not_found<'a>(
+    kind: &str,
+    name: &str,
+    existing: impl Iterator<Item = &'a str>,
+    hint: &str,
+) -> Error {
+    Error::Cluster(crate::cluster::Error::NotFound {
+        what: format!("{kind} {name}"),
+        detail: format!(" ({kind}s: {})", existing.collect::<Vec<_>>().join(", ")),
+        hint: hint.to_string(),
+    })
 }
 
 fn label_of(what: &Target_) -> String {
@@ -153,6 +194,7 @@ async fn diagnose(
     cluster: &Cluster,
     what: &Target_,
     external: External,
+    opts: &conncheck::Options,
     started: Instant,
 ) -> Result<Report> {
     let ns = cluster.namespace().to_string();
@@ -197,28 +239,24 @@ async fn diagnose(
     let mut subnet_spec = None;
     match what {
         Target_::Node(n) if !node_facts.iter().any(|f| &f.name == n) => {
-            return Err(Error::Usage(format!(
-                "node {n} does not exist (nodes: {})\n  try: `kubectl get nodes`",
-                node_facts
-                    .iter()
-                    .map(|f| f.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+            return Err(not_found(
+                "node",
+                n,
+                node_facts.iter().map(|f| f.name.as_str()),
+                "`kubectl get nodes`",
+            ));
         }
         Target_::Subnet(s) => {
             let subnets = cluster.list_subnets().await?;
             match subnets.iter().find(|x| x.name() == s) {
                 Some(sub) => subnet_spec = Some(sub.spec.clone()),
                 None => {
-                    return Err(Error::Usage(format!(
-                        "subnet {s} does not exist (subnets: {})\n  try: `kubectl get subnets`",
-                        subnets
-                            .iter()
-                            .map(|x| x.name())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
+                    return Err(not_found(
+                        "subnet",
+                        s,
+                        subnets.iter().map(|x| x.name()),
+                        "`kubectl get subnets`",
+                    ));
                 }
             }
         }
@@ -283,7 +321,15 @@ async fn diagnose(
             )),
         }
     }
-    checks.push(kube_proxy_check(cluster, &ns, &node_facts, &pods, kube_proxy_ds, timeout).await);
+    checks.push(if opts.without_kube_proxy {
+        Check::pass(
+            "component/kube-proxy",
+            Scope::Cluster,
+            "WITHOUT_KUBE_PROXY / --without-kube-proxy: kube-proxy not checked",
+        )
+    } else {
+        kube_proxy_check(cluster, &ns, &node_facts, &pods, kube_proxy_ds, timeout).await
+    });
 
     let (nb_eps, sb_eps, northd_eps) = eps;
     checks.extend(raft_checks::raft(Db::Nb, &ns, &cps, &nb_views, &nb_eps));
@@ -520,6 +566,7 @@ async fn diagnose(
                     });
                 }
             } else {
+                let conn_check = conncheck::ports(opts, &pods);
                 for n in &node_facts {
                     if let Some(ip) = n.internal_ips.first() {
                         targets.push(Target {
@@ -529,6 +576,7 @@ async fn diagnose(
                             node: Some(n.name.clone()),
                             policies: vec![],
                         });
+                        targets.extend(conn_check_targets(conn_check, ip, &n.name));
                     }
                 }
                 if let Ok(Some((ip, port))) =
@@ -805,7 +853,7 @@ fn one_per_node(
 }
 
 /// kube-proxy as upstream checks it: the DaemonSet when there is one;
-/// otherwise (unless WITHOUT_KUBE_PROXY=true) curl :10256/healthz from each
+/// otherwise curl :10256/healthz from each
 /// node's kube-ovn-cni pod.
 async fn kube_proxy_check(
     cluster: &Cluster,
@@ -836,13 +884,6 @@ async fn kube_proxy_check(
             );
         }
         Ok(None) => {}
-    }
-    if std::env::var("WITHOUT_KUBE_PROXY").is_ok_and(|v| v == "true") {
-        return Check::pass(
-            "component/kube-proxy",
-            Scope::Cluster,
-            "WITHOUT_KUBE_PROXY=true: kube-proxy not checked",
-        );
     }
     let cni: Vec<PodRef> = pods
         .iter()

@@ -11,6 +11,7 @@
 //! Nothing user-supplied reaches a shell: every remote command is an argv.
 
 mod args;
+pub mod destination;
 mod source;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -33,10 +34,13 @@ use source::Sender;
 const MAX_OVS_HOPS: usize = 4;
 
 pub async fn run(ctx: &Ctx, args: &TraceArgs, ovn_only: bool) -> Result<Outcome> {
-    let req = args::parse(args)?;
+    let parsed = args::parse(args)?;
     let format = ctx.output(args.output.output);
     let cluster = ctx.cluster().await?;
-    let view = trace(cluster, &req, ovn_only, args.raw).await?;
+    let (req, named) = destination::resolve(cluster, &parsed).await?;
+    let mut view = trace(cluster, &req, ovn_only, args.raw).await?;
+    view.destination_name = named;
+    view.full = args.full;
     let exit = match view.report.verdict {
         Verdict::Delivered => 0,
         Verdict::Dropped => crate::error::EXIT_PROBLEM,
@@ -310,6 +314,8 @@ pub async fn trace(
         report,
         versions,
         raw: raw.then_some(raw_runs),
+        destination_name: None,
+        full: false,
     })
 }
 
