@@ -537,6 +537,8 @@ pub struct LogicalFlow {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chassis {
+    #[serde(default)]
+    pub uuid: String,
     pub name: String,
     pub hostname: String,
     /// Kubernetes node (Kube-OVN's `node` external id, else the hostname).
@@ -549,6 +551,16 @@ pub struct Chassis {
 pub struct SbSnapshot {
     pub lflows: Vec<LogicalFlow>,
     pub chassis: Vec<Chassis>,
+    /// Logical port → the chassis name it is bound to (None: unbound).
+    #[serde(default)]
+    pub bindings: BTreeMap<String, Option<String>>,
+    /// Chassis name → the `nb_cfg` its ovn-controller last acknowledged
+    /// (`Chassis_Private`).
+    #[serde(default)]
+    pub chassis_nb_cfg: BTreeMap<String, i64>,
+    /// `SB_Global.nb_cfg`: what every ovn-controller should have caught up with.
+    #[serde(default)]
+    pub nb_cfg: Option<i64>,
 }
 
 impl SbSnapshot {
@@ -558,13 +570,25 @@ impl SbSnapshot {
         let mut argv: Vec<String> = [
             "ovn-sbctl",
             "--format=json",
-            "--columns=name,hostname,encaps,external_ids",
+            "--columns=_uuid,name,hostname,encaps,external_ids",
             "list",
             "Chassis",
             "--",
             "--columns=_uuid,chassis_name,ip",
             "list",
             "Encap",
+            "--",
+            "--columns=logical_port,chassis",
+            "list",
+            "Port_Binding",
+            "--",
+            "--columns=name,nb_cfg",
+            "list",
+            "Chassis_Private",
+            "--",
+            "--columns=nb_cfg",
+            "list",
+            "SB_Global",
         ]
         .map(String::from)
         .to_vec();
@@ -591,17 +615,25 @@ impl SbSnapshot {
 
     pub fn parse(text: &str) -> Result<Self, TableError> {
         let tables = parse_tables(text)?;
-        let empty = Vec::new();
-        let chassis_rows = tables.first().unwrap_or(&empty);
-        let encaps = tables.get(1).unwrap_or(&empty);
-        let flows = tables.get(2).unwrap_or(&empty);
-        let chassis = chassis_rows
+        // tables are told apart by their columns: older captures lack some
+        let with = |col: &str, without: &str| -> Vec<&Row> {
+            tables
+                .iter()
+                .flatten()
+                .filter(|r| r.contains_key(col) && !r.contains_key(without))
+                .collect()
+        };
+        let chassis_rows = with("hostname", "-");
+        let encaps = with("chassis_name", "-");
+        let flows = with("pipeline", "-");
+        let chassis: Vec<Chassis> = chassis_rows
             .iter()
             .map(|r| {
                 let name = r.str("name");
                 let ext = r.map("external_ids");
                 let hostname = r.str("hostname");
                 Chassis {
+                    uuid: r.str("_uuid"),
                     node: ext.get("node").cloned().unwrap_or_else(|| hostname.clone()),
                     encap_ips: encaps
                         .iter()
@@ -630,7 +662,36 @@ impl SbSnapshot {
                 }
             })
             .collect();
-        Ok(SbSnapshot { lflows, chassis })
+        let bindings = with("logical_port", "-")
+            .iter()
+            .map(|r| {
+                let ch = r.str("chassis");
+                let name = chassis
+                    .iter()
+                    .find(|c| !ch.is_empty() && c.uuid == ch)
+                    .map(|c| c.name.clone())
+                    .or_else(|| (!ch.is_empty()).then_some(ch));
+                (r.str("logical_port"), name)
+            })
+            .collect();
+        let chassis_nb_cfg = with("nb_cfg", "-")
+            .iter()
+            .filter(|r| r.contains_key("name"))
+            .filter_map(|r| Some((r.str("name"), r.int("nb_cfg")?)))
+            .collect();
+        let nb_cfg = with("nb_cfg", "name").first().and_then(|r| r.int("nb_cfg"));
+        Ok(SbSnapshot {
+            lflows,
+            chassis,
+            bindings,
+            chassis_nb_cfg,
+            nb_cfg,
+        })
+    }
+
+    /// The chassis of a Kubernetes node.
+    pub fn chassis_of_node(&self, node: &str) -> Option<&Chassis> {
+        self.chassis.iter().find(|c| c.node == node)
     }
 
     /// The logical flow whose UUID starts with `prefix` (an ovn-trace uuid

@@ -143,6 +143,7 @@ mod tests {
             rest: rest.iter().map(|s| s.to_string()).collect(),
             namespace: None,
             raw: false,
+            exit_code: false,
             output: OutputArg { output: None },
         }
     }
