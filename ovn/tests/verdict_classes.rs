@@ -126,7 +126,10 @@ fn broadcast_is_flooded_through_the_multicast_group() {
     assert!(ports.contains(&"web-1.default".to_string()), "{ports:?}");
     assert!(!ports.contains(&"client-1.default".to_string()));
     // the copy back to the sender is omitted, and the router drops its copy
-    assert!(t.iter().any(|x| matches!(x, Terminal::Drop(d) if d.reason == DropReason::Loopback)));
+    assert!(
+        t.iter()
+            .any(|x| matches!(x, Terminal::Drop(d) if d.reason == DropReason::Loopback))
+    );
     assert!(t.iter().any(|x| matches!(x, Terminal::Drop(d)
         if d.stage.as_deref() == Some("lr_in_ip_input"))));
 }
