@@ -895,6 +895,9 @@ fn summary(r: &TraceReport, logical: &Logical, ovs: Option<&OvsPath>) -> String 
                 d.table.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
                 d.stage.as_deref().unwrap_or("")
             );
+            if d.stage.is_none() && d.table.is_none() {
+                return format!("dropped: {from} → {what}: {}", d.reason);
+            }
             format!(
                 "dropped: {from} → {what} at {}: {}",
                 at.split_whitespace().collect::<Vec<_>>().join(" "),

@@ -375,20 +375,16 @@ fn service_without_vip(report: &mut TraceReport, inp: &Inputs<'_>) {
     }
     let went = match (&report.verdict, &report.drop) {
         (Verdict::Dropped, Some(d)) => format!("; OVN then drops it: {}", d.reason),
+        _ if report.drop.is_some() => String::new(),
         _ => report
-            .drop
-            .is_none()
-            .then(|| {
-                report
-                    .terminals
-                    .iter()
-                    .find_map(|t| match t {
-                        crate::trace::Terminal::Output(d) if d.generated_by.is_none() => Some(
-                            format!("; OVN routes it like any other address, out of {}", d.port),
-                        ),
-                        _ => None,
-                    })
-                    .unwrap_or_default()
+            .terminals
+            .iter()
+            .find_map(|t| match t {
+                crate::trace::Terminal::Output(d) if d.generated_by.is_none() => Some(format!(
+                    "; OVN routes it like any other address, out of {}",
+                    d.port
+                )),
+                _ => None,
             })
             .unwrap_or_default(),
     };

@@ -110,13 +110,24 @@ pub async fn controller_warning(
             "ovn-controller on {} node {} is not running (`ovn-appctl -t ovn-controller connection-status` in {pod}: {}): the OpenFlow tables there stay frozen at what it last programmed, so the OVS path may be stale and new ports are not bound; restart it (the ovs-ovn pod)",
             n.role,
             n.node,
-            out.stderr_str().trim()
+            last_message(&out.stderr_str())
         )),
         Err(e) => Some(format!(
             "could not ask ovn-controller on {} node {} for its status: {e}",
             n.role, n.node
         )),
     }
+}
+
+/// The last line of a tool's stderr that is not an OVS log line.
+fn last_message(stderr: &str) -> String {
+    stderr
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && l.split('|').count() < 4)
+        .unwrap_or("no message")
+        .to_string()
 }
 
 /// Every health warning for the path, SB checks first, one per problem.

@@ -176,47 +176,6 @@ pub fn in_cidrs(ip: IpAddr, cidrs: &[String]) -> bool {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cidr_membership() {
-        let c = vec!["10.16.0.0/16".to_string(), "fd00:10:16::/112".to_string()];
-        assert!(in_cidrs("10.16.3.4".parse().unwrap(), &c));
-        assert!(!in_cidrs("10.17.0.1".parse().unwrap(), &c));
-        assert!(in_cidrs("fd00:10:16::ff".parse().unwrap(), &c));
-        assert!(!in_cidrs("fd00:10:17::1".parse().unwrap(), &c));
-        assert!(!in_cidrs(
-            "10.16.0.1".parse().unwrap(),
-            &["garbage".to_string()]
-        ));
-    }
-
-    #[test]
-    fn pods_without_annotations_are_refused() {
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "p", "namespace": "default"},
-            "spec": {"nodeName": "n1", "containers": []}
-        }))
-        .unwrap();
-        let e = from_pod(&pod).unwrap_err();
-        assert!(e.to_string().contains("logical_switch"), "{e}");
-        let vm: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "virt-launcher-vm1-x", "namespace": "default",
-              "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "name": "vm1", "uid": "u"}],
-              "annotations": {"ovn.kubernetes.io/logical_switch": "ovn-default",
-                "ovn.kubernetes.io/ip_address": "10.16.0.5", "ovn.kubernetes.io/mac_address": "0a:58:0a:10:00:05",
-                "ovn.kubernetes.io/cidr": "10.16.0.0/16"}},
-            "spec": {"nodeName": "n1", "containers": []}
-        }))
-        .unwrap();
-        let s = from_pod(&vm).unwrap();
-        assert_eq!(s.logical_port, "vm1.default");
-        assert_eq!(s.ips, vec!["10.16.0.5".parse::<IpAddr>().unwrap()]);
-    }
-}
-
 /// A source pod that cannot send yet (or any more): one sentence with its
 /// phase and what to do.
 pub fn ready(pod: &Pod) -> cluster::Result<()> {
@@ -295,5 +254,68 @@ pub fn known_node(node: cluster::Result<Node>, ns: &str, pod: &str) -> cluster::
             ),
         }),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_membership() {
+        let c = vec!["10.16.0.0/16".to_string(), "fd00:10:16::/112".to_string()];
+        assert!(in_cidrs("10.16.3.4".parse().unwrap(), &c));
+        assert!(!in_cidrs("10.17.0.1".parse().unwrap(), &c));
+        assert!(in_cidrs("fd00:10:16::ff".parse().unwrap(), &c));
+        assert!(!in_cidrs("fd00:10:17::1".parse().unwrap(), &c));
+        assert!(!in_cidrs(
+            "10.16.0.1".parse().unwrap(),
+            &["garbage".to_string()]
+        ));
+    }
+
+    #[test]
+    fn pods_without_annotations_are_refused() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"nodeName": "n1", "containers": []}
+        }))
+        .unwrap();
+        let e = from_pod(&pod).unwrap_err();
+        assert!(e.to_string().contains("logical_switch"), "{e}");
+        let vm: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "virt-launcher-vm1-x", "namespace": "default",
+              "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "name": "vm1", "uid": "u"}],
+              "annotations": {"ovn.kubernetes.io/logical_switch": "ovn-default",
+                "ovn.kubernetes.io/ip_address": "10.16.0.5", "ovn.kubernetes.io/mac_address": "0a:58:0a:10:00:05",
+                "ovn.kubernetes.io/cidr": "10.16.0.0/16"}},
+            "spec": {"nodeName": "n1", "containers": []}
+        }))
+        .unwrap();
+        let s = from_pod(&vm).unwrap();
+        assert_eq!(s.logical_port, "vm1.default");
+        assert_eq!(s.ips, vec!["10.16.0.5".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn pending_and_deleted_pods_are_refused_with_their_phase() {
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": []},
+            "status": {"phase": "Pending", "conditions": [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/3 nodes are available"}]}
+        }))
+        .unwrap();
+        let e = ready(&pod).unwrap_err().to_string();
+        assert!(e.contains("pod default/p is Pending (Unschedulable: 0/3 nodes are available), not scheduled to any node"), "{e}");
+        assert!(e.contains("nothing to trace"), "{e}");
+        pod.status.as_mut().unwrap().phase = Some("Running".into());
+        assert!(ready(&pod).is_ok());
+        pod.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
+        );
+        let e = ready(&pod).unwrap_err().to_string();
+        assert!(e.contains("is being deleted"), "{e}");
     }
 }
