@@ -144,6 +144,18 @@ pub fn classify(terminals: &[Terminal], exp: &Expect) -> Class {
             copies,
         };
     }
+    // no port owns the address: the underlay behind a localnet port does
+    // (reached directly or as the only member of the unknown-MAC group)
+    if exp.owners.is_empty()
+        && let Some(d) = own_outputs.iter().find(|d| {
+            d.port_type.as_deref() == Some("localnet")
+                && matches!(d.multicast.as_deref(), None | Some("_MC_unknown"))
+        })
+    {
+        return Class::Delivered {
+            port: d.port.clone(),
+        };
+    }
     let flooded: Vec<&&Delivery> = own_outputs
         .iter()
         .filter(|d| d.multicast.is_some())
@@ -155,16 +167,6 @@ pub fn classify(terminals: &[Terminal], exp: &Expect) -> Class {
             resolving: None,
         };
     }
-    // no port owns the address: the underlay behind a localnet port does
-    if exp.owners.is_empty()
-        && let Some(d) = own_outputs
-            .iter()
-            .find(|d| d.port_type.as_deref() == Some("localnet"))
-    {
-        return Class::Delivered {
-            port: d.port.clone(),
-        };
-    }
     if let Some(d) = own_outputs.first() {
         return Class::WrongPort {
             port: d.port.clone(),
@@ -173,11 +175,13 @@ pub fn classify(terminals: &[Terminal], exp: &Expect) -> Class {
     let drops: Vec<&DropPoint> = terminals
         .iter()
         .filter_map(|t| match t {
-            Terminal::Drop(d) if d.reason != DropReason::Loopback => Some(d),
+            Terminal::Drop(d) => Some(d),
             _ => None,
         })
         .collect();
-    if let Some(d) = drops.last() {
+    // a copy not sent back to its own port matters only when nothing else happened
+    let real = drops.iter().rfind(|d| d.reason != DropReason::Loopback);
+    if let Some(d) = real.or(drops.last()) {
         return Class::Dropped {
             at: Some((*d).clone()),
         };

@@ -7,7 +7,7 @@ use super::{
     DropCause, DropInfo, Inputs, Logical, NextHop, Responsible, TraceReport, Verdict,
     logical_drop_info, owner_of_port,
 };
-use crate::trace::ControllerAction;
+use crate::trace::{ControllerAction, DropReason};
 
 pub(super) fn apply(
     report: &mut TraceReport,
@@ -47,6 +47,20 @@ pub(super) fn apply(
             report.verdict = Verdict::Dropped;
             let info = at.as_ref().map(|d| logical_drop_info(d, inp));
             match (info, ovs_drop) {
+                (Some(mut d), _)
+                    if at
+                        .as_ref()
+                        .is_some_and(|p| p.reason == DropReason::Loopback)
+                        && inp.destination.ip == inp.source.ip =>
+                {
+                    d.reason = format!(
+                        "the destination is the sender itself ({}): OVN never sends a packet back out of the port it came in on; the pod's own kernel answers its own address before anything reaches OVN",
+                        inp.source.logical_port
+                    );
+                    d.cause = DropCause::Other;
+                    report.cause = Some(d.cause);
+                    report.drop = Some(d);
+                }
                 (Some(d), ovs) => {
                     if ovs.is_none() && inp.ovs.as_ref().is_some_and(|s| !s.is_empty()) {
                         warnings.push("ovn-trace drops the packet but ofproto/trace does not: the OpenFlow tables on the node may be stale (is ovn-controller there running and caught up? see the other warnings) or conntrack state differs".into());
