@@ -563,3 +563,19 @@ fn pending_source_pod_says_so_and_exits_3() {
     );
     assert!(!err.contains("annotation"), "{err}");
 }
+
+#[test]
+fn own_address_is_not_blamed_on_the_switch() {
+    let (_g, kc) = setup();
+    let own = pod_ip(&kc, "default", "client-1");
+    let (code, v, err) = trace_json(&kc, &["default/client-1", &own, "icmp"]);
+    assert_eq!(v["verdict"], "dropped", "{v:#}\n{err}");
+    assert_eq!(v["cause"], "other");
+    assert_eq!(code, 1);
+    let reason = v["drop"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("the destination is the sender itself"),
+        "{reason}"
+    );
+    assert!(!reason.contains("not on this logical switch"), "{reason}");
+}

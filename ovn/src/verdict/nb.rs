@@ -765,6 +765,26 @@ mod tests {
     }
 
     #[test]
+    fn sb_health_rows_from_a_sandbox_capture() {
+        let sb = SbSnapshot::parse(include_str!(
+            "../../tests/fixtures/verdict/sb-health-snapshot.json"
+        ))
+        .unwrap();
+        assert_eq!(sb.chassis.len(), 3);
+        let w2 = sb.chassis_of_node("kube-ovn-worker2").unwrap();
+        assert_eq!(
+            sb.bindings.get("web-3.default"),
+            Some(&Some(w2.name.clone()))
+        );
+        // router ports are bound to no chassis
+        assert_eq!(sb.bindings.get("ovn-default-ovn-cluster"), Some(&None));
+        let want = sb.nb_cfg.unwrap();
+        assert_eq!(sb.chassis_nb_cfg.len(), 3);
+        assert!(sb.chassis_nb_cfg.values().all(|have| *have == want));
+        assert!(sb.lflows.is_empty());
+    }
+
+    #[test]
     fn acl_names_and_matches() {
         assert_eq!(
             np_from_acl_name("np/deny-a.default/ingress/IPv4/0").as_deref(),

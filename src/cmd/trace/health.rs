@@ -157,3 +157,65 @@ pub async fn warnings(
     out.dedup();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ko_ovn::verdict::nb::Chassis;
+
+    fn sb() -> SbSnapshot {
+        let mut sb = SbSnapshot::default();
+        for n in ["n1", "n2"] {
+            sb.chassis.push(Chassis {
+                uuid: format!("u-{n}"),
+                name: format!("ch-{n}"),
+                hostname: n.into(),
+                node: n.into(),
+                encap_ips: vec![],
+            });
+        }
+        sb.bindings.insert("a.default".into(), Some("ch-n1".into()));
+        sb.bindings.insert("b.default".into(), Some("ch-n2".into()));
+        sb.chassis_nb_cfg.insert("ch-n1".into(), 7);
+        sb.chassis_nb_cfg.insert("ch-n2".into(), 5);
+        sb.nb_cfg = Some(7);
+        sb
+    }
+
+    #[test]
+    fn path_reaches_the_chassis_the_outport_is_bound_to() {
+        let sb = sb();
+        let nodes = path_nodes("n1", "a.default", Some("b.default"), Some(&sb));
+        let names: Vec<(&str, &str)> = nodes.iter().map(|n| (n.node.as_str(), n.role)).collect();
+        assert_eq!(names, [("n1", "source"), ("n2", "destination")]);
+    }
+
+    #[test]
+    fn lagging_missing_and_misbound_agents_are_warned() {
+        let mut sb = sb();
+        let n2 = PathNode {
+            node: "n2".into(),
+            port: Some("b.default".into()),
+            role: "destination",
+        };
+        let w = sb_warnings(&n2, &sb);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("acknowledged nb_cfg 5, the SB is at 7"),
+            "{w:?}"
+        );
+        let n1 = PathNode {
+            node: "n1".into(),
+            port: Some("b.default".into()),
+            role: "source",
+        };
+        let w = sb_warnings(&n1, &sb);
+        assert!(
+            w[0].contains("bound to chassis ch-n2, not to node n1"),
+            "{w:?}"
+        );
+        sb.chassis.retain(|c| c.node != "n2");
+        let w = sb_warnings(&n2, &sb);
+        assert!(w[0].contains("has no SB chassis"), "{w:?}");
+    }
+}
