@@ -262,8 +262,17 @@ release is left unnamed. The header (and `versions` in -o json) shows the OVN
 and OVS versions seen: ovn-northd, and ovn-controller and ovs-vswitchd on each
 node traced; a mismatch between them is reported as a warning.
 
-Exit codes: 0 delivered, 1 dropped, 2 usage, 3 could not run (pod, node or leader
-missing), 5 error verdict (the tool reported an error).";
+Verdicts (first line; `verdict` and `cause` in -o json): DELIVERED (the port that
+owns the destination gets it), DROPPED, REJECTED (OVN answers the sender with a TCP
+RST / ICMP unreachable), FLOODED (no port owns the destination; the copies are
+listed), UNRESOLVED (a router waits for the ARP/ND answer of a next hop), ERROR.
+Warnings right under the verdict say when an ovn-controller on the path is down,
+disconnected or behind the SB, which makes the OVS half stale.
+
+Exit codes: 0 the trace ran, whatever the verdict (like upstream's script), 2 usage,
+3 could not run (pod Pending/not running/being deleted, node or leader missing),
+5 error verdict (ovn-trace could not trace the packet). With --exit-code the verdict
+decides: 0 delivered, 1 dropped/rejected/flooded/unresolved, 5 error.";
 
 /// `trace|ovn-trace <target> <dst-ip> [dst-mac] <icmp|tcp|udp> [port] | arp [request|reply]`
 #[derive(Debug, Clone, Args)]
@@ -287,6 +296,9 @@ pub struct TraceArgs {
     /// verdict, the decisive stages and the OVS hops)
     #[arg(long, alias = "detail", conflicts_with = "raw")]
     pub full: bool,
+    /// Exit with the verdict: 0 delivered, 1 dropped/rejected/flooded/unresolved, 5 error
+    #[arg(long)]
+    pub exit_code: bool,
     #[command(flatten)]
     pub output: OutputArg,
 }

@@ -499,13 +499,19 @@ fn trace_into_a_protected_pod_names_the_policy_that_drops_it() {
         "-o",
         "json",
         "trace",
+        "--exit-code",
         &case.denied.target(),
         &case.target.ip,
         "tcp",
         "80",
     ]);
     let verdict = denied.json();
-    assert_eq!(denied.code, Some(1), "a drop is exit 1: {}", denied.stderr);
+    assert_eq!(
+        denied.code,
+        Some(1),
+        "with --exit-code a drop is exit 1: {}",
+        denied.stderr
+    );
     assert_eq!(verdict["verdict"], "dropped", "{}", verdict["summary"]);
     assert_eq!(
         verdict["drop"]["policy"],

@@ -329,9 +329,15 @@ fn network_policy_drop_names_the_policy() {
     let np = &st["network_policy"];
     let denied = np["denied_from"].as_str().unwrap();
     let target_ip = np["target_ip"].as_str().unwrap();
+    // the trace ran: exit 0 whatever the verdict; --exit-code makes it 1
     let (code, v, err) = trace(&kc, &[denied, target_ip, "tcp", "5432"]);
-    assert_eq!(code, 1, "{v:#}\n{err}");
+    assert_eq!(code, 0, "{v:#}\n{err}");
     assert_eq!(v["verdict"], "dropped");
+    assert_eq!(v["cause"], "acl");
+    assert_eq!(v["responsible"]["kind"], "NetworkPolicy");
+    assert_eq!(v["responsible"]["name"], np["policy"]);
+    let (code, v2, err) = trace(&kc, &["--exit-code", denied, target_ip, "tcp", "5432"]);
+    assert_eq!(code, 1, "{v2:#}\n{err}");
     let drop = &v["drop"];
     assert!(drop["stage"].as_str().unwrap().contains("_acl"), "{drop:#}");
     assert!(drop["table"].is_u64());

@@ -39,7 +39,7 @@
 //!
 //! All parsers are total: any input gives a value, never a panic.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::indent;
 
@@ -76,7 +76,7 @@ pub struct Section {
     pub steps: Vec<Step>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Pipeline {
     Ingress,
@@ -225,9 +225,108 @@ pub struct TraceOutcome {
     pub errors: Vec<String>,
     /// Load-balancer decisions, in order.
     pub load_balancing: Vec<LbDecision>,
+    /// Every place a packet's life ended, across all ct forks, recirculations,
+    /// clones, multicast copies and generated packets, in printed order.
+    pub terminals: Vec<Terminal>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One end of one packet copy in the trace tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Terminal {
+    /// Left OVN through a logical port (not a patch into another datapath).
+    Output(Delivery),
+    /// An action that hands the packet to ovn-controller or makes OVN build
+    /// a packet of its own: `arp`/`nd_ns` (next-hop resolution),
+    /// `reject`/`tcp_reset`/`icmp4`/`icmp6` (an answer to the sender),
+    /// `put_arp`, `handle_svc_check`, `trigger_event`...
+    Controller(ControllerAction),
+    /// Dropped: `drop;`, no flow matched, or a multicast copy not sent back
+    /// to its own inport.
+    Drop(DropPoint),
+}
+
+/// A controller action and where it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerAction {
+    /// `arp`, `nd_ns`, `reject`, `tcp_reset`, `icmp4`, `icmp6`, `put_arp`...
+    pub action: String,
+    /// For `reject`: the packet ovn-trace says OVN built (`tcp_reset`,
+    /// `icmp4`, `icmp6`), from the title of the section that follows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    pub datapath: Option<String>,
+    pub pipeline: Option<Pipeline>,
+    pub stage: Option<String>,
+    #[serde(rename = "match")]
+    pub match_expr: Option<String>,
+    pub uuid: Option<String>,
+    /// Set when the action ran on a packet OVN generated (see `Delivery::generated_by`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_by: Option<String>,
+    /// The logical output port last assigned before the action (for `arp`/
+    /// `nd_ns`: the router port the request goes out of).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outport: Option<String>,
+    /// For `arp`/`nd_ns`: the address being resolved, from the last
+    /// `reg0 = ...` / `xxreg0 = ...` of the routing stages (`ip4.dst` /
+    /// `ip6.dst` when the destination itself is the next hop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_hop: Option<String>,
+    /// The action line as printed.
+    pub text: String,
+}
+
+/// Actions that end in ovn-controller or build a new packet (by name).
+const CONTROLLER_ACTIONS: &[&str] = &[
+    "arp",
+    "nd_ns",
+    "nd_na",
+    "nd_na_router",
+    "icmp4",
+    "icmp4_error",
+    "icmp6",
+    "icmp6_error",
+    "tcp_reset",
+    "sctp_abort",
+    "reject",
+    "put_arp",
+    "put_nd",
+    "put_fdb",
+    "handle_svc_check",
+    "trigger_event",
+    "controller",
+    "bind_vport",
+    "put_dhcp_opts",
+    "put_dhcpv6_opts",
+    "dns_lookup",
+    "handle_dhcpv6_reply",
+    "igmp",
+    "mld",
+];
+
+/// The controller action an action line starts with: `arp { ... };`,
+/// `put_arp(inport, arp.spa, arp.sha);`, `reg0[3] = put_dhcp_opts(...)`.
+pub fn controller_action(text: &str) -> Option<&'static str> {
+    let t = text.trim();
+    // `reg0[3] = put_dhcp_opts(...)`: the call is on the right
+    let t = match t.split_once(" = ") {
+        Some((lhs, rhs)) if !lhs.contains([' ', '{', '(']) => rhs.trim(),
+        _ => t,
+    };
+    let end = t
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(t.len());
+    let (name, rest) = t.split_at(end);
+    let rest = rest.trim_start();
+    if !(rest.starts_with('(') || rest.starts_with('{') || rest.starts_with(';') || rest.is_empty())
+    {
+        return None;
+    }
+    CONTROLLER_ACTIONS.iter().copied().find(|a| *a == name)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     pub datapath: Option<String>,
     pub port: String,
@@ -240,6 +339,10 @@ pub struct Delivery {
     /// The output port is the port the trace started on: OVN answered the
     /// sender (ARP/ND responder, ICMP error, reject) rather than forwarding.
     pub back_to_sender: bool,
+    /// The multicast group (`_MC_flood`, `_MC_unknown`...) this copy was
+    /// sent to, when it was one of several copies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multicast: Option<String>,
 }
 
 /// A load-balancing step: `ct_lb_mark(backends=...)` and the backend the
@@ -257,7 +360,7 @@ pub struct LbDecision {
     pub chosen: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropPoint {
     pub datapath: Option<String>,
     pub pipeline: Option<Pipeline>,
@@ -270,7 +373,7 @@ pub struct DropPoint {
     pub reason: DropReason,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DropReason {
     /// A flow's actions said `drop;`.
@@ -283,6 +386,9 @@ pub enum DropReason {
     NoMatch,
     /// The trace just stopped after this hop without an output.
     EndOfTrace,
+    /// A multicast copy not sent back out of the port it came in on
+    /// (`omitting output because inport == outport`).
+    Loopback,
 }
 
 impl OvnTrace {
@@ -359,6 +465,8 @@ struct Ctx<'a> {
     pipeline: Option<Pipeline>,
     hop: Option<&'a Hop>,
     generated: Option<&'a str>,
+    /// The multicast group this copy came out of.
+    multicast: Option<&'a str>,
 }
 
 enum Event<'a> {
@@ -388,7 +496,14 @@ fn flatten<'a>(steps: &'a [Step], ctx: &mut Ctx<'a>, out: &mut Vec<Event<'a>>) {
                     ctx.generated = Some(s.title.as_str());
                 }
                 out.push(Event::Title(&s.title));
-                flatten(&s.steps, ctx, out);
+                if let SectionKind::Multicast { group, .. } = &s.kind {
+                    // every copy is a nested chain of its own
+                    let mut copy = ctx.clone();
+                    copy.multicast = Some(group.as_str());
+                    flatten(&s.steps, &mut copy, out);
+                } else {
+                    flatten(&s.steps, ctx, out);
+                }
             }
             Step::Hop(h) => {
                 ctx.hop = Some(h);
@@ -422,32 +537,74 @@ fn outcome_of(events: &[Event<'_>], first_inport: Option<&str>) -> TraceOutcome 
     let mut out = TraceOutcome::default();
     let mut last_ctx: Option<&Ctx<'_>> = None;
     let mut saw_acl_drop: Option<&Ctx<'_>> = None;
+    // what the routing stages of the current pipeline decided
+    let mut next_hop: Option<&str> = None;
+    let mut outport: Option<&str> = None;
     for (i, ev) in events.iter().enumerate() {
         match ev {
-            Event::PipelineStart | Event::Title(_) => {}
+            Event::PipelineStart => {
+                next_hop = None;
+                outport = None;
+            }
+            Event::Title(_) => {}
             Event::Hop(ctx) => {
                 last_ctx = Some(ctx);
                 if ctx.hop.is_some_and(|h| h.no_match) {
-                    out.drops.push(drop_at(ctx, DropReason::NoMatch));
+                    let d = drop_at(ctx, DropReason::NoMatch);
+                    out.terminals.push(Terminal::Drop(d.clone()));
+                    out.drops.push(d);
                 }
             }
             Event::Action(ctx, action) => {
                 last_ctx = Some(ctx);
+                if let Some(name) = controller_action(&action.text) {
+                    out.terminals.push(Terminal::Controller(ControllerAction {
+                        action: name.to_string(),
+                        reply: reply_title(events.get(i + 1..).unwrap_or_default()),
+                        datapath: ctx.datapath.map(str::to_string),
+                        pipeline: ctx.pipeline,
+                        stage: ctx.hop.and_then(|h| h.stage.clone()),
+                        match_expr: ctx.hop.and_then(|h| h.match_expr.clone()),
+                        uuid: ctx.hop.and_then(|h| h.uuid.clone()),
+                        generated_by: ctx.generated.map(str::to_string),
+                        outport: outport.map(str::to_string),
+                        next_hop: matches!(name, "arp" | "nd_ns")
+                            .then(|| next_hop.map(str::to_string))
+                            .flatten(),
+                        text: action.text.clone(),
+                    }));
+                }
                 match &action.kind {
+                    ActionKind::Assign { target, value } => match target.as_str() {
+                        "reg0" | "xxreg0" => next_hop = Some(value.as_str()),
+                        "outport" => outport = Some(value.trim_matches('"')),
+                        _ => {}
+                    },
                     ActionKind::OutputTo { port, port_type } => {
                         // an output into a patch port continues in the peer datapath
                         let continues = matches!(events.get(i + 1), Some(Event::PipelineStart));
                         if !continues {
-                            out.outputs.push(Delivery {
+                            let d = Delivery {
                                 datapath: ctx.datapath.map(str::to_string),
                                 port: port.clone(),
                                 port_type: port_type.clone(),
                                 generated_by: ctx.generated.map(str::to_string),
                                 back_to_sender: first_inport == Some(port.as_str()),
-                            });
+                                multicast: ctx.multicast.map(str::to_string),
+                            };
+                            out.terminals.push(Terminal::Output(d.clone()));
+                            out.outputs.push(d);
                         }
                     }
-                    ActionKind::Drop => out.drops.push(drop_at(ctx, DropReason::DropAction)),
+                    ActionKind::Comment { text } if text.starts_with("omitting output") => {
+                        out.terminals
+                            .push(Terminal::Drop(drop_at(ctx, DropReason::Loopback)));
+                    }
+                    ActionKind::Drop => {
+                        let d = drop_at(ctx, DropReason::DropAction);
+                        out.terminals.push(Terminal::Drop(d.clone()));
+                        out.drops.push(d);
+                    }
                     ActionKind::Reject => out.drops.push(drop_at(ctx, DropReason::Rejected)),
                     ActionKind::Log { verdict } => {
                         if matches!(verdict.as_deref(), Some("drop" | "reject")) {
@@ -475,13 +632,28 @@ fn outcome_of(events: &[Event<'_>], first_inport: Option<&str>) -> TraceOutcome 
         }
     }
     if out.outputs.is_empty() && out.drops.is_empty() {
-        if let Some(ctx) = saw_acl_drop {
-            out.drops.push(drop_at(ctx, DropReason::AclVerdict));
-        } else if let Some(ctx) = last_ctx {
-            out.drops.push(drop_at(ctx, DropReason::EndOfTrace));
+        let end = if let Some(ctx) = saw_acl_drop {
+            Some(drop_at(ctx, DropReason::AclVerdict))
+        } else {
+            last_ctx.map(|ctx| drop_at(ctx, DropReason::EndOfTrace))
+        };
+        if let Some(d) = end {
+            if out.terminals.is_empty() {
+                out.terminals.push(Terminal::Drop(d.clone()));
+            }
+            out.drops.push(d);
         }
     }
     out
+}
+
+/// The title of the section that shows the packet a `reject {}` built
+/// (`tcp_reset`, `icmp4`...), when it follows right after the action.
+fn reply_title(later: &[Event<'_>]) -> Option<String> {
+    match later.first() {
+        Some(Event::Title(t)) if !t.contains('(') && !t.starts_with("ct_") => Some(t.to_string()),
+        _ => None,
+    }
 }
 
 /// The first backend whose address is named by a later line of the trace.

@@ -27,7 +27,7 @@ pub mod model;
 use std::future::Future;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
 
@@ -210,6 +210,18 @@ impl Cluster {
                 .unwrap_or_default()
         );
         Ok(self.call(what, api.list(&lp)).await?.items)
+    }
+
+    /// Every Service of the cluster (to name the one behind a ClusterIP).
+    pub async fn list_services(&self) -> Result<Vec<Service>> {
+        let api: Api<Service> = Api::all(self.client.clone());
+        Ok(self
+            .call(
+                "listing services in all namespaces",
+                api.list(&ListParams::default()),
+            )
+            .await?
+            .items)
     }
 
     /// Get a Kube-OVN Subnet (cluster-scoped CRD).

@@ -120,6 +120,9 @@ fn render_report(
     let head = match r.verdict {
         Verdict::Delivered => style.ok("DELIVERED"),
         Verdict::Dropped => style.bad("DROPPED"),
+        Verdict::Rejected => style.bad("REJECTED"),
+        Verdict::Flooded => style.warn("FLOODED"),
+        Verdict::Unresolved => style.warn("UNRESOLVED"),
         Verdict::Error => style.bad("ERROR"),
     };
     let body = r
@@ -128,6 +131,46 @@ fn render_report(
         .map(|(_, rest)| rest)
         .unwrap_or(&r.summary);
     writeln!(out, "{head}  {}", style.bold(body))?;
+    // path health first: it says whether the rest can be trusted
+    for w in &r.warnings {
+        writeln!(out, "  {}      {w}", style.warn("warning"))?;
+    }
+    if let Some(c) = &r.cause {
+        let blame = r
+            .responsible
+            .as_ref()
+            .map(|o| {
+                format!(
+                    ": {} {}{}",
+                    o.kind,
+                    o.name,
+                    o.detail
+                        .as_ref()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        let cause = serde_json::to_value(c)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        writeln!(out, "  cause        {cause}{blame}")?;
+    }
+    if let Some(svc) = &r.service {
+        writeln!(
+            out,
+            "  service      Service {} (ClusterIP {}:{}{})",
+            svc.name,
+            svc.cluster_ip,
+            svc.port,
+            if svc.vip_in_ovn {
+                ""
+            } else {
+                ", VIP absent from every OVN load balancer"
+            }
+        )?;
+    }
     writeln!(out)?;
     let s = &r.source;
     writeln!(
@@ -223,9 +266,6 @@ fn render_report(
     }
     if let Some(e) = &r.error {
         writeln!(out, "  {}        {e}", style.bad("error"))?;
-    }
-    for w in &r.warnings {
-        writeln!(out, "  {}      {w}", style.warn("warning"))?;
     }
     render_destination_name(named, out)?;
     if !full {

@@ -9,20 +9,30 @@
 //! `ovs.segments[]`, `warnings[]`.
 
 pub mod nb;
+pub mod outcome;
 pub mod ovs;
 pub mod routing;
+mod verdict_text;
 
 use serde::{Deserialize, Serialize};
 
-use crate::trace::{ActionKind, DropReason, OvnTrace, Pipeline, Step};
+use crate::trace::{ActionKind, DropReason, OvnTrace, Pipeline, Step, Terminal};
 use nb::{AclRef, NbSnapshot, PolicyKind, PolicyRef, SbSnapshot};
 use ovs::{OvsExit, OvsSegment};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    /// The traced packet leaves OVN at the port that owns the destination.
     Delivered,
+    /// Nobody gets it and the sender is not told.
     Dropped,
+    /// OVN answers the sender itself (TCP RST, ICMP unreachable).
+    Rejected,
+    /// Copies go to several ports and none owns the destination.
+    Flooded,
+    /// A router holds the packet until the next hop answers ARP/ND.
+    Unresolved,
     Error,
 }
 
@@ -31,7 +41,19 @@ impl Verdict {
         match self {
             Verdict::Delivered => "delivered",
             Verdict::Dropped => "dropped",
+            Verdict::Rejected => "rejected",
+            Verdict::Flooded => "flooded",
+            Verdict::Unresolved => "unresolved",
             Verdict::Error => "error",
+        }
+    }
+
+    /// The exit code of `trace --exit-code`: 0 delivered, 5 error, 1 otherwise.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Delivered => 0,
+            Verdict::Error => 5,
+            _ => 1,
         }
     }
 }
@@ -110,6 +132,17 @@ pub enum DropCause {
     NoRoute,
     Ttl,
     UnknownDestination,
+    /// A Service VIP with no backend (in OVN, or absent from OVN altogether).
+    LbNoBackends,
+    /// A VIP without backends on a load balancer with `options:reject=true`.
+    LbReject,
+    UnresolvedNextHop,
+    /// The destination's logical port is not bound to any chassis.
+    UnboundPort,
+    /// A broadcast or multicast destination.
+    Broadcast,
+    /// The packet leaves OVN at a port that does not own the destination.
+    WrongPort,
     Other,
 }
 
@@ -153,9 +186,61 @@ pub struct OvsPath {
     pub segments: Vec<OvsSegment>,
 }
 
+/// The Kubernetes or OVN object a verdict blames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Responsible {
+    /// `NetworkPolicy`, `SecurityGroup`, `Subnet`, `Service`, `LoadBalancer`,
+    /// `Vpc`, `LogicalRouter`, `LogicalSwitchPort`, `Pod`, `ACL`...
+    pub kind: String,
+    /// `ns/name` for namespaced objects.
+    pub name: String,
+    /// The OVN row behind it, in words (ACL, route, LSP and its pod...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The next hop a router is waiting for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextHop {
+    pub address: String,
+    pub router: Option<String>,
+    pub port: Option<String>,
+    /// The ARP/ND request went to these ports.
+    pub copies: Vec<String>,
+}
+
+/// The Kubernetes Service whose ClusterIP is the destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRef {
+    /// `ns/name`.
+    pub name: String,
+    pub cluster_ip: String,
+    pub port: u16,
+    /// Whether any OVN load balancer has the VIP.
+    pub vip_in_ovn: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceReport {
     pub verdict: Verdict,
+    /// Why a non-delivered verdict happened.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cause: Option<DropCause>,
+    /// The object responsible for a non-delivered verdict.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub responsible: Option<Responsible>,
+    /// For `rejected`: what OVN sends back (`TCP RST`, `ICMP unreachable`...).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reply: Option<String>,
+    /// For `unresolved` (and a router ARPing for a flooded destination).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub next_hop: Option<NextHop>,
+    /// The Service the destination VIP belongs to.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub service: Option<ServiceRef>,
+    /// Every terminal event of the ovn-trace tree the verdict was derived from.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub terminals: Vec<Terminal>,
     pub summary: String,
     pub source: Source,
     pub destination: Destination,
@@ -184,6 +269,8 @@ pub struct Inputs<'a> {
     pub sb: Option<&'a SbSnapshot>,
     /// The VIP the destination matched and the backend ovn-trace was told to pick.
     pub lb: Option<LbInfo>,
+    /// The Kubernetes Service whose ClusterIP and port are the destination.
+    pub service: Option<ServiceRef>,
     /// None for `ovn-trace` (logical only).
     pub ovs: Option<Vec<OvsSegment>>,
     pub warnings: Vec<String>,
@@ -208,6 +295,12 @@ pub fn build(inp: Inputs<'_>) -> TraceReport {
     }
     let mut report = TraceReport {
         verdict: Verdict::Error,
+        cause: None,
+        responsible: None,
+        reply: None,
+        next_hop: None,
+        service: inp.service.clone(),
+        terminals: outcome.terminals.clone(),
         summary: String::new(),
         source: inp.source.clone(),
         destination: inp.destination.clone(),
@@ -271,43 +364,26 @@ pub fn build(inp: Inputs<'_>) -> TraceReport {
         ));
     }
 
-    let logical_drop = if outcome.outputs.is_empty() {
-        outcome.drops.last().map(|d| logical_drop_info(d, &inp))
-    } else {
-        None
-    };
     if let Some(out) = outcome.outputs.last() {
         logical.outport = Some(out.port.clone());
         logical.outport_owner = inp.nb.and_then(|nb| owner_of_port(nb, &out.port));
-        if outcome.outputs.len() > 1 {
-            let all: Vec<&str> = outcome.outputs.iter().map(|o| o.port.as_str()).collect();
-            logical.notes.push(format!(
-                "flooded to {} ports: {}",
-                all.len(),
-                all.join(", ")
-            ));
-        }
     }
-
-    let ovs_drop = ovs.as_ref().and_then(|p| ovs_drop_info(p, inp.sb, inp.nb));
-    report.verdict = if logical_drop.is_some() || ovs_drop.is_some() {
-        Verdict::Dropped
-    } else if logical.outport.is_some() {
-        Verdict::Delivered
-    } else {
-        Verdict::Error
-    };
-    match (&logical_drop, &ovs_drop) {
-        (Some(_), None) if ovs.as_ref().is_some_and(|p| !p.segments.is_empty()) => {
-            warnings.push("ovn-trace drops the packet but ofproto/trace does not: the OpenFlow tables on the node may be stale or conntrack state differs".into())
-        }
-        (None, Some(_)) => warnings.push(
-            "ovn-trace delivers the packet but ofproto/trace drops it on the node: the drop below is from the OpenFlow tables".into(),
-        ),
-        _ => {}
-    }
-    report.drop = logical_drop.or(ovs_drop);
     report.routing = Some(routing_of(&inp)).filter(|r| !r.is_empty());
+    let exp = outcome::Expect {
+        owners: owners(&inp, &report.lb),
+        dst_ip: inp.destination.ip.clone(),
+        address_request: inp.destination.arp.as_deref() == Some("request"),
+    };
+    let class = outcome::classify(&outcome.terminals, &exp);
+    let ovs_drop = ovs.as_ref().and_then(|p| ovs_drop_info(p, inp.sb, inp.nb));
+    verdict_text::apply(
+        &mut report,
+        &mut logical,
+        class,
+        ovs_drop,
+        &inp,
+        &mut warnings,
+    );
     report.summary = summary(&report, &logical, ovs.as_ref());
     if report.verdict == Verdict::Error {
         report.error = Some("the trace neither delivered nor dropped the packet".into());
@@ -316,6 +392,52 @@ pub fn build(inp: Inputs<'_>) -> TraceReport {
     report.ovs = ovs;
     report.warnings = warnings;
     report
+}
+
+/// The logical ports that may receive the packet: the LSP owning the
+/// destination, the chosen backend, and the owner of every next hop a
+/// router forwarded to (a node's join port for its node IP...).
+fn owners(inp: &Inputs<'_>, lb: &Option<LbInfo>) -> Vec<String> {
+    let Some(nb) = inp.nb else {
+        return Vec::new();
+    };
+    let lsp_of = |ip: &str| {
+        ip.parse()
+            .ok()
+            .and_then(|ip| nb.mac_of_ip(ip))
+            .map(|(_, lsp)| lsp.name.clone())
+    };
+    let mut out: Vec<String> = lsp_of(&inp.destination.ip).into_iter().collect();
+    if let Some(b) = lb.as_ref().and_then(|l| l.backend.as_deref()) {
+        out.extend(lsp_of(lb_backend_ip(b)));
+    }
+    for h in inp.ovn_trace.hops() {
+        if !h.hop.stage.as_deref().is_some_and(|s| s.starts_with("lr_")) {
+            continue;
+        }
+        for a in &h.hop.actions {
+            if let Step::Action(a) = a
+                && let ActionKind::Assign { target, value } = &a.kind
+                && (target == "reg0" || target == "xxreg0")
+            {
+                out.extend(lsp_of(value));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `10.0.0.1:80` / `[fd00::1]:80` → the address.
+fn lb_backend_ip(b: &str) -> &str {
+    if let Some(rest) = b.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match b.rsplit_once(':') {
+        Some((ip, _)) if !ip.contains(':') => ip,
+        _ => b,
+    }
 }
 
 fn pipeline_name(p: Option<Pipeline>) -> String {
@@ -513,10 +635,16 @@ fn classify(stage: &str, match_expr: &str, reason: &DropReason) -> (DropCause, S
             "no route: the logical router has no route (or policy) for the destination".into(),
         );
     }
-    if s.ends_with("l2_lkup") {
+    if s.ends_with("l2_lkup") || s.ends_with("l2_unknown") {
         return (
             DropCause::UnknownDestination,
-            "the destination MAC is not on this logical switch".into(),
+            "no logical port of this switch has the destination MAC (and no port takes unknown addresses)".into(),
+        );
+    }
+    if s.ends_with("_lb") && *reason == DropReason::DropAction {
+        return (
+            DropCause::LbNoBackends,
+            "the load balancer VIP has no backends: OVN drops the packet".into(),
         );
     }
     if s == "lr_in_admission" {
@@ -530,6 +658,7 @@ fn classify(stage: &str, match_expr: &str, reason: &DropReason) -> (DropCause, S
         DropReason::Rejected => "rejected",
         DropReason::AclVerdict => "an ACL with logging dropped it",
         DropReason::EndOfTrace => "the trace ended without an output",
+        DropReason::Loopback => "not sent back out of the port it came in on",
         DropReason::DropAction => "a logical flow dropped it",
     };
     (DropCause::Other, how.into())
@@ -715,13 +844,7 @@ fn summary(r: &TraceReport, logical: &Logical, ovs: Option<&OvsPath>) -> String 
                 .map(|o| format!(" ({o})"))
                 .unwrap_or_default();
             let answered = port == r.source.logical_port;
-            let mut s = if logical.flooded_to.len() > 1 {
-                format!(
-                    "delivered: {from} → {what} is flooded to {} logical ports: {}",
-                    logical.flooded_to.len(),
-                    logical.flooded_to.join(", ")
-                )
-            } else if answered {
+            let mut s = if answered {
                 format!(
                     "delivered: {from} → {what}: OVN answers it itself and sends the reply back to {port}"
                 )
@@ -775,11 +898,51 @@ fn summary(r: &TraceReport, logical: &Logical, ovs: Option<&OvsPath>) -> String 
                 d.table.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
                 d.stage.as_deref().unwrap_or("")
             );
+            if d.stage.is_none() && d.table.is_none() {
+                return format!("dropped: {from} → {what}: {}", d.reason);
+            }
             format!(
                 "dropped: {from} → {what} at {}: {}",
                 at.split_whitespace().collect::<Vec<_>>().join(" "),
                 d.reason
             )
+        }
+        Verdict::Rejected => format!(
+            "rejected: {from} → {what}: {}",
+            r.drop
+                .as_ref()
+                .map(|d| d.reason.clone())
+                .unwrap_or_else(|| "OVN answers the sender itself".into())
+        ),
+        Verdict::Unresolved => {
+            let nh = r.next_hop.as_ref();
+            let addr = nh.map(|n| n.address.as_str()).unwrap_or("?");
+            format!(
+                "unresolved: {from} → {what}: router {} has no MAC for next hop {addr}{}; OVN sent an ARP/ND request{} and holds the packet until {addr} answers: check that {addr} is alive and `kubectl ko sbctl find MAC_Binding ip={addr}`",
+                nh.and_then(|n| n.router.as_deref()).unwrap_or("?"),
+                nh.and_then(|n| n.port.as_deref())
+                    .map(|p| format!(" (port {p})"))
+                    .unwrap_or_default(),
+                nh.map(|n| format!(" to {} ports", n.copies.len()))
+                    .unwrap_or_default()
+            )
+        }
+        Verdict::Flooded => {
+            let n = logical.flooded_to.len();
+            let list = logical.flooded_to.join(", ");
+            match (&r.next_hop, r.cause) {
+                (Some(nh), _) => format!(
+                    "flooded: {from} → {what}: no logical port owns {}; router {} ARPs for it on {n} ports ({list}) and nobody answers",
+                    nh.address,
+                    nh.router.as_deref().unwrap_or("?")
+                ),
+                (None, Some(DropCause::Broadcast)) => format!(
+                    "flooded: {from} → {what} is a broadcast/multicast: copies to {n} ports: {list}"
+                ),
+                _ => format!(
+                    "flooded: {from} → {what}: no logical port owns the destination; copies to {n} ports: {list}"
+                ),
+            }
         }
         Verdict::Error => {
             format!("error: {from} → {what}: the trace neither delivered nor dropped the packet")

@@ -495,6 +495,16 @@ impl LogicalFlow {
 pub struct SbSnapshot {
     pub lflows: Vec<LogicalFlow>,
     pub chassis: Vec<Chassis>,
+    /// Logical port → the chassis name it is bound to (None: unbound).
+    #[serde(default)]
+    pub bindings: BTreeMap<String, Option<String>>,
+    /// Chassis name → the `nb_cfg` its ovn-controller last acknowledged
+    /// (`Chassis_Private`).
+    #[serde(default)]
+    pub chassis_nb_cfg: BTreeMap<String, i64>,
+    /// `SB_Global.nb_cfg`: what every ovn-controller should have caught up with.
+    #[serde(default)]
+    pub nb_cfg: Option<i64>,
 }
 
 impl SbSnapshot {
@@ -504,13 +514,25 @@ impl SbSnapshot {
         let mut argv: Vec<String> = [
             "ovn-sbctl",
             "--format=json",
-            "--columns=name,hostname,encaps,external_ids",
+            "--columns=_uuid,name,hostname,encaps,external_ids",
             "list",
             "Chassis",
             "--",
             "--columns=_uuid,chassis_name,ip",
             "list",
             "Encap",
+            "--",
+            "--columns=logical_port,chassis",
+            "list",
+            "Port_Binding",
+            "--",
+            "--columns=name,nb_cfg",
+            "list",
+            "Chassis_Private",
+            "--",
+            "--columns=nb_cfg",
+            "list",
+            "SB_Global",
         ]
         .map(String::from)
         .to_vec();
@@ -539,12 +561,21 @@ impl SbSnapshot {
 
     pub fn parse(text: &str) -> Result<Self, TableError> {
         let tables = parse_tables(text)?;
-        let empty = Vec::new();
-        let chassis_rows = tables.first().unwrap_or(&empty);
-        let encaps = tables.get(1).unwrap_or(&empty);
-        let flows = tables.get(2).unwrap_or(&empty);
-        let encaps: Vec<Encap> = encaps.iter().map(Encap::from_row).collect();
-        let chassis = chassis_rows
+        // tables are told apart by their columns: older captures lack some
+        let with = |col: &str, without: &str| -> Vec<&Row> {
+            tables
+                .iter()
+                .flatten()
+                .filter(|r| r.contains_key(col) && !r.contains_key(without))
+                .collect()
+        };
+        let chassis_rows = with("hostname", "-");
+        let encaps: Vec<Encap> = with("chassis_name", "-")
+            .into_iter()
+            .map(Encap::from_row)
+            .collect();
+        let flows = with("pipeline", "-");
+        let chassis: Vec<Chassis> = chassis_rows
             .iter()
             .map(|r| Chassis::from_row(r).with_encaps(&encaps))
             .collect();
@@ -565,7 +596,36 @@ impl SbSnapshot {
                 }
             })
             .collect();
-        Ok(SbSnapshot { lflows, chassis })
+        let bindings = with("logical_port", "-")
+            .iter()
+            .map(|r| {
+                let ch = r.str("chassis");
+                let name = chassis
+                    .iter()
+                    .find(|c| !ch.is_empty() && c.uuid == ch)
+                    .map(|c| c.name.clone())
+                    .or_else(|| (!ch.is_empty()).then_some(ch));
+                (r.str("logical_port"), name)
+            })
+            .collect();
+        let chassis_nb_cfg = with("nb_cfg", "-")
+            .iter()
+            .filter(|r| r.contains_key("name"))
+            .filter_map(|r| Some((r.str("name"), r.int("nb_cfg")?)))
+            .collect();
+        let nb_cfg = with("nb_cfg", "name").first().and_then(|r| r.int("nb_cfg"));
+        Ok(SbSnapshot {
+            lflows,
+            chassis,
+            bindings,
+            chassis_nb_cfg,
+            nb_cfg,
+        })
+    }
+
+    /// The chassis of a Kubernetes node.
+    pub fn chassis_of_node(&self, node: &str) -> Option<&Chassis> {
+        self.chassis.iter().find(|c| c.node == node)
     }
 
     /// The logical flow whose UUID starts with `prefix` (an ovn-trace uuid
@@ -627,6 +687,26 @@ mod tests {
         assert_eq!(f.stage_hint.as_deref(), Some("2cc50968"));
         assert_eq!(sb.chassis_by_encap_ip("172.31.77.12").unwrap().node, "n2");
         assert!(sb.chassis_by_encap_ip("172.31.77.99").is_none());
+    }
+
+    #[test]
+    fn sb_health_rows_from_a_sandbox_capture() {
+        let sb = SbSnapshot::parse(include_str!(
+            "../../tests/fixtures/verdict/sb-health-snapshot.json"
+        ))
+        .unwrap();
+        assert_eq!(sb.chassis.len(), 3);
+        let w2 = sb.chassis_of_node("kube-ovn-worker2").unwrap();
+        assert_eq!(
+            sb.bindings.get("web-3.default"),
+            Some(&Some(w2.name.clone()))
+        );
+        // router ports are bound to no chassis
+        assert_eq!(sb.bindings.get("ovn-default-ovn-cluster"), Some(&None));
+        let want = sb.nb_cfg.unwrap();
+        assert_eq!(sb.chassis_nb_cfg.len(), 3);
+        assert!(sb.chassis_nb_cfg.values().all(|have| *have == want));
+        assert!(sb.lflows.is_empty());
     }
 
     #[test]

@@ -258,6 +258,7 @@ mod tests {
             namespace: None,
             raw: false,
             full: false,
+            exit_code: false,
             output: OutputArg { output: None },
         }
     }

@@ -12,6 +12,8 @@
 
 mod args;
 pub mod destination;
+mod health;
+mod service;
 mod source;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -41,10 +43,11 @@ pub async fn run(ctx: &Ctx, args: &TraceArgs, ovn_only: bool) -> Result<Outcome>
     let mut view = trace(cluster, &req, ovn_only, args.raw).await?;
     view.destination_name = named;
     view.full = args.full;
+    // like upstream's script: the trace ran, so 0, unless asked for the verdict
     let exit = match view.report.verdict {
-        Verdict::Delivered => 0,
-        Verdict::Dropped => crate::error::EXIT_PROBLEM,
         Verdict::Error => cluster::error::EXIT_REMOTE,
+        v if args.exit_code => v.exit_code(),
+        _ => 0,
     };
     Ok(Outcome::report(view, format, exit))
 }
@@ -108,7 +111,7 @@ pub async fn trace(
         && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request });
     let need_subnet = may_need_subnet && !source::in_cidrs(req.dst_ip, &sender.cidrs);
     let nb_argv = NbSnapshot::argv();
-    let (nb_text, subnet, local_ifaces, central_version) = tokio::try_join!(
+    let (nb_text, subnet, local_ifaces, central_version, services) = tokio::try_join!(
         cluster.exec_ok(&nb_leader, container::OVN_CENTRAL, &nb_argv),
         async {
             if need_subnet {
@@ -124,6 +127,7 @@ pub async fn trace(
             }
         },
         async { Ok(tool_version(cluster, &nb_leader, container::OVN_CENTRAL, "ovn-northd").await) },
+        service::list_if_port(cluster, req.protocol.port()),
     )?;
     let nb = NbSnapshot::parse(&nb_text).map_err(|e| Error::Remote {
         what: format!("reading `{}` from {nb_leader}", nb_argv.join(" ")),
@@ -278,8 +282,35 @@ pub async fn trace(
     }
     warnings.extend(versions.skew());
 
+    let service = req.protocol.port().and_then(|port| {
+        service::of_destination(
+            &services,
+            req.dst_ip,
+            port,
+            req.protocol.name(),
+            lb.is_some(),
+        )
+    });
     let catalog = |stage: &str| explain(stage);
-    let report = verdict::build(verdict::Inputs {
+    let outport = parsed.outcome().outputs.last().map(|o| o.port.clone());
+    let nodes = health::path_nodes(
+        &sender.node,
+        &sender.logical_port,
+        outport.as_deref(),
+        sb.as_ref(),
+    );
+    let ovs_for_health = if ovn_only {
+        cluster
+            .list_pods(Some(&ns), Some("app=ovs"))
+            .await
+            .unwrap_or_default()
+    } else {
+        ovs_pods.clone()
+    };
+    let mut health = health::warnings(cluster, &ovs_for_health, &nodes, sb.as_ref()).await;
+    health.append(&mut warnings);
+    let warnings = health;
+    let mut report = verdict::build(verdict::Inputs {
         source: Source {
             kind: sender.kind.to_string(),
             name: sender.name.clone(),
@@ -306,10 +337,12 @@ pub async fn trace(
         nb: Some(&nb),
         sb: sb.as_ref(),
         lb,
+        service,
         ovs: (!ovn_only).then(|| segments.into_iter().map(|(s, _)| s).collect()),
         warnings,
         explain: &catalog,
     });
+    stale_side(&mut report);
     Ok(TraceView {
         report,
         versions,
@@ -317,6 +350,24 @@ pub async fn trace(
         destination_name: None,
         full: false,
     })
+}
+
+/// When ovn-trace and ofproto/trace disagree and an ovn-controller on the
+/// path is unhealthy, the OpenFlow side is the stale one: say so.
+fn stale_side(report: &mut verdict::TraceReport) {
+    let agent_down = report
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("ovn-controller on") || w.contains("has no SB chassis"));
+    let disagree = report
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("ovn-trace delivers") || w.starts_with("ovn-trace drops"));
+    if agent_down && disagree {
+        report.warnings.push(
+            "the two traces disagree because of the ovn-controller problem above: ofproto/trace shows the stale OpenFlow tables, ovn-trace shows what the SB says should happen".into(),
+        );
+    }
 }
 
 /// One line on what a logical stage does (the ko-ovn stage catalogue).
@@ -340,6 +391,10 @@ async fn resolve_sender(cluster: &Cluster, src: &SourceRef, arp: bool) -> cluste
         }
         SourceRef::Pod { namespace, name } => {
             let pod = cluster.get_pod(namespace, name).await?;
+            source::ready(&pod)?;
+            if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+                source::known_node(cluster.get_node(node).await, namespace, name)?;
+            }
             if source::is_host_network(&pod) {
                 // a hostNetwork pod sends as its node (upstream #2761)
                 let node_name = pod

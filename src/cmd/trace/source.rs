@@ -176,6 +176,87 @@ pub fn in_cidrs(ip: IpAddr, cidrs: &[String]) -> bool {
     })
 }
 
+/// A source pod that cannot send yet (or any more): one sentence with its
+/// phase and what to do.
+pub fn ready(pod: &Pod) -> cluster::Result<()> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let status = pod.status.as_ref();
+    let phase = status
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "Unknown".into());
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    let why = status
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .flatten()
+                .find(|c| c.status != "True" && c.message.is_some())
+                .map(|c| {
+                    format!(
+                        "{}: {}",
+                        c.reason.clone().unwrap_or_else(|| c.type_.clone()),
+                        c.message.clone().unwrap_or_default()
+                    )
+                })
+                .or_else(|| s.reason.clone())
+        })
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    let on = node
+        .as_deref()
+        .map(|n| format!(" on node {n}"))
+        .unwrap_or_else(|| ", not scheduled to any node".into());
+    let (detail, hint) = if pod.metadata.deletion_timestamp.is_some() {
+        (
+            format!(
+                "pod {ns}/{name} is being deleted (phase {phase}{on}): its port is going away, there is nothing to trace"
+            ),
+            "trace from its replacement, or another pod".to_string(),
+        )
+    } else if phase == "Pending" {
+        (
+            format!(
+                "pod {ns}/{name} is Pending{why}{on}: it has no network yet, there is nothing to trace"
+            ),
+            format!(
+                "`kubectl -n {ns} describe pod {name}` says why it is not running; trace again once it is Running"
+            ),
+        )
+    } else if phase != "Running" {
+        (
+            format!(
+                "pod {ns}/{name} is {phase}{why}{on}: it does not send packets, there is nothing to trace"
+            ),
+            format!("`kubectl -n {ns} describe pod {name}`; trace from a Running pod"),
+        )
+    } else {
+        return Ok(());
+    };
+    Err(cluster::Error::Api {
+        what: format!("tracing from pod {ns}/{name}"),
+        detail,
+        hint,
+    })
+}
+
+/// The node a source pod is bound to must exist.
+pub fn known_node(node: cluster::Result<Node>, ns: &str, pod: &str) -> cluster::Result<()> {
+    match node {
+        Ok(_) => Ok(()),
+        Err(cluster::Error::NotFound { what, detail, .. }) => Err(cluster::Error::Api {
+            what: format!("tracing from pod {ns}/{pod}"),
+            detail: format!(
+                "the pod is bound to {what}, which does not exist{detail}: no ovn-controller serves it, there is nothing to trace"
+            ),
+            hint: format!(
+                "`kubectl get nodes`; delete the pod (`kubectl -n {ns} delete pod {pod}`) so it is scheduled again"
+            ),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +295,27 @@ mod tests {
         let s = from_pod(&vm).unwrap();
         assert_eq!(s.logical_port, "vm1.default");
         assert_eq!(s.ips, vec!["10.16.0.5".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn pending_and_deleted_pods_are_refused_with_their_phase() {
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": []},
+            "status": {"phase": "Pending", "conditions": [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/3 nodes are available"}]}
+        }))
+        .unwrap();
+        let e = ready(&pod).unwrap_err().to_string();
+        assert!(e.contains("pod default/p is Pending (Unschedulable: 0/3 nodes are available), not scheduled to any node"), "{e}");
+        assert!(e.contains("nothing to trace"), "{e}");
+        pod.status.as_mut().unwrap().phase = Some("Running".into());
+        assert!(ready(&pod).is_ok());
+        pod.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
+        );
+        let e = ready(&pod).unwrap_err().to_string();
+        assert!(e.contains("is being deleted"), "{e}");
     }
 }
