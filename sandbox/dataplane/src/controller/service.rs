@@ -116,7 +116,15 @@ fn subsets(svc: &Value, bs: &[Backend]) -> Value {
     // pods whose named ports resolve alike share a subset, as in Kubernetes
     let mut groups: BTreeMap<String, (Vec<Value>, Vec<Value>, Vec<Value>)> = BTreeMap::new();
     for b in bs {
-        let ports = ports_for(svc, Some(b.pod));
+        // Endpoints omit an empty port name (EndpointSlices keep it as "")
+        let mut ports = ports_for(svc, Some(b.pod));
+        for p in &mut ports {
+            if p["name"] == "" {
+                if let Some(m) = p.as_object_mut() {
+                    m.remove("name");
+                }
+            }
+        }
         let key = serde_json::to_string(&ports).unwrap_or_default();
         let e = groups.entry(key).or_insert_with(|| (vec![], vec![], ports));
         let mut addr = json!({"ip": pod_ips(b.pod)[0], "targetRef": target_ref(b.pod)});
