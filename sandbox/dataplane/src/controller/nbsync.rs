@@ -22,10 +22,17 @@ pub struct CurPg {
 }
 
 #[derive(Debug, Default)]
+pub struct CurSet {
+    pub uuid: String,
+    pub external_ids: BTreeMap<String, String>,
+    pub addresses: BTreeSet<String>,
+}
+
+#[derive(Debug, Default)]
 pub struct Current {
     pub tiers: bool,
     pub pgs: BTreeMap<String, CurPg>,
-    pub sets: BTreeMap<String, (String, BTreeMap<String, String>, BTreeSet<String>)>,
+    pub sets: BTreeMap<String, CurSet>,
     pub switch_acls: BTreeMap<String, Vec<(String, Acl)>>,
     pub lbs: BTreeMap<String, (String, BTreeMap<String, String>)>,
     pub lsps: BTreeMap<String, Lsp>,
@@ -126,9 +133,14 @@ pub fn parse(text: &str) -> Result<Current> {
         );
     }
     for r in sets {
-        let addrs = set(r, "addresses").into_iter().collect();
-        cur.sets
-            .insert(s(r, "name"), (s(r, "_uuid"), map(r, "external_ids"), addrs));
+        cur.sets.insert(
+            s(r, "name"),
+            CurSet {
+                uuid: s(r, "_uuid"),
+                external_ids: map(r, "external_ids"),
+                addresses: set(r, "addresses").into_iter().collect(),
+            },
+        );
     }
     for r in lbs {
         cur.lbs
@@ -207,7 +219,11 @@ pub fn diff(cur: &Current, want: &Desired) -> Txn {
                 c.push(format!("addresses={}", ovsdb_set(&want_set.addresses)));
                 t.add(c);
             }
-            Some((uuid, ext, addrs)) => {
+            Some(CurSet {
+                uuid,
+                external_ids: ext,
+                addresses: addrs,
+            }) => {
                 if addrs != &want_set.addresses {
                     t.add(vec![
                         "set".into(),
@@ -268,9 +284,13 @@ pub fn diff(cur: &Current, want: &Desired) -> Txn {
             t.add(vec!["pg-del".into(), name.clone()]);
         }
     }
-    for (name, (uuid, ext, _)) in &cur.sets {
-        if owned_set(ext) && !want.address_sets.contains_key(name) {
-            t.add(vec!["destroy".into(), "address_set".into(), uuid.clone()]);
+    for (name, set) in &cur.sets {
+        if owned_set(&set.external_ids) && !want.address_sets.contains_key(name) {
+            t.add(vec![
+                "destroy".into(),
+                "address_set".into(),
+                set.uuid.clone(),
+            ]);
         }
     }
     let empty = BTreeSet::new();
@@ -375,4 +395,5 @@ fn lb_and_port_diff(t: &mut Txn, cur: &Current, want: &Desired) {
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests;

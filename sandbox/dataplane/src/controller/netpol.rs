@@ -448,4 +448,5 @@ pub fn cidr_contains(outer: &str, inner: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests;

@@ -114,38 +114,47 @@ fn target_ref(p: &Value) -> Value {
 /// The `subsets` of the Service's Endpoints object (absent when there is no pod).
 fn subsets(svc: &Value, bs: &[Backend]) -> Value {
     // pods whose named ports resolve alike share a subset, as in Kubernetes
-    let mut groups: BTreeMap<String, (Vec<Value>, Vec<Value>, Vec<Value>)> = BTreeMap::new();
+    #[derive(Default)]
+    struct Group {
+        ready: Vec<Value>,
+        not_ready: Vec<Value>,
+        ports: Vec<Value>,
+    }
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     for b in bs {
         // Endpoints omit an empty port name (EndpointSlices keep it as "")
         let mut ports = ports_for(svc, Some(b.pod));
         for p in &mut ports {
-            if p["name"] == "" {
-                if let Some(m) = p.as_object_mut() {
-                    m.remove("name");
-                }
+            if p["name"] == ""
+                && let Some(m) = p.as_object_mut()
+            {
+                m.remove("name");
             }
         }
         let key = serde_json::to_string(&ports).unwrap_or_default();
-        let e = groups.entry(key).or_insert_with(|| (vec![], vec![], ports));
+        let e = groups.entry(key).or_insert_with(|| Group {
+            ports,
+            ..Group::default()
+        });
         let mut addr = json!({"ip": pod_ips(b.pod)[0], "targetRef": target_ref(b.pod)});
         if let Some(n) = b.pod["spec"]["nodeName"].as_str() {
             addr["nodeName"] = json!(n);
         }
         if b.ready {
-            e.0.push(addr)
+            e.ready.push(addr)
         } else {
-            e.1.push(addr)
+            e.not_ready.push(addr)
         }
     }
     let subsets: Vec<Value> = groups
         .into_values()
-        .map(|(ready, not_ready, ports)| {
-            let mut s = json!({"ports": ports});
-            if !ready.is_empty() {
-                s["addresses"] = json!(ready);
+        .map(|g| {
+            let mut s = json!({"ports": g.ports});
+            if !g.ready.is_empty() {
+                s["addresses"] = json!(g.ready);
             }
-            if !not_ready.is_empty() {
-                s["notReadyAddresses"] = json!(not_ready);
+            if !g.not_ready.is_empty() {
+                s["notReadyAddresses"] = json!(g.not_ready);
             }
             s
         })
@@ -443,4 +452,5 @@ pub fn lb_vips(w: &World, slices: &[Value], out: &mut Desired) -> Vec<ApiWrite> 
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests;

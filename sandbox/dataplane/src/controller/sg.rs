@@ -263,6 +263,7 @@ fn base_acls(pg: &str, dir: &str) -> Vec<Acl> {
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use crate::controller::world::Lsp;

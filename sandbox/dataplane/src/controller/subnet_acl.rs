@@ -51,6 +51,7 @@ pub fn build_all(w: &World, tiers: bool, out: &mut Desired) {
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use serde_json::json;

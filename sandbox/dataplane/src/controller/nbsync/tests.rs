@@ -43,12 +43,12 @@ fn the_same_rows_make_an_empty_transaction_and_changes_only_touch_owned_rows() {
             acls: np.acls.iter().map(|(_, a)| a.clone()).collect(),
         },
     );
-    for (name, (_, ext, addrs)) in &cur.sets {
+    for (name, set) in &cur.sets {
         want.address_sets.insert(
             name.clone(),
             AddressSet {
-                external_ids: ext.clone(),
-                addresses: addrs.clone(),
+                external_ids: set.external_ids.clone(),
+                addresses: set.addresses.clone(),
             },
         );
     }
