@@ -477,6 +477,12 @@ fn a_security_group_cr_confines_its_pods_and_its_deletion_frees_them() {
         pg.contains("sg=sg-test") && pg.contains("type=security_group"),
         "{pg}"
     );
+    let pg_status = common::jsonpath(
+        &kc,
+        &["get", "security-groups", "sg-test"],
+        "{.status.portGroup}",
+    );
+    assert_eq!(pg_status, "ovn.sg.sg.test");
     let acls = nbctl(&kc, &["acl-list", "ovn.sg.sg.test"]);
     assert!(acls.contains("18483") && acls.contains("2005"), "{acls}");
 

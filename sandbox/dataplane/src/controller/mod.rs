@@ -203,6 +203,8 @@ fn pass(ctx: &Ctx, port: u16) -> Result<()> {
             args.iter().filter(|a| *a == "--").count() + 1
         );
     }
+    // statuses say "synced" only after the NB transaction went through
+    writes.extend(sg::status_writes(&w));
     for wr in &writes {
         apply(port, wr)?;
     }

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::model::{Acl, AddressSet, Desired, PortGroup, PortSettings, with_vendor};
+use super::service::ApiWrite;
 use super::world::{self, World};
 
 pub const DENY_ALL: &str = "kubeovn_deny_all";
@@ -46,6 +47,33 @@ pub fn build_all(w: &World, tiers: bool, out: &mut Desired) {
     for sg in &w.security_groups {
         build(sg, w, tiers, out);
     }
+}
+
+/// The status `patchSgStatus` writes once the rows are in (without the rule
+/// digests, which hash Go structs): port group, same-group flag, sync success.
+pub fn status_writes(w: &World) -> Vec<ApiWrite> {
+    let mut out = Vec::new();
+    for sg in &w.security_groups {
+        let name = world::name(sg);
+        let want = serde_json::json!({
+            "portGroup": port_group_name(name),
+            "allowSameGroupTraffic": sg["spec"]["allowSameGroupTraffic"].as_bool().unwrap_or(false),
+            "ingressLastSyncSuccess": true,
+            "egressLastSyncSuccess": true,
+        });
+        let have = &sg["status"];
+        let same = want
+            .as_object()
+            .is_some_and(|m| m.iter().all(|(k, v)| &have[k] == v));
+        if !name.is_empty() && !same {
+            out.push(ApiWrite {
+                method: "PATCH",
+                path: format!("/apis/kubeovn.io/v1/security-groups/{name}/status"),
+                body: Some(serde_json::json!({ "status": want })),
+            });
+        }
+    }
+    out
 }
 
 /// What each pod's annotations ask of its LSP (`buildLogicalSwitchPort`,
@@ -333,5 +361,16 @@ mod tests {
                 .count(),
             20
         );
+    }
+
+    #[test]
+    fn the_status_is_written_until_it_says_synced() {
+        let mut w = World::default();
+        w.security_groups = vec![json!({"metadata": {"name": "web-sg"}, "spec": {}})];
+        let writes = status_writes(&w);
+        assert_eq!(writes.len(), 1);
+        assert!(writes[0].path.ends_with("/security-groups/web-sg/status"));
+        w.security_groups[0]["status"] = writes[0].body.as_ref().unwrap()["status"].clone();
+        assert!(status_writes(&w).is_empty());
     }
 }
