@@ -7,7 +7,7 @@
 //! sandbox has no images, exec runs the host's binaries in the pod's namespaces.
 
 mod place;
-mod watch;
+pub(crate) mod watch;
 mod wire;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

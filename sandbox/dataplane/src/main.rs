@@ -4,6 +4,7 @@
 #![allow(clippy::useless_vec)] // argv![] builds a Vec on purpose (it is extended)
 
 mod api;
+mod controller;
 mod ctx;
 mod down;
 mod exec;
@@ -44,7 +45,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Bring the sandbox up (or reuse it), with the kubelet that runs pods created
-    /// through the API; prints KUBECONFIG=<path> last.
+    /// through the API and the controller that turns NetworkPolicies, Services,
+    /// SecurityGroups and Subnet ACLs into NB rows; prints KUBECONFIG=<path> last.
     Up {
         /// Number of nodes, 1 to 32. The three ovn-central RAFT members go one per node
         /// on the first three; with fewer nodes they go round-robin, the second member
@@ -79,6 +81,14 @@ enum Cmd {
     /// pods created through the API get a node, an address and a data plane.
     #[command(hide = true)]
     Kubelet {
+        /// The sandbox state directory (a guard, and how `down` recognises the process).
+        #[arg(long)]
+        state_dir: std::path::PathBuf,
+    },
+    /// Run the sandbox controller in the foreground (`up` starts it in the background):
+    /// NetworkPolicies, Services, SecurityGroups and Subnet ACLs reach the NB.
+    #[command(hide = true)]
+    Controller {
         /// The sandbox state directory (a guard, and how `down` recognises the process).
         #[arg(long)]
         state_dir: std::path::PathBuf,
@@ -176,6 +186,10 @@ fn dispatch(cli: Cli, paths: &Paths) -> anyhow::Result<ExitCode> {
         Cmd::Kubelet { state_dir } => {
             state::validate_name(&cli.name)?;
             kubelet::run(&paths, &state_dir)?;
+        }
+        Cmd::Controller { state_dir } => {
+            state::validate_name(&cli.name)?;
+            controller::run(&paths, &state_dir)?;
         }
         Cmd::Down { all } => {
             if !preflight::is_root() {

@@ -1,7 +1,9 @@
 //! The OVN NB content, named and tagged as kube-ovn-controller makes it
 //! (kube-ovn-facts §5): routers, subnet switches with router ports, join node ports,
-//! pod ports, load balancers, router policies/static routes, port groups, NetworkPolicy
-//! ACLs and address sets. Written in two transactions (topology, then what refers to it).
+//! pod ports, load balancers (empty), router policies/static routes and the node and
+//! deny-all port groups. Written in two transactions (topology, then what refers to
+//! it). NetworkPolicies, Service VIPs, SecurityGroups and Subnet ACLs are the
+//! controller's (src/controller/), for planned and later objects alike.
 
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use crate::argv;
 use crate::ctx::Ctx;
 use crate::exec::{in_pod, run_with};
 use crate::node::NB_PORT;
-use crate::plan::{self, CLUSTER_ROUTER, DEFAULT_SUBNET, JOIN_SUBNET, NP_NAME, Plan, Subnet};
+use crate::plan::{self, CLUSTER_ROUTER, DEFAULT_SUBNET, JOIN_SUBNET, Plan, Subnet};
 
 const V: &str = "external_ids:vendor=kube-ovn";
 
@@ -147,51 +149,6 @@ fn switch(t: &mut Txn, s: &Subnet) {
     }
 }
 
-/// VIP key/value for an LB: `ip:port` or `[ip6]:port`.
-fn vip(ip: &str, port: u16) -> String {
-    if ip.contains(':') {
-        format!("[{ip}]:{port}")
-    } else {
-        format!("{ip}:{port}")
-    }
-}
-
-fn lb_vips(plan: &Plan, proto: &str) -> Vec<String> {
-    let mut v = Vec::new();
-    for svc in &plan.services {
-        let backends: Vec<_> = svc.backends.iter().filter_map(|k| plan.pod(k)).collect();
-        if backends.is_empty() {
-            continue;
-        }
-        for p in svc
-            .ports
-            .iter()
-            .filter(|p| p.protocol.eq_ignore_ascii_case(proto))
-        {
-            let fams: Vec<(String, Vec<String>)> = std::iter::once((
-                svc.cluster_ip4.clone(),
-                backends.iter().map(|b| b.ip4.clone()).collect(),
-            ))
-            .chain(svc.cluster_ip6.iter().map(|c6| {
-                (
-                    c6.clone(),
-                    backends.iter().filter_map(|b| b.ip6.clone()).collect(),
-                )
-            }))
-            .collect();
-            for (cip, ips) in fams {
-                let eps: Vec<String> = ips.iter().map(|ip| vip(ip, p.target_port)).collect();
-                v.push(format!(
-                    "vips:{}={}",
-                    q(&vip(&cip, p.port)),
-                    q(&eps.join(","))
-                ));
-            }
-        }
-    }
-    v
-}
-
 /// A pod's LSP `<pod>.<ns>` as kube-ovn-controller creates it (no-op for hostNetwork).
 pub fn pod_port(t: &mut Txn, p: &plan::Pod) {
     let Some(ls) = &p.subnet else { return };
@@ -277,11 +234,8 @@ pub fn topology(plan: &Plan) -> Txn {
                         format!("cluster-{proto}-loadbalancer")
                     },
                     &cluster_switches,
-                    if session {
-                        vec![]
-                    } else {
-                        lb_vips(plan, proto)
-                    },
+                    // VIPs come from the controller (Services + EndpointSlices)
+                    Vec::<String>::new(),
                 ),
                 (
                     if session {
@@ -325,8 +279,7 @@ pub fn pg_name(s: &str) -> String {
     s.replace('-', ".")
 }
 
-/// Transaction 2: port groups, NetworkPolicy ACLs and address sets, router policies
-/// and static routes.
+/// Transaction 2: node and deny-all port groups, router policies and static routes.
 pub fn policies(plan: &Plan) -> Txn {
     let mut t = Txn::default();
     let mut k = 0;
@@ -527,79 +480,6 @@ pub fn policies(plan: &Plan) -> Txn {
         vec![],
     );
 
-    // NetworkPolicy default/protect-db: ingress to db only from pods labelled access=db.
-    let pg = pg_name(&format!("{NP_NAME}.default"));
-    let np = format!("default/{NP_NAME}");
-    let target = plan
-        .pod(&plan.policy.target)
-        .map(|p| p.lsp())
-        .unwrap_or_default();
-    t.add(argv!["pg-add", pg, target]);
-    t.add(argv![
-        "set",
-        "port_group",
-        pg,
-        V,
-        format!("external_ids:np={}", q(&np))
-    ]);
-    let allowed = plan.pod(&plan.policy.allowed_from);
-    let fams: Vec<(&str, &str, Option<String>)> = {
-        let mut v = vec![("IPv4", "ip4", allowed.map(|p| p.ip4.clone()))];
-        if plan.dual_stack {
-            v.push(("IPv6", "ip6", allowed.and_then(|p| p.ip6.clone())));
-        }
-        v
-    };
-    for (i, (fam, l3, ip)) in fams.iter().enumerate() {
-        let allow_as = format!("{pg}.ingress.allow.{fam}.0");
-        let except_as = format!("{pg}.ingress.except.{fam}.0");
-        let as_ext = format!("external_ids:np={}", q(&format!("{np}/ingress")));
-        let mut c = argv![
-            "create",
-            "address_set",
-            format!("name={allow_as}"),
-            V,
-            as_ext
-        ];
-        if let Some(ip) = ip {
-            c.push(format!("addresses={}", q(ip)));
-        }
-        t.add(c);
-        t.add(argv![
-            "create",
-            "address_set",
-            format!("name={except_as}"),
-            V,
-            format!("external_ids:np={}", q(&format!("{np}/ingress")))
-        ]);
-        let m = format!(
-            "outport == @{pg} && {l3} && {l3}.src == ${allow_as} && {l3}.src != ${except_as}"
-        );
-        let name = format!("np/{NP_NAME}.default/ingress/{fam}/0");
-        acl(
-            &mut t,
-            &format!("a{i}"),
-            &pg,
-            "to-lport",
-            2001,
-            &m,
-            "allow-related",
-            Some(&name),
-            vec![],
-        );
-    }
-    let drop_name = format!("np/{NP_NAME}.default/ingress/drop");
-    acl(
-        &mut t,
-        "np-drop",
-        &pg,
-        "to-lport",
-        2000,
-        &format!("outport == @{pg} && ip"),
-        "drop",
-        Some(&drop_name),
-        vec![],
-    );
     t
 }
 

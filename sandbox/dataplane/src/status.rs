@@ -161,6 +161,13 @@ pub fn collect(paths: &Paths) -> Result<Value> {
                 .into(),
         );
     }
+    let controller_pid = crate::controller::running_pid(paths);
+    if ready.is_some() && controller_pid.is_none() {
+        problems.push(
+            "the sandbox controller is not running (NetworkPolicies, Services and SecurityGroups no longer reach the NB); `up` starts it again"
+                .into(),
+        );
+    }
     let faults = fault::active(paths);
     if !faults.is_empty() {
         problems.push(format!("{} fault(s) active", faults.len()));
@@ -197,6 +204,8 @@ pub fn collect(paths: &Paths) -> Result<Value> {
         })).collect::<Vec<_>>(),
         "faults": faults,
         "kubelet": {"pid": kubelet_pid, "running": kubelet_pid.is_some(), "pods": kubelet_pods},
+        "controller": {"pid": controller_pid, "running": controller_pid.is_some(),
+                       "passes": crate::controller::passes(paths)},
     }))
 }
 
@@ -330,6 +339,15 @@ pub fn render_text(v: &Value) -> String {
             s(&p["ip4"])
         );
     }
+    let c = &v["controller"];
+    line!(
+        "controller: {}, {} reconcile pass(es)",
+        c["pid"]
+            .as_u64()
+            .map(|p| format!("running (pid {p})"))
+            .unwrap_or_else(|| "NOT RUNNING".into()),
+        c["passes"].as_u64().unwrap_or(0)
+    );
     let faults = v["faults"].as_array().cloned().unwrap_or_default();
     if faults.is_empty() {
         line!("faults: none");

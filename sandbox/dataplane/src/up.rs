@@ -11,7 +11,9 @@ use serde_json::json;
 use crate::ctx::Ctx;
 use crate::exec::ip_batch;
 use crate::state::{self, Created, Paths};
-use crate::{api, argv, down, kubelet, nb, node, objects, plan, pods, preflight, underlay};
+use crate::{
+    api, argv, controller, down, kubelet, nb, node, objects, plan, pods, preflight, underlay,
+};
 
 pub struct UpOpts {
     pub nodes: usize,
@@ -59,6 +61,7 @@ pub fn up(paths: &Paths, opts: &UpOpts) -> Result<PathBuf> {
             eprintln!("sandbox `{}` is already up; reusing it", paths.name);
             // a kubelet that died (or a sandbox from before it existed) comes back
             kubelet::start(paths, &state::Recorder::new(paths))?;
+            controller::start(paths, &state::Recorder::new(paths))?;
             return Ok(paths.kubeconfig());
         }
         eprintln!(
@@ -189,6 +192,10 @@ fn build(ctx: &Ctx, opts: &UpOpts) -> Result<()> {
     let port = api::wait_ready(paths, api_pid, Duration::from_secs(30))?;
     api::wait_leaders(port, Duration::from_secs(30))?;
     kubelet::start(paths, &ctx.rec)?;
+    // The planned NetworkPolicy and Service VIPs reach the NB through the controller,
+    // the same way as objects created later; every chassis has them before `up` ends.
+    controller::start(paths, &ctx.rec)?;
+    sync_hv(ctx)?;
     Ok(())
 }
 

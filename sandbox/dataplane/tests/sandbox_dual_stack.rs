@@ -35,8 +35,30 @@ fn dual_stack_pods_talk_ipv6_and_the_policy_holds_for_it() {
     let np = &st["network_policy"];
     let db6 = &k.pod_ips("default", "db")[1];
     let pod_of = |v: &serde_json::Value| v.as_str().unwrap().split('/').nth(1).unwrap().to_string();
-    assert!(k.ping("default", &pod_of(&np["allowed_from"]), db6, "3"));
-    assert!(!k.ping("default", &pod_of(&np["denied_from"]), db6, "2"));
+    let (allowed, denied) = (pod_of(&np["allowed_from"]), pod_of(&np["denied_from"]));
+    assert!(k.ping("default", &allowed, db6, "3"));
+    // Kube-OVN's policy ACLs let every ICMPv6 packet through once IPv6 is involved
+    // (CreateGatewayACL: `icmp6` allow-stateless at 2001), so the denial shows on TCP.
+    assert!(k.ping("default", &denied, db6, "2"));
+    let listen = "setsid -f timeout 120 /usr/bin/python3 -c \"import socket\ns=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('::', 5432)); s.listen(8)\nwhile True:\n    c, a = s.accept(); c.sendall(b'hello'); c.close()\" >/dev/null 2>&1 </dev/null";
+    let (code, _, err) = k.exec("default", "db", None, &["bash", "-c", listen]);
+    assert_eq!(code, 0, "starting a listener in db: {err}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let connect = format!("exec 3<>/dev/tcp/{db6}/5432 && head -c5 <&3");
+    let tcp = |from: &str| {
+        let (code, out, _) = k.exec(
+            "default",
+            from,
+            None,
+            &["timeout", "3", "bash", "-c", &connect],
+        );
+        code == 0 && out == "hello"
+    };
+    assert!(tcp(&allowed), "{allowed} -> [{db6}]:5432 must connect");
+    assert!(
+        !tcp(&denied),
+        "{denied} -> [{db6}]:5432 got through the policy"
+    );
 
     // the underlay gateway answers neighbour discovery
     let (code, out, err) = k.exec(

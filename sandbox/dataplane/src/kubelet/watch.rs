@@ -10,17 +10,28 @@ use anyhow::{Context, Result, bail};
 
 /// Watch pods until the server ends the stream (after `timeout_secs`) or the
 /// connection breaks; `on_event` gets each event's `type` (ADDED, MODIFIED, DELETED).
-pub fn pods(port: u16, timeout_secs: u64, mut on_event: impl FnMut(&str)) -> Result<()> {
+pub fn pods(port: u16, timeout_secs: u64, on_event: impl FnMut(&str)) -> Result<()> {
+    resource(port, "/api/v1/pods", timeout_secs, on_event)
+}
+
+/// Watch any collection (`/api/v1/services`, `/apis/<group>/<version>/<plural>`) the
+/// same way; the sandbox controller watches several.
+pub fn resource(
+    port: u16,
+    path: &str,
+    timeout_secs: u64,
+    mut on_event: impl FnMut(&str),
+) -> Result<()> {
     let mut s = TcpStream::connect(("127.0.0.1", port))
         .with_context(|| format!("connecting to the API emulator on 127.0.0.1:{port}"))?;
     // A little longer than the server's own timeout: a silent, dead peer ends too.
     s.set_read_timeout(Some(Duration::from_secs(timeout_secs + 30)))
         .context("setting a read timeout on the watch connection")?;
     let req = format!(
-        "GET /api/v1/pods?watch=true&timeoutSeconds={timeout_secs} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+        "GET {path}?watch=true&timeoutSeconds={timeout_secs} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
     );
     s.write_all(req.as_bytes())
-        .context("sending the pod watch request")?;
+        .with_context(|| format!("sending the watch request for {path}"))?;
     let mut r = BufReader::new(s);
     let mut status = String::new();
     r.read_line(&mut status)
@@ -28,7 +39,7 @@ pub fn pods(port: u16, timeout_secs: u64, mut on_event: impl FnMut(&str)) -> Res
     let code = status.split_whitespace().nth(1).unwrap_or("");
     if code != "200" {
         bail!(
-            "the emulator answered the pod watch with `{}`",
+            "the emulator answered the watch of {path} with `{}`",
             status.trim()
         );
     }

@@ -1,0 +1,108 @@
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::controller::model::{AddressSet, PortGroup, with_vendor};
+
+const NB: &str = include_str!("fixtures/nb-tables-23.03.json");
+
+#[test]
+fn a_real_nb_dump_is_read() {
+    let cur = parse(NB).unwrap();
+    assert!(!cur.tiers, "OVN 23.03 has no ACL tier column");
+    let np = &cur.pgs["protect.db.default"];
+    assert_eq!(np.external_ids["np"], "default/protect-db");
+    assert_eq!(np.ports, BTreeSet::from(["db.default".to_string()]));
+    assert_eq!(np.acls.len(), 2);
+    assert!(
+        np.acls
+            .iter()
+            .any(|(_, a)| a.priority == 2000 && a.action == "drop")
+    );
+    assert!(owned_pg(&np.external_ids));
+    assert!(!owned_pg(&cur.pgs["node.kube.ovn.worker"].external_ids));
+    assert!(!owned_pg(&cur.pgs["ovn.sg.kubeovn_deny_all"].external_ids));
+    assert!(
+        cur.lbs["cluster-tcp-loadbalancer"]
+            .1
+            .contains_key("10.96.100.10:80")
+    );
+    assert!(cur.lsps["db.default"].addresses[0].ends_with(" 10.16.0.13"));
+    assert!(cur.switch_acls["ovn-default"].is_empty());
+}
+
+#[test]
+fn the_same_rows_make_an_empty_transaction_and_changes_only_touch_owned_rows() {
+    let cur = parse(NB).unwrap();
+    let mut want = Desired::default();
+    let np = &cur.pgs["protect.db.default"];
+    want.port_groups.insert(
+        "protect.db.default".into(),
+        PortGroup {
+            external_ids: np.external_ids.clone(),
+            ports: np.ports.clone(),
+            acls: np.acls.iter().map(|(_, a)| a.clone()).collect(),
+        },
+    );
+    for (name, set) in &cur.sets {
+        want.address_sets.insert(
+            name.clone(),
+            AddressSet {
+                external_ids: set.external_ids.clone(),
+                addresses: set.addresses.clone(),
+            },
+        );
+    }
+    for (name, (_, vips)) in &cur.lbs {
+        want.lb_vips.insert(name.clone(), vips.clone());
+    }
+    assert!(
+        diff(&cur, &want).argv().is_empty(),
+        "{:?}",
+        diff(&cur, &want).argv()
+    );
+
+    // the policy gone: its port group and address sets go, nothing else
+    let mut gone = Desired::default();
+    gone.lb_vips = want.lb_vips.clone();
+    let argv = diff(&cur, &gone).argv();
+    assert!(
+        argv.windows(2)
+            .any(|w| w == ["pg-del", "protect.db.default"]),
+        "{argv:?}"
+    );
+    assert_eq!(
+        argv.iter().filter(|a| *a == "destroy").count(),
+        2,
+        "{argv:?}"
+    );
+    assert!(!argv.iter().any(|a| a.contains("node.kube")), "{argv:?}");
+
+    // a new ACL on a new group, and a VIP removed
+    let mut more = Desired::default();
+    let acl = Acl::new(
+        "x.default",
+        "to-lport",
+        2000,
+        "outport == @x.default && ip",
+        "drop",
+    );
+    more.port_groups.insert(
+        "x.default".into(),
+        PortGroup {
+            external_ids: with_vendor(&[("np", "default/x")]),
+            ports: BTreeSet::from(["db.default".to_string(), "no-such.lsp".to_string()]),
+            acls: BTreeSet::from([acl]),
+        },
+    );
+    let argv = diff(&cur, &more).argv();
+    assert!(
+        argv.windows(3)
+            .any(|w| w == ["pg-add", "x.default", "db.default"]),
+        "{argv:?}"
+    );
+    assert!(
+        !argv.iter().any(|a| a == "no-such.lsp"),
+        "only existing LSPs join: {argv:?}"
+    );
+    assert!(argv.iter().any(|a| a == "vips={}"), "{argv:?}");
+}

@@ -1,0 +1,665 @@
+//! The sandbox controller against real kubectl, real OVN and real traffic: objects
+//! created through the API reach the NB as Kube-OVN makes them, `kubectl ko trace`
+//! follows within 2 s, and a real TCP connect / ping agrees with every verdict.
+//! Sandbox `ctrl`; the tests run one at a time (test-group `sandbox-controller`),
+//! because one of them restarts the controller.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{ko, kubectl, run, text};
+use serde_json::Value;
+
+const NAME: &str = "ctrl";
+/// How soon after `kubectl apply` returns the data plane must follow.
+const WITHIN: Duration = Duration::from_secs(2);
+
+fn kc() -> PathBuf {
+    common::kubeconfig(NAME)
+}
+
+fn apply(kc: &Path, yaml: &str) {
+    use std::io::Write;
+    let mut c = kubectl(kc);
+    c.args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("kubectl apply");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "kubectl apply: {}", text(&out.stderr));
+}
+
+fn kubectl_ok(kc: &Path, args: &[&str]) -> String {
+    let out = run({
+        let mut c = kubectl(kc);
+        c.args(args);
+        c
+    });
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A pod with a named container port `http` (8080), on `node`, with extra metadata.
+fn pod_yaml(name: &str, node: &str, labels: &str, annotations: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\n  annotations: {{{annotations}}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: app\n    image: busybox\n    ports: [{{name: http, containerPort: 8080}}]\n---\n"
+    )
+}
+
+/// Create the pods, wait until Ready, start a TCP listener on 8080 in `listeners`.
+fn pods(kc: &Path, yaml: &str, names: &[&str], listeners: &[&str]) {
+    for n in names {
+        let _ = run({
+            let mut c = kubectl(kc);
+            c.args(["delete", "pod", n, "--ignore-not-found", "--wait=true"]);
+            c
+        });
+    }
+    apply(kc, yaml);
+    for n in names {
+        kubectl_ok(
+            kc,
+            &[
+                "wait",
+                "--for=condition=Ready",
+                &format!("pod/{n}"),
+                "--timeout=60s",
+            ],
+        );
+    }
+    for l in listeners {
+        // a detached listener that answers every connection with a line, for 5 minutes
+        let script = "setsid -f timeout 300 /usr/bin/python3 -c \"import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 8080)); s.listen(16)\nwhile True:\n    c, a = s.accept(); c.sendall(b'hello\\\\n'); c.close()\" >/dev/null 2>&1 </dev/null";
+        kubectl_ok(kc, &["exec", l, "--", "bash", "-c", script]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn delete(kc: &Path, what: &[&str]) {
+    let mut args = vec!["delete", "--ignore-not-found", "--wait=false"];
+    args.extend_from_slice(what);
+    kubectl_ok(kc, &args);
+}
+
+fn ip(kc: &Path, pod: &str) -> String {
+    common::jsonpath(kc, &["get", "pod", pod], "{.status.podIP}")
+}
+
+/// A real TCP connection from `from` to ip:port that gets the listener's line.
+fn connects(kc: &Path, from: &str, ip: &str, port: u16) -> bool {
+    let script = format!("exec 3<>/dev/tcp/{ip}/{port} && head -c5 <&3");
+    let out = run({
+        let mut c = kubectl(kc);
+        c.args(["exec", from, "--", "timeout", "3", "bash", "-c", &script]);
+        c
+    });
+    out.status.success() && text(&out.stdout) == "hello"
+}
+
+fn pings(kc: &Path, from: &str, ip: &str) -> bool {
+    run({
+        let mut c = kubectl(kc);
+        c.args(["exec", from, "--", "ping", "-c", "1", "-W", "1", ip]);
+        c
+    })
+    .status
+    .success()
+}
+
+fn trace(kc: &Path, from: &str, ip: &str, proto: &[&str]) -> Value {
+    let out = run({
+        let mut c = ko(kc);
+        c.args(["trace", &format!("default/{from}"), ip])
+            .args(proto)
+            .args(["-o", "json"]);
+        c
+    });
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "trace {from} -> {ip} {proto:?} printed no JSON ({e}): {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    })
+}
+
+/// Trace until the verdict is `want`; the trace that shows it must have started
+/// within `WITHIN` of `since`. Returns that trace.
+fn verdict_within(
+    kc: &Path,
+    since: Instant,
+    from: &str,
+    ip: &str,
+    proto: &[&str],
+    want: &str,
+) -> Value {
+    loop {
+        let started = since.elapsed();
+        let t = trace(kc, from, ip, proto);
+        if t["verdict"] == want {
+            return t;
+        }
+        assert!(
+            started <= WITHIN,
+            "trace {from} -> {ip} {proto:?} still says {} {:?} after the change (want {want})",
+            t["verdict"],
+            started
+        );
+    }
+}
+
+fn nbctl(kc: &Path, args: &[&str]) -> String {
+    let out = run({
+        let mut c = ko(kc);
+        c.arg("nbctl").args(args);
+        c
+    });
+    assert!(
+        out.status.success(),
+        "nbctl {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_network_policy_applied_through_the_api_drops_within_2s_and_its_deletion_restores() {
+    let kc = kc();
+    let yaml = pod_yaml("np-srv", "kube-ovn-worker", "app: np-srv", "")
+        + &pod_yaml("np-deny", "kube-ovn-control-plane", "app: np-cli", "")
+        + &pod_yaml("np-allow", "kube-ovn-worker2", "access: np-srv", "");
+    pods(&kc, &yaml, &["np-srv", "np-deny", "np-allow"], &["np-srv"]);
+    let srv = ip(&kc, "np-srv");
+    assert_eq!(
+        trace(&kc, "np-deny", &srv, &["tcp", "8080"])["verdict"],
+        "delivered"
+    );
+    assert!(
+        connects(&kc, "np-deny", &srv, 8080),
+        "no policy yet: the connect must work"
+    );
+
+    let policy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: np-test, namespace: default}\nspec:\n  podSelector: {matchLabels: {app: np-srv}}\n  policyTypes: [Ingress]\n  ingress:\n  - from: [{podSelector: {matchLabels: {access: np-srv}}}]\n    ports: [{protocol: TCP, port: http}]\n";
+    apply(&kc, policy);
+    let t0 = Instant::now();
+    verdict_within(&kc, t0, "np-deny", &srv, &["tcp", "8080"], "dropped");
+    // named by a trace taken once NB and SB both have the rows
+    let t = trace(&kc, "np-deny", &srv, &["tcp", "8080"]);
+    assert_eq!(t["drop"]["port_group"], "np.test.default", "{t}");
+    assert_eq!(t["drop"]["policy"], "default/np-test", "{t}");
+    assert_eq!(t["drop"]["acl"]["priority"], 2000, "{t}");
+    let t = trace(&kc, "np-allow", &srv, &["tcp", "8080"]);
+    assert_eq!(
+        t["verdict"], "delivered",
+        "the named port http is allowed: {t}"
+    );
+    assert_eq!(
+        trace(&kc, "np-allow", &srv, &["icmp"])["verdict"],
+        "dropped"
+    );
+    // the traffic agrees with each verdict
+    assert!(
+        !connects(&kc, "np-deny", &srv, 8080),
+        "denied pod connected"
+    );
+    assert!(
+        connects(&kc, "np-allow", &srv, 8080),
+        "allowed pod could not connect"
+    );
+    assert!(
+        !pings(&kc, "np-allow", &srv),
+        "ICMP is not in the policy's ports"
+    );
+
+    // the rows, as Kube-OVN shapes them
+    let pg = nbctl(
+        &kc,
+        &[
+            "--bare",
+            "--columns=external_ids",
+            "find",
+            "port_group",
+            "name=np.test.default",
+        ],
+    );
+    assert!(
+        pg.contains("np=default/np-test") && pg.contains("vendor=kube-ovn"),
+        "{pg}"
+    );
+    let acls = nbctl(&kc, &["acl-list", "np.test.default"]);
+    assert!(
+        acls.contains("2001") && acls.contains("tcp.dst == 8080"),
+        "{acls}"
+    );
+    let set = nbctl(
+        &kc,
+        &[
+            "--bare",
+            "--columns=addresses",
+            "find",
+            "address_set",
+            "name=np.test.default.ingress.allow.IPv4.0",
+        ],
+    );
+    assert_eq!(set.trim(), ip(&kc, "np-allow"));
+
+    delete(&kc, &["networkpolicy", "np-test"]);
+    let t0 = Instant::now();
+    verdict_within(&kc, t0, "np-deny", &srv, &["tcp", "8080"], "delivered");
+    assert!(
+        connects(&kc, "np-deny", &srv, 8080),
+        "the policy is gone: the connect must work"
+    );
+    assert!(pings(&kc, "np-allow", &srv));
+    let left = nbctl(
+        &kc,
+        &[
+            "--bare",
+            "--columns=name",
+            "find",
+            "address_set",
+            "external_ids:np=default/np-test/ingress",
+        ],
+    );
+    assert!(left.trim().is_empty(), "address sets left: {left}");
+    let pg = nbctl(
+        &kc,
+        &[
+            "--bare",
+            "--columns=name",
+            "find",
+            "port_group",
+            "name=np.test.default",
+        ],
+    );
+    assert!(pg.trim().is_empty(), "port group left: {pg}");
+    delete(&kc, &["pod", "np-srv", "np-deny", "np-allow"]);
+}
+
+fn lb_vips(kc: &Path) -> String {
+    nbctl(
+        kc,
+        &[
+            "--bare",
+            "--columns=vips",
+            "find",
+            "load_balancer",
+            "name=cluster-tcp-loadbalancer",
+        ],
+    )
+}
+
+#[test]
+fn a_service_is_load_balanced_to_its_ready_pods_and_loses_its_vip_without_them() {
+    let kc = kc();
+    let yaml = pod_yaml("svc-be", "kube-ovn-worker", "app: svc-be", "")
+        + &pod_yaml("svc-cli", "kube-ovn-control-plane", "app: svc-cli", "");
+    pods(&kc, &yaml, &["svc-be", "svc-cli"], &["svc-be"]);
+    let be = ip(&kc, "svc-be");
+    apply(
+        &kc,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: svc-test, namespace: default}\nspec:\n  selector: {app: svc-be}\n  ports: [{name: web, port: 80, targetPort: http}]\n",
+    );
+    let t0 = Instant::now();
+    let vip = common::jsonpath(&kc, &["get", "svc", "svc-test"], "{.spec.clusterIP}");
+    let key = format!("{vip}:80");
+    wait_for("the VIP in cluster-tcp-loadbalancer", WITHIN, || {
+        lb_vips(&kc).contains(&key)
+    });
+    assert!(
+        lb_vips(&kc).contains(&format!("{key}={be}:8080")),
+        "{}",
+        lb_vips(&kc)
+    );
+    let t = verdict_within(&kc, t0, "svc-cli", &vip, &["tcp", "80"], "delivered");
+    assert_eq!(t["lb"]["backend"], format!("{be}:8080"), "{t}");
+    assert_eq!(t["lb"]["name"], "cluster-tcp-loadbalancer", "{t}");
+    assert!(
+        connects(&kc, "svc-cli", &vip, 80),
+        "a real connection through the VIP failed"
+    );
+    // Endpoints and EndpointSlice as the Kubernetes controllers make them
+    let ep = common::jsonpath(
+        &kc,
+        &["get", "endpoints", "svc-test"],
+        "{.subsets[0].addresses[0].ip} {.subsets[0].ports[0].port}",
+    );
+    assert_eq!(ep, format!("{be} 8080"));
+    let sl = common::jsonpath(
+        &kc,
+        &[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=svc-test",
+        ],
+        "{.items[0].endpoints[0].addresses[0]} {.items[0].ports[0].name}",
+    );
+    assert_eq!(sl, format!("{be} web"));
+
+    // no pod selected any more: no endpoints, no VIP
+    kubectl_ok(
+        &kc,
+        &[
+            "patch",
+            "svc",
+            "svc-test",
+            "--type=merge",
+            "-p",
+            "{\"spec\":{\"selector\":{\"app\":\"nothing\"}}}",
+        ],
+    );
+    wait_for("the VIP to go", WITHIN, || !lb_vips(&kc).contains(&key));
+    let t = trace(&kc, "svc-cli", &vip, &["tcp", "80"]);
+    assert!(
+        t["lb"].is_null(),
+        "no load balancer may answer for {vip} now: {t}"
+    );
+    assert!(
+        !connects(&kc, "svc-cli", &vip, 80),
+        "connected to a Service without endpoints"
+    );
+    let ep = common::jsonpath(&kc, &["get", "endpoints", "svc-test"], "{.subsets}");
+    assert!(ep.trim().is_empty(), "Endpoints still list {ep}");
+    // and back, then the Service goes with its Endpoints and slice
+    kubectl_ok(
+        &kc,
+        &[
+            "patch",
+            "svc",
+            "svc-test",
+            "--type=merge",
+            "-p",
+            "{\"spec\":{\"selector\":{\"app\":\"svc-be\"}}}",
+        ],
+    );
+    wait_for("the VIP to come back", WITHIN, || {
+        lb_vips(&kc).contains(&key)
+    });
+    assert!(connects(&kc, "svc-cli", &vip, 80));
+    delete(&kc, &["svc", "svc-test"]);
+    wait_for("the Endpoints to go", Duration::from_secs(5), || {
+        let out = kubectl_ok(&kc, &["get", "endpoints,endpointslices", "-o", "name"]);
+        !out.contains("svc-test")
+    });
+    wait_for("the VIP to go with the Service", WITHIN, || {
+        !lb_vips(&kc).contains(&key)
+    });
+    delete(&kc, &["pod", "svc-be", "svc-cli"]);
+}
+
+#[test]
+fn a_security_group_cr_confines_its_pods_and_its_deletion_frees_them() {
+    let kc = kc();
+    let sg_ann =
+        "ovn.kubernetes.io/security_groups: sg-test, ovn.kubernetes.io/port_security: \"true\"";
+    let yaml = pod_yaml("sg-srv", "kube-ovn-worker", "app: sg-srv", sg_ann)
+        + &pod_yaml("sg-ok", "kube-ovn-worker2", "app: sg-cli", "")
+        + &pod_yaml("sg-bad", "kube-ovn-control-plane", "app: sg-cli", "");
+    delete(&kc, &["security-groups", "sg-test"]);
+    pods(&kc, &yaml, &["sg-srv", "sg-ok", "sg-bad"], &["sg-srv"]);
+    let srv = ip(&kc, "sg-srv");
+    let ok = ip(&kc, "sg-ok");
+    // no such SecurityGroup yet: the pod is not confined
+    assert!(connects(&kc, "sg-bad", &srv, 8080));
+    let lsp = nbctl(
+        &kc,
+        &[
+            "--bare",
+            "--columns=external_ids",
+            "find",
+            "logical_switch_port",
+            "name=sg-srv.default",
+        ],
+    );
+    assert!(
+        lsp.contains("security_groups=sg-test") && lsp.contains("associated_sg_sg-test=true"),
+        "{lsp}"
+    );
+
+    let sg = format!(
+        "apiVersion: kubeovn.io/v1\nkind: SecurityGroup\nmetadata: {{name: sg-test}}\nspec:\n  ingressRules:\n  - {{ipVersion: ipv4, protocol: tcp, priority: 1, remoteType: address, remoteAddress: {ok}/32, portRangeMin: 8080, portRangeMax: 8080, policy: allow}}\n  egressRules:\n  - {{ipVersion: ipv4, protocol: all, priority: 1, remoteType: address, remoteAddress: 0.0.0.0/0, policy: allow}}\n"
+    );
+    apply(&kc, &sg);
+    let t0 = Instant::now();
+    verdict_within(&kc, t0, "sg-bad", &srv, &["tcp", "8080"], "dropped");
+    let t = trace(&kc, "sg-bad", &srv, &["tcp", "8080"]);
+    assert_eq!(t["drop"]["port_group"], "ovn.sg.kubeovn_deny_all", "{t}");
+    assert_eq!(
+        trace(&kc, "sg-ok", &srv, &["tcp", "8080"])["verdict"],
+        "delivered"
+    );
+    assert!(
+        !connects(&kc, "sg-bad", &srv, 8080),
+        "sg-bad connected through the SecurityGroup"
+    );
+    assert!(
+        connects(&kc, "sg-ok", &srv, 8080),
+        "sg-ok is allowed by the rule"
+    );
+    assert!(
+        !pings(&kc, "sg-ok", &srv),
+        "ICMP is not allowed by the SecurityGroup"
+    );
+    let pg = nbctl(
+        &kc,
+        &[
+            "--bare",
+            "--columns=external_ids",
+            "find",
+            "port_group",
+            "name=ovn.sg.sg.test",
+        ],
+    );
+    assert!(
+        pg.contains("sg=sg-test") && pg.contains("type=security_group"),
+        "{pg}"
+    );
+    let pg_status = common::jsonpath(
+        &kc,
+        &["get", "security-groups", "sg-test"],
+        "{.status.portGroup}",
+    );
+    assert_eq!(pg_status, "ovn.sg.sg.test");
+    let acls = nbctl(&kc, &["acl-list", "ovn.sg.sg.test"]);
+    assert!(acls.contains("18483") && acls.contains("2005"), "{acls}");
+
+    delete(&kc, &["security-groups", "sg-test"]);
+    let t0 = Instant::now();
+    verdict_within(&kc, t0, "sg-bad", &srv, &["tcp", "8080"], "delivered");
+    assert!(connects(&kc, "sg-bad", &srv, 8080));
+    assert!(pings(&kc, "sg-ok", &srv));
+    delete(&kc, &["pod", "sg-srv", "sg-ok", "sg-bad"]);
+}
+
+#[test]
+fn a_subnet_acl_drops_its_flow_and_removing_it_restores_the_flow() {
+    let kc = kc();
+    let yaml = pod_yaml("acl-a", "kube-ovn-worker", "app: acl", "")
+        + &pod_yaml("acl-b", "kube-ovn-worker2", "app: acl", "");
+    // a run that failed half-way may have left its rule behind
+    kubectl_ok(
+        &kc,
+        &[
+            "patch",
+            "subnet",
+            "ovn-default",
+            "--type=merge",
+            "-p",
+            "{\"spec\":{\"acls\":null}}",
+        ],
+    );
+    pods(&kc, &yaml, &["acl-a", "acl-b"], &["acl-b"]);
+    let (a, b) = (ip(&kc, "acl-a"), ip(&kc, "acl-b"));
+    let patch = format!(
+        "{{\"spec\":{{\"acls\":[{{\"direction\":\"to-lport\",\"priority\":1010,\"match\":\"ip4.src == {a} && ip4.dst == {b}\",\"action\":\"drop\"}}]}}}}"
+    );
+    kubectl_ok(
+        &kc,
+        &[
+            "patch",
+            "subnet",
+            "ovn-default",
+            "--type=merge",
+            "-p",
+            &patch,
+        ],
+    );
+    let t0 = Instant::now();
+    let t = verdict_within(&kc, t0, "acl-a", &b, &["icmp"], "dropped");
+    // the flow northd made of the subnet ACL (priority + 1000) dropped it
+    assert_eq!(t["drop"]["stage"], "ls_out_acl", "{t}");
+    assert_eq!(t["drop"]["priority"], 2010, "{t}");
+    assert!(
+        t["drop"]["match"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("ip4.src == {a} && ip4.dst == {b}")),
+        "{t}"
+    );
+    // a trace taken once NB and SB both have the row names the Subnet ACL
+    let t = trace(&kc, "acl-a", &b, &["icmp"]);
+    assert_eq!(t["drop"]["policy_kind"], "SubnetAcl", "{t}");
+    assert_eq!(t["drop"]["policy"], "ovn-default", "{t}");
+    assert_eq!(t["drop"]["acl"]["priority"], 1010, "{t}");
+    let row = nbctl(
+        &kc,
+        &[
+            "--bare",
+            "--columns=external_ids",
+            "find",
+            "acl",
+            "priority=1010",
+        ],
+    );
+    assert!(
+        row.contains("subnet=ovn-default") && row.contains("parent=ovn-default"),
+        "{row}"
+    );
+    assert!(!pings(&kc, "acl-a", &b), "the subnet ACL drops this ping");
+    assert!(!connects(&kc, "acl-a", &b, 8080));
+    assert_eq!(trace(&kc, "acl-b", &a, &["icmp"])["verdict"], "delivered");
+    assert!(
+        pings(&kc, "acl-b", &a),
+        "the other direction is not dropped"
+    );
+
+    kubectl_ok(
+        &kc,
+        &[
+            "patch",
+            "subnet",
+            "ovn-default",
+            "--type=merge",
+            "-p",
+            "{\"spec\":{\"acls\":null}}",
+        ],
+    );
+    let t0 = Instant::now();
+    verdict_within(&kc, t0, "acl-a", &b, &["icmp"], "delivered");
+    assert!(pings(&kc, "acl-a", &b));
+    assert!(connects(&kc, "acl-a", &b, 8080));
+    delete(&kc, &["pod", "acl-a", "acl-b"]);
+}
+
+#[test]
+fn a_restarted_controller_adds_nothing_twice_and_diagnose_stays_healthy() {
+    let kc = kc();
+    let status = |args: &[&str]| {
+        let mut a = vec!["status"];
+        a.extend_from_slice(args);
+        common::sandbox(NAME, &a)
+    };
+    let st: Value = serde_json::from_slice(&status(&["-o", "json"]).stdout).unwrap();
+    let pid = st["controller"]["pid"]
+        .as_u64()
+        .expect("status names the controller's pid");
+    assert_eq!(st["controller"]["running"], true);
+    let before = (
+        nbctl(&kc, &["acl-list", "protect.db.default"]),
+        lb_vips(&kc),
+        nbctl(
+            &kc,
+            &[
+                "--bare",
+                "--columns=name",
+                "find",
+                "address_set",
+                "external_ids:np=default/protect-db/ingress",
+            ],
+        ),
+    );
+    assert_eq!(before.0.lines().count(), 2, "{}", before.0);
+    // kill the controller this sandbox started: status reports it, up brings it back
+    let killed = run({
+        let mut c = std::process::Command::new("kill");
+        c.args(["-9", &pid.to_string()]);
+        c
+    });
+    assert!(
+        killed.status.success(),
+        "kill {pid}: {}",
+        text(&killed.stderr)
+    );
+    wait_for(
+        "status to notice the dead controller",
+        Duration::from_secs(5),
+        || {
+            let out = status(&[]);
+            !out.status.success() && text(&out.stdout).contains("controller: NOT RUNNING")
+        },
+    );
+    let out = common::sandbox(NAME, &["up"]);
+    assert!(out.status.success(), "up: {}", text(&out.stderr));
+    let st: Value = serde_json::from_slice(&status(&["-o", "json"]).stdout).unwrap();
+    assert_ne!(st["controller"]["pid"].as_u64(), Some(pid));
+    assert_eq!(st["healthy"], true, "{st}");
+    let after = (
+        nbctl(&kc, &["acl-list", "protect.db.default"]),
+        lb_vips(&kc),
+        nbctl(
+            &kc,
+            &[
+                "--bare",
+                "--columns=name",
+                "find",
+                "address_set",
+                "external_ids:np=default/protect-db/ingress",
+            ],
+        ),
+    );
+    assert_eq!(before, after, "a restart changed the controller's rows");
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["diagnose", "all"]);
+        c
+    });
+    assert!(
+        out.status.success(),
+        "diagnose all: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
