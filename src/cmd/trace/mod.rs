@@ -11,7 +11,7 @@
 //! Nothing user-supplied reaches a shell: every remote command is an argv.
 
 mod args;
-mod source;
+pub(crate) mod source;
 
 use k8s_openapi::api::core::v1::Pod;
 use ko_ovn::microflow::{self, ArpOp, Mac, Microflow, Protocol, TunnelMetadata};
