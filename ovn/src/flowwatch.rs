@@ -125,9 +125,17 @@ pub struct KeptFlow {
 }
 
 impl KeptFlow {
-    /// OVS drops what reaches an empty action list (`actions=drop`).
+    /// OVS drops what reaches an empty action list (`actions=drop`). The
+    /// loopback check (`reg14` = `reg15`: a flooded copy headed back to the
+    /// port it came from) drops a copy, not the packet.
     pub fn is_drop(&self) -> bool {
-        self.actions == "drop" || self.actions.ends_with(",drop")
+        (self.actions == "drop" || self.actions.ends_with(",drop")) && !self.is_loopback_check()
+    }
+
+    /// Matches the same logical port as inport and outport.
+    pub fn is_loopback_check(&self) -> bool {
+        let f = |n| crate::flows::match_field(&self.match_expr, n);
+        matches!((f("reg14"), f("reg15")), (Some(a), Some(b)) if a == b)
     }
 
     /// A conjunctive match: the counter is shared by every combination of

@@ -167,7 +167,11 @@ pub fn flow_row(m: &Movement, f: &KeptFlow, elapsed: f64, cx: &RowContext<'_>) -
         rate_bps: rate(m.bytes, elapsed),
         action: f.actions.clone(),
         drop: f.is_drop(),
-        explanation: meaning.explanation.clone(),
+        explanation: if f.is_loopback_check() {
+            "ovn-controller: a flooded copy is not sent back to the port it came from (the packet itself is not dropped)".into()
+        } else {
+            meaning.explanation.clone()
+        },
         owner: meaning.owner.clone(),
         shared: shared_reason.is_some(),
         shared_reason,
@@ -222,10 +226,7 @@ pub fn drop_row(r: &FlowRow, rows: &[FlowRow]) -> DropRow {
     let cause = flow_owner::drop_cause(r.stage.as_deref());
     let mut owner = r.owner.clone();
     if owner.is_none() && cause == DropCause::PortSecurity {
-        owner = rows
-            .iter()
-            .filter(|o| o.node == r.node && matches!(o.pin, Pin::InPort | Pin::Inport))
-            .find_map(|o| o.owner.clone().filter(|ow| ow.kind == "LogicalSwitchPort"));
+        owner = port_security_violator(r, rows);
     }
     DropRow {
         node: r.node.clone(),
@@ -235,12 +236,37 @@ pub fn drop_row(r: &FlowRow, rows: &[FlowRow]) -> DropRow {
         packets: r.packets,
         bytes: r.bytes,
         rate_pps: r.rate_pps,
-        reason: flow_owner::drop_reason(cause, owner.as_ref()),
+        reason: if cause == DropCause::PortSecurity && owner.is_none() {
+            "port security of another port of the switch: no watched port's check flagged a violation".into()
+        } else {
+            flow_owner::drop_reason(cause, owner.as_ref())
+        },
         cause,
         owner,
         shared: r.shared,
         match_expr: r.match_expr.clone(),
     }
+}
+
+/// The watched port whose own port-security check flagged a violation in
+/// the same interval. The flag register is read from the check stage's
+/// rule (`move:NXM_NX_REG10[12]->...` copies the verdict into the logical
+/// pipeline); a port-pinned rule loading 1 into it is that port's violation.
+fn port_security_violator(drop: &FlowRow, rows: &[FlowRow]) -> Option<Owner> {
+    let same_node = rows.iter().filter(|o| o.node == drop.node);
+    let flag = same_node
+        .clone()
+        .filter(|o| o.stage.as_deref().is_some_and(|s| s.contains("check_port_sec")))
+        .find_map(|o| {
+            o.action
+                .split(',')
+                .find_map(|a| a.strip_prefix("move:")?.split_once("->").map(|(src, _)| src.to_string()))
+        })?;
+    let set = format!("load:0x1->{flag}");
+    same_node
+        .filter(|o| matches!(o.pin, Pin::InPort | Pin::Inport))
+        .filter(|o| o.action.split(',').any(|a| a == set))
+        .find_map(|o| o.owner.clone().filter(|ow| ow.kind == "LogicalSwitchPort"))
 }
 
 /// Sorts rows: drops first, then by rate.
