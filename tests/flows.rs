@@ -71,7 +71,10 @@ fn denied_client_sees_a_growing_drop_owned_by_the_networkpolicy() {
     assert_eq!(drop["owner"]["kind"], "NetworkPolicy", "{drop}");
     assert_eq!(drop["owner"]["name"], "default/protect-db", "{drop}");
     let rule = drop["owner"]["rule"].as_str().unwrap();
-    assert!(rule.contains("np/protect-db.default/ingress/drop"), "{rule}");
+    assert!(
+        rule.contains("np/protect-db.default/ingress/drop"),
+        "{rule}"
+    );
     assert_eq!(drop["stage"], "ls_out_acl");
     // the rule counts every sender's packets to db: shared, and it says so
     assert_eq!(drop["shared"], true, "{drop}");
@@ -80,7 +83,10 @@ fn denied_client_sees_a_growing_drop_owned_by_the_networkpolicy() {
         .find(|f| f["cookie"] == drop["cookie"] && f["drop"] == true)
         .expect("the drop is also a flow row");
     assert!(
-        row["shared_reason"].as_str().unwrap().contains("db.default"),
+        row["shared_reason"]
+            .as_str()
+            .unwrap()
+            .contains("db.default"),
         "{row}"
     );
     // per-interval schema
@@ -94,7 +100,11 @@ fn denied_client_sees_a_growing_drop_owned_by_the_networkpolicy() {
         }
         assert!(f["rate_pps"].as_f64().unwrap() >= 0.0);
     }
-    assert!(arr(&v, "intervals").iter().any(|i| !arr(i, "drops").is_empty()));
+    assert!(
+        arr(&v, "intervals")
+            .iter()
+            .any(|i| !arr(i, "drops").is_empty())
+    );
 }
 
 #[test]
@@ -121,7 +131,10 @@ fn allowed_client_moves_the_allow_rule_and_drops_nothing() {
     let mut p = ping(&kc, "client-2", &db, 10, 1500);
     // client-2 is on another node: --peer db polls db's node too, where the
     // to-lport ACL runs
-    let (code, v) = flows(&kc, &["default/client-2", "--peer", "default/db", "--for", "5s"]);
+    let (code, v) = flows(
+        &kc,
+        &["default/client-2", "--peer", "default/db", "--for", "5s"],
+    );
     let _ = p.wait();
     assert_eq!(arr(&v, "nodes").len(), 2, "{v:#}");
     assert!(arr(&v, "drops").is_empty(), "no drop expected: {v:#}");
@@ -301,7 +314,10 @@ fn live_view_under_a_pty_refreshes_and_ends_with_a_summary_on_ctrl_c() {
     let frames = s.matches("\x1b[H\x1b[2J").count();
     assert!(frames >= 3, "{frames} frames:\n{s}");
     assert!(s.contains("--- summary ---"), "{s}");
-    assert!(s.contains("default/client-1 on kube-ovn-control-plane"), "{s}");
+    assert!(
+        s.contains("default/client-1 on kube-ovn-control-plane"),
+        "{s}"
+    );
     assert!(!s.contains("interrupted"), "{s}");
     assert_eq!(out.status.code(), Some(0), "{s}\n{}", text(&out.stderr));
 }

@@ -132,16 +132,16 @@ fn owner_of_flow(f: &LogicalFlow, stage: &str, nb: &NbSnapshot) -> Option<Owner>
         };
         return policy.map(policy_owner);
     }
-    if stage.contains("_lb") || stage.contains("hairpin") || stage.contains("affinity") {
-        if let Some(lb) = hint.and_then(|h| nb.load_balancer(h)) {
-            return Some(Owner {
-                kind: "LoadBalancer".into(),
-                name: lb.name.clone(),
-                rule: vip_in(&f.match_expr),
-                pod: None,
-                port_group: None,
-            });
-        }
+    if (stage.contains("_lb") || stage.contains("hairpin") || stage.contains("affinity"))
+        && let Some(lb) = hint.and_then(|h| nb.load_balancer(h))
+    {
+        return Some(Owner {
+            kind: "LoadBalancer".into(),
+            name: lb.name.clone(),
+            rule: vip_in(&f.match_expr),
+            pod: None,
+            port_group: None,
+        });
     }
     if let Some(obj) = hint.and_then(|h| routing::object_of(stage, h, nb)) {
         let (kind, router) = match &obj {

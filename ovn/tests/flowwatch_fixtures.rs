@@ -39,7 +39,13 @@ fn scanner_reads_every_flow_line_like_the_full_parser() {
             let full = flows::parse_line(l).unwrap();
             assert_eq!(
                 (s.cookie, s.table, s.priority, s.n_packets, s.n_bytes),
-                (full.cookie, full.table, full.priority, full.n_packets, full.n_bytes)
+                (
+                    full.cookie,
+                    full.table,
+                    full.priority,
+                    full.n_packets,
+                    full.n_bytes
+                )
             );
             assert_eq!(s.match_expr, full.match_expr);
             assert_eq!(s.actions, full.actions);
@@ -78,12 +84,11 @@ fn tracker_sees_the_networkpolicy_drop_and_the_pods_own_port() {
         .expect("table 0 classification of ofport 10 moved");
     assert!(in_port.packets >= 3);
     // nothing of the underlay switch (metadata 0x4) is kept
-    assert!(d.moved.iter().all(|m| {
-        !t.flow(m.id)
-            .unwrap()
-            .match_expr
-            .contains("metadata=0x4")
-    }));
+    assert!(
+        d.moved
+            .iter()
+            .all(|m| { !t.flow(m.id).unwrap().match_expr.contains("metadata=0x4") })
+    );
 }
 
 #[test]

@@ -63,8 +63,8 @@ fn drop_lines(out: &mut dyn Write, drops: &[DropRow], style: &Style) -> io::Resu
 fn flow_lines(out: &mut dyn Write, rows: &[FlowRow], style: &Style) -> io::Result<()> {
     writeln!(
         out,
-        "  {:>8} {:>9} {:>10}  {:<5} {:<24} {:<40} {}",
-        "PKTS", "PPS", "BYTES/S", "TABLE", "STAGE", "OWNER", "EXPLANATION"
+        "  {:>8} {:>9} {:>10}  {:<5} {:<24} {:<40} EXPLANATION",
+        "PKTS", "PPS", "BYTES/S", "TABLE", "STAGE", "OWNER"
     )?;
     for r in rows.iter().take(MAX_ROWS) {
         let mut stage = r.stage.clone().unwrap_or_else(|| "physical".into());

@@ -256,11 +256,17 @@ fn port_security_violator(drop: &FlowRow, rows: &[FlowRow]) -> Option<Owner> {
     let same_node = rows.iter().filter(|o| o.node == drop.node);
     let flag = same_node
         .clone()
-        .filter(|o| o.stage.as_deref().is_some_and(|s| s.contains("check_port_sec")))
+        .filter(|o| {
+            o.stage
+                .as_deref()
+                .is_some_and(|s| s.contains("check_port_sec"))
+        })
         .find_map(|o| {
-            o.action
-                .split(',')
-                .find_map(|a| a.strip_prefix("move:")?.split_once("->").map(|(src, _)| src.to_string()))
+            o.action.split(',').find_map(|a| {
+                a.strip_prefix("move:")?
+                    .split_once("->")
+                    .map(|(src, _)| src.to_string())
+            })
         })?;
     let set = format!("load:0x1->{flag}");
     same_node
