@@ -152,6 +152,9 @@ pub enum Command {
     /// Trace a packet through OVN logical flows only
     #[command(name = "ovn-trace", after_help = TRACE_AFTER_HELP)]
     OvnTrace(TraceArgs),
+    /// Which OpenFlow rules a pod's real packets hit, which drops are growing, and whose they are
+    #[command(after_help = FLOWS_AFTER_HELP)]
+    Flows(FlowsArgs),
     /// Check that Kubernetes, OVN and OVS agree and that the control plane is healthy
     #[command(
         long_about = "Check that Kubernetes, OVN and OVS agree and that the control plane is healthy: Kube-OVN CRDs and workloads, NB/SB RAFT (one leader, members connected and caught up), one active ovn-northd, leader labels and ovn-nb/ovn-sb/ovn-northd EndpointSlices; per node: SB chassis, encap IP, ovn-controller, br-int flows, tunnels; version skew (ovn-northd vs each node's ovn-controller, OVS across nodes, with the numbers); per pod: its LSP, addresses vs annotations, Port_Binding chassis and up; then a connectivity matrix from the pinger pod on each node (pods, node IPs, kube-dns, --external-address). Where the pinger pods have /kube-ovn/kube-ovn-pinger it also runs `--mode=job` as upstream does, and a node's pinger-job check fails on the problems its log reports (upstream's job exits 0 after lost pings); the job gets --timeout, and a job cut there is judged on what it logged until then (upstream's job waits 30 s for each node that does not answer). Failures are listed first, each with a hint; -o json|yaml gives healthy and checks[].{name,scope,status,message,hint}.\n\n`kubectl ko diagnose` without a scope runs `all`, as the bash script does.\n\nExit codes: 0 healthy, 1 a check failed, 2 bad input (malformed IPPorts, an invalid name, Kube-OVN not found in the namespace), 3 the cluster could not be used or the node or subnet does not exist (like every other \"not found\"), 4 a call timed out."
@@ -299,6 +302,65 @@ pub struct TraceArgs {
     /// Exit with the verdict: 0 delivered, 1 dropped/rejected/flooded/unresolved, 5 error
     #[arg(long)]
     pub exit_code: bool,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+const FLOWS_AFTER_HELP: &str = "\
+Polls `ovs-ofctl dump-flows br-int` on the pod's node (and on the nodes of
+--peer) once per --interval, keeps the rules that can carry the pod's packets
+(in_port = its OVS port, metadata = its logical switch, reg14/reg15 = its port),
+and shows the rules whose counters moved: packets/s, stage, what the rule does
+and whose it is (ACL -> NetworkPolicy / SecurityGroup / Subnet ACL, load
+balancer, route / router policy / NAT, logical switch port -> pod). Growing
+drops come first with their cause. A counter that other pods' packets also
+move (a datapath-wide rule, another port's egress, a conjunctive match) is
+marked shared. Counter resets (ovn-controller re-installing rules) are
+detected and counted from zero, never shown as negative rates.
+
+Views: on a terminal a live table refreshed in place until Ctrl-C (then a
+summary); otherwise (or with --for) one summary after DURATION (default 5s).
+-o json|yaml: intervals[].flows[].{table,stage,cookie,packets,bytes,rate_pps,
+action,drop,owner,shared}, intervals[].drops[], drops[] (whole run), expect[].
+
+Examples:
+  kubectl ko flows default/db                         live, until Ctrl-C
+  kubectl ko flows client-1 -n default --for 5s -o json
+  kubectl ko flows default/client-1 --peer 10.16.0.13 --drops
+  kubectl ko flows default/vm-1 --expect dhcp --for 30s  did DHCP requests reach the responder?
+
+Exit codes: 0 no drop grew, 1 a drop grew during a --for run, 2 usage,
+3 could not run (pod, node, leader or ovs-ovn missing), 5 a tool failed.";
+
+/// `flows <ns/pod | pod -n ns> [--for D | --watch] [--interval D] [--peer X] [--expect W]`
+#[derive(Debug, Clone, Args)]
+pub struct FlowsArgs {
+    /// Pod as <namespace>/<name>, or <name> with -n (default namespace `default`)
+    pub pod: String,
+    /// Namespace of the pod when POD has no namespace
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+    /// Watch for DURATION, then print one summary (default when stdout is not a terminal: 5s)
+    #[arg(long = "for", value_parser = parse_duration, value_name = "DURATION", conflicts_with = "watch")]
+    pub for_: Option<Duration>,
+    /// Live table until Ctrl-C, even when stdout is not a terminal
+    #[arg(long)]
+    pub watch: bool,
+    /// Time between two dumps
+    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub interval: Duration,
+    /// Also watch the path to/from this pod (<ns>/<name>) or IP: its datapath, port and node
+    #[arg(long, value_name = "IP|POD")]
+    pub peer: Vec<String>,
+    /// Stages real traffic should hit: dhcp, dns, arp, nd, a stage name (ls_in_acl), or match:<text>
+    #[arg(long, value_name = "WHAT")]
+    pub expect: Vec<String>,
+    /// Show only dropping rules
+    #[arg(long)]
+    pub drops: bool,
+    /// Show only rules whose stage contains TEXT (e.g. acl, lb, port_sec)
+    #[arg(long, value_name = "TEXT")]
+    pub stage: Option<String>,
     #[command(flatten)]
     pub output: OutputArg,
 }

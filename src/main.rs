@@ -39,6 +39,10 @@ fn main() -> ExitCode {
         if let Command::Perf(a) = &cli.command {
             return finish(&ctx, cmd::perf::run(&ctx, a).await);
         }
+        // flows handles Ctrl-C itself: it ends the live view with a summary.
+        if let Command::Flows(a) = &cli.command {
+            return finish(&ctx, cmd::flows::run(&ctx, a).await);
+        }
         tokio::select! {
             r = dispatch(&ctx, &cli.command) => finish(&ctx, r),
             _ = tokio::signal::ctrl_c() => {
@@ -75,6 +79,7 @@ async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Outcome, Error> {
         Command::Reload(a) => cmd::misc::reload(ctx, a).await,
         Command::Log(a) => cmd::misc::log(ctx, a).await,
         Command::Perf(a) => cmd::perf::run(ctx, a).await,
+        Command::Flows(a) => cmd::flows::run(ctx, a).await,
         Command::Version => Ok(cmd::misc::version(ctx)),
         Command::Completion(a) => cmd::misc::completion(a),
     }

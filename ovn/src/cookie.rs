@@ -81,6 +81,16 @@ impl CookieIndex {
         }
     }
 
+    /// Adds logical flows read later (a poller resolving cookies as they move).
+    pub fn add_flows(&mut self, flows: Vec<LogicalFlow>) {
+        for f in flows {
+            if let Some(p) = f.cookie() {
+                self.by_prefix.entry(p).or_default().push(self.flows.len());
+            }
+            self.flows.push(f);
+        }
+    }
+
     /// Adds `ovn-sbctl --format=json list Port_Binding` rows.
     pub fn add_port_bindings(&mut self, json: &str) -> Result<(), TableError> {
         self.add_sb_rows(json, "Port_Binding", "logical_port")

@@ -108,60 +108,137 @@ pub fn parse(input: &str) -> FlowDump {
 
 /// Parses one `dump-flows` line; `None` if it has no `actions=`.
 pub fn parse_line(line: &str) -> Option<Flow> {
-    let t = line.trim();
-    let (head, actions) = if let Some(rest) = t.strip_prefix("actions=") {
-        ("", rest)
-    } else {
-        let at = t.find(" actions=")?;
-        (&t[..at], &t[at + " actions=".len()..])
-    };
+    let l = scan_line(line)?;
     let mut flow = Flow {
-        priority: 32768,
-        actions: actions.trim().to_string(),
-        ..Flow::default()
+        cookie: l.cookie,
+        table: l.table,
+        priority: l.priority,
+        match_expr: l.match_expr.to_string(),
+        actions: l.actions.to_string(),
+        n_packets: l.n_packets,
+        n_bytes: l.n_bytes,
+        duration_s: l.duration.and_then(|d| d.parse().ok()),
+        stats: Vec::new(),
     };
-    let mut match_parts: Vec<&str> = Vec::new();
-    // OpenFlow 1.1+ dumps put bare flags before the match, separated by a
-    // space: `n_bytes=0, reset_counts priority=100,in_port=1`
-    let mut tokens: Vec<&str> = Vec::new();
-    for token in head.trim().trim_end_matches(',').split(", ") {
-        tokens.extend(token.split_whitespace());
-    }
-    for token in tokens {
-        if !token.contains('=') && !token.contains(',') && FLAG_WORDS.contains(&token) {
-            flow.stats.push((token.to_string(), String::new()));
-            continue;
-        }
-        // the match is the only part with commas inside (or it starts with priority=)
-        let is_stat = !token.contains(',')
-            && token
-                .split_once('=')
-                .is_some_and(|(k, _)| STAT_KEYS.contains(&k));
-        if !is_stat {
-            match_parts.push(token);
-            continue;
-        }
+    for token in l.head.split(", ").flat_map(str::split_whitespace) {
         let (k, v) = token.split_once('=').unwrap_or((token, ""));
-        match k {
-            "cookie" => flow.cookie = parse_u64(v)?,
-            "table" => flow.table = v.parse().ok()?,
-            "n_packets" => flow.n_packets = v.parse().ok(),
-            "n_bytes" => flow.n_bytes = v.parse().ok(),
-            "duration" => flow.duration_s = v.trim_end_matches('s').parse().ok(),
-            _ => flow.stats.push((k.to_string(), v.to_string())),
+        if !matches!(k, "cookie" | "table" | "n_packets" | "n_bytes" | "duration") {
+            flow.stats.push((k.to_string(), v.to_string()));
         }
     }
-    let joined = match_parts.join(",");
-    let mut rest: Vec<&str> = Vec::new();
-    for field in joined.split(',') {
-        if let Some(p) = field.strip_prefix("priority=") {
-            flow.priority = p.parse().ok()?;
-        } else if !field.is_empty() {
-            rest.push(field);
-        }
-    }
-    flow.match_expr = rest.join(",");
     Some(flow)
+}
+
+/// One `dump-flows` line, borrowed from the text: no allocation, so a
+/// poller can look at every line of a 100k-flow dump and copy only the few
+/// it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FlowLine<'a> {
+    pub cookie: u64,
+    pub table: u32,
+    /// OpenFlow default 32768 when the dump omits it.
+    pub priority: u32,
+    pub n_packets: Option<u64>,
+    pub n_bytes: Option<u64>,
+    /// `duration=` without the `s` (`51.538`).
+    pub duration: Option<&'a str>,
+    /// The match without `priority=`.
+    pub match_expr: &'a str,
+    pub actions: &'a str,
+    /// The stats and flags before the match (`cookie=...` up to the match).
+    pub head: &'a str,
+}
+
+impl<'a> FlowLine<'a> {
+    /// `duration=` in milliseconds (a rule re-installed between two dumps
+    /// has a smaller one).
+    pub fn duration_ms(&self) -> Option<u64> {
+        let d = self.duration?;
+        let (secs, frac) = d.split_once('.').unwrap_or((d, ""));
+        let mut ms = secs.parse::<u64>().ok()?.checked_mul(1000)?;
+        let mut scale = 100;
+        for b in frac.bytes().take(3) {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            ms += u64::from(b - b'0') * scale;
+            scale /= 10;
+        }
+        Some(ms)
+    }
+
+    /// The value of a match field (`metadata` -> `0x3`); `Some("")` for a
+    /// bare field like `ip`.
+    pub fn field(&self, name: &str) -> Option<&'a str> {
+        match_field(self.match_expr, name)
+    }
+}
+
+/// The value of field `name` in a `dump-flows` match.
+pub fn match_field<'a>(match_expr: &'a str, name: &str) -> Option<&'a str> {
+    match_expr.split(',').find_map(|f| match f.split_once('=') {
+        Some((k, v)) if k == name => Some(v),
+        None if f == name => Some(""),
+        _ => None,
+    })
+}
+
+/// Splits a `dump-flows` line into its parts without allocating; `None`
+/// when it has no `actions=` or a malformed stat. Stats come first as
+/// `key=value, `; bare flags (`reset_counts`, OpenFlow 1.1+) end with a
+/// space; what follows is the match, then ` actions=`.
+pub fn scan_line(line: &str) -> Option<FlowLine<'_>> {
+    let t = line.trim();
+    let mut l = FlowLine {
+        priority: 32768,
+        ..FlowLine::default()
+    };
+    let (head_and_match, actions) = match t.strip_prefix("actions=") {
+        Some(a) => ("", a),
+        None => {
+            let at = t.find(" actions=")?;
+            (&t[..at], &t[at + " actions=".len()..])
+        }
+    };
+    l.actions = actions.trim();
+    let mut rest = head_and_match.trim_start();
+    let head_start = rest;
+    loop {
+        let word_end = rest.find([' ', ',']).unwrap_or(rest.len());
+        let word = &rest[..word_end];
+        if FLAG_WORDS.contains(&word) {
+            rest = rest[word_end..].trim_start_matches([',', ' ']);
+            continue;
+        }
+        let Some((key, value)) = word.split_once('=') else {
+            break;
+        };
+        let after = &rest[word_end..];
+        let ends_stat = after.starts_with(", ") || after.trim_start_matches(',').trim().is_empty();
+        if !STAT_KEYS.contains(&key) || !ends_stat {
+            break;
+        }
+        match key {
+            "cookie" => l.cookie = parse_u64(value)?,
+            "table" => l.table = value.parse().ok()?,
+            "n_packets" => l.n_packets = Some(value.parse().ok()?),
+            "n_bytes" => l.n_bytes = Some(value.parse().ok()?),
+            "duration" => l.duration = Some(value.trim_end_matches('s')),
+            _ => {}
+        }
+        rest = rest[word_end..].trim_start_matches([',', ' ']);
+    }
+    l.head = head_start[..head_start.len() - rest.len()].trim_end_matches([',', ' ']);
+    let m = rest.trim();
+    l.match_expr = match m.strip_prefix("priority=") {
+        Some(p) => {
+            let end = p.find(',').unwrap_or(p.len());
+            l.priority = p[..end].parse().ok()?;
+            p[end..].trim_start_matches(',')
+        }
+        None => m,
+    };
+    Some(l)
 }
 
 /// Flags `dump-flows` prints as bare words.

@@ -4,7 +4,9 @@
 //! No I/O and no Kubernetes here: everything is a function of text in, types out.
 pub mod catalog;
 pub mod cookie;
+pub mod flow_owner;
 pub mod flows;
+pub mod flowwatch;
 mod indent;
 pub mod layout;
 pub mod lflow;

@@ -7,6 +7,7 @@
 
 pub mod db;
 pub mod diagnose;
+pub mod flows;
 pub mod misc;
 pub mod passthrough;
 pub mod perf;

@@ -5,6 +5,7 @@
 //! [`emit`] with the `-o` format. Commands never print their results themselves.
 
 pub mod diagnose;
+pub mod flows;
 pub mod trace;
 pub mod trace_compact;
 

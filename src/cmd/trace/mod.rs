@@ -14,7 +14,7 @@ mod args;
 pub mod destination;
 mod health;
 mod service;
-mod source;
+pub(crate) mod source;
 
 use k8s_openapi::api::core::v1::Pod;
 use ko_ovn::microflow::{self, ArpOp, Mac, Microflow, Protocol, TunnelMetadata};

@@ -1,0 +1,323 @@
+//! `kubectl ko flows` against the sandbox with real traffic (real OVS
+//! counters, real exec over the emulator): the NetworkPolicy drop of the
+//! denied client, the allow rules of the allowed one, a port-security drop
+//! from a spoofed MAC, the flood of a ping to an unused address, an idle pod,
+//! a shared counter, `--expect`, and the live view under a pseudo-terminal.
+//! Sandbox `flows`; the tests run one at a time (nextest group `flows`), since
+//! one test's traffic would move another's counters. Traffic stays inside
+//! the sandbox's namespaces.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{KO, jsonpath, ko, kubeconfig, kubectl, run, text};
+use serde_json::Value;
+
+const SB: &str = "flows";
+
+/// Pings `dst` from `pod` in the background, starting after `delay_ms` so
+/// the baseline dump comes first.
+fn ping(kc: &Path, pod: &str, dst: &str, count: u32, delay_ms: u64) -> Child {
+    let mut c = kubectl(kc);
+    // sleep inside the pod netns, then ping: one exec, argv only
+    c.args(["exec", pod, "--", "sh", "-c"])
+        .arg(format!(
+            "sleep {}; ping -c {count} -i 0.3 -W 1 {dst}",
+            delay_ms as f64 / 1000.0
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c.spawn().expect("kubectl exec ping")
+}
+
+fn flows(kc: &Path, args: &[&str]) -> (i32, Value) {
+    let out = run({
+        let mut c = ko(kc);
+        c.args(["flows"]).args(args).args(["-o", "json"]);
+        c
+    });
+    let code = out.status.code().unwrap_or(-1);
+    let stdout = text(&out.stdout);
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "flows {args:?} did not print JSON ({e}), exit {code}:\n{stdout}\n{}",
+            text(&out.stderr)
+        )
+    });
+    (code, v)
+}
+
+fn arr<'a>(v: &'a Value, k: &str) -> &'a Vec<Value> {
+    v[k].as_array().unwrap_or_else(|| panic!("no {k}[] in {v}"))
+}
+
+#[test]
+fn denied_client_sees_a_growing_drop_owned_by_the_networkpolicy() {
+    let kc = kubeconfig(SB);
+    let db = jsonpath(&kc, &["get", "pod", "db"], "{.status.podIP}");
+    let mut p = ping(&kc, "client-1", &db, 10, 1500);
+    let (code, v) = flows(&kc, &["default/client-1", "--for", "5s"]);
+    let _ = p.wait();
+    assert_eq!(code, 1, "a drop grew: exit 1\n{v:#}");
+    let drop = arr(&v, "drops")
+        .iter()
+        .find(|d| d["cause"] == "acl")
+        .unwrap_or_else(|| panic!("no ACL drop in {v:#}"));
+    assert!(drop["packets"].as_u64().unwrap() >= 3, "{drop}");
+    assert_eq!(drop["owner"]["kind"], "NetworkPolicy", "{drop}");
+    assert_eq!(drop["owner"]["name"], "default/protect-db", "{drop}");
+    let rule = drop["owner"]["rule"].as_str().unwrap();
+    assert!(
+        rule.contains("np/protect-db.default/ingress/drop"),
+        "{rule}"
+    );
+    assert_eq!(drop["stage"], "ls_out_acl");
+    // the rule counts every sender's packets to db: shared, and it says so
+    assert_eq!(drop["shared"], true, "{drop}");
+    let row = arr(&v, "flows")
+        .iter()
+        .find(|f| f["cookie"] == drop["cookie"] && f["drop"] == true)
+        .expect("the drop is also a flow row");
+    assert!(
+        row["shared_reason"]
+            .as_str()
+            .unwrap()
+            .contains("db.default"),
+        "{row}"
+    );
+    // per-interval schema
+    let i = &arr(&v, "intervals")[0];
+    for f in arr(i, "flows") {
+        for k in [
+            "table", "stage", "cookie", "packets", "bytes", "rate_pps", "action", "drop", "owner",
+            "shared",
+        ] {
+            assert!(f.get(k).is_some(), "interval flow without {k}: {f}");
+        }
+        assert!(f["rate_pps"].as_f64().unwrap() >= 0.0);
+    }
+    assert!(
+        arr(&v, "intervals")
+            .iter()
+            .any(|i| !arr(i, "drops").is_empty())
+    );
+}
+
+#[test]
+fn watching_db_shows_the_same_drop_pinned_to_its_port() {
+    let kc = kubeconfig(SB);
+    let db = jsonpath(&kc, &["get", "pod", "db"], "{.status.podIP}");
+    let mut p = ping(&kc, "client-1", &db, 10, 1500);
+    let (code, v) = flows(&kc, &["db", "-n", "default", "--for", "5s"]);
+    let _ = p.wait();
+    assert_eq!(code, 1, "{v:#}");
+    let drop = arr(&v, "drops")
+        .iter()
+        .find(|d| d["cause"] == "acl")
+        .unwrap_or_else(|| panic!("no ACL drop in {v:#}"));
+    assert_eq!(drop["owner"]["name"], "default/protect-db");
+    // db's own egress rule (reg15 = db's key): not shared with other pods
+    assert_eq!(drop["shared"], false, "{drop}");
+}
+
+#[test]
+fn allowed_client_moves_the_allow_rule_and_drops_nothing() {
+    let kc = kubeconfig(SB);
+    let db = jsonpath(&kc, &["get", "pod", "db"], "{.status.podIP}");
+    let mut p = ping(&kc, "client-2", &db, 10, 1500);
+    // client-2 is on another node: --peer db polls db's node too, where the
+    // to-lport ACL runs
+    let (code, v) = flows(
+        &kc,
+        &["default/client-2", "--peer", "default/db", "--for", "5s"],
+    );
+    let _ = p.wait();
+    assert_eq!(arr(&v, "nodes").len(), 2, "{v:#}");
+    assert!(arr(&v, "drops").is_empty(), "no drop expected: {v:#}");
+    assert_eq!(code, 0);
+    let allow = arr(&v, "flows")
+        .iter()
+        .find(|f| {
+            f["owner"]["kind"] == "NetworkPolicy"
+                && f["owner"]["rule"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("ingress/IPv4/0") && r.contains("allow-related"))
+        })
+        .unwrap_or_else(|| panic!("the allow rule did not move: {v:#}"));
+    assert!(allow["packets"].as_u64().unwrap() >= 3, "{allow}");
+    assert_eq!(allow["drop"], false);
+}
+
+#[test]
+fn spoofed_source_mac_is_a_port_security_drop_of_its_pod() {
+    let kc = kubeconfig(SB);
+    let _ = run({
+        let mut c = kubectl(&kc);
+        c.args(["delete", "pod", "psec", "--ignore-not-found", "--wait=true"]);
+        c
+    });
+    let out = run({
+        let mut c = kubectl(&kc);
+        c.args([
+            "run",
+            "psec",
+            "--image=busybox",
+            "--overrides",
+            r#"{"spec":{"nodeSelector":{"kubernetes.io/hostname":"kube-ovn-worker2"}}}"#,
+            "--",
+            "sleep",
+            "infinity",
+        ]);
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run({
+        let mut c = kubectl(&kc);
+        c.args(["wait", "--for=condition=Ready", "pod/psec", "--timeout=60s"]);
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mac = jsonpath(
+        &kc,
+        &["get", "pod", "psec"],
+        "{.metadata.annotations.ovn\\.kubernetes\\.io/mac_address}",
+    );
+    let ip = jsonpath(&kc, &["get", "pod", "psec"], "{.status.podIP}");
+    // what Kube-OVN does for ovn.kubernetes.io/port_security=true
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["nbctl", "lsp-set-port-security", "psec.default"])
+            .arg(format!("{mac} {ip}"));
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let exec = |args: &[&str]| {
+        let out = run({
+            let mut c = kubectl(&kc);
+            c.args(["exec", "psec", "--"]).args(args);
+            c
+        });
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    };
+    exec(&["ip", "link", "set", "eth0", "address", "02:00:00:00:0b:ad"]);
+    let web3 = jsonpath(&kc, &["get", "pod", "web-3"], "{.status.podIP}");
+    let mut p = ping(&kc, "psec", &web3, 10, 1500);
+    let (code, v) = flows(&kc, &["default/psec", "--for", "5s"]);
+    let _ = p.wait();
+    exec(&["ip", "link", "set", "eth0", "address", mac.trim()]);
+    let _ = run({
+        let mut c = kubectl(&kc);
+        c.args(["delete", "pod", "psec", "--wait=false"]);
+        c
+    });
+    assert_eq!(code, 1, "{v:#}");
+    let drop = arr(&v, "drops")
+        .iter()
+        .find(|d| d["cause"] == "port_security")
+        .unwrap_or_else(|| panic!("no port-security drop: {v:#}"));
+    assert!(drop["packets"].as_u64().unwrap() >= 1, "{drop}");
+    assert_eq!(drop["owner"]["kind"], "LogicalSwitchPort", "{drop}");
+    assert_eq!(drop["owner"]["name"], "psec.default", "{drop}");
+    assert_eq!(drop["owner"]["pod"], "default/psec", "{drop}");
+    assert!(drop["stage"].as_str().unwrap().contains("port_sec"));
+}
+
+#[test]
+fn ping_to_an_unused_address_floods() {
+    let kc = kubeconfig(SB);
+    let mut p = ping(&kc, "client-3", "10.16.0.250", 8, 1500);
+    let (_, v) = flows(&kc, &["default/client-3", "--for", "4s"]);
+    let _ = p.wait();
+    let rows = arr(&v, "flows");
+    let l2 = rows
+        .iter()
+        .find(|f| f["flood"] == true && f["stage"] == "ls_in_l2_lkup")
+        .unwrap_or_else(|| panic!("no flooding l2 lookup: {v:#}"));
+    assert!(l2["packets"].as_u64().unwrap() >= 2, "{l2}");
+    assert!(
+        rows.iter()
+            .any(|f| f["owner"]["kind"] == "MulticastGroup" && f["owner"]["name"] == "_MC_flood"),
+        "{v:#}"
+    );
+    // the copy not sent back to the sender is not a drop
+    assert!(
+        arr(&v, "drops").iter().all(|d| d["cause"] != "other"),
+        "{v:#}"
+    );
+}
+
+#[test]
+fn idle_pod_shows_nothing_moving() {
+    let kc = kubeconfig(SB);
+    let (code, v) = flows(&kc, &["default/web-2", "--for", "3s"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(arr(&v, "flows").is_empty(), "{v:#}");
+    assert!(arr(&v, "drops").is_empty(), "{v:#}");
+    assert!(arr(&v, "intervals").len() >= 2, "{v:#}");
+    assert!(v["cost"]["lines"].as_u64().unwrap() > 100, "{v:#}");
+}
+
+#[test]
+fn expect_arp_is_hit_for_a_known_address_and_not_for_an_unknown_one() {
+    let kc = kubeconfig(SB);
+    let web3 = jsonpath(&kc, &["get", "pod", "web-3"], "{.status.podIP}");
+    let flush = || {
+        let out = run({
+            let mut c = kubectl(&kc);
+            c.args(["exec", "client-3", "--", "ip", "neigh", "flush", "all"]);
+            c
+        });
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    flush();
+    let mut p = ping(&kc, "client-3", &web3, 4, 1500);
+    let (_, v) = flows(&kc, &["default/client-3", "--expect", "arp", "--for", "4s"]);
+    let _ = p.wait();
+    let e = &arr(&v, "expect")[0];
+    assert_eq!(e["hit"], true, "{e:#}");
+    flush();
+    let mut p = ping(&kc, "client-3", "10.16.0.251", 4, 1500);
+    let (_, v) = flows(&kc, &["default/client-3", "--expect", "arp", "--for", "4s"]);
+    let _ = p.wait();
+    let e = &arr(&v, "expect")[0];
+    assert_eq!(e["hit"], false, "{e:#}");
+    assert!(e["note"].as_str().unwrap().contains("NOT HIT"), "{e:#}");
+}
+
+#[test]
+fn live_view_under_a_pty_refreshes_and_ends_with_a_summary_on_ctrl_c() {
+    let kc = kubeconfig(SB);
+    let cmd = format!(
+        "{KO} --kubeconfig {} flows default/client-1 --interval 300ms",
+        kc.display()
+    );
+    // script(1) gives the command a pseudo-terminal; ^C written to it
+    // reaches the command as SIGINT through the pty's line discipline
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1)");
+    std::thread::sleep(Duration::from_secs(4));
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"\x03").expect("write ^C");
+    stdin.flush().expect("flush");
+    let out = child.wait_with_output().expect("wait");
+    let s = text(&out.stdout);
+    let frames = s.matches("\x1b[H\x1b[2J").count();
+    assert!(frames >= 3, "{frames} frames:\n{s}");
+    assert!(s.contains("--- summary ---"), "{s}");
+    assert!(
+        s.contains("default/client-1 on kube-ovn-control-plane"),
+        "{s}"
+    );
+    assert!(!s.contains("interrupted"), "{s}");
+    assert_eq!(out.status.code(), Some(0), "{s}\n{}", text(&out.stderr));
+}
