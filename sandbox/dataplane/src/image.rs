@@ -322,7 +322,7 @@ fn debootstrap(r: &Release, tmp: &Path, log: &Path) -> Result<()> {
             continue;
         };
         let n = seen.entry(verb.to_string()).or_default();
-        if *n % 40 == 0 {
+        if n.is_multiple_of(40) {
             eprintln!("[image {}] {line}", r.ovn);
         }
         *n += 1;
