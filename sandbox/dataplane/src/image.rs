@@ -53,10 +53,12 @@ pub const RELEASES: &[Release] = &[
 /// What `up` runs without `--ovn` / KO_SANDBOX_OVN: the version current Kube-OVN ships.
 pub const DEFAULT_OVN: &str = "25.03";
 
-/// Packages of an image: the OVN/OVS daemons and what the pods running them are
-/// exec'd for (ovs-ovn, kube-ovn-cni, pinger: ip, ss, ps, sysctl, ping, tcpdump).
-const PACKAGES: &str =
-    "ovn-central,ovn-host,openvswitch-switch,iproute2,procps,iputils-ping,tcpdump,ethtool";
+/// Packages of an image: the OVN/OVS daemons and the tools Kube-OVN's own image has
+/// that the plugin execs in these pods (ip, ss, ps, sysctl, ping, tcpdump; curl for
+/// diagnose's probes from the pinger; Habets' arping and ndisc6 for trace's gateway
+/// lookup from kube-ovn-cni; ipset, iptables, netstat for `log linux`).
+const PACKAGES: &str = "ovn-central,ovn-host,openvswitch-switch,iproute2,procps,iputils-ping,\
+tcpdump,ethtool,curl,arping,ndisc6,ipset,iptables,net-tools";
 
 const MARKER: &str = ".ko-sandbox-image.json";
 /// Images take ~400 MB; debootstrap needs the packages on top while it builds.
@@ -88,6 +90,10 @@ pub struct ImageInfo {
     /// Unix time the build finished.
     pub built: u64,
     pub build_secs: f64,
+    /// The `--include` list it was built with: another list (this file changed) makes
+    /// the image outdated, and it is rebuilt like a broken one.
+    #[serde(default)]
+    pub packages: String,
 }
 
 pub fn cache_root() -> PathBuf {
@@ -96,8 +102,18 @@ pub fn cache_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/cache/kubectl-ko-sandbox/images"))
 }
 
-pub fn image_dir(r: &Release) -> PathBuf {
+/// `<cache>/<version>`: a symlink to the current build `<version>@<unix time>`. Each
+/// build gets its own directory, so a rebuild never pulls the files from under the
+/// overlays of sandboxes still running on the previous one (removed once unused).
+pub fn image_link(r: &Release) -> PathBuf {
     cache_root().join(r.ovn)
+}
+
+/// The current build's directory (what pods mount), or the link itself if it
+/// resolves to nothing yet.
+fn current(r: &Release) -> PathBuf {
+    let link = image_link(r);
+    fs::canonicalize(&link).unwrap_or(link)
 }
 
 /// The first line of `<tool> --version` ("ovn-nbctl 25.03.0") → "25.03.0".
@@ -140,6 +156,9 @@ pub fn check(r: &Release, dir: &Path) -> Result<ImageInfo> {
         .with_context(|| format!("no ready marker {}", marker.display()))?;
     let info: ImageInfo = serde_json::from_str(&text)
         .with_context(|| format!("unreadable marker {}", marker.display()))?;
+    if info.packages != PACKAGES {
+        bail!("it was built with another package list than this ko-sandbox installs");
+    }
     for f in [
         "usr/share/openvswitch/vswitch.ovsschema",
         "usr/share/ovn/ovn-nb.ovsschema",
@@ -189,13 +208,18 @@ fn lock(r: &Release) -> Result<BuildLock> {
 /// The root filesystem for release `r`: the cached image, built (or rebuilt) first
 /// if it is missing or broken. Progress goes to stderr.
 pub fn ensure(r: &Release) -> Result<(PathBuf, ImageInfo)> {
-    let dir = image_dir(r);
+    let dir = current(r);
     // Checked without the lock first: a ready image is read-only from here on.
     if let Ok(info) = check(r, &dir) {
+        if !old_builds(r, &dir).is_empty() {
+            let _lock = lock(r)?;
+            remove_unused(r, &current(r));
+        }
         return Ok((dir, info));
     }
     let _lock = lock(r)?;
     // Another `up` may have built it while we waited for the lock.
+    let dir = current(r);
     match check(r, &dir) {
         Ok(info) => return Ok((dir, info)),
         Err(why) if dir.exists() => {
@@ -212,8 +236,62 @@ pub fn ensure(r: &Release) -> Result<(PathBuf, ImageInfo)> {
             r.suite
         ),
     }
-    let info = build(r, &dir)?;
-    Ok((dir, info))
+    let info = build(r)?;
+    Ok((current(r), info))
+}
+
+/// Builds of `r` other than `keep` (`<version>@*` directories).
+fn old_builds(r: &Release, keep: &Path) -> Vec<PathBuf> {
+    let prefix = format!("{}@", r.ovn);
+    fs::read_dir(cache_root())
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .filter(|p| p != keep)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether an overlay of some process (a running sandbox's pod) has `dir` below it.
+fn in_use(dir: &Path) -> bool {
+    let needle = format!("lowerdir={}", dir.display());
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return true;
+    };
+    rd.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .any(|e| {
+            fs::read_to_string(e.path().join("mountinfo")).is_ok_and(|mi| {
+                mi.match_indices(&needle).any(|(i, _)| {
+                    matches!(
+                        mi.as_bytes().get(i + needle.len()),
+                        Some(b',' | b' ' | b'\n' | b':')
+                    )
+                })
+            })
+        })
+}
+
+/// Remove the old builds of `r` no running pod uses. Caller holds the build lock.
+fn remove_unused(r: &Release, keep: &Path) {
+    for old in old_builds(r, keep) {
+        if in_use(&old) {
+            eprintln!(
+                "keeping the previous OVN {} image {}: a running sandbox uses it",
+                r.ovn,
+                old.display()
+            );
+        } else {
+            let _ = fs::remove_dir_all(&old);
+        }
+    }
 }
 
 fn free_bytes(dir: &Path) -> Option<u64> {
@@ -232,9 +310,29 @@ fn mirror() -> String {
         .unwrap_or_else(|| "http://deb.debian.org/debian".into())
 }
 
-/// Build the image into a temporary directory, check it, mark it and rename it into
-/// place (replacing a broken one). Caller holds the build lock.
-fn build(r: &Release, dir: &Path) -> Result<ImageInfo> {
+/// Point `<cache>/<version>` at `store` atomically (a new symlink renamed over it).
+/// An image directory of the layout before builds were versioned becomes an old build.
+fn switch_link(r: &Release, store: &Path) -> Result<()> {
+    let link = image_link(r);
+    if fs::symlink_metadata(&link).is_ok_and(|m| m.is_dir()) {
+        let aside = cache_root().join(format!("{}@0-{}", r.ovn, std::process::id()));
+        fs::rename(&link, &aside)
+            .with_context(|| format!("moving the previous image {} aside", link.display()))?;
+    }
+    let tmp = cache_root().join(format!(".{}.link-{}", r.ovn, std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let target = store
+        .file_name()
+        .context("image directory without a name")?;
+    std::os::unix::fs::symlink(target, &tmp)
+        .with_context(|| format!("creating the symlink {}", tmp.display()))?;
+    fs::rename(&tmp, &link).with_context(|| format!("pointing {} at the new image", link.display()))
+}
+
+/// Build the image into a temporary directory, check it, mark it, move it to its
+/// own `<version>@<time>` directory and point `<version>` at it. Caller holds the
+/// build lock.
+fn build(r: &Release) -> Result<ImageInfo> {
     let root = cache_root();
     if !crate::preflight::on_path("debootstrap") {
         bail!(
@@ -264,14 +362,12 @@ fn build(r: &Release, dir: &Path) -> Result<ImageInfo> {
             return Err(e);
         }
     };
-    if dir.exists() {
-        let old = root.join(format!(".{}.old-{}", r.ovn, std::process::id()));
-        fs::rename(dir, &old)
-            .with_context(|| format!("moving the broken image {} aside", dir.display()))?;
-        let _ = fs::remove_dir_all(&old);
-    }
-    fs::rename(&tmp, dir)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
+    let store = root.join(format!("{}@{}", r.ovn, info.built));
+    fs::rename(&tmp, &store)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), store.display()))?;
+    switch_link(r, &store)?;
+    remove_unused(r, &store);
+    let dir = image_link(r);
     eprintln!(
         "image OVN {} (OVS {}) ready at {} in {:.0}s",
         info.ovn_version,
@@ -400,6 +496,7 @@ fn finish(r: &Release, tmp: &Path, start: Instant) -> Result<ImageInfo> {
         suite: r.suite.to_string(),
         built,
         build_secs: start.elapsed().as_secs_f64(),
+        packages: PACKAGES.to_string(),
     };
     crate::state::write_json(&tmp.join(MARKER), &info)?;
     // the marker must name the release's versions, or the next `up` rebuilds forever

@@ -30,6 +30,38 @@ fn mounts_mentioning(needle: &str) -> Vec<String> {
     out
 }
 
+/// `kubectl ko <args>` with the plugin built next to ko-sandbox (a workspace build,
+/// as e2e/test-all makes); returns stdout.
+fn ko(k: &Kubectl, args: &[&str]) -> String {
+    let dir = Path::new(env!("CARGO_BIN_EXE_ko-sandbox"))
+        .parent()
+        .unwrap();
+    assert!(
+        dir.join("kubectl-ko").exists(),
+        "{}/kubectl-ko is missing: build the plugin first (cargo build -p kubectl-ko)",
+        dir.display()
+    );
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&k.kubeconfig)
+        .arg("ko")
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl ko {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
@@ -171,6 +203,28 @@ fn runs_version(name: &str, ovn: &str, ovs: &str) {
         &["ping", "-c", "2", "-W", "1", other],
     );
     assert_eq!(code, 0, "pinger ping {other}: {out}{err}");
+
+    // The plugin's passthrough reaches the image's tools.
+    let nb = ko(&k, &["nbctl", "--version"]);
+    assert!(
+        first_line(&nb).starts_with(&format!("ovn-nbctl {ovn}.")),
+        "{nb}"
+    );
+    let show = ko(&k, &["nbctl", "show"]);
+    assert!(
+        show.contains("(ovn-default)") && show.contains("port client-1.default"),
+        "{show}"
+    );
+    let vs = ko(&k, &["vsctl", "kube-ovn-worker", "show"]);
+    assert!(
+        vs.contains("Bridge br-int") && vs.contains("Port ovn0"),
+        "{vs}"
+    );
+    let vs = ko(&k, &["vsctl", "kube-ovn-worker", "--version"]);
+    assert!(
+        first_line(&vs).contains(&format!("Open vSwitch) {ovs}.")),
+        "{vs}"
+    );
 
     // Another version on the running sandbox is refused, like another --nodes.
     let other_ovn = if ovn == "25.03" { "26.03" } else { "25.03" };
