@@ -99,10 +99,23 @@ pub fn collect(paths: &Paths) -> Result<Value> {
             })
         })
         .collect();
+    // Asked concurrently: two `version` calls per ovn-central/ovs-ovn pod.
+    let versions: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .pods
+            .iter()
+            .map(|p| s.spawn(|| running_versions(&ctx, p)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Value::Null))
+            .collect()
+    });
     let pods: Vec<Value> = plan
         .pods
         .iter()
-        .map(|p| {
+        .zip(versions)
+        .map(|(p, versions)| {
             let pid = ctx.pid(p).ok();
             json!({
                 "namespace": p.namespace, "name": p.name, "node": plan.nodes[p.node].name,
@@ -110,7 +123,7 @@ pub fn collect(paths: &Paths) -> Result<Value> {
                 "subnet": p.subnet, "container": p.container, "pid": pid, "veth": p.veth,
                 "alive": pid.is_some_and(pid_alive),
                 "root": if ctx.image_of(p).is_some() { "image" } else { "host" },
-                "versions": running_versions(&ctx, p),
+                "versions": versions,
             })
         })
         .collect();
