@@ -46,11 +46,11 @@ fn ko(k: &Kubectl, args: &[&str]) -> String {
         dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    // kubectl takes no flags before a plugin's name: the kubeconfig goes by env.
     let out = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&k.kubeconfig)
         .arg("ko")
         .args(args)
+        .env("KUBECONFIG", &k.kubeconfig)
         .env("PATH", path)
         .output()
         .unwrap();
