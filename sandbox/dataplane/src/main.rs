@@ -98,6 +98,10 @@ enum Cmd {
         #[arg(long)]
         state_dir: std::path::PathBuf,
     },
+    /// Print the sandbox's name as used everywhere (after KO_SANDBOX_PREFIX and the
+    /// KO_SANDBOX_OVN suffix): its state directory and netns derive from it.
+    #[command(hide = true)]
+    Name,
     /// Remove every process, netns, link, mount and file of the sandbox.
     Down {
         /// Remove every sandbox, whatever its name.
@@ -220,6 +224,7 @@ fn dispatch(cli: Cli, paths: &Paths) -> anyhow::Result<ExitCode> {
             let _lock = state::lock(&paths)?;
             println!("{}", fault::apply(&paths, &kind, target.as_deref())?);
         }
+        Cmd::Name => emit(&format!("{}\n", cli.name))?,
         Cmd::Kubelet { state_dir } => {
             state::validate_name(&cli.name)?;
             kubelet::run(&paths, &state_dir)?;
