@@ -230,7 +230,7 @@ pub fn ensure(r: &Release) -> Result<(PathBuf, ImageInfo)> {
             );
         }
         Err(_) => eprintln!(
-            "image OVN {} is not cached yet; building it at {} (Debian {}, about a minute)",
+            "image OVN {} is not cached yet; building it at {} (Debian {}: a few minutes, once)",
             r.ovn,
             dir.display(),
             r.suite
