@@ -77,7 +77,21 @@ fn udp_ipports_tell_reply_silence_and_closed_apart() {
     let kc = common::kubeconfig(SANDBOX);
     let ip = common::jsonpath(&kc, &["get", "pod", "web-1"], "{.status.podIP}");
     let ip = ip.trim().to_string();
-    let _listeners = start_listeners(&format!("{SANDBOX}-web-1.default"));
+    // the pod's netns as the sandbox names it (prefixes and per-version suffixes
+    // apply to the sandbox name): from `status`
+    let st: Value =
+        serde_json::from_slice(&common::sandbox(SANDBOX, &["status", "-o", "json"]).stdout)
+            .expect("sandbox status -o json");
+    let netns = st["pods"]
+        .as_array()
+        .and_then(|ps| {
+            ps.iter()
+                .find(|p| p["namespace"] == "default" && p["name"] == "web-1")
+        })
+        .and_then(|p| p["netns"].as_str())
+        .expect("web-1 in sandbox status")
+        .to_string();
+    let _listeners = start_listeners(&netns);
     std::thread::sleep(Duration::from_millis(200));
 
     let arg = format!(

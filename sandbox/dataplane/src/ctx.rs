@@ -74,6 +74,15 @@ impl Ctx {
         self.paths.pod_dir(&pod.dir_name()).join(sub)
     }
 
+    /// The image root `pod` runs from, or None for the host's filesystem.
+    pub fn image_of(&self, pod: &Pod) -> Option<&std::path::Path> {
+        self.plan
+            .image
+            .as_deref()
+            .filter(|_| pod.runs_image())
+            .map(std::path::Path::new)
+    }
+
     /// The ovs-ovn pod of a node (where OVS and ovn-controller run).
     pub fn ovs_pod(&self, node: usize) -> Result<&Pod> {
         self.plan

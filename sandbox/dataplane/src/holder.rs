@@ -1,5 +1,6 @@
 //! Pod holders: one long-lived process per pod that owns the pod's mount namespace
-//! (container paths bound to the pod's directories) inside a network namespace.
+//! (its root filesystem, container paths bound to the pod's directories: rootfs.rs)
+//! inside a network namespace.
 //! Exec into a pod = `nsenter -t <holder pid> -m -n`.
 
 use std::path::{Path, PathBuf};
@@ -18,12 +19,26 @@ pub struct Bind {
     pub dst: String,
 }
 
-/// Start a holder in `netns` with the given binds; returns its pid once its mounts are
-/// in place. The holder is `sleep infinity` in its own mount namespace; `propagation
+/// Where a pod's root filesystem comes from (see rootfs.rs).
+pub struct PodFs<'a> {
+    /// The OVN image the pod runs from; None = the host's filesystem.
+    pub image: Option<&'a Path>,
+    /// The pod's own directory for the image's writable layer.
+    pub layer_dir: &'a Path,
+}
+
+/// Start a holder in `netns` with its filesystem (`fs`, `binds`); returns its pid once
+/// its mounts are in place. The holder is `sleep infinity` in its own mount namespace; `propagation
 /// slave` keeps netns created later visible under /var/run/netns inside the pod
 /// (tcpdump/trace `nsenter --net=<pod_netns>` needs it). It does not run our own
 /// binary, so a rebuild of ko-sandbox while a sandbox starts cannot break it.
-pub fn spawn(netns: &str, pod_key: &str, binds: &[Bind], stderr_log: &Path) -> Result<u32> {
+pub fn spawn(
+    netns: &str,
+    pod_key: &str,
+    fs: &PodFs,
+    binds: &[Bind],
+    stderr_log: &Path,
+) -> Result<u32> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -73,14 +88,9 @@ pub fn spawn(netns: &str, pod_key: &str, binds: &[Bind], stderr_log: &Path) -> R
         let _ = child.kill();
         bail!("the holder of pod {pod_key} did not get its own mount namespace");
     }
-    for b in binds {
-        std::fs::create_dir_all(&b.src)
-            .with_context(|| format!("creating pod directory {}", b.src.display()))?;
-        exec::run(&exec::in_pod_mnt(
-            pid,
-            &argv!["mount", "--bind", b.src.display(), b.dst],
-        ))
-        .with_context(|| format!("binding {} in pod {pod_key}", b.dst))?;
+    if let Err(e) = crate::rootfs::mount_pod(pid, pod_key, fs.image, fs.layer_dir, binds) {
+        let _ = child.kill();
+        return Err(e);
     }
     Ok(pid)
 }

@@ -10,6 +10,7 @@ mod down;
 mod exec;
 mod fault;
 mod holder;
+mod image;
 mod kubelet;
 mod nb;
 mod node;
@@ -18,6 +19,7 @@ mod pinger;
 mod plan;
 mod pods;
 mod preflight;
+mod rootfs;
 mod state;
 mod status;
 mod underlay;
@@ -59,6 +61,19 @@ enum Cmd {
         /// Port of the API emulator on 127.0.0.1 (0 = any free port).
         #[arg(long, default_value_t = 0)]
         api_port: u16,
+        /// OVN version: 23.03 (OVS 3.1, Debian 12), 25.03 (OVS 3.5, Debian 13, what
+        /// Kube-OVN 1.15+ ships) or 26.03 (OVS 4.0, Debian unstable). The host's
+        /// packages when they are that version, else a cached Debian image (built
+        /// on first use). KO_SANDBOX_OVN also appends `-<major>` to sandbox names.
+        #[arg(long, env = "KO_SANDBOX_OVN", default_value = image::DEFAULT_OVN)]
+        ovn: String,
+    },
+    /// Build the OVN image of a version if it is missing or broken (what `up` does on
+    /// first use), and print its path and versions.
+    Image {
+        /// OVN version (see `up --ovn`).
+        #[arg(long, env = "KO_SANDBOX_OVN", default_value = image::DEFAULT_OVN)]
+        ovn: String,
     },
     /// Show nodes, pods, RAFT leaders, the kubelet and its pods, active faults and the
     /// documented traffic pairs.
@@ -93,6 +108,10 @@ enum Cmd {
         #[arg(long)]
         state_dir: std::path::PathBuf,
     },
+    /// Print the sandbox's name as used everywhere (after KO_SANDBOX_PREFIX and the
+    /// KO_SANDBOX_OVN suffix): its state directory and netns derive from it.
+    #[command(hide = true)]
+    Name,
     /// Remove every process, netns, link, mount and file of the sandbox.
     Down {
         /// Remove every sandbox, whatever its name.
@@ -133,6 +152,17 @@ fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     {
         cli.name = format!("{prefix}{}", cli.name);
     }
+    // A test suite run per OVN version (KO_SANDBOX_OVN) must not reuse the sandboxes
+    // of another version's run: the version goes into every name (`trace-25`).
+    if let Some(ovn) = std::env::var("KO_SANDBOX_OVN")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        let suffix = format!("-{}", image::release(&ovn)?.name_tag());
+        if !cli.name.ends_with(&suffix) {
+            cli.name = format!("{}{suffix}", cli.name);
+        }
+    }
     let paths = Paths::new(&cli.name);
     let r = dispatch(cli, &paths);
     // A refused `up`/`fault` must not leave its lock file behind when nothing exists.
@@ -150,6 +180,7 @@ fn dispatch(cli: Cli, paths: &Paths) -> anyhow::Result<ExitCode> {
             nodes,
             dual_stack,
             api_port,
+            ovn,
         } => {
             let kc = up::up(
                 &paths,
@@ -157,9 +188,29 @@ fn dispatch(cli: Cli, paths: &Paths) -> anyhow::Result<ExitCode> {
                     nodes,
                     dual_stack,
                     api_port,
+                    ovn,
                 },
             )?;
             println!("KUBECONFIG={}", kc.display());
+        }
+        Cmd::Image { ovn } => {
+            let r = image::release(&ovn)?;
+            if !preflight::is_root() {
+                anyhow::bail!("building an image needs root (debootstrap): run it with sudo");
+            }
+            if image::host_provides(r) {
+                println!("OVN {} runs on the host's packages: no image needed", r.ovn);
+            } else {
+                let (dir, info) = image::ensure(r)?;
+                println!(
+                    "{} OVN {} OVS {} (Debian {}, built in {:.0}s)",
+                    dir.display(),
+                    info.ovn_version,
+                    info.ovs_version,
+                    info.suite,
+                    info.build_secs
+                );
+            }
         }
         Cmd::Status { output } => {
             state::validate_name(&cli.name)?;
@@ -183,6 +234,7 @@ fn dispatch(cli: Cli, paths: &Paths) -> anyhow::Result<ExitCode> {
             let _lock = state::lock(&paths)?;
             println!("{}", fault::apply(&paths, &kind, target.as_deref())?);
         }
+        Cmd::Name => emit(&format!("{}\n", cli.name))?,
         Cmd::Kubelet { state_dir } => {
             state::validate_name(&cli.name)?;
             kubelet::run(&paths, &state_dir)?;

@@ -71,7 +71,12 @@ pub fn start_holder(ctx: &Ctx, pod: &Pod) -> Result<u32> {
             .with_context(|| format!("writing {}", file.display()))?;
     }
     let log = ctx.log_file(&format!("holder-{}.log", pod.dir_name()));
-    let pid = holder::spawn(&pod.netns, &pod.key(), &binds, &log)?;
+    let layer_dir = ctx.pod_dir(pod, "rootfs");
+    let fs = holder::PodFs {
+        image: ctx.image_of(pod),
+        layer_dir: &layer_dir,
+    };
+    let pid = holder::spawn(&pod.netns, &pod.key(), &fs, &binds, &log)?;
     ctx.set_pid(pod, pid)?;
     Ok(pid)
 }

@@ -45,6 +45,17 @@ pub struct Plan {
     pub external: ExternalHost,
     pub netns_ul: String,
     pub netns_gw: String,
+    /// The OVN version `up` was asked for (`--ovn`); plans from before versions
+    /// existed ran the host's 23.03.
+    #[serde(default = "host_ovn")]
+    pub ovn: String,
+    /// The image root the OVN/OVS pods run from; None = the host's packages.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+fn host_ovn() -> String {
+    "23.03".into()
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -159,6 +170,16 @@ impl Pod {
     }
     pub fn ips(&self) -> Vec<String> {
         join_opt(&self.ip4, &self.ip6)
+    }
+    /// Whether the pod runs from the OVN image (when the sandbox has one): the pods
+    /// whose real images carry OVN/OVS and that get exec'd for those tools.
+    /// kube-ovn-controller and workloads keep the host's filesystem.
+    pub fn runs_image(&self) -> bool {
+        match self.role {
+            Role::OvnCentral | Role::OvsOvn | Role::Cni => true,
+            Role::Workload => self.container == "pinger",
+            Role::Controller => false,
+        }
     }
     /// The pod's own directory name under `<state>/pods/`.
     pub fn dir_name(&self) -> String {
@@ -823,6 +844,8 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
         },
         netns_ul: format!("{name}-ul"),
         netns_gw: format!("{name}-gw"),
+        ovn: host_ovn(),
+        image: None,
         name: name.into(),
         created: "2026-01-01T00:00:00Z".into(),
         dual_stack: dual,

@@ -8,7 +8,8 @@ use anyhow::{Result, bail};
 
 pub const APT: &str = "apt-get install -y ovn-central ovn-host openvswitch-switch iproute2 iputils-ping iputils-arping ndisc6 tcpdump ethtool";
 
-const TOOLS: &[&str] = &[
+/// OVN/OVS tools, needed on the host only when the sandbox runs the host's packages.
+const OVN_TOOLS: &[&str] = &[
     "ovsdb-server",
     "ovsdb-tool",
     "ovs-vswitchd",
@@ -19,19 +20,12 @@ const TOOLS: &[&str] = &[
     "ovn-nbctl",
     "ovn-sbctl",
     "ovn-appctl",
-    "ip",
-    "nsenter",
-    "unshare",
-    "setsid",
-    "mount",
-    "umount",
-    "sysctl",
-    "kill",
-    "ping",
-    "arping",
-    "ndisc6",
-    "tcpdump",
-    "ethtool",
+];
+
+/// What the sandbox itself and its host-filesystem pods (workloads) run.
+const TOOLS: &[&str] = &[
+    "ip", "nsenter", "unshare", "setsid", "mount", "umount", "sysctl", "kill", "ping", "arping",
+    "ndisc6", "tcpdump", "ethtool",
 ];
 
 const FILES: &[&str] = &[
@@ -47,33 +41,39 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn on_path(tool: &str) -> bool {
+pub fn on_path(tool: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin"].iter().map(std::path::PathBuf::from))
         .any(|d| d.join(tool).is_file())
 }
 
-pub fn missing_tools() -> Vec<String> {
+/// Tools and files missing on the host; `host_ovn`: the OVN/OVS pods run the host's
+/// packages (else they run from an image, which has its own).
+pub fn missing_tools(host_ovn: bool) -> Vec<String> {
+    let ovn: &[&str] = if host_ovn { OVN_TOOLS } else { &[] };
     let mut v: Vec<String> = TOOLS
         .iter()
+        .chain(ovn)
         .filter(|t| !on_path(t))
         .map(|t| t.to_string())
         .collect();
-    v.extend(
-        FILES
-            .iter()
-            .filter(|f| !Path::new(f).exists())
-            .map(|f| f.to_string()),
-    );
+    if host_ovn {
+        v.extend(
+            FILES
+                .iter()
+                .filter(|f| !Path::new(f).exists())
+                .map(|f| f.to_string()),
+        );
+    }
     v
 }
 
-pub fn check(api_port: u16) -> Result<()> {
+pub fn check(api_port: u16, host_ovn: bool) -> Result<()> {
     if !is_root() {
         bail!("the sandbox needs root (it creates network and mount namespaces): run it with sudo");
     }
-    let missing = missing_tools();
+    let missing = missing_tools(host_ovn);
     if !missing.is_empty() {
         bail!(
             "missing {}: install the packages with `{APT}`",

@@ -50,6 +50,34 @@ pub fn raft_role(ctx: &Ctx, pod: &Pod, db: &str, dbname: &str) -> String {
     }
 }
 
+/// What the daemons of a pod report when asked `version` (their running binaries,
+/// not what is installed): {"ovn": "25.03.0", "ovs": "3.5.0"}; null for pods without
+/// OVN daemons, a field null when its daemon does not answer.
+pub fn running_versions(ctx: &Ctx, pod: &Pod) -> Value {
+    let (ovn_ask, ovs_ask) = match pod.role {
+        plan::Role::OvnCentral => (
+            argv!["ovn-appctl", "-t", "ovn-northd", "version"],
+            argv!["ovs-appctl", "-t", "/var/run/ovn/ovnnb_db.ctl", "version"],
+        ),
+        plan::Role::OvsOvn => (
+            argv!["ovn-appctl", "-t", "ovn-controller", "version"],
+            argv!["ovs-appctl", "-t", "ovs-vswitchd", "version"],
+        ),
+        _ => return Value::Null,
+    };
+    let Ok(pid) = ctx.pid(pod) else {
+        return Value::Null;
+    };
+    let ask = |a: &[String]| -> Value {
+        run_raw(&in_pod(pid, a), None, std::time::Duration::from_secs(5))
+            .ok()
+            .filter(|o| o.ok())
+            .and_then(|o| o.stdout.lines().next().and_then(crate::image::version_of))
+            .map_or(Value::Null, Value::String)
+    };
+    json!({"ovn": ask(&ovn_ask), "ovs": ask(&ovs_ask)})
+}
+
 pub fn collect(paths: &Paths) -> Result<Value> {
     let ctx = Ctx::load(paths.clone())?;
     let plan = &ctx.plan;
@@ -71,16 +99,31 @@ pub fn collect(paths: &Paths) -> Result<Value> {
             })
         })
         .collect();
+    // Asked concurrently: two `version` calls per ovn-central/ovs-ovn pod.
+    let versions: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .pods
+            .iter()
+            .map(|p| s.spawn(|| running_versions(&ctx, p)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Value::Null))
+            .collect()
+    });
     let pods: Vec<Value> = plan
         .pods
         .iter()
-        .map(|p| {
+        .zip(versions)
+        .map(|(p, versions)| {
             let pid = ctx.pid(p).ok();
             json!({
                 "namespace": p.namespace, "name": p.name, "node": plan.nodes[p.node].name,
                 "ip4": p.ip4, "ip6": p.ip6, "netns": p.netns, "host_network": p.host_network,
                 "subnet": p.subnet, "container": p.container, "pid": pid, "veth": p.veth,
                 "alive": pid.is_some_and(pid_alive),
+                "root": if ctx.image_of(p).is_some() { "image" } else { "host" },
+                "versions": versions,
             })
         })
         .collect();
@@ -182,6 +225,7 @@ pub fn collect(paths: &Paths) -> Result<Value> {
         "api_port": api_port,
         "api_answers": api_ok,
         "dual_stack": plan.dual_stack,
+        "ovn": {"version": plan.ovn, "image": plan.image},
         "nodes": nodes,
         "central": central,
         "nb_leader": leader("nb"),
@@ -239,6 +283,14 @@ pub fn render_text(v: &Value) -> String {
     }
     line!("KUBECONFIG={}", s(&v["kubeconfig"]));
     line!("dual-stack: {}", v["dual_stack"]);
+    line!(
+        "OVN {} from {}",
+        s(&v["ovn"]["version"]),
+        v["ovn"]["image"]
+            .as_str()
+            .map(|i| format!("the image {i} (ovn-central, ovs-ovn, kube-ovn-cni, pinger pods)"))
+            .unwrap_or_else(|| "the host's packages".into())
+    );
     line!("nodes:");
     for n in v["nodes"].as_array().into_iter().flatten() {
         line!(
@@ -262,6 +314,14 @@ pub fn render_text(v: &Value) -> String {
     let pods = v["pods"].as_array().cloned().unwrap_or_default();
     let alive = pods.iter().filter(|p| p["alive"] == true).count();
     line!("pods: {alive}/{} holders alive", pods.len());
+    for p in pods.iter().filter(|p| p["versions"].is_object()) {
+        line!(
+            "  {:<32} running OVN {} OVS {}",
+            s(&p["name"]),
+            s(&p["versions"]["ovn"]),
+            s(&p["versions"]["ovs"])
+        );
+    }
     for c in v["central"].as_array().into_iter().flatten() {
         line!(
             "  {:<32} on {:<24} NB {:<9} SB {:<9} northd {}",

@@ -12,13 +12,16 @@ use crate::ctx::Ctx;
 use crate::exec::ip_batch;
 use crate::state::{self, Created, Paths};
 use crate::{
-    api, argv, controller, down, kubelet, nb, node, objects, plan, pods, preflight, underlay,
+    api, argv, controller, down, image, kubelet, nb, node, objects, plan, pods, preflight,
+    underlay,
 };
 
 pub struct UpOpts {
     pub nodes: usize,
     pub dual_stack: bool,
     pub api_port: u16,
+    /// OVN version (`image::RELEASES`).
+    pub ovn: String,
 }
 
 /// Container paths bound in pods; created on the host if missing (and recorded).
@@ -45,16 +48,22 @@ pub fn up(paths: &Paths, opts: &UpOpts) -> Result<PathBuf> {
             plan::MAX_NODES
         );
     }
-    preflight::check(opts.api_port)?;
+    let release = image::release(&opts.ovn)?;
+    let on_host = image::host_provides(release);
+    preflight::check(opts.api_port, on_host)?;
     let _lock = state::lock(paths)?;
     if paths.dir().exists() {
         if let Some(plan) = healthy(paths) {
-            if plan.nodes.len() != opts.nodes || plan.dual_stack != opts.dual_stack {
+            if plan.nodes.len() != opts.nodes
+                || plan.dual_stack != opts.dual_stack
+                || plan.ovn != opts.ovn
+            {
                 bail!(
-                    "sandbox `{}` is already up with {} nodes{}; run `e2e/sandbox down --name {}` first to change its shape",
+                    "sandbox `{}` is already up with {} nodes{} on OVN {}; run `e2e/sandbox down --name {}` first to change its shape or version",
                     paths.name,
                     plan.nodes.len(),
                     if plan.dual_stack { " (dual-stack)" } else { "" },
+                    plan.ovn,
                     paths.name
                 );
             }
@@ -80,6 +89,19 @@ pub fn up(paths: &Paths, opts: &UpOpts) -> Result<PathBuf> {
             );
         }
     }
+    // Before the clock starts: a first build is the image's cost, not `up`'s.
+    let image = if on_host {
+        None
+    } else {
+        let (dir, info) = image::ensure(release)?;
+        eprintln!(
+            "OVN {} / OVS {} from the image {}",
+            info.ovn_version,
+            info.ovs_version,
+            dir.display()
+        );
+        Some(dir.display().to_string())
+    };
     let start = Instant::now();
     std::fs::create_dir_all(paths.logs())
         .with_context(|| format!("creating {}", paths.logs().display()))?;
@@ -89,6 +111,8 @@ pub fn up(paths: &Paths, opts: &UpOpts) -> Result<PathBuf> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     plan.created = plan::rfc3339(now);
+    plan.ovn = release.ovn.to_string();
+    plan.image = image;
     state::write_json(&paths.plan_file(), &plan)?;
     let ctx = Ctx::new(paths.clone(), plan);
     match build(&ctx, opts) {

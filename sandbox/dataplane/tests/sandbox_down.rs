@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{sandbox_cmd, sandbox_up, status_json};
+use common::{effective_name, sandbox_cmd, sandbox_up, status_json};
 
 fn netns_with_prefix(prefix: &str) -> Vec<String> {
     std::fs::read_dir("/run/netns")
@@ -20,6 +20,7 @@ fn netns_with_prefix(prefix: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `name` is the effective name (see `effective_name`), as in the other helpers here.
 fn recorded_pids(name: &str) -> Vec<u32> {
     let log = std::fs::read_to_string(format!("/run/kubectl-ko-sandbox/{name}/created.log"))
         .unwrap_or_default();
@@ -101,9 +102,10 @@ fn assert_nothing_left(name: &str, pids: &[u32], veths: &[String]) {
 #[test]
 fn down_removes_every_process_netns_mount_and_file() {
     let name = "kt-down";
+    let real = effective_name(name);
     sandbox_up(name, &[]);
     let st = status_json(name);
-    let mut pids = recorded_pids(name);
+    let mut pids = recorded_pids(&real);
     let veths: Vec<String> = st["pods"]
         .as_array()
         .unwrap()
@@ -128,7 +130,7 @@ fn down_removes_every_process_netns_mount_and_file() {
         "expected many sandbox processes, got {}",
         pids.len()
     );
-    assert!(!netns_with_prefix("kt-down-").is_empty());
+    assert!(!netns_with_prefix(&format!("{real}-")).is_empty());
 
     let out = sandbox_cmd(&["down", "--name", name]);
     assert!(
@@ -136,7 +138,7 @@ fn down_removes_every_process_netns_mount_and_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_nothing_left(name, &pids, &veths);
+    assert_nothing_left(&real, &pids, &veths);
     // down twice is fine
     let out = sandbox_cmd(&["down", "--name", name]);
     assert!(out.status.success());
@@ -145,6 +147,7 @@ fn down_removes_every_process_netns_mount_and_file() {
 #[test]
 fn down_cleans_up_after_an_up_killed_half_way() {
     let name = "kt-crash";
+    let real = effective_name(name);
     let _ = sandbox_cmd(&["down", "--name", name]);
     // build first so the kill lands inside ko-sandbox, not inside cargo
     let _ = sandbox_cmd(&["status", "--name", name]);
@@ -155,14 +158,14 @@ fn down_cleans_up_after_an_up_killed_half_way() {
         .unwrap();
     // wait until it created pods, then kill it hard
     let start = Instant::now();
-    while recorded_pids(name).len() < 5 && start.elapsed() < Duration::from_secs(30) {
+    while recorded_pids(&real).len() < 5 && start.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
     let _ = child.wait();
-    let mut pids = recorded_pids(name);
+    let mut pids = recorded_pids(&real);
     assert!(!pids.is_empty(), "up was killed before it created anything");
-    for ns in netns_with_prefix(&format!("{name}-")) {
+    for ns in netns_with_prefix(&format!("{real}-")) {
         let out = Command::new("ip")
             .args(["netns", "pids", &ns])
             .output()
@@ -179,5 +182,5 @@ fn down_cleans_up_after_an_up_killed_half_way() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_nothing_left(name, &pids, &[]);
+    assert_nothing_left(&real, &pids, &[]);
 }

@@ -17,7 +17,15 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The name ko-sandbox really uses (KO_SANDBOX_PREFIX, KO_SANDBOX_OVN).
+fn effective_name(name: &str) -> String {
+    let out = ko_sandbox(&["name", "--name", name], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn nothing_created(name: &str) {
+    let name = effective_name(name);
     assert!(
         !Path::new(&format!("/run/kubectl-ko-sandbox/{name}")).exists(),
         "state dir of {name} created"
@@ -75,7 +83,7 @@ fn missing_tools_name_the_apt_command() {
 #[test]
 fn a_name_whose_netns_exists_is_refused() {
     let name = "kt-busy";
-    let ns = format!("{name}-node1");
+    let ns = format!("{}-node1", effective_name(name));
     let st = Command::new("ip")
         .args(["netns", "add", &ns])
         .status()
@@ -86,7 +94,7 @@ fn a_name_whose_netns_exists_is_refused() {
     assert!(!out.status.success());
     let e = stderr(&out);
     assert!(e.contains("already exist") && e.contains("--name"), "{e}");
-    assert!(!Path::new(&format!("/run/kubectl-ko-sandbox/{name}")).exists());
+    nothing_created(name);
 }
 
 #[test]

@@ -31,6 +31,18 @@ pub fn sandbox_command(args: &[&str]) -> Command {
     c
 }
 
+/// The name ko-sandbox really uses for `name` (KO_SANDBOX_PREFIX, KO_SANDBOX_OVN):
+/// what its state directory `/run/kubectl-ko-sandbox/<it>` and netns `<it>-*` are named.
+pub fn effective_name(name: &str) -> String {
+    let out = sandbox_cmd(&["name", "--name", name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Bring sandbox `name` up (or reuse it) and return its kubeconfig path.
 pub fn sandbox_up(name: &str, extra: &[&str]) -> PathBuf {
     let mut args = vec!["up", "--name", name];
