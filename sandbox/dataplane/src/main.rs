@@ -9,7 +9,10 @@ mod down;
 mod exec;
 mod fault;
 mod holder;
+mod host_dirs;
+mod kube_proxy;
 mod kubelet;
+mod kubernetes_svc;
 mod nb;
 mod node;
 mod objects;
@@ -80,6 +83,14 @@ enum Cmd {
     #[command(hide = true)]
     Kubelet {
         /// The sandbox state directory (a guard, and how `down` recognises the process).
+        #[arg(long)]
+        state_dir: std::path::PathBuf,
+    },
+    /// Serve kube-proxy's :10256/healthz in every node netns and forward the
+    /// control-plane node's :6443 to the emulator (`up` starts it in the background).
+    #[command(hide = true)]
+    NodeEndpoints {
+        /// The sandbox state directory (how `down` recognises the process).
         #[arg(long)]
         state_dir: std::path::PathBuf,
     },
@@ -176,6 +187,10 @@ fn dispatch(cli: Cli, paths: &Paths) -> anyhow::Result<ExitCode> {
         Cmd::Kubelet { state_dir } => {
             state::validate_name(&cli.name)?;
             kubelet::run(&paths, &state_dir)?;
+        }
+        Cmd::NodeEndpoints { state_dir: _ } => {
+            state::validate_name(&cli.name)?;
+            kube_proxy::run(&paths)?;
         }
         Cmd::Down { all } => {
             if !preflight::is_root() {

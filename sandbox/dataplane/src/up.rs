@@ -59,6 +59,7 @@ pub fn up(paths: &Paths, opts: &UpOpts) -> Result<PathBuf> {
             eprintln!("sandbox `{}` is already up; reusing it", paths.name);
             // a kubelet that died (or a sandbox from before it existed) comes back
             kubelet::start(paths, &state::Recorder::new(paths))?;
+            crate::kube_proxy::start(paths, &state::Recorder::new(paths))?;
             return Ok(paths.kubeconfig());
         }
         eprintln!(
@@ -189,6 +190,7 @@ fn build(ctx: &Ctx, opts: &UpOpts) -> Result<()> {
     let port = api::wait_ready(paths, api_pid, Duration::from_secs(30))?;
     api::wait_leaders(port, Duration::from_secs(30))?;
     kubelet::start(paths, &ctx.rec)?;
+    crate::kube_proxy::start(paths, &ctx.rec)?;
     Ok(())
 }
 
