@@ -9,7 +9,7 @@
 # --enable-verbose-conn-check, --tcp-conn-check-port and --udp-conn-check-port; the
 # others are accepted and logged as without effect.
 # Differences, each logged: the target list comes from `targets` next to this
-# script (pods cannot reach the API emulator on the host's loopback), and the OVS,
+# script (the stand-in does not query the API), and the OVS,
 # ovn-controller, port-binding, API server and DNS checks are skipped (the stand-in
 # reads no OVS metrics and the sandbox runs no DNS server).
 # Exit status as upstream: 0 unless a check failed and --exit-code is not 0.
@@ -46,6 +46,7 @@ set_flag() {
 	esac
 }
 ignored=()
+all_args="$*"
 while [ $# -gt 0 ]; do
 	a=$1
 	shift
@@ -81,7 +82,10 @@ if [ "$mode" != job ]; then
 	exit 2
 fi
 targets=$(dirname "$0")/targets
-log I "sandbox stand-in: accepted without effect here: ${ignored[*]:-none}"
+log I "sandbox stand-in: called with: $all_args"
+if [ ${#ignored[@]} -gt 0 ]; then
+	log I "sandbox stand-in: accepted without effect here: ${ignored[*]}"
+fi
 
 # upstream pings only the address families the pod itself has
 has4=0 has6=0
@@ -136,7 +140,7 @@ conn_check() {
 }
 
 log I "sandbox stand-in: skipping the ovs, ovn-controller and port binding checks (the stand-in does not read OVS metrics)"
-log I "sandbox stand-in: skipping the apiserver check (pods cannot reach the emulator)"
+log I "sandbox stand-in: skipping the apiserver check (the stand-in does not query the API)"
 
 log I "start to check pod connectivity"
 while read -r kind name ip; do
