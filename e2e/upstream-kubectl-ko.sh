@@ -52,10 +52,12 @@ note() { printf '[upstream-e2e] %s\n' "$*"; }
 
 # run <ko args...>: `kubectl ko <args>` must exit 0 (upstream's execOrDie).
 # Output is kept in $out for checks.
-out=""
+out="" err=""
 run() {
   local rc=0
-  out=$(timeout 300 kubectl ko "$@" 2>&1) || rc=$?
+  # stdout alone, as upstream's ExecOrDie returns it (the bash script traces to stderr)
+  out=$(timeout 300 kubectl ko "$@" 2>"$work/stderr") || rc=$?
+  err=$(<"$work/stderr")
   if [[ $rc -eq 0 ]]; then
     passed=$((passed + 1))
     note "PASS  kubectl ko $*"
@@ -78,7 +80,7 @@ run() {
   failed=$((failed + 1))
   failures+=("kubectl ko $* (exit $rc)")
   note "FAIL  kubectl ko $* (exit $rc)"
-  printf '%s\n' "$out" | tail -15 | sed 's/^/    | /'
+  printf '%s\n%s\n' "$out" "$err" | tail -15 | sed 's/^/    | /'
   return 1
 }
 
@@ -241,7 +243,7 @@ EOF
       for ip in $(kubectl -n "$ns" get svc "$svc" -o jsonpath='{.spec.clusterIPs[*]}'); do
         ok=1
         for _ in $(seq 30); do
-          if out=$(kubectl ko ovn-trace "$ns/$pod" "$ip" "$proto" "$port" 2>&1); then
+          if out=$(kubectl ko ovn-trace "$ns/$pod" "$ip" "$proto" "$port" 2>/dev/null); then
             last=$(printf '%s\n' "$out" | sed '/^[[:space:]]*$/d' | tail -1)
             if [[ $last == *"$match"* ]]; then
               ok=0

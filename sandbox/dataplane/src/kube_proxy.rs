@@ -4,6 +4,10 @@
 //! the emulator's HTTPS port on the host loopback so pods reach the API through
 //! `default/kubernetes` (kubernetes_svc.rs) as on a kind cluster.
 //!
+//! It also makes the external host (172.18.0.200) answer on port 53, TCP (accept)
+//! and UDP (echo), standing in for the public resolver (1.1.1.1:53) that Kube-OVN's
+//! e2e gives `diagnose IPPorts`; the pinger's UDP check expects the echo.
+//!
 //! One process per sandbox (`ko-sandbox node-endpoints`, started by `up`): it opens
 //! its listeners inside the node netns (setns on this thread only), returns to the
 //! host netns, and serves them from threads; the forwarder connects from the host
@@ -75,8 +79,11 @@ pub fn start(paths: &Paths, rec: &Recorder) -> Result<u32> {
     Ok(pid)
 }
 
-/// Binds `addr` inside the netns `/run/netns/<netns>` and returns to the host netns.
-fn listen_in(netns: &str, addr: &str) -> Result<TcpListener> {
+/// The port the external host answers on, as a public resolver does.
+pub const EXTERNAL_PORT: u16 = 53;
+
+/// Runs `bind` inside the netns `/run/netns/<netns>` and returns to the host netns.
+fn in_netns<T>(netns: &str, bind: impl FnOnce() -> Result<T>) -> Result<T> {
     let host = std::fs::File::open("/proc/self/ns/net").context("opening the host netns")?;
     let target = std::fs::File::open(format!("/run/netns/{netns}"))
         .with_context(|| format!("opening netns {netns}"))?;
@@ -87,7 +94,7 @@ fn listen_in(netns: &str, addr: &str) -> Result<TcpListener> {
             std::io::Error::last_os_error()
         );
     }
-    let bound = TcpListener::bind(addr).with_context(|| format!("binding {addr} in {netns}"));
+    let bound = bind();
     // SAFETY: as above, back to where this thread was.
     if unsafe { libc::setns(host.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         bail!(
@@ -96,6 +103,20 @@ fn listen_in(netns: &str, addr: &str) -> Result<TcpListener> {
         );
     }
     bound
+}
+
+fn listen_in(netns: &str, addr: &str) -> Result<TcpListener> {
+    in_netns(netns, || {
+        TcpListener::bind(addr).with_context(|| format!("binding {addr} in {netns}"))
+    })
+}
+
+/// UDP echo: every datagram goes back to its sender.
+fn udp_echo(sock: std::net::UdpSocket) {
+    let mut buf = [0u8; 2048];
+    while let Ok((n, from)) = sock.recv_from(&mut buf) {
+        let _ = sock.send_to(&buf[..n], from);
+    }
 }
 
 /// The `node-endpoints` process: listeners first (then the pid file says it is up),
@@ -117,6 +138,15 @@ pub fn run(paths: &Paths) -> Result<()> {
     let kubeconfig = paths.api().join("kubeconfig-https");
     let h: Handler = Arc::new(move |s| forward(s, &kubeconfig));
     threads.push(std::thread::spawn(move || serve(api, h)));
+    let ext = &plan.external;
+    let addr = format!("{}:{EXTERNAL_PORT}", ext.ip4);
+    let tcp = listen_in(&ext.netns, &addr)?;
+    let h: Handler = Arc::new(|_s| {});
+    threads.push(std::thread::spawn(move || serve(tcp, h)));
+    let udp = in_netns(&ext.netns, || {
+        std::net::UdpSocket::bind(&addr).with_context(|| format!("binding udp {addr}"))
+    })?;
+    threads.push(std::thread::spawn(move || udp_echo(udp)));
     std::fs::write(pid_file(paths), format!("{}\n", std::process::id()))
         .context("writing the node-endpoints pid file")?;
     eprintln!(

@@ -48,15 +48,29 @@ fn typed_kubectl_create_works_and_deployments_roll_out() {
     let svc = k.json(&["get", "service", "obj-cip"]);
     assert_eq!(svc["spec"]["selector"]["app"], "obj-cip", "{svc}");
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080, "{svc}");
-    assert!(svc["spec"]["clusterIP"].as_str().unwrap().starts_with("10.96."));
+    assert!(
+        svc["spec"]["clusterIP"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.96.")
+    );
 
     k.ok(&["create", "service", "nodeport", "obj-np1", "--tcp=80:8080"]);
     k.ok(&["create", "service", "nodeport", "obj-np2", "--tcp=81:8081"]);
     let np = |n: &str| k.json(&["get", "service", n])["spec"]["ports"][0]["nodePort"].as_i64();
     let (a, b) = (np("obj-np1").unwrap(), np("obj-np2").unwrap());
-    assert!((30000..=32767).contains(&a) && (30000..=32767).contains(&b) && a != b, "{a} {b}");
+    assert!(
+        (30000..=32767).contains(&a) && (30000..=32767).contains(&b) && a != b,
+        "{a} {b}"
+    );
 
-    k.ok(&["create", "deployment", "obj-d", "--image=nginx:1.27", "--replicas=2"]);
+    k.ok(&[
+        "create",
+        "deployment",
+        "obj-d",
+        "--image=nginx:1.27",
+        "--replicas=2",
+    ]);
     let d = k.json(&["get", "deployment", "obj-d"]);
     assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate", "{d}");
     assert_eq!(d["spec"]["progressDeadlineSeconds"], 600, "{d}");
@@ -72,12 +86,29 @@ fn typed_kubectl_create_works_and_deployments_roll_out() {
     }
     // the pods are real: one reaches the other
     let ip = pods[1]["status"]["podIP"].as_str().unwrap();
-    assert!(k.ping("default", pods[0]["metadata"]["name"].as_str().unwrap(), ip, "2"));
+    assert!(k.ping(
+        "default",
+        pods[0]["metadata"]["name"].as_str().unwrap(),
+        ip,
+        "2"
+    ));
 
     k.ok(&["scale", "deployment", "obj-d", "--replicas=1"]);
     assert!(eventually(30, || k.pods("default", "app=obj-d").len() == 1));
-    k.ok(&["run", "obj-run", "--image=busybox", "--", "sleep", "infinity"]);
-    k.ok(&["wait", "--for=condition=Ready", "pod/obj-run", "--timeout=60s"]);
+    k.ok(&[
+        "run",
+        "obj-run",
+        "--image=busybox",
+        "--",
+        "sleep",
+        "infinity",
+    ]);
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/obj-run",
+        "--timeout=60s",
+    ]);
 
     k.ok(&["delete", "deployment", "obj-d"]);
     assert!(eventually(30, || k.pods("default", "app=obj-d").is_empty()));
@@ -97,7 +128,10 @@ fn a_daemon_set_gets_its_defaults_and_a_pod_per_node() {
                                   "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}"#,
     );
     let ds = k.json(&["get", "daemonset", "obj-ds"]);
-    assert_eq!(ds["spec"]["updateStrategy"]["type"], "RollingUpdate", "{ds}");
+    assert_eq!(
+        ds["spec"]["updateStrategy"]["type"], "RollingUpdate",
+        "{ds}"
+    );
     k.ok(&["rollout", "status", "daemonset/obj-ds", "--timeout=60s"]);
     let nodes = k.json(&["get", "nodes"])["items"].as_array().unwrap().len();
     let pods = k.pods("default", "app=obj-ds");
@@ -111,14 +145,19 @@ fn a_daemon_set_gets_its_defaults_and_a_pod_per_node() {
     let ds = k.json(&["get", "daemonset", "obj-ds"]);
     assert_eq!(ds["status"]["numberReady"], nodes, "{ds}");
     k.ok(&["delete", "daemonset", "obj-ds"]);
-    assert!(eventually(30, || k.pods("default", "app=obj-ds").is_empty()));
+    assert!(eventually(30, || k
+        .pods("default", "app=obj-ds")
+        .is_empty()));
 }
 
 #[test]
 fn default_kubernetes_and_kube_proxy_health_answer_from_the_cluster() {
     let k = kubectl();
     let ep = k.json(&["get", "endpoints", "kubernetes"]);
-    let ip = ep["subsets"][0]["addresses"][0]["ip"].as_str().unwrap().to_string();
+    let ip = ep["subsets"][0]["addresses"][0]["ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(ep["subsets"][0]["ports"][0]["port"], 6443);
     let slice = k.json(&["get", "endpointslice", "kubernetes"]);
     assert_eq!(slice["endpoints"][0]["addresses"][0], ip.as_str());
@@ -128,13 +167,21 @@ fn default_kubernetes_and_kube_proxy_health_answer_from_the_cluster() {
     );
     // a pod reaches the API server at the endpoint, TLS to the emulator
     let url = format!("https://{ip}:6443/api/v1/namespaces/default/services/kubernetes");
-    let (code, out, err) = k.exec("default", "client-2", None, &["curl", "-sk", "-m", "5", &url]);
+    let (code, out, err) = k.exec(
+        "default",
+        "client-2",
+        None,
+        &["curl", "-sk", "-m", "5", &url],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"name\":\"kubernetes\""), "{out}");
 
     let ds = k.json(&["-n", "kube-system", "get", "daemonset", "kube-proxy"]);
     let nodes = k.json(&["get", "nodes"]);
-    assert_eq!(ds["status"]["numberReady"], nodes["items"].as_array().unwrap().len());
+    assert_eq!(
+        ds["status"]["numberReady"],
+        nodes["items"].as_array().unwrap().len()
+    );
     // kube-ovn-cni asks each node's kube-proxy, as `diagnose` of the bash script does
     for n in nodes["items"].as_array().unwrap() {
         let node_ip = n["status"]["addresses"][0]["address"].as_str().unwrap();
@@ -152,7 +199,10 @@ fn default_kubernetes_and_kube_proxy_health_answer_from_the_cluster() {
         );
         assert_eq!(code, 0, "{err}");
         let v: serde_json::Value = serde_json::from_str(&out).expect("kube-proxy health JSON");
-        assert!(v["lastUpdated"].is_string() && v["currentTime"].is_string(), "{v}");
+        assert!(
+            v["lastUpdated"].is_string() && v["currentTime"].is_string(),
+            "{v}"
+        );
     }
 }
 
@@ -186,8 +236,15 @@ fn pinger_pods_see_their_node_and_take_upstream_flags() {
         None,
         &["ls", "/var/log/ovn"],
     );
-    for f in ["ovn-controller.log", "ovn-northd.log", "ovsdb-server-nb.log"] {
-        assert!(ls.contains(f), "{f} missing in the node's /var/log/ovn: {ls}");
+    for f in [
+        "ovn-controller.log",
+        "ovn-northd.log",
+        "ovsdb-server-nb.log",
+    ] {
+        assert!(
+            ls.contains(f),
+            "{f} missing in the node's /var/log/ovn: {ls}"
+        );
     }
     // the subnet diagnose's flags; verbose conn-check to a port nothing serves fails
     let (code, _, log) = k.exec(
@@ -219,7 +276,10 @@ fn pinger_pods_see_their_node_and_take_upstream_flags() {
         ],
     );
     assert!(log.contains("TCP connectivity to node"), "{log}");
-    assert_eq!(code, 3, "nothing listens on 8100, so the check fails: {log}");
+    assert_eq!(
+        code, 3,
+        "nothing listens on 8100, so the check fails: {log}"
+    );
     let (code, _, log) = k.exec(
         "kube-system",
         &pinger,
