@@ -230,7 +230,10 @@ async fn handle(
     let sub = t.sub.as_deref();
     // Typed clients (`kubectl create service|deployment ...`) send protobuf: decode it
     // to the JSON every handler below works on.
+    // Only the resource itself: a subresource (or a path under an unserved resource)
+    // carries another kind.
     let body = if matches!(method.as_str(), "POST" | "PUT")
+        && sub.is_none()
         && crate::protobuf::is_protobuf(content_type)
     {
         Bytes::from(crate::protobuf::decode(&t.info.kind, &body)?.to_string())

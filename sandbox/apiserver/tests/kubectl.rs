@@ -496,7 +496,7 @@ fn typed_create_sends_protobuf_and_works() {
             .contains("POST /apis/apps/v1/namespaces/default/deployments")
     );
     // a kind the converter does not cover is refused by name, not mangled
-    let out = sb.kubectl(&["create", "secret", "generic", "s", "--from-literal=a=b"]);
+    let out = sb.kubectl(&["create", "serviceaccount", "sa1"]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("decodes protobuf bodies only for"),
