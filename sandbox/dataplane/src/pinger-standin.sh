@@ -33,6 +33,8 @@ value_flags=" port tcp-conn-check-port udp-conn-check-port kubeconfig interval m
  v vmodule log_dir log_file log_file_max_size stderrthreshold log_backtrace_at "
 bool_flags=" enable-verbose-conn-check enable-metrics logtostderr alsologtostderr add_dir_header
  skip_headers skip_log_headers one_output "
+# one space around every name, line breaks included
+value_flags=" ${value_flags//$'\n'/ } " bool_flags=" ${bool_flags//$'\n'/ } "
 set_flag() {
 	case $1 in
 	mode) mode=$2 ;;
