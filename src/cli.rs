@@ -136,7 +136,7 @@ pub enum Command {
     Vsctl(NodePassArgs),
     /// Run ovs-ofctl in the ovs-ovn pod on NODE
     Ofctl(NodePassArgs),
-    /// Run ovs-dpctl in the ovs-ovn pod on NODE
+    /// Run ovs-dpctl in the ovs-ovn pod on NODE (`ovs-appctl dpctl/...` on the userspace datapath)
     Dpctl(NodePassArgs),
     /// Run ovs-appctl in the ovs-ovn pod on NODE
     Appctl(NodePassArgs),

@@ -294,6 +294,14 @@ pub fn drop_reason(cause: DropCause, owner: Option<&Owner>) -> String {
         DropCause::NoRoute => format!("no route / router policy drop{by}"),
         DropCause::Ttl => format!("TTL expired or invalid IP on a router{by}"),
         DropCause::UnknownDestination => format!("unknown destination on the logical switch{by}"),
+        DropCause::LbNoBackends => format!("a load balancer VIP with no backends{by}"),
+        DropCause::LbReject => format!("a load balancer VIP without backends rejects it{by}"),
+        DropCause::UnresolvedNextHop => {
+            format!("held while the router resolves the next hop's MAC{by}")
+        }
+        DropCause::UnboundPort => format!("the destination port is not bound to a chassis{by}"),
+        DropCause::Broadcast => format!("a broadcast/multicast copy{by}"),
+        DropCause::WrongPort => format!("sent to a port that does not own the destination{by}"),
         DropCause::Other => format!("dropped{by}"),
     }
 }

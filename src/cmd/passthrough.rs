@@ -1,6 +1,8 @@
 //! `nbctl|sbctl|icnbctl|icsbctl [args]` and `vsctl|ofctl|dpctl|appctl <node> [args]`:
 //! run the tool in the right pod with the arguments exactly as given, stream
-//! its output, and return its exit code.
+//! its output, and return its exit code. `dpctl` on a node whose br-int uses the
+//! userspace datapath (`datapath_type=netdev`, where `ovs-dpctl` finds no kernel
+//! datapath) runs the same command through ovs-vswitchd: `ovs-appctl dpctl/<command>`.
 
 use super::{Ctx, Outcome};
 use crate::cluster::{Leader, PodRef, container};
@@ -75,7 +77,43 @@ pub async fn run_ovs(ctx: &Ctx, tool: OvsTool, node: &str, args: &[String]) -> R
     let cluster = ctx.cluster().await?;
     let pod = cluster.ovs_pod_on(node).await?;
     let container = pod.container_or_default(container::OPENVSWITCH).to_string();
-    stream(ctx, &pod, &container, &argv(tool.binary(), args)).await
+    let mut remote = argv(tool.binary(), args);
+    if tool == OvsTool::Dpctl {
+        let datapath = cluster
+            .exec_capture(&pod, &container, &DATAPATH_TYPE_ARGV)
+            .await
+            .ok()
+            .filter(|o| o.success())
+            .map(|o| o.stdout_str().trim().trim_matches('"').to_string());
+        if datapath.as_deref() == Some("netdev")
+            && let Some(a) = appctl_dpctl_argv(args)
+        {
+            tracing::info!(node, "userspace datapath: dpctl through ovs-appctl");
+            remote = a;
+        }
+    }
+    stream(ctx, &pod, &container, &remote).await
+}
+
+const DATAPATH_TYPE_ARGV: [&str; 7] = [
+    "ovs-vsctl",
+    "--timeout=5",
+    "--if-exists",
+    "get",
+    "Bridge",
+    "br-int",
+    "datapath_type",
+];
+
+/// `ovs-dpctl [options] <command> [args]` as `ovs-appctl dpctl/<command> [options]
+/// [args]` (the unixctl form takes the same options after the command). None when
+/// there is no command word (then ovs-dpctl itself answers, e.g. `--help`).
+pub fn appctl_dpctl_argv(args: &[String]) -> Option<Vec<String>> {
+    let at = args.iter().position(|a| !a.starts_with('-'))?;
+    let mut v = vec!["ovs-appctl".to_string(), format!("dpctl/{}", args[at])];
+    v.extend(args[..at].iter().cloned());
+    v.extend(args[at + 1..].iter().cloned());
+    Some(v)
 }
 
 /// Stream a remote command to our stdout/stderr; its exit code is ours.
@@ -103,5 +141,25 @@ mod tests {
         let v = argv("ovn-nbctl", &args);
         assert_eq!(v[0], "ovn-nbctl");
         assert_eq!(&v[1..], &args[..]);
+    }
+
+    #[test]
+    fn dpctl_on_the_userspace_datapath_goes_through_appctl() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            appctl_dpctl_argv(&s(&["show"])),
+            Some(s(&["ovs-appctl", "dpctl/show"]))
+        );
+        assert_eq!(
+            appctl_dpctl_argv(&s(&["-s", "dump-flows", "netdev@ovs-netdev"])),
+            Some(s(&[
+                "ovs-appctl",
+                "dpctl/dump-flows",
+                "-s",
+                "netdev@ovs-netdev"
+            ]))
+        );
+        assert_eq!(appctl_dpctl_argv(&s(&["--help"])), None);
+        assert_eq!(appctl_dpctl_argv(&[]), None);
     }
 }

@@ -42,6 +42,8 @@ pub struct App {
     pub users_path: PathBuf,
     /// host:port clients reach us at (for `/api` serverAddressByClientCIDRs).
     pub address: String,
+    /// uids of the workloads loaded at start: the workload controllers leave them alone.
+    pub planned_workloads: std::collections::HashSet<String>,
 }
 
 pub type Shared = Arc<App>;
@@ -226,17 +228,18 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let sub = t.sub.as_deref();
-    if matches!(method.as_str(), "POST" | "PUT") && content_type.contains("protobuf") {
-        // Typed clients (e.g. `kubectl create configmap`) send protobuf; there is no
-        // protobuf decoder here, and saying so beats a JSON parse error.
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            format!(
-                "the sandbox API emulator only accepts JSON bodies, got {content_type}; use `kubectl apply --validate=false -f <file>` or `kubectl create -f <file>` instead of `kubectl create <kind>`"
-            ),
-        ));
-    }
+    // Typed clients (`kubectl create service|deployment ...`) send protobuf: decode it
+    // to the JSON every handler below works on.
+    // Only the resource itself: a subresource (or a path under an unserved resource)
+    // carries another kind.
+    let body = if matches!(method.as_str(), "POST" | "PUT")
+        && sub.is_none()
+        && crate::protobuf::is_protobuf(content_type)
+    {
+        Bytes::from(crate::protobuf::decode(&t.info.kind, &body)?.to_string())
+    } else {
+        body
+    };
     match (method.as_str(), t.name.as_deref(), sub) {
         ("GET", None, _) if q.flag("watch") => watch(app, &t, &q, accept),
         ("GET", None, _) => list(app, &t, &q, accept),
@@ -271,10 +274,13 @@ async fn handle(
         }
         ("PATCH", Some(name), None | Some("status")) => {
             let kind = PatchType::from_content_type(content_type)?;
-            let new = app
-                .store
-                .update(&t.key(name), |obj| patch::apply(obj, kind, &body))?;
-            Ok(json_ok(&new))
+            let (group, k) = (t.info.group.clone(), t.info.kind.clone());
+            let new = app.store.update(&t.key(name), |obj| {
+                patch::apply(obj, kind, &body)?;
+                crate::defaults::apply(&group, &k, obj);
+                Ok(())
+            })?;
+            Ok(json_ok(&node_ports_after_update(app, &t, name, new)?))
         }
         ("PATCH", Some(name), Some("scale")) if t.info.has_subresource("scale") => {
             let kind = PatchType::from_content_type(content_type)?;
@@ -291,8 +297,14 @@ async fn handle(
             if is_crds(&t.info) {
                 app.refresh_registry();
             }
-            if is_pods(&t.info) && controller::is_controlled(&obj) {
+            if is_pods(&t.info)
+                && controller::is_controlled(&obj)
+                && !crate::workloads::pod_has_managed_owner(app, &obj)
+            {
                 controller::recreate_later(app.clone(), t.key(name), obj.clone());
+            }
+            if t.info.group == "apps" {
+                crate::workloads::cascade(app, &obj);
             }
             Ok(json_ok(&obj))
         }
@@ -567,6 +579,7 @@ fn create(app: &App, t: &Target, body: &[u8]) -> Result<Response, ApiError> {
     if is_pods(&t.info) {
         obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
     }
+    crate::defaults::apply(&t.info.group, &t.info.kind, &mut obj);
     if t.info.group.is_empty() && t.info.plural == "services" {
         crate::service_ip::default_new_service(&app.store, &name, &mut obj)?;
     }
@@ -614,6 +627,10 @@ fn replace(app: &App, t: &Target, name: &str, body: &[u8]) -> Result<Response, A
         )));
     }
     let status_only = t.sub.as_deref() == Some("status");
+    let mut new = new;
+    if !status_only {
+        crate::defaults::apply(&t.info.group, &t.info.kind, &mut new);
+    }
     let updated = app.store.update(&t.key(name), |obj| {
         check_rv(t, name, obj, &new)?;
         if status_only {
@@ -632,7 +649,31 @@ fn replace(app: &App, t: &Target, name: &str, body: &[u8]) -> Result<Response, A
     if is_crds(&t.info) {
         app.refresh_registry();
     }
-    Ok(json_ok(&updated))
+    Ok(json_ok(&node_ports_after_update(app, t, name, updated)?))
+}
+
+/// A Service changed to NodePort/LoadBalancer by PUT or PATCH gets its nodePorts, as
+/// on create (a second update: the allocation reads every other Service).
+fn node_ports_after_update(
+    app: &App,
+    t: &Target,
+    name: &str,
+    updated: Value,
+) -> Result<Value, ApiError> {
+    let spec = &updated["spec"];
+    let missing = matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer"))
+        && spec["ports"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["nodePort"].as_i64().is_none_or(|n| n == 0))
+        });
+    if !(t.info.group.is_empty() && t.info.plural == "services" && missing) {
+        return Ok(updated);
+    }
+    let ns = t.namespace.as_deref().unwrap_or("");
+    let used = crate::service_ip::used_node_ports(&app.store, Some((ns, name)));
+    app.store.update(&t.key(name), |obj| {
+        crate::service_ip::allocate_node_ports(name, &mut obj["spec"], &used)
+    })
 }
 
 fn to_scale(obj: &Value) -> Value {

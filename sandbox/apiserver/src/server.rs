@@ -98,6 +98,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         IpAddr::V4(ip) => format!("http://{ip}:{}", addr.port()),
     };
     let app = Arc::new(App {
+        planned_workloads: crate::workloads::planned_workloads(&store),
         store,
         registry: RwLock::new(registry),
         runtime_path: api_dir.join("runtime.json"),
@@ -127,6 +128,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     write_atomic(&api_dir.join("port"), &format!("{}\n", addr.port()))?;
     tracing::info!("serving the sandbox API at {server}");
     tokio::spawn(Watchdog::default().run(app.clone()));
+    tokio::spawn(crate::workloads::run(app.clone()));
     tokio::spawn(crate::tls::serve(
         https,
         identity.acceptor,

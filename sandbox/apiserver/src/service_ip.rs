@@ -104,6 +104,19 @@ pub fn default_new_service(store: &Store, name: &str, svc: &mut Value) -> Result
     if spec["type"] == "ExternalName" {
         return Ok(());
     }
+    if matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer")) {
+        if spec["externalTrafficPolicy"]
+            .as_str()
+            .is_none_or(str::is_empty)
+        {
+            spec["externalTrafficPolicy"] = json!("Cluster");
+        }
+        if spec["type"] == "LoadBalancer" && spec.get("allocateLoadBalancerNodePorts").is_none() {
+            spec["allocateLoadBalancerNodePorts"] = json!(true);
+        }
+        let used = used_node_ports(store, None);
+        allocate_node_ports(name, spec, &used)?;
+    }
     if spec["clusterIP"] == "None" {
         spec["clusterIPs"] = json!(["None"]);
         return Ok(());
@@ -198,6 +211,79 @@ pub fn default_new_service(store: &Store, name: &str, svc: &mut Value) -> Result
     Ok(())
 }
 
+/// `--service-node-port-range` of the emulated server (the default).
+pub const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
+
+/// Every nodePort held by a Service, except those of `except` (namespace, name).
+pub fn used_node_ports(store: &Store, except: Option<(&str, &str)>) -> HashSet<i64> {
+    let (services, _) = store.list("", "services", None);
+    services
+        .iter()
+        .filter(|s| {
+            except.is_none_or(|(ns, n)| {
+                s["metadata"]["namespace"] != ns || s["metadata"]["name"] != n
+            })
+        })
+        .flat_map(|s| s["spec"]["ports"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["nodePort"].as_i64())
+        .collect()
+}
+
+/// Gives every port of a NodePort/LoadBalancer Service a nodePort: a requested one is
+/// checked (range, not taken), the others get the lowest free port of the range. A
+/// LoadBalancer with `allocateLoadBalancerNodePorts: false` gets none.
+pub fn allocate_node_ports(
+    name: &str,
+    spec: &mut Value,
+    used: &HashSet<i64>,
+) -> Result<(), ApiError> {
+    if !matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer"))
+        || spec["allocateLoadBalancerNodePorts"] == false
+    {
+        return Ok(());
+    }
+    let mut taken = used.clone();
+    let Some(ports) = spec["ports"].as_array_mut() else {
+        return Ok(());
+    };
+    // Requested ports first (they must be free), then the lowest free ones.
+    for (i, p) in ports.iter().enumerate() {
+        let Some(n) = p["nodePort"].as_i64().filter(|n| *n != 0) else {
+            continue;
+        };
+        if !NODE_PORTS.contains(&n) {
+            return Err(invalid(
+                name,
+                format!(
+                    "spec.ports[{i}].nodePort: Invalid value: {n}: provided port is not in the valid range. The range of valid ports is 30000-32767"
+                ),
+            ));
+        }
+        if !taken.insert(n) {
+            return Err(invalid(
+                name,
+                format!(
+                    "spec.ports[{i}].nodePort: Invalid value: {n}: provided port is already allocated"
+                ),
+            ));
+        }
+    }
+    for p in ports.iter_mut() {
+        if p["nodePort"].as_i64().is_some_and(|n| n != 0) {
+            continue;
+        }
+        let free = NODE_PORTS
+            .clone()
+            .find(|n| !taken.contains(n))
+            .ok_or_else(|| {
+                ApiError::internal("failed to allocate a nodePort: the range 30000-32767 is full")
+            })?;
+        taken.insert(free);
+        p["nodePort"] = json!(free);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +352,26 @@ mod tests {
         );
         let mut bad = json!({"spec": {"clusterIP": "nope"}});
         assert!(default_new_service(&store, "b", &mut bad).is_err());
+    }
+
+    #[test]
+    fn node_ports_are_unique_in_range_and_checked() {
+        let store = store_with(&[]);
+        let mut svc = json!({"spec": {"type": "NodePort", "ports": [{"port": 80}, {"port": 81, "nodePort": 30000}]}});
+        let e = default_new_service(&store, "np", &mut svc.clone());
+        assert!(e.is_ok());
+        default_new_service(&store, "np", &mut svc).unwrap();
+        assert_eq!(svc["spec"]["ports"][1]["nodePort"], 30000);
+        assert_eq!(svc["spec"]["ports"][0]["nodePort"], 30001);
+        assert_eq!(svc["spec"]["externalTrafficPolicy"], "Cluster");
+        let used: HashSet<i64> = [30000, 30001].into();
+        let mut again = json!({"type": "LoadBalancer", "ports": [{"port": 80, "nodePort": 30001}]});
+        let e = allocate_node_ports("x", &mut again, &used).unwrap_err();
+        assert!(e.message.contains("already allocated"), "{}", e.message);
+        let mut out = json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]});
+        assert!(allocate_node_ports("x", &mut out, &used).is_err());
+        let mut cip = json!({"type": "ClusterIP", "ports": [{"port": 80}]});
+        allocate_node_ports("x", &mut cip, &used).unwrap();
+        assert!(cip["ports"][0].get("nodePort").is_none());
     }
 }

@@ -11,7 +11,10 @@ mod exec;
 mod fault;
 mod holder;
 mod image;
+mod host_dirs;
+mod kube_proxy;
 mod kubelet;
+mod kubernetes_svc;
 mod nb;
 mod node;
 mod objects;
@@ -112,6 +115,14 @@ enum Cmd {
     /// KO_SANDBOX_OVN suffix): its state directory and netns derive from it.
     #[command(hide = true)]
     Name,
+    /// Serve kube-proxy's :10256/healthz in every node netns and forward the
+    /// control-plane node's :6443 to the emulator (`up` starts it in the background).
+    #[command(hide = true)]
+    NodeEndpoints {
+        /// The sandbox state directory (how `down` recognises the process).
+        #[arg(long)]
+        state_dir: std::path::PathBuf,
+    },
     /// Remove every process, netns, link, mount and file of the sandbox.
     Down {
         /// Remove every sandbox, whatever its name.
@@ -242,6 +253,10 @@ fn dispatch(cli: Cli, paths: &Paths) -> anyhow::Result<ExitCode> {
         Cmd::Controller { state_dir } => {
             state::validate_name(&cli.name)?;
             controller::run(&paths, &state_dir)?;
+        }
+        Cmd::NodeEndpoints { state_dir: _ } => {
+            state::validate_name(&cli.name)?;
+            kube_proxy::run(&paths)?;
         }
         Cmd::Down { all } => {
             if !preflight::is_root() {

@@ -25,7 +25,10 @@ pub fn binds(ctx: &Ctx, pod: &Pod) -> Result<Vec<Bind>> {
         Role::OvnCentral => vec![
             b(pod, "run-ovn", "/var/run/ovn"),
             b(pod, "etc-ovn", "/etc/ovn"),
-            b(pod, "log-ovn", "/var/log/ovn"),
+            Bind {
+                src: crate::host_dirs::central_log_dir(ctx, pod),
+                dst: "/var/log/ovn".into(),
+            },
         ],
         Role::OvsOvn | Role::Cni => {
             // kube-ovn-cni mounts the same host paths as ovs-ovn, so both see one OVS.
@@ -45,7 +48,12 @@ pub fn binds(ctx: &Ctx, pod: &Pod) -> Result<Vec<Bind>> {
         }
         Role::Controller => vec![b(pod, "log-kube-ovn", "/var/log/kube-ovn")],
         // the pinger binary diagnose runs in `--mode=job` (a stand-in, see pinger.rs)
-        Role::Workload if pod.container == "pinger" => vec![crate::pinger::install(ctx)?],
+        // and the node's host directories (host_dirs.rs)
+        Role::Workload if pod.container == "pinger" => {
+            let mut v = vec![crate::pinger::install(ctx)?];
+            v.extend(crate::host_dirs::pinger_binds(ctx, pod)?);
+            v
+        }
         Role::Workload => vec![],
     })
 }

@@ -252,13 +252,18 @@ pub fn pod(plan: &Plan, p: &Pod) -> Value {
             Role::OvsOvn => "ovn-ovs",
             Role::Cni => "kube-ovn-cni",
             Role::Workload if p.container == "pinger" => "kube-ovn-app",
+            Role::Workload if p.container == "kube-proxy" => "kube-proxy",
             Role::Workload => "default",
         },
         "containers": [{
             "name": p.container,
             "image": p.image,
             "imagePullPolicy": "IfNotPresent",
-            "command": if p.role == Role::Workload { json!(["sleep", "infinity"]) } else { json!(["/kube-ovn/start.sh"]) },
+            "command": match p.role {
+                Role::Workload if p.container == "kube-proxy" => json!(["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/config.conf", format!("--hostname-override={}", n.name)]),
+                Role::Workload => json!(["sleep", "infinity"]),
+                _ => json!(["/kube-ovn/start.sh"]),
+            },
             "args": container_args(plan, p),
             "env": env(plan, p),
             "ports": container_ports(p),
@@ -316,12 +321,17 @@ fn workload_status_deploy(plan: &Plan, n: usize) -> Value {
     })
 }
 
-fn template(labels: &BTreeMap<String, String>, container: &str, host_network: bool) -> Value {
+fn template(
+    labels: &BTreeMap<String, String>,
+    container: &str,
+    image: &str,
+    host_network: bool,
+) -> Value {
     json!({
         "metadata": {"labels": labels},
         "spec": {
             "hostNetwork": host_network,
-            "containers": [{"name": container, "image": plan::KUBE_OVN_IMAGE}],
+            "containers": [{"name": container, "image": image}],
         },
     })
 }
@@ -343,24 +353,30 @@ fn workloads(plan: &Plan) -> Vec<Value> {
         let mut sel: BTreeMap<String, String> = p
             .labels
             .iter()
-            .filter(|(k, _)| !k.ends_with("-leader") && k.as_str() != "controller-revision-hash")
+            .filter(|(k, _)| {
+                !k.ends_with("-leader")
+                    && k.as_str() != "controller-revision-hash"
+                    && k.as_str() != "pod-template-generation"
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         if o.kind == "DaemonSet" {
-            let mut m = meta(
-                plan,
-                &o.name,
-                Some(&p.namespace),
-                json!({"app": p.labels.get("app"), "component": "network", "type": "infra"}),
-                json!({}),
-            );
+            // Kube-OVN's DaemonSets select on `app`, kube-proxy's on `k8s-app`
+            let (sel_key, ds_labels) = match p.labels.get("app") {
+                Some(app) => (
+                    "app",
+                    json!({"app": app, "component": "network", "type": "infra"}),
+                ),
+                None => ("k8s-app", json!({"k8s-app": p.labels.get("k8s-app")})),
+            };
+            let mut m = meta(plan, &o.name, Some(&p.namespace), ds_labels, json!({}));
             m["uid"] = json!(plan::uid_for(&format!("{}/ds/{}", plan.name, o.name)));
             m["generation"] = json!(1);
             out.push(obj(
                 "apps/v1",
                 "DaemonSet",
                 m,
-                json!({"selector": {"matchLabels": {"app": p.labels.get("app")}}, "template": template(&sel, &p.container, p.host_network),
+                json!({"selector": {"matchLabels": {sel_key: p.labels.get(sel_key)}}, "template": template(&sel, &p.container, &p.image, p.host_network),
                        "updateStrategy": {"type": "RollingUpdate"}}),
                 workload_status_ds(count),
             ));
@@ -385,7 +401,7 @@ fn workloads(plan: &Plan) -> Vec<Value> {
                 "apps/v1",
                 "Deployment",
                 m,
-                json!({"replicas": count, "selector": {"matchLabels": sel}, "template": template(&sel, &p.container, p.host_network),
+                json!({"replicas": count, "selector": {"matchLabels": sel}, "template": template(&sel, &p.container, &p.image, p.host_network),
                        "strategy": {"type": "RollingUpdate"}}),
                 workload_status_deploy(plan, count),
             ));
@@ -404,7 +420,7 @@ fn workloads(plan: &Plan) -> Vec<Value> {
                 "apps/v1",
                 "ReplicaSet",
                 m,
-                json!({"replicas": count, "selector": {"matchLabels": rs_labels}, "template": template(&rs_labels, &p.container, p.host_network)}),
+                json!({"replicas": count, "selector": {"matchLabels": rs_labels}, "template": template(&rs_labels, &p.container, &p.image, p.host_network)}),
                 json!({"replicas": count, "readyReplicas": count, "availableReplicas": count, "fullyLabeledReplicas": count, "observedGeneration": 1}),
             ));
         }
@@ -924,6 +940,10 @@ pub fn all(plan: &Plan) -> Vec<(String, Value)> {
                     .flat_map(|s| service(plan, s))
                     .collect(),
             ),
+        ),
+        (
+            "kubernetes-service.json".into(),
+            list(crate::kubernetes_svc::objects(plan)),
         ),
         ("crds.json".into(), list(crds(ts!(plan)))),
         ("rbac.json".into(), list(rbac(plan))),

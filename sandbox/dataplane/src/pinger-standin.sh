@@ -4,10 +4,14 @@
 # the pinger pod: 3 pings 100 ms apart to every pinger pod and every node, the
 # --target-ip-ports and the --external-address, and logs in klog's format with
 # upstream's messages, so `kubectl ko diagnose` reads it as it reads the real one.
+# It takes every flag upstream's binary takes (pkg/pinger/config.go plus klog's) and
+# honours --mode=job, --external-address, --target-ip-ports, --exit-code,
+# --enable-verbose-conn-check, --tcp-conn-check-port and --udp-conn-check-port; the
+# others are accepted and logged as without effect.
 # Differences, each logged: the target list comes from `targets` next to this
-# script (pods cannot reach the API emulator on the host's loopback), and the OVS,
-# ovn-controller, port-binding, API server and DNS checks are skipped (the pinger
-# pods here mount no OVS and the sandbox runs no DNS server).
+# script (the stand-in does not query the API), and the OVS,
+# ovn-controller, port-binding, API server and DNS checks are skipped (the stand-in
+# reads no OVS metrics and the sandbox runs no DNS server).
 # Exit status as upstream: 0 unless a check failed and --exit-code is not 0.
 set -u
 
@@ -17,24 +21,73 @@ log() {
 }
 
 mode=server external="" target_ip_ports="" exit_code=0
-for a in "$@"; do
+verbose_conn_check=false tcp_port=8100 udp_port=8101
+# Every flag of upstream's kube-ovn-pinger (pkg/pinger/config.go) and klog's, as pflag
+# takes them: --name=value or --name value; booleans also bare (--name).
+value_flags=" port tcp-conn-check-port udp-conn-check-port kubeconfig interval mode exit-code
+ internal-dns external-dns external-address target-ip-ports network-mode log-perm ovs.timeout
+ ovs.poll-interval system.run.dir database.vswitch.name database.vswitch.socket.remote
+ database.vswitch.file.data.path database.vswitch.file.log.path database.vswitch.file.pid.path
+ database.vswitch.file.system.id.path service.vswitchd.file.log.path service.vswitchd.file.pid.path
+ service.ovncontroller.file.log.path service.ovncontroller.file.pid.path
+ v vmodule log_dir log_file log_file_max_size stderrthreshold log_backtrace_at "
+bool_flags=" enable-verbose-conn-check enable-metrics logtostderr alsologtostderr add_dir_header
+ skip_headers skip_log_headers one_output "
+# one space around every name, line breaks included
+value_flags=" ${value_flags//$'\n'/ } " bool_flags=" ${bool_flags//$'\n'/ } "
+set_flag() {
+	case $1 in
+	mode) mode=$2 ;;
+	external-address) external=$2 ;;
+	target-ip-ports) target_ip_ports=$2 ;;
+	exit-code) exit_code=$2 ;;
+	enable-verbose-conn-check) verbose_conn_check=$2 ;;
+	tcp-conn-check-port) tcp_port=$2 ;;
+	udp-conn-check-port) udp_port=$2 ;;
+	*) ignored+=("--$1=$2") ;;
+	esac
+}
+ignored=()
+all_args="$*"
+while [ $# -gt 0 ]; do
+	a=$1
+	shift
 	case $a in
-	--mode=*) mode=${a#*=} ;;
-	--external-address=*) external=${a#*=} ;;
-	--target-ip-ports=*) target_ip_ports=${a#*=} ;;
-	--exit-code=*) exit_code=${a#*=} ;;
+	--*=* | -*=*)
+		name=${a%%=*} name=${name#-} name=${name#-} value=${a#*=}
+		if [[ $value_flags != *" $name "* && $bool_flags != *" $name "* ]]; then
+			log E "unknown flag: --$name"
+			exit 2
+		fi
+		set_flag "$name" "$value"
+		;;
+	-*)
+		name=${a#-} name=${name#-}
+		if [[ $bool_flags == *" $name "* ]]; then
+			set_flag "$name" true
+		elif [[ $value_flags == *" $name "* ]] && [ $# -gt 0 ]; then
+			set_flag "$name" "$1"
+			shift
+		else
+			log E "unknown flag: $a"
+			exit 2
+		fi
+		;;
 	*)
-		log E "unknown flag: $a"
+		log E "unexpected argument: $a"
 		exit 2
 		;;
 	esac
 done
 if [ "$mode" != job ]; then
-	log E "the sandbox stand-in only runs --mode=job"
+	log E "the sandbox stand-in only runs --mode=job (the sandbox kubelet runs no container commands, so nothing starts the server mode)"
 	exit 2
 fi
 targets=$(dirname "$0")/targets
-log I "sandbox stand-in: called with: $*"
+log I "sandbox stand-in: called with: $all_args"
+if [ ${#ignored[@]} -gt 0 ]; then
+	log I "sandbox stand-in: accepted without effect here: ${ignored[*]}"
+fi
 
 # upstream pings only the address families the pod itself has
 has4=0 has6=0
@@ -61,12 +114,40 @@ ping3() {
 	avg=${avg:-0}
 }
 
-log I "sandbox stand-in: skipping the ovs, ovn-controller and port binding checks (no OVS mounts in sandbox pinger pods)"
-log I "sandbox stand-in: skipping the apiserver check (pods cannot reach the emulator)"
+# tcp_check/udp_check <ip> <port>: upstream's util.TCPConnectivityCheck / UDPConnectivityCheck
+# (connect; for UDP send and wait for the echo its conn-check server sends back)
+tcp_check() {
+	# shellcheck disable=SC2016 # $1/$2 expand in the inner shell: argv, not text
+	timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
+}
+udp_check() {
+	# shellcheck disable=SC2016
+	timeout 3 bash -c 'exec 3<>"/dev/udp/$1/$2"; printf x >&3; read -r -t 2 -N 1 -u 3 _' _ "$1" "$2" 2>/dev/null
+}
+# conn_check pod|node <name> <ip>: with --enable-verbose-conn-check, as upstream
+conn_check() {
+	[ "$verbose_conn_check" = true ] || return 0
+	if tcp_check "$3" "$tcp_port"; then
+		log I "TCP connectivity to $1 $2 $3 success"
+	else
+		log I "TCP connectivity to $1 $2 $3 failed"
+		failed=1
+	fi
+	if udp_check "$3" "$udp_port"; then
+		log I "UDP connectivity to $1 $2 $3 success"
+	else
+		log I "UDP connectivity to $1 $2 $3 failed"
+		failed=1
+	fi
+}
+
+log I "sandbox stand-in: skipping the ovs, ovn-controller and port binding checks (the stand-in does not read OVS metrics)"
+log I "sandbox stand-in: skipping the apiserver check (the stand-in does not query the API)"
 
 log I "start to check pod connectivity"
 while read -r kind name ip; do
 	if [ "$kind" != pod ] || ! family_ok "$ip"; then continue; fi
+	conn_check pod "$name" "$ip"
 	ping3 "$ip" 1
 	log I "ping pod: $name $ip, count: 3, loss count $loss, average rtt ${avg}ms"
 	[ "$loss" = 0 ] || failed=1
@@ -75,6 +156,7 @@ done <"$targets"
 log I "start to check node connectivity"
 while read -r kind name ip; do
 	if [ "$kind" != node ] || ! family_ok "$ip"; then continue; fi
+	conn_check node "$name" "$ip"
 	ping3 "$ip" 30
 	log I "ping node: $name $ip, count: 3, loss count $loss, average rtt ${avg}ms"
 	[ "$loss" = 0 ] || failed=1
@@ -99,7 +181,7 @@ if [ -n "$target_ip_ports" ]; then
 		case $proto in
 		tcp)
 			# shellcheck disable=SC2016 # $1/$2 expand in the inner shell: argv, not text
-			if timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$addr" "$port" 2>/dev/null; then
+			if tcp_check "$addr" "$port"; then
 				log I "TCP connectivity to targetIPPort $shown:$port success"
 			else
 				log I "TCP connectivity to targetIPPort $shown:$port failed"
@@ -108,8 +190,7 @@ if [ -n "$target_ip_ports" ]; then
 			;;
 		udp)
 			# upstream expects its own UDP responder to echo; so does this
-			# shellcheck disable=SC2016
-			if timeout 3 bash -c 'exec 3<>"/dev/udp/$1/$2"; printf x >&3; read -r -t 2 -N 1 -u 3 _' _ "$addr" "$port" 2>/dev/null; then
+			if udp_check "$addr" "$port"; then
 				log I "UDP connectivity to target $shown:$port success"
 			else
 				log I "UDP connectivity to target $shown:$port failed"

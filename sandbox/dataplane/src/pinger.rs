@@ -20,7 +20,8 @@ pub const MOUNT: &str = "/kube-ovn";
 static INSTALL: Mutex<()> = Mutex::new(());
 
 /// `targets`: what upstream lists through the API (pinger pods, node
-/// InternalIPs), one `pod|node <name> <ip>` per line and address.
+/// InternalIPs), one `pod|node <name> <ip>` per line and address (the stand-in
+/// does not query the API itself).
 fn targets(ctx: &Ctx) -> String {
     let plan = &ctx.plan;
     let mut out = String::new();

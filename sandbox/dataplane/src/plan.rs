@@ -357,6 +357,8 @@ fn infra_labels(app: &str) -> BTreeMap<String, String> {
 }
 
 pub const KUBE_OVN_IMAGE: &str = "docker.io/kubeovn/kube-ovn:v1.17.0";
+/// What kind 1.32 runs as kube-proxy.
+pub const KUBE_PROXY_IMAGE: &str = "registry.k8s.io/kube-proxy:v1.32.0";
 const APP_IMAGE: &str = "docker.io/library/busybox:1.36";
 
 pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
@@ -474,7 +476,9 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
             node,
             role,
             container: container.into(),
-            image: if role == Role::Workload {
+            image: if container == "kube-proxy" {
+                KUBE_PROXY_IMAGE.into()
+            } else if role == Role::Workload {
                 APP_IMAGE.into()
             } else {
                 KUBE_OVN_IMAGE.into()
@@ -579,6 +583,29 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
         labels(&[("app", "host-net")]),
         None,
     );
+    // kube-proxy on every node, as kubeadm/kind deploy it (its health endpoint
+    // :10256/healthz is served by kube_proxy.rs)
+    for (i, _) in nodes.iter().enumerate() {
+        host_pod(
+            format!(
+                "kube-proxy-{}",
+                suffix(&format!("{name}/kube-proxy/{i}"), 5)
+            ),
+            KUBE_SYSTEM,
+            i,
+            Role::Workload,
+            "kube-proxy",
+            labels(&[
+                ("k8s-app", "kube-proxy"),
+                ("controller-revision-hash", "5f8d6c7b9"),
+                ("pod-template-generation", "1"),
+            ]),
+            Some(Owner {
+                kind: "DaemonSet".into(),
+                name: "kube-proxy".into(),
+            }),
+        );
+    }
 
     let mut net_pod = |pname: String,
                        ns: &str,

@@ -71,6 +71,7 @@ pub fn up(paths: &Paths, opts: &UpOpts) -> Result<PathBuf> {
             // a kubelet that died (or a sandbox from before it existed) comes back
             kubelet::start(paths, &state::Recorder::new(paths))?;
             controller::start(paths, &state::Recorder::new(paths))?;
+            crate::kube_proxy::start(paths, &state::Recorder::new(paths))?;
             return Ok(paths.kubeconfig());
         }
         eprintln!(
@@ -216,6 +217,7 @@ fn build(ctx: &Ctx, opts: &UpOpts) -> Result<()> {
     let port = api::wait_ready(paths, api_pid, Duration::from_secs(30))?;
     api::wait_leaders(port, Duration::from_secs(30))?;
     kubelet::start(paths, &ctx.rec)?;
+    crate::kube_proxy::start(paths, &ctx.rec)?;
     // The planned NetworkPolicy and Service VIPs reach the NB through the controller,
     // the same way as objects created later; every chassis has them before `up` ends.
     controller::start(paths, &ctx.rec)?;
