@@ -69,14 +69,6 @@ run() {
     note "ALLOWED-FAIL (userspace datapath) kubectl ko $* (exit $rc)"
     return 0
   fi
-  # TODO(lead): remove after merging `verdict` (trace then exits 0 whenever the
-  # trace ran). Until then our `trace` exits 1 when the verdict is a drop, and the
-  # upstream list traces to an outside address, which some flows drop.
-  if [[ $1 == trace && $rc -eq 1 && $out == DROPPED* ]]; then
-    allowed=$((allowed + 1))
-    note "ALLOWED-FAIL (trace exits 1 on a DROPPED verdict until verdict's change) kubectl ko $*"
-    return 0
-  fi
   failed=$((failed + 1))
   failures+=("kubectl ko $* (exit $rc)")
   note "FAIL  kubectl ko $* (exit $rc)"
