@@ -12,8 +12,7 @@ use crate::ctx::Ctx;
 use crate::exec::ip_batch;
 use crate::state::{self, Created, Paths};
 use crate::{
-    api, argv, controller, down, image, kubelet, nb, node, objects, plan, pods, preflight,
-    underlay,
+    api, argv, controller, down, image, kubelet, nb, node, objects, plan, pods, preflight, underlay,
 };
 
 pub struct UpOpts {
