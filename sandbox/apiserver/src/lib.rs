@@ -11,6 +11,7 @@ pub mod exec;
 pub mod leader;
 pub mod load;
 pub mod logs;
+pub mod pagination;
 pub mod patch;
 pub mod query;
 pub mod resources;
