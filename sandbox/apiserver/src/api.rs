@@ -98,8 +98,18 @@ async fn authorize(State(app): State<Shared>, req: Request, next: Next) -> Respo
 async fn log_requests(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let uri = req.uri().clone();
+    let agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
     let resp = next.run(req).await;
-    tracing::info!("{method} {uri} -> {}", resp.status().as_u16());
+    // The client is named so tests can tell their own requests from the kubelet's.
+    tracing::info!(
+        "{method} {uri} -> {} agent={agent:?}",
+        resp.status().as_u16()
+    );
     resp
 }
 

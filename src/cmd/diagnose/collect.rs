@@ -97,17 +97,15 @@ pub fn central_pod(p: &Pod) -> CentralPod {
 /// Names of the installed CRDs.
 pub async fn crd_names(cluster: &Cluster) -> cluster::Result<BTreeSet<String>> {
     let api: Api<CustomResourceDefinition> = Api::all(cluster.client().clone());
-    let list = cluster
-        .call(
+    let names = cluster
+        .list_mapped(
+            &api,
+            &ListParams::default(),
             "listing CustomResourceDefinitions",
-            api.list(&ListParams::default()),
+            |c| c.metadata.name,
         )
         .await?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter_map(|c| c.metadata.name)
-        .collect())
+    Ok(names.into_iter().collect())
 }
 
 /// A Deployment's or DaemonSet's counters; Ok(None) when it does not exist.
@@ -162,15 +160,16 @@ pub async fn endpoint_pods(
 ) -> Result<Vec<String>, String> {
     let api: Api<EndpointSlice> = Api::namespaced(cluster.client().clone(), namespace);
     let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
-    let list = cluster
-        .call(
-            format!("listing EndpointSlices of Service {namespace}/{service}"),
-            api.list(&lp),
+    let slices = cluster
+        .list_paged(
+            &api,
+            &lp,
+            &format!("listing EndpointSlices of Service {namespace}/{service}"),
         )
         .await
         .map_err(|e| e.to_string())?;
     let mut names: BTreeSet<String> = BTreeSet::new();
-    for slice in list.items {
+    for slice in slices {
         for ep in slice.endpoints.into_iter().flatten() {
             let ready = ep.conditions.as_ref().and_then(|c| c.ready) != Some(false);
             if ready && let Some(t) = ep.target_ref.and_then(|t| t.name) {
