@@ -14,6 +14,7 @@ use kube::api::{Api, ListParams};
 
 use crate::cluster::{self, Cluster, NodeNetwork, PodNetwork, PodRef, container};
 
+use super::batch::{self, Job, JobOutput};
 use super::checks::components::{WorkloadKind, WorkloadStatus};
 use super::checks::nodes::{NodeFacts, NodeProbe, SbChassisView};
 use super::checks::pods::PodFacts;
@@ -321,7 +322,8 @@ pub async fn ovn_tables(
     }
 }
 
-/// Everything the node checks need from one node's ovs-ovn pod, concurrently.
+/// Everything the node checks need from one node's ovs-ovn pod: four reads run
+/// together in one exec (see `batch.rs`), so a node costs one API round trip.
 pub async fn probe_node(
     cluster: &Cluster,
     ovs_pods: &BTreeMap<String, PodRef>,
@@ -334,47 +336,30 @@ pub async fn probe_node(
             format!("no ovs-ovn pod (app=ovs) runs on node {node}"),
         );
     };
-    let c = container::OPENVSWITCH;
-    let conn = ["ovn-appctl", "-t", "ovn-controller", "connection-status"];
-    let br = ["ovs-vsctl", "br-exists", "br-int"];
-    let agg = ["ovs-ofctl", "dump-aggregate", "br-int"];
-    let work = async {
-        tokio::join!(
-            exec_text(cluster, pod, c, &conn, timeout),
-            cluster.exec_capture_timeout(pod, pod.container_or_default(c), &br, timeout),
-            exec_text(cluster, pod, c, &agg, timeout),
-            exec_text(cluster, pod, c, commands::OVS_INTERFACES, timeout),
-        )
+    const CONN: &[&str] = &["ovn-appctl", "-t", "ovn-controller", "connection-status"];
+    const BR: &[&str] = &["ovs-vsctl", "br-exists", "br-int"];
+    const AGG: &[&str] = &["ovs-ofctl", "dump-aggregate", "br-int"];
+    let reads = [CONN, BR, AGG, commands::OVS_INTERFACES];
+    let outputs = match node_reads(cluster, pod, &reads, timeout).await {
+        Ok(o) => o,
+        Err(e) => return NodeProbe::failed(Some(pod.name.clone()), e),
     };
-    // The execs run concurrently, so the whole node gets one timeout plus slack.
-    let Ok((controller, br_int, agg, ifaces)) =
-        tokio::time::timeout(timeout + Duration::from_secs(2), work).await
-    else {
-        return NodeProbe::failed(
-            Some(pod.name.clone()),
-            format!("node {node} did not answer within {timeout:?}"),
-        );
-    };
-    // If the pod cannot be exec'd at all, every call fails the same way.
-    if let (Err(e), Err(_)) = (&controller, &br_int)
-        && !e.contains("exited")
-    {
-        return NodeProbe::failed(Some(pod.name.clone()), e.clone());
-    }
+    let text = |k: usize| read_text(reads[k], outputs[k].as_ref());
+    let (controller, agg, ifaces) = (text(0), text(2), text(3));
     NodeProbe {
         ovs_pod: Some(pod.name.clone()),
         error: None,
         controller,
         // br-exists: exit 0 yes, 2 no
-        br_int: match br_int {
-            Ok(o) if o.exit_code == 0 => Ok(true),
-            Ok(o) if o.exit_code == 2 => Ok(false),
-            Ok(o) => Err(format!(
+        br_int: match &outputs[1] {
+            Some(o) if o.exit_code == 0 => Ok(true),
+            Some(o) if o.exit_code == 2 => Ok(false),
+            Some(o) => Err(format!(
                 "`ovs-vsctl br-exists br-int` exited {}: {}",
                 o.exit_code,
-                o.stderr_str().trim()
+                o.stderr.trim()
             )),
-            Err(e) => Err(e.to_string()),
+            None => Err("`ovs-vsctl br-exists br-int` left no result".into()),
         },
         flow_count: agg.and_then(|t| {
             ovsdb::aggregate_flow_count(&t)
@@ -382,4 +367,57 @@ pub async fn probe_node(
         }),
         interfaces: ifaces.and_then(|t| ovsdb::interfaces(&t).map_err(|e| e.to_string())),
     }
+}
+
+/// Runs `reads` concurrently in one exec in the pod's openvswitch container.
+async fn node_reads(
+    cluster: &Cluster,
+    pod: &PodRef,
+    reads: &[&[&str]],
+    timeout: Duration,
+) -> Result<Vec<Option<JobOutput>>, String> {
+    let jobs: Vec<Job> = reads
+        .iter()
+        .map(|argv| Job {
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            retry: None,
+        })
+        .collect();
+    let c = pod.container_or_default(container::OPENVSWITCH).to_string();
+    let out = cluster
+        .exec_capture_timeout(pod, &c, &batch::argv(&jobs), timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    let results = batch::parse(&out.stdout, jobs.len());
+    if results.iter().all(Option::is_none) {
+        return Err(format!(
+            "the node's reads did not run in {pod} (exit {}): {}",
+            out.exit_code,
+            out.stderr_str().trim()
+        ));
+    }
+    Ok(results)
+}
+
+/// stdout of one read on exit 0, or a one-line reason (as [`exec_text`] words it).
+fn read_text(argv: &[&str], out: Option<&JobOutput>) -> Result<String, String> {
+    let Some(out) = out else {
+        return Err(format!("`{}` left no result", argv.join(" ")));
+    };
+    if out.exit_code == 0 {
+        return Ok(out.stdout.clone());
+    }
+    let msg = out
+        .stderr
+        .lines()
+        .rev()
+        .chain(out.stdout.lines().rev())
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no output");
+    Err(format!(
+        "`{}` exited {}: {msg}",
+        argv.join(" "),
+        out.exit_code
+    ))
 }
