@@ -401,3 +401,22 @@ fn every_list_diagnose_makes_is_paged() {
     let unpaged: Vec<&&str> = lists.iter().filter(|l| !l.contains("limit=500")).collect();
     assert!(unpaged.is_empty(), "LISTs without limit=500: {unpaged:?}");
 }
+
+/// The matrix says how it chose its cells, and each source's probes took one exec.
+#[test]
+fn matrix_reports_its_strategy_and_one_exec_per_source() {
+    let kc = kc();
+    let (_, v, _) = diagnose(&kc, &["all"]);
+    let m = &v["connectivity"];
+    assert_eq!(m["strategy"]["kind"], "full-mesh", "3 nodes: {m}");
+    let sources = m["sources"].as_array().expect("sources").len();
+    let probes = m["probes"].as_array().expect("probes").len();
+    assert!(probes > sources, "more probes than sources: {probes}");
+    assert_eq!(m["execs"].as_u64(), Some(sources as u64), "{m}");
+    let (_, forced, _) = diagnose(&kc, &["all", "--full-mesh"]);
+    assert_eq!(forced["connectivity"]["strategy"]["kind"], "full-mesh");
+    let mut c = ko(&kc);
+    c.args(["diagnose", "all"]);
+    let out = text(&run(c).stdout);
+    assert!(out.contains("strategy: full mesh"), "{out}");
+}
