@@ -237,15 +237,14 @@ mod tests {
         (t.kind == TargetKind::Pod).then(|| if last % 2 == 1 { "b" } else { "a" }.into())
     }
 
-    fn plan(
-        nodes: usize,
-        full: bool,
-    ) -> (
+    type Planned = (
         Vec<Source>,
         Vec<Target>,
         MatrixStrategy,
         Vec<(usize, usize)>,
-    ) {
+    );
+
+    fn plan(nodes: usize, full: bool) -> Planned {
         let (s, t) = cluster(nodes);
         let cp: BTreeSet<String> = ["node00".to_string()].into();
         let facts = Facts {
