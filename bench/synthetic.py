@@ -11,6 +11,10 @@ the synthetic nodes have no OVS and the synthetic ports no chassis, so diagnose'
 per-node checks report them, and its cluster-level and NB/SB-level checks and trace's
 lookups run against the full sizes.
 
+Synthetic node addresses are unused addresses of the sandbox's own underlay
+(172.18.100.0 and up), so diagnose's probes towards them stay inside the sandbox's
+network namespaces.
+
 Usage (root): bench/synthetic.py --name <sandbox> [--nodes 1000] [--pods 30000]
 Objects carry the label kubectl-ko.io/synthetic=true; the sandbox kubelet leaves
 them alone. `e2e/sandbox down` removes everything.
@@ -61,7 +65,7 @@ def node(i):
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": {LABEL: "true", "kubernetes.io/hostname": name}},
         "status": {
-            "addresses": [{"type": "InternalIP", "address": f"172.30.{i // 250}.{i % 250 + 1}"}],
+            "addresses": [{"type": "InternalIP", "address": f"172.18.{100 + i // 250}.{i % 250 + 1}"}],
             "conditions": [{"type": "Ready", "status": "True"}],
         },
     })
