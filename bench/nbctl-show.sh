@@ -1,56 +1,35 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): `kubectl ko nbctl show` end to end against a sandbox,
-# with the number of API round trips, compared with what the bash plugin does
-# for the same command (one `kubectl get` per leader lookup it makes, then
-# `kubectl exec`). Run as root from the repo root:
-#   bench/nbctl-show.sh [iterations]      (default 50)
-# Uses sandbox `bench` (brought up if needed, left running; `e2e/sandbox down --name bench`).
-# BENCH_BIN=<dir> uses prebuilt kubectl-ko, ko-sandbox and ko-apiserver from <dir>
-# instead of building release binaries.
+# Benchmark: `kubectl ko nbctl show` (release build) against Kube-OVN's own bash
+# kubectl-ko (`KO_PEER_SCRIPT`, fetched by you, never committed), in the same run,
+# alternating, with API requests per run and the machine's load. Run as root:
+#   KO_PEER_SCRIPT=/work/peer/kubectl-ko bench/nbctl-show.sh [--name bench] [--runs 30]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-n=${1:-50}
-if [[ -z "${BENCH_BIN:-}" ]]; then
-  cargo build -q --release -p kubectl-ko -p ko-sandbox -p ko-apiserver
-  BENCH_BIN=$PWD/target/release
-fi
-KO_SANDBOX_BIN=$BENCH_BIN
-export KO_SANDBOX_BIN
-kc=$(e2e/sandbox up --name bench | tail -1 | cut -d= -f2)
-ko=$BENCH_BIN/kubectl-ko
-log=/run/kubectl-ko-sandbox/bench/api/apiserver.log
-ns=kube-system
+name=bench
+runs=30
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --name) name=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    *) echo "usage: $0 [--name N] [--runs N]" >&2; exit 2 ;;
+  esac
+done
+repo=$(cd "$(dirname "$0")/.." && pwd)
+source "$repo/bench/lib/side-by-side.sh"
+peer=${KO_PEER_SCRIPT:?set KO_PEER_SCRIPT to the bash kubectl-ko of Kube-OVN, dist/images/kubectl-ko}
+ko=${KO_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/kubectl-ko}
+[[ -x $ko ]] || { echo "build the release binary first (cargo build --release -p kubectl-ko)" >&2; exit 1; }
 
-# Requests made by one run, from the API server's access log. The server also
-# logs its own leader probes, which are not HTTP requests; only request lines count.
-count_requests() {
-  local before after
-  before=$(grep -cE 'ko_apiserver::api: [A-Z]+ /' "$log" || true)
-  "$@" >/dev/null
-  after=$(grep -cE 'ko_apiserver::api: [A-Z]+ /' "$log" || true)
-  echo $((after - before))
-}
+kc=$("$repo/e2e/sandbox" up --name "$name" | sed -n 's/^KUBECONFIG=//p' | tail -1)
+log=$(dirname "$kc")/apiserver.log
+export KUBECONFIG=$kc
+unset KUBE_OVN_NS NO_COLOR
 
-upstream_like() {
-  # getOvnCentralPod: nb, sb and northd leader lookups plus the cni image lookup, then exec.
-  for l in ovn-nb-leader ovn-sb-leader ovn-northd-leader; do
-    kubectl --kubeconfig "$kc" get pod -n $ns -l "$l=true" >/dev/null
-  done
-  kubectl --kubeconfig "$kc" -n $ns get pods -l app=kube-ovn-cni -o jsonpath='{.items[0].spec.containers[0].image}' >/dev/null
-  pod=$(kubectl --kubeconfig "$kc" get pod -n $ns -l ovn-nb-leader=true -o jsonpath='{.items[0].metadata.name}')
-  kubectl --kubeconfig "$kc" exec "$pod" -n $ns -c ovn-central -- ovn-nbctl show
-}
+ours() { "$ko" nbctl show; }
+bash_script() { bash "$peer" nbctl show; }
+ours >/dev/null || { echo "kubectl-ko nbctl show failed" >&2; exit 1; }
+bash_script >/dev/null || { echo "the bash script's nbctl show failed" >&2; exit 1; }
 
-time_runs() {
-  local i t0 t1
-  for ((i = 0; i < n; i++)); do
-    t0=$(date +%s%N)
-    "$@" >/dev/null
-    t1=$(date +%s%N)
-    echo $(((t1 - t0) / 1000))
-  done | sort -n | awk '{a[NR]=$1} END {printf "min %.1f ms  median %.1f ms  p90 %.1f ms  (n=%d)\n", a[1]/1000, a[int((NR+1)/2)]/1000, a[int(NR*0.9)]/1000, NR}'
-}
-
-echo "$($ko version) against sandbox bench, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "kubectl ko nbctl show:    $(count_requests $ko --kubeconfig "$kc" nbctl show) API round trips; $(time_runs $ko --kubeconfig "$kc" nbctl show)"
-echo "bash-plugin equivalent:   $(count_requests upstream_like) API round trips; $(time_runs upstream_like)"
+echo "sandbox $name, nbctl show, $runs runs each, alternating"
+echo "$(nproc) CPUs, load before $(load); kubectl-ko: $ko; bash: $peer"
+run_pair "$runs" "kubectl-ko nbctl show" ours "bash kubectl-ko nbctl show" bash_script
+echo "load after $(load)"

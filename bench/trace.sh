@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
-# Benchmark: one `kubectl ko trace` against the sandbox, next to the same trace
-# done the way Kube-OVN's bash kubectl-ko does it (one kubectl process per
-# lookup, in its order: pod fields one by one, leaders, ovs pod, NB lookups,
-# ovn-trace, ofport, ofproto/trace).
+# Benchmark: `kubectl ko trace` (release build) against Kube-OVN's own bash
+# kubectl-ko doing the same trace, in the same run, alternating, on the sandbox.
 #
-# Measures wall time per trace (median of --runs) and API round trips per
-# trace, counted from the emulator's request log (every HTTP request the API
-# server answered, discovery included).
+# The bash script is not part of this repository: fetch it yourself
+# (kube-ovn's dist/images/kubectl-ko) and point KO_PEER_SCRIPT at it.
+# Wall time per trace (median/min/p90 of --runs) and API requests per trace,
+# counted from the emulator's request log (discovery included), plus the load.
 #
-# Usage (root): bench/trace.sh [--name trace] [--runs 10]
-# Needs: a built kubectl-ko (cargo build --release recommended), kubectl.
-# Results are recorded in bench/trace-baseline.md.
+# Usage (root): KO_PEER_SCRIPT=/work/peer/kubectl-ko bench/trace.sh [--name trace] [--runs 10]
+# KO_BIN=<kubectl-ko> to use another binary than target/release/kubectl-ko.
 set -euo pipefail
 name=trace
 runs=10
@@ -22,67 +20,27 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 repo=$(cd "$(dirname "$0")/.." && pwd)
-ko=${KO_BIN:-$repo/target/release/kubectl-ko}
-[[ -x $ko ]] || ko=$repo/target/debug/kubectl-ko
-[[ -x $ko ]] || { echo "build kubectl-ko first (cargo build --release)" >&2; exit 1; }
+source "$repo/bench/lib/side-by-side.sh"
+peer=${KO_PEER_SCRIPT:?set KO_PEER_SCRIPT to the bash kubectl-ko of Kube-OVN, dist/images/kubectl-ko}
+ko=${KO_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/kubectl-ko}
+[[ -x $ko ]] || { echo "build the release binary first (cargo build --release -p kubectl-ko)" >&2; exit 1; }
 
 kc=$("$repo/e2e/sandbox" up --name "$name" | sed -n 's/^KUBECONFIG=//p' | tail -1)
 log=$(dirname "$kc")/apiserver.log
 export KUBECONFIG=$kc
 unset KUBE_OVN_NS NO_COLOR
-ns=kube-system
-src_ns=default src_pod=client-1
+src=default/client-1
 dst=$(kubectl get pod web-2 -n default -o jsonpath='{.status.podIP}')
 port=8080
 
-requests() { grep -c 'ko_apiserver::api:' "$log" || true; }
-now() { date +%s.%N; }
+ours() { "$ko" trace "$src" "$dst" tcp "$port"; }
+bash_script() { bash "$peer" trace "$src" "$dst" tcp "$port"; }
 
-# --- A: kubectl-ko
-ko_trace() { "$ko" -o json trace "$src_ns/$src_pod" "$dst" tcp "$port" >/dev/null; }
+# both must succeed, or the comparison means nothing
+ours >/dev/null || { echo "kubectl-ko trace failed" >&2; exit 1; }
+bash_script >/dev/null || { echo "the bash script's trace failed" >&2; exit 1; }
 
-# --- B: the bash way, one kubectl per lookup
-jp() { kubectl get "$@"; }
-bash_trace() {
-  local nb sb node host ips ovs ls cidr mac dmac lspuuid vm inport
-  nb=$(kubectl get pod -n $ns -l ovn-nb-leader=true -o jsonpath='{.items[0].metadata.name}')
-  sb=$(kubectl get pod -n $ns -l ovn-sb-leader=true -o jsonpath='{.items[0].metadata.name}')
-  node=$(jp pod "$src_pod" -n "$src_ns" -o jsonpath='{.spec.nodeName}')
-  host=$(jp pod "$src_pod" -n "$src_ns" -o jsonpath='{.spec.hostNetwork}')
-  ips=$(jp pod "$src_pod" -n "$src_ns" -o jsonpath='{.metadata.annotations.ovn\.kubernetes\.io/ip_address}')
-  ovs=$(kubectl get pod -n $ns -l app=ovs -o jsonpath="{.items[?(@.spec.nodeName==\"$node\")].metadata.name}")
-  ls=$(jp pod "$src_pod" -n "$src_ns" -o jsonpath='{.metadata.annotations.ovn\.kubernetes\.io/logical_switch}')
-  cidr=$(jp pod "$src_pod" -n "$src_ns" -o jsonpath='{.metadata.annotations.ovn\.kubernetes\.io/cidr}')
-  mac=$(jp pod "$src_pod" -n "$src_ns" -o jsonpath='{.metadata.annotations.ovn\.kubernetes\.io/mac_address}')
-  dmac=$(kubectl exec "$nb" -n $ns -c ovn-central -- ovn-nbctl --data=bare --no-heading --columns=addresses list logical_switch_port \
-    | grep -w "$dst" | awk '{print $1}' | head -1)
-  lspuuid=$(kubectl exec "$nb" -n $ns -c ovn-central -- ovn-nbctl --data=bare --no-heading --columns=_uuid find logical_switch_port name="$src_pod.$src_ns")
-  vm=$(jp pod "$src_pod" -n "$src_ns" -o jsonpath='{.metadata.ownerReferences[?(@.kind=="VirtualMachineInstance")].name}')
-  kubectl exec "$sb" -n $ns -c ovn-central -- ovn-trace --ct=new --ct=new --ct=new --ct=new "$ls" \
-    "inport == \"$src_pod.$src_ns\" && ip.ttl == 64 && eth.src == $mac && ip4.src == ${ips%%,*} && eth.dst == $dmac && ip4.dst == $dst && tcp.src == 30000 && tcp.dst == $port && tcp.flags == 2" >/dev/null
-  inport=$(kubectl exec "$ovs" -n $ns -c openvswitch -- ovs-vsctl --format=csv --data=bare --no-heading --columns=ofport find interface external_id:iface-id="$src_pod.$src_ns")
-  kubectl exec "$ovs" -n $ns -c openvswitch -- ovs-appctl ofproto/trace br-int \
-    "in_port=$inport,tcp,nw_ttl=64,nw_src=${ips%%,*},nw_dst=$dst,dl_src=$mac,dl_dst=$dmac,tcp_src=30000,tcp_dst=$port" >/dev/null
-  : "$host" "$cidr" "$lspuuid" "$vm"
-}
-
-measure() { # measure <label> <fn>
-  local label=$1 fn=$2 times=() r0 r1 t0 t1
-  $fn  # warm-up (connections, kubectl discovery cache)
-  r0=$(requests)
-  for _ in $(seq "$runs"); do
-    t0=$(now); $fn; t1=$(now)
-    times+=("$(echo "$t1 - $t0" | bc)")
-  done
-  r1=$(requests)
-  local med
-  med=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
-  printf '%-34s median %6.3f s   min %6.3f s   max %6.3f s   API requests/trace %s\n' \
-    "$label" "$med" "$(printf '%s\n' "${times[@]}" | sort -n | head -1)" \
-    "$(printf '%s\n' "${times[@]}" | sort -n | tail -1)" "$(( (r1 - r0) / runs ))"
-}
-
-echo "sandbox $name, trace $src_ns/$src_pod -> $dst tcp/$port (cross-node), $runs runs each, $(nproc) CPUs"
-echo "kubectl-ko: $ko"
-measure "kubectl-ko trace (one process)" ko_trace
-measure "bash way (one kubectl per lookup)" bash_trace
+echo "sandbox $name, trace $src -> $dst tcp/$port (cross-node), $runs runs each, alternating"
+echo "$(nproc) CPUs, load before $(load); kubectl-ko: $ko; bash: $peer"
+run_pair "$runs" "kubectl-ko trace" ours "bash kubectl-ko trace" bash_script
+echo "load after $(load)"

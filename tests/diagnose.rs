@@ -366,3 +366,61 @@ fn malformed_ipports_fail_before_contacting_a_cluster() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("tcp-1.2.3.4-x"));
 }
+
+/// Every LIST diagnose makes asks for a page of 500 (and so never one unbounded response).
+#[test]
+fn every_list_diagnose_makes_is_paged() {
+    let kc = kc();
+    let Some(before) = common::api_request_log(&kc) else {
+        return; // a real cluster has no request log to read
+    };
+    let (_, v, _) = diagnose(&kc, &["all"]);
+    assert!(!checks(&v).is_empty());
+    let log = common::api_request_log(&kc).unwrap_or_default();
+    let new = log.get(before.len()..).unwrap_or_default();
+    let collections = [
+        "nodes",
+        "pods",
+        "subnets",
+        "vpcs",
+        "customresourcedefinitions",
+        "endpointslices",
+    ];
+    // "... INFO ko_apiserver::api: GET <uri> -> 200": a LIST is a GET of a collection.
+    let lists: Vec<&str> = new
+        .lines()
+        .filter(|l| l.contains("agent=\"kubectl-ko/"))
+        .filter_map(|l| l.split_once(" GET ").map(|(_, r)| r))
+        .filter_map(|r| r.split_whitespace().next())
+        .filter(|uri| {
+            let path = uri.split('?').next().unwrap_or(uri);
+            let last = path.rsplit('/').next().unwrap_or("");
+            collections.contains(&last) && !uri.contains("watch=")
+        })
+        .collect();
+    assert!(
+        lists.len() >= 3,
+        "diagnose all lists nodes, pods, subnets: {new}"
+    );
+    let unpaged: Vec<&&str> = lists.iter().filter(|l| !l.contains("limit=500")).collect();
+    assert!(unpaged.is_empty(), "LISTs without limit=500: {unpaged:?}");
+}
+
+/// The matrix says how it chose its cells, and each source's probes took one exec.
+#[test]
+fn matrix_reports_its_strategy_and_one_exec_per_source() {
+    let kc = kc();
+    let (_, v, _) = diagnose(&kc, &["all"]);
+    let m = &v["connectivity"];
+    assert_eq!(m["strategy"]["kind"], "full-mesh", "3 nodes: {m}");
+    let sources = m["sources"].as_array().expect("sources").len();
+    let probes = m["probes"].as_array().expect("probes").len();
+    assert!(probes > sources, "more probes than sources: {probes}");
+    assert_eq!(m["execs"].as_u64(), Some(sources as u64), "{m}");
+    let (_, forced, _) = diagnose(&kc, &["all", "--full-mesh"]);
+    assert_eq!(forced["connectivity"]["strategy"]["kind"], "full-mesh");
+    let mut c = ko(&kc);
+    c.args(["diagnose", "all"]);
+    let out = text(&run(c).stdout);
+    assert!(out.contains("strategy: full mesh"), "{out}");
+}

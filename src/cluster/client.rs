@@ -8,6 +8,9 @@ use kube::{Client, Config};
 
 use super::error::{Error, Result};
 
+/// The User-Agent every API request carries.
+pub const USER_AGENT: &str = concat!("kubectl-ko/", env!("CARGO_PKG_VERSION"));
+
 /// How to reach the cluster; filled from the global command-line options.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -49,6 +52,11 @@ pub(crate) async fn load_config(opts: &ConnectOptions) -> Result<Config> {
     };
     // A dead API server should fail fast rather than after the OS TCP timeout.
     config.connect_timeout = Some(opts.timeout.min(Duration::from_secs(10)));
+    // Named in the API server's audit and request logs, as kubectl names itself.
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
     Ok(config)
 }
 

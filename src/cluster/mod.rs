@@ -10,6 +10,7 @@
 //! cluster.central_pods().await?        // all app=ovn-central pods (any state), sorted by name
 //! cluster.ovs_pod_on(node) / cni_pod_on(node)   // app=ovs / app=kube-ovn-cni pod on a node
 //! cluster.get_pod(ns, name) / get_node(name) / list_nodes() / list_pods(ns, selector)
+//! cluster.list_paged(&api, &lp, what) / list_mapped(..)   every LIST pages 500 at a time
 //! cluster.get_subnet(name) / list_subnets() / get_vpc(name) / list_vpcs()   (model.rs types)
 //! cluster.exec_capture(&pod, container::OVN_CENTRAL, &argv).await?  -> exec::Output
 //! cluster.exec_stream(&pod, container, &argv, stdout_sink, stderr_sink, timeout).await? -> exit code
@@ -23,6 +24,7 @@ pub mod error;
 pub mod exec;
 pub mod locate;
 pub mod model;
+mod paging;
 
 use std::future::Future;
 use std::time::Duration;
@@ -36,6 +38,7 @@ pub use error::{Error, Result};
 pub use exec::Output;
 pub use locate::{Leader, PodRef, unusable_reason};
 pub use model::{NodeNetwork, PodNetwork, Subnet, Vpc};
+pub use paging::PAGE_SIZE;
 
 /// Container names used by Kube-OVN's manifests (facts §3).
 pub mod container {
@@ -180,10 +183,8 @@ impl Cluster {
 
     pub async fn list_nodes(&self) -> Result<Vec<Node>> {
         let api: Api<Node> = Api::all(self.client.clone());
-        Ok(self
-            .call("listing nodes", api.list(&ListParams::default()))
-            .await?
-            .items)
+        self.list_paged(&api, &ListParams::default(), "listing nodes")
+            .await
     }
 
     /// List pods in `namespace` (None = all namespaces) matching an optional label selector.
@@ -209,7 +210,7 @@ impl Cluster {
                 .map(|s| format!(" with labels {s}"))
                 .unwrap_or_default()
         );
-        Ok(self.call(what, api.list(&lp)).await?.items)
+        self.list_paged(&api, &lp, &what).await
     }
 
     /// Every Service of the cluster (to name the one behind a ClusterIP).
@@ -268,13 +269,9 @@ impl Cluster {
         plural: &str,
     ) -> Result<Vec<T>> {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
-        let list = self
-            .call(
-                format!("listing {plural}"),
-                api.list(&ListParams::default()),
-            )
-            .await?;
-        list.items.into_iter().map(|o| decode(plural, o)).collect()
+        let what = format!("listing {plural}");
+        let list = self.list_paged(&api, &ListParams::default(), &what).await?;
+        list.into_iter().map(|o| decode(plural, o)).collect()
     }
 }
 

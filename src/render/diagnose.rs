@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use crate::cmd::diagnose::model::{Check, Matrix, ProbeResult, Report, Status};
+use crate::cmd::diagnose::model::{Check, Matrix, MatrixStrategy, ProbeResult, Report, Status};
 
 use super::{Render, Style};
 
@@ -96,6 +96,21 @@ fn cell(r: Option<ProbeResult>, style: &Style) -> (String, usize) {
     (painted, s.len())
 }
 
+/// Which cells were probed and what it cost, e.g. "strategy: sampled, ...".
+fn strategy_line(m: &Matrix) -> String {
+    let how = match m.strategy {
+        MatrixStrategy::FullMesh => "full mesh (every source to every target)".to_string(),
+        MatrixStrategy::Sampled { peers } => format!(
+            "sampled: each node probes {peers} peer pods and {peers} peer nodes (every node and subnet covered) plus the control plane and shared targets; --full-mesh probes every cell"
+        ),
+    };
+    format!(
+        "strategy: {how}; {} probes in {} execs",
+        m.probes.len(),
+        m.execs
+    )
+}
+
 /// Sources as rows, targets as numbered columns with a legend below.
 fn render_matrix(m: &Matrix, out: &mut dyn Write, style: &Style) -> io::Result<()> {
     writeln!(
@@ -103,6 +118,7 @@ fn render_matrix(m: &Matrix, out: &mut dyn Write, style: &Style) -> io::Result<(
         "{}",
         style.bold("Connectivity (rows: from the pinger pod on each node, or from a workload pod next to a NetworkPolicy target; columns: targets)")
     )?;
+    writeln!(out, "  {}", strategy_line(m))?;
     let row_label = |s: &crate::cmd::diagnose::model::Source| {
         if s.policy_probe {
             s.pod.clone()
@@ -227,6 +243,8 @@ mod tests {
                 ),
             ],
             Some(Matrix {
+                strategy: Default::default(),
+                execs: 0,
                 sources: vec![Source {
                     node: "n1".into(),
                     pod: "kube-system/p1".into(),

@@ -176,3 +176,12 @@ pub fn leader_pod(kc: &Path, label: &str) -> String {
     }
     panic!("no pod with {label}=true");
 }
+
+/// The sandbox API emulator's request log (one `METHOD URI -> status` line per request),
+/// next to its kubeconfig; None against a real cluster.
+pub fn api_request_log(kc: &Path) -> Option<String> {
+    if std::env::var_os("KO_E2E_KUBECONFIG").is_some() {
+        return None;
+    }
+    std::fs::read_to_string(kc.parent()?.join("apiserver.log")).ok()
+}

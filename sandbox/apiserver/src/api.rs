@@ -21,6 +21,7 @@ use crate::controller;
 use crate::discovery;
 use crate::exec::{self, ExecSpec};
 use crate::logs;
+use crate::pagination::{self, Page, PageRequest};
 use crate::patch::{self, PatchType};
 use crate::query::Query;
 use crate::resources::{Registry, ResourceInfo};
@@ -99,8 +100,18 @@ async fn authorize(State(app): State<Shared>, req: Request, next: Next) -> Respo
 async fn log_requests(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let uri = req.uri().clone();
+    let agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
     let resp = next.run(req).await;
-    tracing::info!("{method} {uri} -> {}", resp.status().as_u16());
+    // The client is named so tests can tell their own requests from the kubelet's.
+    tracing::info!(
+        "{method} {uri} -> {} agent={agent:?}",
+        resp.status().as_u16()
+    );
     resp
 }
 
@@ -381,26 +392,45 @@ fn partial_metadata(obj: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
 }
 
+/// One page (or, without `limit`, all) of the objects a LIST selects.
+fn selected_page(app: &App, t: &Target, q: &Query) -> Result<Page, ApiError> {
+    let (ls, fs) = selectors(q)?;
+    let req = PageRequest::parse(q)?;
+    let selective = q.get("labelSelector").is_some_and(|s| !s.is_empty())
+        || q.get("fieldSelector").is_some_and(|s| !s.is_empty());
+    Ok(pagination::list_page(
+        &app.store,
+        (&t.info.group, &t.info.plural),
+        t.namespace.as_deref(),
+        &req,
+        |o| matches(o, &ls, &fs),
+        selective,
+    ))
+}
+
 fn list(app: &App, t: &Target, q: &Query, accept: &str) -> Result<Response, ApiError> {
-    let (items, rv) = selected(app, t, q)?;
+    let page = selected_page(app, t, q)?;
+    let meta = pagination::list_metadata(&page);
     if wants_table(accept) {
         let inc = IncludeObject::parse(q.get("includeObject"));
-        return Ok(json_ok(&table::to_table(&t.info, &items, rv, inc)));
+        let mut tbl = table::to_table(&t.info, &page.items, page.resource_version, inc);
+        tbl["metadata"] = meta;
+        return Ok(json_ok(&tbl));
     }
     if accept.contains("as=PartialObjectMetadataList") {
-        let items: Vec<Value> = items.iter().map(partial_metadata).collect();
+        let items: Vec<Value> = page.items.iter().map(partial_metadata).collect();
         return Ok(json_ok(&json!({
             "kind": "PartialObjectMetadataList",
             "apiVersion": "meta.k8s.io/v1",
-            "metadata": {"resourceVersion": rv.to_string()},
+            "metadata": meta,
             "items": items,
         })));
     }
     Ok(json_ok(&json!({
         "kind": t.info.list_kind(),
         "apiVersion": t.info.api_version(),
-        "metadata": {"resourceVersion": rv.to_string()},
-        "items": items,
+        "metadata": meta,
+        "items": page.items,
     })))
 }
 

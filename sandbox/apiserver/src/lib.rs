@@ -12,6 +12,7 @@ pub mod exec;
 pub mod leader;
 pub mod load;
 pub mod logs;
+pub mod pagination;
 pub mod patch;
 pub mod protobuf;
 pub mod query;

@@ -136,6 +136,36 @@ impl Store {
         (items, inner.rv)
     }
 
+    /// Visits objects of one resource in key order, starting strictly after `after`
+    /// (namespace, name), until `visit` returns false. Returns the resourceVersion the
+    /// visit saw. Pagination walks this instead of cloning the whole resource per page.
+    pub fn visit_after(
+        &self,
+        group: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        after: Option<(&str, &str)>,
+        mut visit: impl FnMut(&Value) -> bool,
+    ) -> u64 {
+        let inner = self.read();
+        let start = match after {
+            Some((ns, name)) => std::ops::Bound::Excluded(Key::new(group, plural, ns, name)),
+            None => std::ops::Bound::Included(Key::new(group, plural, "", "")),
+        };
+        for (k, v) in inner.objects.range((start, std::ops::Bound::Unbounded)) {
+            if k.group != group || k.plural != plural {
+                break;
+            }
+            if namespace.is_some_and(|ns| !ns.is_empty() && k.namespace != ns) {
+                continue;
+            }
+            if !visit(v) {
+                break;
+            }
+        }
+        inner.rv
+    }
+
     fn record(inner: &mut Inner, events: &broadcast::Sender<WatchEvent>, ev: WatchEvent) {
         inner.history.push_back(ev.clone());
         while inner.history.len() > HISTORY {

@@ -197,6 +197,12 @@ pub fn run(paths: &Paths, state_dir: &Path) -> Result<()> {
     }
 }
 
+/// Objects of a synthetic large cluster (bench/synthetic.py) stand for pods on nodes
+/// this kubelet does not run; they are left as written.
+fn is_synthetic(obj: &Value) -> bool {
+    obj["metadata"]["labels"]["kubectl-ko.io/synthetic"] == "true"
+}
+
 /// A pod that could not start: how often wiring failed and when to try again (never
 /// for a verdict that cannot change, like an unknown node).
 struct Refusal {
@@ -283,6 +289,7 @@ impl Kubelet {
             .filter(|p| !planned.contains(&key_of(p)))
             .filter(|p| !self.managed.contains_key(&key_of(p)))
             .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .filter(|p| !is_synthetic(p))
             .filter(|p| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
             .filter(|p| Refusal::due(self.refused.get(&uid_of(p)), Instant::now()))
             .collect();

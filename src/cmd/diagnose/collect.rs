@@ -14,6 +14,7 @@ use kube::api::{Api, ListParams};
 
 use crate::cluster::{self, Cluster, NodeNetwork, PodNetwork, PodRef, container};
 
+use super::batch::{self, Job, JobOutput};
 use super::checks::components::{WorkloadKind, WorkloadStatus};
 use super::checks::nodes::{NodeFacts, NodeProbe, SbChassisView};
 use super::checks::pods::PodFacts;
@@ -98,17 +99,15 @@ pub fn central_pod(p: &Pod) -> CentralPod {
 /// Names of the installed CRDs.
 pub async fn crd_names(cluster: &Cluster) -> cluster::Result<BTreeSet<String>> {
     let api: Api<CustomResourceDefinition> = Api::all(cluster.client().clone());
-    let list = cluster
-        .call(
+    let names = cluster
+        .list_mapped(
+            &api,
+            &ListParams::default(),
             "listing CustomResourceDefinitions",
-            api.list(&ListParams::default()),
+            |c| c.metadata.name,
         )
         .await?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter_map(|c| c.metadata.name)
-        .collect())
+    Ok(names.into_iter().collect())
 }
 
 /// A Deployment's or DaemonSet's counters; Ok(None) when it does not exist.
@@ -163,15 +162,16 @@ pub async fn endpoint_pods(
 ) -> Result<Vec<String>, String> {
     let api: Api<EndpointSlice> = Api::namespaced(cluster.client().clone(), namespace);
     let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
-    let list = cluster
-        .call(
-            format!("listing EndpointSlices of Service {namespace}/{service}"),
-            api.list(&lp),
+    let slices = cluster
+        .list_paged(
+            &api,
+            &lp,
+            &format!("listing EndpointSlices of Service {namespace}/{service}"),
         )
         .await
         .map_err(|e| e.to_string())?;
     let mut names: BTreeSet<String> = BTreeSet::new();
-    for slice in list.items {
+    for slice in slices {
         for ep in slice.endpoints.into_iter().flatten() {
             let ready = ep.conditions.as_ref().and_then(|c| c.ready) != Some(false);
             if ready && let Some(t) = ep.target_ref.and_then(|t| t.name) {
@@ -344,7 +344,8 @@ pub async fn ovn_tables(
     }
 }
 
-/// Everything the node checks need from one node's ovs-ovn pod, concurrently.
+/// Everything the node checks need from one node's ovs-ovn pod: four reads run
+/// together in one exec (see `batch.rs`), so a node costs one API round trip.
 pub async fn probe_node(
     cluster: &Cluster,
     ovs_pods: &BTreeMap<String, PodRef>,
@@ -357,49 +358,33 @@ pub async fn probe_node(
             format!("no ovs-ovn pod (app=ovs) runs on node {node}"),
         );
     };
-    let c = container::OPENVSWITCH;
-    let conn = ["ovn-appctl", "-t", "ovn-controller", "connection-status"];
-    let br = ["ovs-vsctl", "br-exists", "br-int"];
-    let agg = ["ovs-ofctl", "dump-aggregate", "br-int"];
-    let work = async {
-        tokio::join!(
-            exec_text(cluster, pod, c, &conn, timeout),
-            cluster.exec_capture_timeout(pod, pod.container_or_default(c), &br, timeout),
-            exec_text(cluster, pod, c, &agg, timeout),
-            exec_text(cluster, pod, c, commands::OVS_INTERFACES, timeout),
-            exec_text(cluster, pod, c, &["ovn-controller", "--version"], timeout),
-            exec_text(cluster, pod, c, &["ovs-vswitchd", "--version"], timeout),
-        )
+    const CONN: &[&str] = &["ovn-appctl", "-t", "ovn-controller", "connection-status"];
+    const BR: &[&str] = &["ovs-vsctl", "br-exists", "br-int"];
+    const AGG: &[&str] = &["ovs-ofctl", "dump-aggregate", "br-int"];
+    const OVN_V: &[&str] = &["ovn-controller", "--version"];
+    const OVS_V: &[&str] = &["ovs-vswitchd", "--version"];
+    let reads = [CONN, BR, AGG, commands::OVS_INTERFACES, OVN_V, OVS_V];
+    let outputs = match node_reads(cluster, pod, &reads, timeout).await {
+        Ok(o) => o,
+        Err(e) => return NodeProbe::failed(Some(pod.name.clone()), e),
     };
-    // The execs run concurrently, so the whole node gets one timeout plus slack.
-    let Ok((controller, br_int, agg, ifaces, ovn_v, ovs_v)) =
-        tokio::time::timeout(timeout + Duration::from_secs(2), work).await
-    else {
-        return NodeProbe::failed(
-            Some(pod.name.clone()),
-            format!("node {node} did not answer within {timeout:?}"),
-        );
-    };
-    // If the pod cannot be exec'd at all, every call fails the same way.
-    if let (Err(e), Err(_)) = (&controller, &br_int)
-        && !e.contains("exited")
-    {
-        return NodeProbe::failed(Some(pod.name.clone()), e.clone());
-    }
+    let text = |k: usize| read_text(reads[k], outputs[k].as_ref());
+    let (controller, agg, ifaces) = (text(0), text(2), text(3));
+    let (ovn_v, ovs_v) = (text(4), text(5));
     NodeProbe {
         ovs_pod: Some(pod.name.clone()),
         error: None,
         controller,
         // br-exists: exit 0 yes, 2 no
-        br_int: match br_int {
-            Ok(o) if o.exit_code == 0 => Ok(true),
-            Ok(o) if o.exit_code == 2 => Ok(false),
-            Ok(o) => Err(format!(
+        br_int: match &outputs[1] {
+            Some(o) if o.exit_code == 0 => Ok(true),
+            Some(o) if o.exit_code == 2 => Ok(false),
+            Some(o) => Err(format!(
                 "`ovs-vsctl br-exists br-int` exited {}: {}",
                 o.exit_code,
-                o.stderr_str().trim()
+                o.stderr.trim()
             )),
-            Err(e) => Err(e.to_string()),
+            None => Err("`ovs-vsctl br-exists br-int` left no result".into()),
         },
         flow_count: agg.and_then(|t| {
             ovsdb::aggregate_flow_count(&t)
@@ -412,4 +397,57 @@ pub async fn probe_node(
             ovs_vswitchd: ovs_v.ok().and_then(|t| versions::parse_version(&t)),
         },
     }
+}
+
+/// Runs `reads` concurrently in one exec in the pod's openvswitch container.
+async fn node_reads(
+    cluster: &Cluster,
+    pod: &PodRef,
+    reads: &[&[&str]],
+    timeout: Duration,
+) -> Result<Vec<Option<JobOutput>>, String> {
+    let jobs: Vec<Job> = reads
+        .iter()
+        .map(|argv| Job {
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            retry: None,
+        })
+        .collect();
+    let c = pod.container_or_default(container::OPENVSWITCH).to_string();
+    let out = cluster
+        .exec_capture_timeout(pod, &c, &batch::argv(&jobs), timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    let results = batch::parse(&out.stdout, jobs.len());
+    if results.iter().all(Option::is_none) {
+        return Err(format!(
+            "the node's reads did not run in {pod} (exit {}): {}",
+            out.exit_code,
+            out.stderr_str().trim()
+        ));
+    }
+    Ok(results)
+}
+
+/// stdout of one read on exit 0, or a one-line reason (as [`exec_text`] words it).
+fn read_text(argv: &[&str], out: Option<&JobOutput>) -> Result<String, String> {
+    let Some(out) = out else {
+        return Err(format!("`{}` left no result", argv.join(" ")));
+    };
+    if out.exit_code == 0 {
+        return Ok(out.stdout.clone());
+    }
+    let msg = out
+        .stderr
+        .lines()
+        .rev()
+        .chain(out.stdout.lines().rev())
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no output");
+    Err(format!(
+        "`{}` exited {}: {msg}",
+        argv.join(" "),
+        out.exit_code
+    ))
 }

@@ -32,6 +32,7 @@
 //!   external probe is skipped and a warning says how to ask for it: this tool
 //!   never picks an outside address on its own.
 
+pub mod batch;
 pub mod checks;
 pub mod collect;
 pub mod conncheck;
@@ -41,6 +42,7 @@ pub mod model;
 pub mod ovsdb;
 pub mod pinger;
 pub mod probe;
+pub mod sample;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -62,6 +64,8 @@ use model::{Check, PingerRun, Report, Scope, Source, Target, TargetKind};
 
 /// Nodes probed at once.
 pub const NODE_CONCURRENCY: usize = 8;
+/// Upstream pinger jobs at once (each may run for the whole --timeout, so wide).
+const PINGER_CONCURRENCY: usize = 32;
 /// At most this many NetworkPolicy-selected pods join the matrix as targets.
 const MAX_POLICY_TARGETS: usize = 8;
 /// Workload pods of the same namespace probing each policy-protected target.
@@ -107,7 +111,7 @@ pub async fn run(ctx: &Ctx, args: &DiagnoseArgs) -> Result<Outcome> {
         udp_port: args.udp_conn_check_port,
         without_kube_proxy: args.without_kube_proxy,
     };
-    let report = diagnose(cluster, &what, external, &opts, started).await?;
+    let report = diagnose(cluster, &what, external, &opts, args.full_mesh, started).await?;
     let exit = report.exit_code();
     Ok(Outcome::report(report, format, exit))
 }
@@ -195,6 +199,7 @@ async fn diagnose(
     what: &Target_,
     external: External,
     opts: &conncheck::Options,
+    full_mesh: bool,
     started: Instant,
 ) -> Result<Report> {
     let ns = cluster.namespace().to_string();
@@ -689,11 +694,17 @@ async fn diagnose(
             .filter(|(r, _)| pingers.iter().any(|(p, _)| p.name == r.name))
             .cloned()
             .collect();
-        let total = matrix::cell_count(&sources, &targets);
-        progress.start("probing connectivity", total as u64);
+        let subnet_of = subnet_index(&pod_facts);
+        let control_plane: BTreeSet<String> = cps.iter().filter_map(|c| c.node.clone()).collect();
+        let facts = sample::Facts {
+            subnet_of: &subnet_of,
+            control_plane: &control_plane,
+        };
+        let plan = matrix::plan(&sources, &targets, full_mesh, &facts);
+        progress.start("probing connectivity", plan.cells.len() as u64);
         let tick = || progress.inc();
         let (m, runs) = tokio::join!(
-            matrix::run(cluster, sources, targets, timeout, &tick),
+            matrix::run(cluster, sources, targets, plan, timeout, &tick),
             pinger_jobs(cluster, &pinger_sources, what, external, timeout),
         );
         checks.extend(checks::connectivity::matrix_checks(&m));
@@ -823,6 +834,16 @@ fn policy_index(tables: &collect::OvnTables) -> impl Fn(&str, &str) -> Vec<Strin
     }
 }
 
+/// A pod target's logical switch, looked up by its address.
+fn subnet_index(pods: &[PodFacts]) -> impl Fn(&Target) -> Option<String> + use<> {
+    let by_ip: BTreeMap<String, String> = pods
+        .iter()
+        .filter_map(|f| Some((f.logical_switch.clone()?, f)))
+        .flat_map(|(ls, f)| f.ips.iter().map(move |ip| (ip.clone(), ls.clone())))
+        .collect();
+    move |t: &Target| by_ip.get(&t.address).cloned()
+}
+
 /// Keep the first pod per node (candidates sorted by preference, then name).
 fn one_per_node(
     candidates: impl Iterator<Item = (bool, PodRef, PodFacts)>,
@@ -929,7 +950,10 @@ async fn kube_proxy_check(
             (n.name.clone(), r)
         })
     });
-    let results = futures::future::join_all(futs).await;
+    let results: Vec<_> = futures::stream::iter(futs)
+        .buffered(NODE_CONCURRENCY)
+        .collect()
+        .await;
     components::kube_proxy_healthz(&results)
 }
 
@@ -1003,11 +1027,11 @@ async fn pinger_jobs(
             }),
         }
     });
-    futures::future::join_all(futs)
-        .await
-        .into_iter()
-        .flatten()
+    let runs: Vec<Option<PingerRun>> = futures::stream::iter(futs)
+        .buffered(PINGER_CONCURRENCY)
         .collect()
+        .await;
+    runs.into_iter().flatten().collect()
 }
 
 fn tail(text: &str, lines: usize) -> String {

@@ -224,9 +224,25 @@ pub struct Probe {
     pub detail: String,
 }
 
-/// Sources × targets. Cells absent from `probes` were not probed (a node to itself).
+/// How the matrix chose its cells (see `sample.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum MatrixStrategy {
+    /// Every source to every target.
+    #[default]
+    FullMesh,
+    /// Every source to `peers` peer pods and `peers` peer nodes, covering every node
+    /// and subnet, plus the control plane, Services and other shared targets.
+    Sampled { peers: usize },
+}
+
+/// Sources × targets. Cells absent from `probes` were not probed (a node to itself,
+/// or left out by a sampled strategy).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Matrix {
+    pub strategy: MatrixStrategy,
+    /// Execs the probes took (each source runs its probes together in one or a few).
+    pub execs: usize,
     pub sources: Vec<Source>,
     pub targets: Vec<Target>,
     pub probes: Vec<Probe>,

@@ -262,9 +262,10 @@ pub async fn existing(cluster: &Cluster) -> Result<(Vec<String>, Vec<String>)> {
     let pods = cluster.list_pods(Some(ns), Some(SELECTOR)).await?;
     let api: Api<Service> = Api::namespaced(cluster.client().clone(), ns);
     let svcs = cluster
-        .call(
-            format!("listing services in {ns} with labels {SELECTOR}"),
-            api.list(&ListParams::default().labels(SELECTOR)),
+        .list_paged(
+            &api,
+            &ListParams::default().labels(SELECTOR),
+            &format!("listing services in {ns} with labels {SELECTOR}"),
         )
         .await?;
     let names = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
@@ -272,7 +273,7 @@ pub async fn existing(cluster: &Cluster) -> Result<(Vec<String>, Vec<String>)> {
     };
     Ok((
         pods.iter().map(|p| names(&p.metadata)).collect(),
-        svcs.items.iter().map(|s| names(&s.metadata)).collect(),
+        svcs.iter().map(|s| names(&s.metadata)).collect(),
     ))
 }
 

@@ -328,6 +328,8 @@ mod tests {
     #[test]
     fn rows_become_checks() {
         let m = Matrix {
+            strategy: Default::default(),
+            execs: 0,
             sources: vec![src("n1"), src("n2")],
             targets: vec![
                 tgt("kube-system/p2", &[]),
