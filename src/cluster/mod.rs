@@ -216,13 +216,12 @@ impl Cluster {
     /// Every Service of the cluster (to name the one behind a ClusterIP).
     pub async fn list_services(&self) -> Result<Vec<Service>> {
         let api: Api<Service> = Api::all(self.client.clone());
-        Ok(self
-            .call(
-                "listing services in all namespaces",
-                api.list(&ListParams::default()),
-            )
-            .await?
-            .items)
+        self.list_paged(
+            &api,
+            &ListParams::default(),
+            "listing services in all namespaces",
+        )
+        .await
     }
 
     /// Get a Kube-OVN Subnet (cluster-scoped CRD).
