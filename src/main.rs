@@ -74,6 +74,7 @@ async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Outcome, Error> {
         Command::EnvCheck(a) => cmd::misc::env_check(ctx, a).await,
         Command::Reload(a) => cmd::misc::reload(ctx, a).await,
         Command::Log(a) => cmd::misc::log(ctx, a).await,
+        Command::Bundle(a) => cmd::bundle::run(ctx, a).await,
         Command::Perf(a) => cmd::perf::run(ctx, a).await,
         Command::Version => Ok(cmd::misc::version(ctx)),
         Command::Completion(a) => cmd::misc::completion(a),

@@ -107,7 +107,7 @@ pub async fn run(ctx: &Ctx, args: &DiagnoseArgs) -> Result<Outcome> {
         udp_port: args.udp_conn_check_port,
         without_kube_proxy: args.without_kube_proxy,
     };
-    let report = diagnose(cluster, &what, external, &opts, started).await?;
+    let report = diagnose(cluster, &what, external, &opts, started, Progress::new()).await?;
     let exit = report.exit_code();
     Ok(Outcome::report(report, format, exit))
 }
@@ -190,16 +190,31 @@ fn pinger_external_address(pods: &[k8s_openapi::api::core::v1::Pod]) -> Option<I
         .find_map(|ip| ip.trim().parse().ok())
 }
 
+/// `diagnose all` with the defaults and no progress output (for `bundle`).
+pub async fn report_all(cluster: &Cluster) -> Result<Report> {
+    let opts = conncheck::Options::default();
+    let quiet = Progress::hidden();
+    diagnose(
+        cluster,
+        &Target_::All,
+        External::FromPinger,
+        &opts,
+        Instant::now(),
+        quiet,
+    )
+    .await
+}
+
 async fn diagnose(
     cluster: &Cluster,
     what: &Target_,
     external: External,
     opts: &conncheck::Options,
     started: Instant,
+    progress: Progress,
 ) -> Result<Report> {
     let ns = cluster.namespace().to_string();
     let timeout = cluster.timeout();
-    let progress = Progress::new();
     progress.stage("reading cluster objects");
 
     let (nodes, pods, central) =
