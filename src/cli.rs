@@ -386,7 +386,8 @@ Collect everything needed to report a Kube-OVN problem into one .tar.gz, to atta
 
 Items are collected concurrently (8 at a time; a progress bar on a terminal). The archive is
 written to a hidden temporary file next to the destination and renamed into place when
-complete: on an error or Ctrl-C (exit 130) nothing is left behind. Prints the path and
+complete: on an error or Ctrl-C (exit 130) nothing is left behind (Ctrl-C also removes the
+backups' temporary copies from the ovn-central pods). Prints the path and
 `N items (B bytes), M failed`; -o json|yaml gives the manifest.
 
 Exit codes: 0 the bundle was written (items that failed are listed in it), 1 nothing could be

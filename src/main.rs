@@ -39,6 +39,10 @@ fn main() -> ExitCode {
         if let Command::Perf(a) = &cli.command {
             return finish(&ctx, cmd::perf::run(&ctx, a).await);
         }
+        // So does bundle: an interrupted NB/SB backup leaves a copy in the pod.
+        if let Command::Bundle(a) = &cli.command {
+            return finish(&ctx, cmd::bundle::run(&ctx, a).await);
+        }
         tokio::select! {
             r = dispatch(&ctx, &cli.command) => finish(&ctx, r),
             _ = tokio::signal::ctrl_c() => {

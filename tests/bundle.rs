@@ -2,7 +2,7 @@
 //! file its manifest lists (read back with the real `tar -tzf`), with real content
 //! (NB backup, br-int flows, lflow-list), no Secret, no failures on a healthy
 //! cluster; a node whose ovs-ovn pod is Pending shows up as failures while the
-//! bundle is still written; Ctrl-C leaves nothing behind.
+//! bundle is still written; Ctrl-C leaves nothing behind, locally or in the pods.
 
 mod common;
 
@@ -275,8 +275,20 @@ fn ctrl_c_exits_130_and_leaves_nothing_behind() {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
+    let pid = child.id();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+    // Nor in the ovn-central pods: the interrupted backups' copies (named with our pid).
+    let mut c = kubectl(&kc);
+    c.args(["-n", "kube-system", "get", "pods", "-l", "app=ovn-central"])
+        .args(["-o", "jsonpath={.items[*].metadata.name}"]);
+    for pod in text(&run(c).stdout).split_whitespace() {
+        let mut c = kubectl(&kc);
+        c.args(["-n", "kube-system", "exec", pod, "-c", "ovn-central", "--"])
+            .args(["ls", "/etc/ovn"]);
+        let ls = text(&run(c).stdout);
+        assert!(!ls.contains(&format!(".backup.{pid}-")), "{pod}: {ls}");
+    }
 }

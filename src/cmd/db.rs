@@ -10,7 +10,7 @@ use crate::cli::DbAction;
 use crate::cluster::{Leader, PodRef, container};
 use crate::error::Result;
 
-pub use backup::{BackupReport, backup_from};
+pub use backup::{BackupReport, backup_from, remove_leftovers};
 pub use status::{DbStatusReport, Member, StorageReport, status_report, storage_report};
 
 /// Which RAFT database, and where its files and control socket live (facts §4).

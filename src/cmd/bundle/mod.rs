@@ -15,7 +15,16 @@ use crate::cmd::{Ctx, Outcome};
 use crate::error::{Error, Result};
 use manifest::Manifest;
 
+/// Ctrl-C drops [`build`], whose workspace removes the local files; the
+/// remote backup copies are removed here.
 pub async fn run(ctx: &Ctx, args: &BundleArgs) -> Result<Outcome> {
+    tokio::select! {
+        r = build(ctx, args) => r,
+        _ = tokio::signal::ctrl_c() => Ok(interrupted(ctx).await),
+    }
+}
+
+async fn build(ctx: &Ctx, args: &BundleArgs) -> Result<Outcome> {
     let created = chrono::Utc::now();
     let root = format!("kubectl-ko-bundle-{}", created.format("%Y%m%dT%H%M%SZ"));
     let dest = args
@@ -55,6 +64,23 @@ pub async fn run(ctx: &Ctx, args: &BundleArgs) -> Result<Outcome> {
         ctx.output(args.output.output),
         exit,
     ))
+}
+
+/// After Ctrl-C: remove the remote backup copies an interrupted backup left.
+async fn interrupted(ctx: &Ctx) -> Outcome {
+    eprintln!("interrupted; removing this run's temporary backups from the ovn-central pods");
+    let Ok(cluster) = ctx.cluster().await else {
+        return Outcome::Exit(crate::error::EXIT_INTERRUPTED);
+    };
+    let pods = cluster.central_pods().await.unwrap_or_default();
+    let cleanups = pods.iter().map(|p| async move {
+        let r = crate::cluster::PodRef::from_pod(p);
+        if let Err(e) = crate::cmd::db::remove_leftovers(cluster, &r).await {
+            eprintln!("warning: could not clean /etc/ovn in {r}: {e}");
+        }
+    });
+    futures::future::join_all(cleanups).await;
+    Outcome::Exit(crate::error::EXIT_INTERRUPTED)
 }
 
 /// The cluster's nodes; names that could not be directory names are refused.
