@@ -170,6 +170,9 @@ pub enum Command {
     Reload(ReloadArgs),
     /// Collect logs into ./kubectl-ko-log/<node>/...
     Log(LogArgs),
+    /// Collect everything needed to report a problem into one .tar.gz (diagnose, OVN state, backups, flows, logs, objects)
+    #[command(long_about = BUNDLE_LONG_ABOUT)]
+    Bundle(BundleArgs),
     /// Network performance between test pods: latency, bandwidth, loss (qperf, iperf3, iperf)
     #[command(after_help = PERF_AFTER_HELP)]
     Perf(PerfArgs),
@@ -448,6 +451,41 @@ pub struct LogArgs {
     /// Directory to write into
     #[arg(long, default_value = "kubectl-ko-log", value_name = "DIR")]
     pub dir: PathBuf,
+}
+
+const BUNDLE_LONG_ABOUT: &str = "\
+Collect everything needed to report a Kube-OVN problem into one .tar.gz, to attach to an issue:
+  diagnose.json                 kubectl ko diagnose all -o json
+  ovn/{nb,sb}-status.json       kubectl ko nb|sb status -o json
+  ovn/{nb,sb}-cluster-status.txt  ovn-appctl cluster/status in the leader
+  ovn/dbstatus.json             kubectl ko nb dbstatus -o json
+  ovn/ovn{nb,sb}_db.<time>.backup  kubectl ko nb|sb backup (checksum-verified)
+  ovn/lflow-list.txt            ovn-sbctl lflow-list in the SB leader
+  nodes/<node>/                 ovs-vsctl show, ovs-ofctl dump-flows br-int, OVN/OVS versions
+  logs/<node>/                  kubectl ko log kube-ovn|ovn|ovs (ovn-controller, ovs-vswitchd, ...)
+  kubeovn/<plural>.json         every kubeovn.io custom resource (subnets, vpcs, ips, ...)
+  k8s/                          nodes, pods in the Kube-OVN namespace and Kube-OVN-annotated pods,
+                                services, endpoints, networkpolicies (never Secrets or ConfigMaps)
+  versions/                     kubectl-ko, and OVN/OVS in ovn-central
+  MANIFEST, manifest.json       every file with its source command and size, and every item
+                                that could not be collected with its error
+
+Items are collected concurrently (8 at a time; a progress bar on a terminal). The archive is
+written to a hidden temporary file next to the destination and renamed into place when
+complete: on an error or Ctrl-C (exit 130) nothing is left behind (Ctrl-C also removes the
+backups' temporary copies from the ovn-central pods). Prints the path and
+`N items (B bytes), M failed`; -o json|yaml gives the manifest.
+
+Exit codes: 0 the bundle was written (items that failed are listed in it), 1 nothing could be
+collected, 3 the cluster could not be used, 6 the file could not be written, 130 Ctrl-C.";
+
+#[derive(Debug, Clone, Args)]
+pub struct BundleArgs {
+    /// Where to write the bundle (default: ./kubectl-ko-bundle-<time>.tar.gz)
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// Tests `perf --only` can select.

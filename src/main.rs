@@ -43,6 +43,10 @@ fn main() -> ExitCode {
         if let Command::Flows(a) = &cli.command {
             return finish(&ctx, cmd::flows::run(&ctx, a).await);
         }
+        // So does bundle: an interrupted NB/SB backup leaves a copy in the pod.
+        if let Command::Bundle(a) = &cli.command {
+            return finish(&ctx, cmd::bundle::run(&ctx, a).await);
+        }
         tokio::select! {
             r = dispatch(&ctx, &cli.command) => finish(&ctx, r),
             _ = tokio::signal::ctrl_c() => {
@@ -78,6 +82,7 @@ async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Outcome, Error> {
         Command::EnvCheck(a) => cmd::misc::env_check(ctx, a).await,
         Command::Reload(a) => cmd::misc::reload(ctx, a).await,
         Command::Log(a) => cmd::misc::log(ctx, a).await,
+        Command::Bundle(a) => cmd::bundle::run(ctx, a).await,
         Command::Perf(a) => cmd::perf::run(ctx, a).await,
         Command::Flows(a) => cmd::flows::run(ctx, a).await,
         Command::Version => Ok(cmd::misc::version(ctx)),

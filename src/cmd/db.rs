@@ -10,8 +10,8 @@ use crate::cli::DbAction;
 use crate::cluster::{Leader, PodRef, container};
 use crate::error::Result;
 
-pub use backup::BackupReport;
-pub use status::{DbStatusReport, Member, StorageReport};
+pub use backup::{BackupReport, backup_from, remove_leftovers};
+pub use status::{DbStatusReport, Member, StorageReport, status_report, storage_report};
 
 /// Which RAFT database, and where its files and control socket live (facts §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -5,6 +5,7 @@
 //! `pub async fn run(ctx: &Ctx, args: &<its cli args>) -> crate::error::Result<Outcome>`
 //! (`trace::run` also takes `ovn_only: bool` for `ovn-trace`).
 
+pub mod bundle;
 pub mod db;
 pub mod diagnose;
 pub mod flows;

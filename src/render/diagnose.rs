@@ -192,6 +192,11 @@ impl Progress {
         Progress { bar }
     }
 
+    /// Never shows anything (when another progress display owns stderr).
+    pub fn hidden() -> Self {
+        Progress { bar: None }
+    }
+
     pub fn stage(&self, msg: &str) {
         if let Some(pb) = &self.bar {
             pb.set_style(indicatif::ProgressStyle::default_spinner());

@@ -102,8 +102,15 @@ pub async fn backup_from(
     pod: &PodRef,
     dir: &Path,
 ) -> Result<BackupReport> {
-    let name = backup_name(db, chrono::Utc::now());
-    let remote = format!("/etc/ovn/{name}");
+    let now = chrono::Utc::now();
+    let name = backup_name(db, now);
+    // Unique in the pod: two backups in the same second (e.g. concurrent
+    // `bundle` runs) must not collide on ovsdb-tool's "File exists".
+    let remote = format!(
+        "/etc/ovn/{name}.{}-{}",
+        std::process::id(),
+        now.timestamp_subsec_nanos()
+    );
     let c = central_container(pod).to_string();
     let result = fetch(cluster, db, pod, &c, &remote, dir, &name).await;
     // Always remove the remote copy, even when the transfer failed.
@@ -114,6 +121,23 @@ pub async fn backup_from(
         eprintln!("warning: could not remove {remote} in {pod}: {e}");
     }
     result
+}
+
+/// Remove the remote copies this process left in `pod` (an interrupted backup
+/// never reaches its own `rm`); matched by our pid, so never anyone else's.
+pub async fn remove_leftovers(cluster: &Cluster, pod: &PodRef) -> Result<()> {
+    let pattern = format!("*.backup.{}-*", std::process::id());
+    let argv = [
+        "find",
+        "/etc/ovn",
+        "-maxdepth",
+        "1",
+        "-name",
+        &pattern,
+        "-delete",
+    ];
+    cluster.exec_ok(pod, central_container(pod), &argv).await?;
+    Ok(())
 }
 
 async fn fetch(

@@ -359,12 +359,16 @@ impl Render for DbStatusReport {
 }
 
 pub async fn status(ctx: &Ctx, db: Db, format: OutputFormat) -> Result<Outcome> {
-    let cluster = ctx.cluster().await?;
-    let pods = cluster.central_pods().await?;
-    let views = join_all(pods.iter().map(|p| query_pod(cluster, db, p))).await;
-    let report = build_report(db, &views);
+    let report = status_report(ctx.cluster().await?, db).await?;
     let exit = if report.problems.is_empty() { 0 } else { 1 };
     Ok(Outcome::report(report, format, exit))
+}
+
+/// The RAFT view of `db` from every ovn-central pod (also used by `bundle`).
+pub async fn status_report(cluster: &Cluster, db: Db) -> Result<DbStatusReport> {
+    let pods = cluster.central_pods().await?;
+    let views = join_all(pods.iter().map(|p| query_pod(cluster, db, p))).await;
+    Ok(build_report(db, &views))
 }
 
 /// Upstream's output: cluster/status then the storage status, from the leader.
@@ -458,15 +462,25 @@ async fn storage_of(cluster: &Cluster, pod: &Pod, db: Db) -> PodStorage {
 }
 
 pub async fn dbstatus(ctx: &Ctx, format: OutputFormat) -> Result<Outcome> {
-    let cluster = ctx.cluster().await?;
+    let report = storage_report(ctx.cluster().await?).await?;
+    let exit = if report.entries.iter().all(|p| p.ok) {
+        0
+    } else {
+        1
+    };
+    Ok(Outcome::report(report, format, exit))
+}
+
+/// NB and SB storage status of every ovn-central pod (also used by `bundle`).
+pub async fn storage_report(cluster: &Cluster) -> Result<StorageReport> {
     let pods = cluster.central_pods().await?;
     // Every pod × both databases at once.
     let queries = pods
         .iter()
         .flat_map(|p| [Db::Nb, Db::Sb].map(|db| storage_of(cluster, p, db)));
-    let entries = join_all(queries).await;
-    let exit = if entries.iter().all(|p| p.ok) { 0 } else { 1 };
-    Ok(Outcome::report(StorageReport { entries }, format, exit))
+    Ok(StorageReport {
+        entries: join_all(queries).await,
+    })
 }
 
 /// `kick <sid>`: remove a server from the RAFT cluster, run in the leader.

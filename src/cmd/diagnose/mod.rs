@@ -111,7 +111,16 @@ pub async fn run(ctx: &Ctx, args: &DiagnoseArgs) -> Result<Outcome> {
         udp_port: args.udp_conn_check_port,
         without_kube_proxy: args.without_kube_proxy,
     };
-    let report = diagnose(cluster, &what, external, &opts, args.full_mesh, started).await?;
+    let report = diagnose(
+        cluster,
+        &what,
+        external,
+        &opts,
+        args.full_mesh,
+        started,
+        Progress::new(),
+    )
+    .await?;
     let exit = report.exit_code();
     Ok(Outcome::report(report, format, exit))
 }
@@ -194,6 +203,22 @@ fn pinger_external_address(pods: &[k8s_openapi::api::core::v1::Pod]) -> Option<I
         .find_map(|ip| ip.trim().parse().ok())
 }
 
+/// `diagnose all` with the defaults and no progress output (for `bundle`).
+pub async fn report_all(cluster: &Cluster) -> Result<Report> {
+    let opts = conncheck::Options::default();
+    let quiet = Progress::hidden();
+    diagnose(
+        cluster,
+        &Target_::All,
+        External::FromPinger,
+        &opts,
+        false,
+        Instant::now(),
+        quiet,
+    )
+    .await
+}
+
 async fn diagnose(
     cluster: &Cluster,
     what: &Target_,
@@ -201,10 +226,10 @@ async fn diagnose(
     opts: &conncheck::Options,
     full_mesh: bool,
     started: Instant,
+    progress: Progress,
 ) -> Result<Report> {
     let ns = cluster.namespace().to_string();
     let timeout = cluster.timeout();
-    let progress = Progress::new();
     progress.stage("reading cluster objects");
 
     let (nodes, pods, central) =

@@ -67,6 +67,8 @@ pub struct CollectedFile {
     pub node: String,
     pub path: PathBuf,
     pub bytes: u64,
+    /// Where it came from: the remote file or the commands, and the pod.
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -163,6 +165,13 @@ async fn run_job(cluster: &Cluster, job: Job) -> std::result::Result<CollectedFi
         }
     };
     let node = pod.node.clone().unwrap_or_default();
+    let source = match &job {
+        Job::File { remote, .. } => format!("cat {remote} in {pod}"),
+        Job::Commands { cmds, .. } => {
+            let cmds: Vec<String> = cmds.iter().map(|c| c.join(" ")).collect();
+            format!("{} in {pod}", cmds.join("; "))
+        }
+    };
     if let Some(parent) = local.parent() {
         tokio::fs::create_dir_all(parent)
             .await
@@ -247,13 +256,41 @@ async fn run_job(cluster: &Cluster, job: Job) -> std::result::Result<CollectedFi
         node,
         path: local,
         bytes,
+        source,
     })
 }
 
 pub async fn log(ctx: &Ctx, args: &LogArgs) -> Result<Outcome> {
     let cluster = ctx.cluster().await?;
+    let report = collect(cluster, &[args.component], &args.dir, true).await?;
+    let exit = if report.files.is_empty() { 1 } else { 0 };
+    Ok(Outcome::report(report, ctx.output(None), exit))
+}
+
+/// The pods that can be exec'd into (with a node); the others, as errors.
+fn usable(pods: &[k8s_openapi::api::core::v1::Pod], errors: &mut Vec<String>) -> Vec<PodRef> {
+    let mut out = Vec::new();
+    for p in pods {
+        let r = PodRef::from_pod(p);
+        match crate::cluster::locate::unusable_reason(p) {
+            Some(why) => errors.push(format!("skipped pod {r}: {why}")),
+            None if r.node.is_some() => out.push(r),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Collect the `components`' logs into `dir` (also used by `bundle`, which
+/// has its own progress bar: `spinner` false).
+pub async fn collect(
+    cluster: &Cluster,
+    components: &[LogComponent],
+    dir: &Path,
+    spinner: bool,
+) -> Result<LogReport> {
     let ns = cluster.namespace().to_string();
-    let want = |c: LogComponent| args.component == c || args.component == LogComponent::All;
+    let want = |c: LogComponent| components.contains(&c) || components.contains(&LogComponent::All);
     let (cni, ovs, central) = tokio::try_join!(
         cluster.list_pods(Some(&ns), Some("app=kube-ovn-cni")),
         cluster.list_pods(Some(&ns), Some("app=ovs")),
@@ -266,15 +303,12 @@ pub async fn log(ctx: &Ctx, args: &LogArgs) -> Result<Outcome> {
             hint: "pass --kube-ovn-namespace (or KUBE_OVN_NS) if Kube-OVN runs elsewhere".into(),
         }));
     }
-    let usable = |pods: &[k8s_openapi::api::core::v1::Pod]| -> Vec<PodRef> {
-        pods.iter()
-            .filter(|p| crate::cluster::locate::unusable_reason(p).is_none())
-            .map(PodRef::from_pod)
-            .filter(|p| p.node.is_some())
-            .collect()
-    };
-    let (cni, ovs, central) = (usable(&cni), usable(&ovs), usable(&central));
-    let dir = &args.dir;
+    let mut errors = Vec::new();
+    let (cni, ovs, central) = (
+        usable(&cni, &mut errors),
+        usable(&ovs, &mut errors),
+        usable(&central, &mut errors),
+    );
     let node_dir = |p: &PodRef| dir.join(p.node.as_deref().unwrap_or("unknown"));
 
     // Directory copies: list each directory (concurrently), then fetch the files.
@@ -309,7 +343,6 @@ pub async fn log(ctx: &Ctx, args: &LogArgs) -> Result<Outcome> {
             listings.push((p.clone(), container::OVN_CENTRAL, "/var/log/ovn", "ovn"));
         }
     }
-    let mut errors = Vec::new();
     let mut jobs = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     let listed: Vec<_> = stream::iter(listings.into_iter().map(
@@ -364,7 +397,9 @@ pub async fn log(ctx: &Ctx, args: &LogArgs) -> Result<Outcome> {
             }
         }
     }
-    let progress = crate::render::spinner(&format!("collecting {} items", jobs.len()));
+    let progress = spinner
+        .then(|| crate::render::spinner(&format!("collecting {} items", jobs.len())))
+        .flatten();
     let results: Vec<_> = stream::iter(jobs.into_iter().map(|j| run_job(cluster, j)))
         .buffer_unordered(PARALLEL)
         .collect()
@@ -380,13 +415,8 @@ pub async fn log(ctx: &Ctx, args: &LogArgs) -> Result<Outcome> {
         }
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let exit = if files.is_empty() { 1 } else { 0 };
-    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
-    Ok(Outcome::report(
-        LogReport { dir, files, errors },
-        ctx.output(None),
-        exit,
-    ))
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    Ok(LogReport { dir, files, errors })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ mod log;
 mod reload;
 
 pub use env_check::env_check;
-pub use log::log;
+pub use log::{LogReport, collect as collect_logs, log};
 pub use reload::reload;
 
 use std::io::Write;
