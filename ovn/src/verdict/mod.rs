@@ -669,7 +669,12 @@ fn logical_drop_info(d: &crate::trace::DropPoint, inp: &Inputs<'_>) -> DropInfo 
     let match_expr = d.match_expr.clone().unwrap_or_default();
     let (cause, mut reason) = classify(&stage, &match_expr, &d.reason);
     let policy = if cause == DropCause::Acl {
-        acl_policy(d.uuid.as_deref(), &match_expr, inp.sb, inp.nb)
+        // OVN >= 24.03 evaluates ACLs in `*_acl_eval` and drops in a generic
+        // `*_acl_action` flow: the ACL that decided is the eval hop's.
+        let (uuid, m) = acl_eval_hop(d, inp)
+            .map(|h| (h.uuid.clone(), h.match_expr.clone().unwrap_or_default()))
+            .unwrap_or((d.uuid.clone(), match_expr.clone()));
+        acl_policy(uuid.as_deref(), &m, inp.sb, inp.nb)
     } else {
         None
     };
@@ -693,6 +698,38 @@ fn logical_drop_info(d: &crate::trace::DropPoint, inp: &Inputs<'_>) -> DropInfo 
         acl: policy.and_then(|p| p.acl),
         node: None,
     }
+}
+
+/// For a drop in `ls_{in,out}_acl_action`, the last `*_acl_eval` hop of the
+/// same datapath and pipeline before it (the ACL that set the verdict bits).
+fn acl_eval_hop<'a>(
+    d: &crate::trace::DropPoint,
+    inp: &Inputs<'a>,
+) -> Option<&'a crate::trace::Hop> {
+    if !d
+        .stage
+        .as_deref()
+        .is_some_and(|s| s.ends_with("_acl_action"))
+    {
+        return None;
+    }
+    let mut found = None;
+    for h in inp.ovn_trace.hops() {
+        let same_dp = h.datapath == d.datapath.as_deref() && h.pipeline == d.pipeline;
+        if same_dp && h.hop.uuid.is_some() && h.hop.uuid == d.uuid && h.hop.stage == d.stage {
+            break;
+        }
+        if same_dp
+            && h.hop.uuid.is_some()
+            && h.hop
+                .stage
+                .as_deref()
+                .is_some_and(|s| s.ends_with("_acl_eval"))
+        {
+            found = Some(h.hop);
+        }
+    }
+    found
 }
 
 fn acl_policy(
