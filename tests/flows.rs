@@ -285,13 +285,7 @@ fn idle_pod_shows_nothing_moving() {
     let kc = kubeconfig(SB);
     let (code, v) = flows(&kc, &["default/web-2", "--for", "3s"]);
     assert_eq!(code, 0, "{v:#}");
-    // an idle pod sends nothing: no rule pinned to its own ingress moved (its
-    // switch's shared counters and broadcasts delivered to it may move)
-    let sent: Vec<&Value> = arr(&v, "flows")
-        .iter()
-        .filter(|f| f["pin"] == "in_port" || f["pin"] == "inport")
-        .collect();
-    assert!(sent.is_empty(), "{v:#}");
+    assert!(arr(&v, "flows").is_empty(), "{v:#}");
     assert!(arr(&v, "drops").is_empty(), "{v:#}");
     assert!(arr(&v, "intervals").len() >= 2, "{v:#}");
     assert!(v["cost"]["lines"].as_u64().unwrap() > 100, "{v:#}");
