@@ -668,15 +668,37 @@ fn logical_drop_info(d: &crate::trace::DropPoint, inp: &Inputs<'_>) -> DropInfo 
     let stage = d.stage.clone().unwrap_or_default();
     let match_expr = d.match_expr.clone().unwrap_or_default();
     let (cause, mut reason) = classify(&stage, &match_expr, &d.reason);
+    let eval = if cause == DropCause::Acl {
+        acl_eval_hop(d, inp)
+    } else {
+        None
+    };
     let policy = if cause == DropCause::Acl {
         // OVN >= 24.03 evaluates ACLs in `*_acl_eval` and drops in a generic
         // `*_acl_action` flow: the ACL that decided is the eval hop's.
-        let (uuid, m) = acl_eval_hop(d, inp)
+        let (uuid, m) = eval
             .map(|h| (h.uuid.clone(), h.match_expr.clone().unwrap_or_default()))
             .unwrap_or((d.uuid.clone(), match_expr.clone()));
         acl_policy(uuid.as_deref(), &m, inp.sb, inp.nb)
     } else {
         None
+    };
+    // the flow that decided is the ACL's own (the eval hop), not the generic action
+    let (table, stage_name, match_out, priority, flow) = match eval {
+        Some(h) => (
+            Some(h.table),
+            h.stage.clone(),
+            h.match_expr.clone(),
+            h.priority,
+            h.uuid.clone(),
+        ),
+        None => (
+            d.table,
+            d.stage.clone(),
+            d.match_expr.clone(),
+            d.priority,
+            d.uuid.clone(),
+        ),
     };
     if let Some(p) = &policy {
         reason = format!("{} dropped it", p.describe());
@@ -685,11 +707,11 @@ fn logical_drop_info(d: &crate::trace::DropPoint, inp: &Inputs<'_>) -> DropInfo 
         layer: "logical".into(),
         datapath: d.datapath.clone(),
         pipeline: Some(pipeline_name(d.pipeline)).filter(|p| !p.is_empty()),
-        table: d.table,
-        stage: d.stage.clone(),
-        match_expr: d.match_expr.clone(),
-        priority: d.priority,
-        flow: d.uuid.clone(),
+        table,
+        stage: stage_name,
+        match_expr: match_out,
+        priority,
+        flow,
         cause,
         reason,
         policy: policy.as_ref().and_then(|p| p.name.clone()),
