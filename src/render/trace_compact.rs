@@ -68,6 +68,12 @@ pub fn render(r: &TraceReport, out: &mut dyn Write, style: &Style) -> io::Result
         for (st, why) in decisive {
             render_stage(st, why, out, style)?;
         }
+        // ovn-trace's own last line; upstream's e2e and runbooks read it
+        if r.logical.flooded_to.is_empty()
+            && let Some(port) = &r.logical.outport
+        {
+            writeln!(out, "  output to \"{port}\"")?;
+        }
     }
     if let Some(ovs) = &r.ovs {
         writeln!(out)?;
