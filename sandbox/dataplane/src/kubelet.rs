@@ -11,7 +11,6 @@ pub(crate) mod watch;
 mod wire;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -116,30 +115,7 @@ pub fn start(paths: &Paths, rec: &Recorder) -> Result<u32> {
 
 /// The kubelet's main loop; returns when the sandbox is gone.
 pub fn run(paths: &Paths, state_dir: &Path) -> Result<()> {
-    if state_dir != paths.dir() {
-        bail!(
-            "--state-dir {} is not the state directory of sandbox `{}` ({}); the kubelet is started by `up`",
-            state_dir.display(),
-            paths.name,
-            paths.dir().display()
-        );
-    }
-    let lock_path = paths.dir().join("kubelet.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        bail!(
-            "another kubelet already runs for sandbox `{}` (pid in {})",
-            paths.name,
-            pid_file(paths).display()
-        );
-    }
-    std::fs::write(pid_file(paths), format!("{}\n", std::process::id()))
-        .context("writing the kubelet pid file")?;
+    let _lock = crate::state::claim_background(paths, state_dir, "kubelet")?;
     let ctx = Ctx::load(paths.clone())?;
     let port = api::port(paths)?;
     let (tx, rx) = mpsc::channel::<()>();

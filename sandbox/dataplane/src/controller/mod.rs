@@ -16,7 +16,6 @@ pub mod sg;
 mod subnet_acl;
 pub mod world;
 
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -131,29 +130,7 @@ fn spawn_watches(port: u16, tx: &mpsc::Sender<()>) {
 
 /// The controller's main loop; returns when the sandbox is gone.
 pub fn run(paths: &Paths, state_dir: &Path) -> Result<()> {
-    if state_dir != paths.dir() {
-        bail!(
-            "--state-dir {} is not the state directory of sandbox `{}` ({}); the controller is started by `up`",
-            state_dir.display(),
-            paths.name,
-            paths.dir().display()
-        );
-    }
-    let lock_path = paths.dir().join("controller.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        bail!(
-            "another controller already runs for sandbox `{}`",
-            paths.name
-        );
-    }
-    std::fs::write(pid_file(paths), format!("{}\n", std::process::id()))
-        .context("writing the controller pid file")?;
+    let _lock = crate::state::claim_background(paths, state_dir, "controller")?;
     let ctx = Ctx::load(paths.clone())?;
     let port = api::port(paths)?;
     let (tx, rx) = mpsc::channel::<()>();
