@@ -49,7 +49,9 @@ fn central_holder(rundir: &Path) -> Child {
     common::die_with_test(&mut Command::new("unshare"))
         .args(["--mount", "--net", "--", "sh", "-c"])
         // The directory is passed as $1, never pasted into the script.
-        .arg("mount --bind \"$1\" /var/run/ovn && ip link set lo up && exec sleep infinity")
+        // A fresh machine has no /var/run/ovn until an OVN daemon ran there: make the
+        // (empty) mount point first.
+        .arg("mkdir -p /var/run/ovn && mount --bind \"$1\" /var/run/ovn && ip link set lo up && exec sleep infinity")
         .arg("sh")
         .arg(rundir)
         .stdin(Stdio::null())
