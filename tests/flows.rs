@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -335,12 +335,35 @@ fn live_view_under_a_pty_refreshes_and_ends_with_a_summary_on_ctrl_c() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("script(1)");
-    std::thread::sleep(Duration::from_secs(4));
+    // ^C only once three frames were drawn: a fixed sleep raced a slow first poll
+    // on a loaded CI machine (the ^C then hit the setup and the summary was never
+    // printed). The reader keeps draining stdout until the command ends.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while text(&seen).matches("\x1b[H\x1b[2J").count() < 3 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => panic!("fewer than 3 frames within 60 s:\n{}", text(&seen)),
+        }
+    }
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"\x03").expect("write ^C");
     stdin.flush().expect("flush");
     let out = child.wait_with_output().expect("wait");
-    let s = text(&out.stdout);
+    let _ = reader.join();
+    seen.extend(rx.try_iter().flatten());
+    let s = text(&seen);
     let frames = s.matches("\x1b[H\x1b[2J").count();
     assert!(frames >= 3, "{frames} frames:\n{s}");
     assert!(s.contains("--- summary ---"), "{s}");

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use common::{jsonpath, ko, ko_bare, kubeconfig, run, text};
+use common::{jsonpath, ko, ko_bare, kubeconfig, run, sandbox_instance, text};
 use serde_json::Value;
 
 const SB: &str = "rb";
@@ -193,8 +193,7 @@ fn tcp_conn_check_port_changes_the_probed_port() {
         "{labels:?}"
     );
 
-    let prefix = std::env::var("KO_SANDBOX_PREFIX").unwrap_or_default();
-    let _l = tcp_listener(&format!("{prefix}{SB}-node1"), 18100);
+    let _l = tcp_listener(&format!("{}-node1", sandbox_instance(SB)), 18100);
     let env = [
         ("TCP_CONN_CHECK_PORT", "18100"),
         ("UDP_CONN_CHECK_PORT", "18101"),

@@ -86,6 +86,25 @@ pub fn kubeconfig_with(name: &str, up_args: &[&str]) -> PathBuf {
     p
 }
 
+/// The name the sandbox `name` really runs under, as `ko-sandbox` derives it (its
+/// netns are `<that>-node1`, `<that>-ext`...): KO_SANDBOX_PREFIX in front and, in a
+/// pass per OVN version, KO_SANDBOX_OVN's major number behind (`rb-23`).
+pub fn sandbox_instance(name: &str) -> String {
+    let prefix = std::env::var("KO_SANDBOX_PREFIX").unwrap_or_default();
+    let mut full = if name.starts_with(&prefix) {
+        name.to_string()
+    } else {
+        format!("{prefix}{name}")
+    };
+    if let Ok(ovn) = std::env::var("KO_SANDBOX_OVN")
+        && let Some(major) = ovn.split('.').next().filter(|m| !m.is_empty())
+        && !full.ends_with(&format!("-{major}"))
+    {
+        full = format!("{full}-{major}");
+    }
+    full
+}
+
 /// Run a sandbox helper command (`fault ...`) for sandbox `name`.
 pub fn sandbox(name: &str, args: &[&str]) -> Output {
     let mut cmd = sandbox_cmd();
