@@ -337,7 +337,9 @@ fn render_segment(seg: &OvsSegment, out: &mut dyn Write, style: &Style) -> io::R
             pass = h.pass;
             writeln!(out, "    {}", style.dim("(after conntrack, recirculated)"))?;
         }
-        let stage = h.stage.as_deref().unwrap_or("");
+        // A table neither a logical flow nor this release's layout names: say so,
+        // rather than leave a bare number that reads like an omission.
+        let stage = h.stage.as_deref().unwrap_or("(unknown table)");
         let acts = if h.actions.is_empty() {
             String::new()
         } else {
@@ -436,5 +438,38 @@ mod tests {
             "ovn-trace ls 'inport == \"a\"'"
         );
         assert_eq!(shell_words(&["it's".into()]), "'it'\\''s'");
+    }
+
+    #[test]
+    fn a_table_nobody_names_reads_unknown() {
+        use ko_ovn::verdict::ovs::OvsHop;
+        let seg = OvsSegment {
+            node: "n1".into(),
+            bridge: "br-int".into(),
+            flow: "in_port=3".into(),
+            hops: vec![OvsHop {
+                pass: 0,
+                table: 99,
+                match_expr: "metadata=0x1".into(),
+                priority: Some(100),
+                cookie: None,
+                stage: None,
+                object: None,
+                actions: vec!["drop".into()],
+            }],
+            exit: OvsExit::Dropped {
+                pass: 0,
+                table: Some(99),
+                cookie: None,
+                match_expr: None,
+            },
+            datapath_actions: Some("drop".into()),
+            notes: vec![],
+            ovn_version: Some("99.03.0".into()),
+        };
+        let mut out = Vec::new();
+        render_segment(&seg, &mut out, &Style { color: false }).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(" 99 (unknown table)"), "{text}");
     }
 }
