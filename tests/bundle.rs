@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{ko, kubeconfig, kubectl, run, text};
+use common::{json_of, ko, kubeconfig, kubectl, run, text};
 
 const SANDBOX: &str = "bundle";
 
@@ -21,9 +21,8 @@ fn bundle(kc: &Path, dir: &Path) -> (serde_json::Value, PathBuf) {
     let mut c = ko(kc);
     c.args(["--timeout", "60s", "-o", "json", "bundle", "-f"])
         .arg(&path);
-    let out = run(c);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, manifest, stderr) = json_of(c);
+    assert_eq!(code, 0, "{stderr}");
     (manifest, path)
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{ko, kubeconfig, kubectl, nodes, run, text};
+use common::{ko, ko_json, kubeconfig, kubectl, nodes, run, text};
 
 const SANDBOX: &str = "core";
 
@@ -127,14 +127,8 @@ fn cni_exec(kc: &Path, pod: &str, argv: &[&str]) -> String {
 }
 
 fn env_check_json(kc: &Path) -> (Option<i32>, serde_json::Value) {
-    let out = run({
-        let mut c = ko(kc);
-        c.args(["--timeout", "20s", "-o", "json", "env-check"]);
-        c
-    });
-    let v = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
-    (out.status.code(), v)
+    let (code, v, _) = ko_json(kc, &["--timeout", "20s", "env-check"]);
+    (Some(code), v)
 }
 
 fn check<'a>(v: &'a serde_json::Value, node: &str, name: &str) -> &'a serde_json::Value {

@@ -8,20 +8,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ko, kubeconfig, kubectl, leader_pod, run, sandbox, text};
+use common::{ko, ko_json, kubeconfig, kubectl, leader_pod, run, sandbox, text};
 
 const SANDBOX: &str = "core";
 const FAULTS: &str = "core-faults";
 
 fn status_json(kc: &Path, db: &str) -> (Option<i32>, serde_json::Value) {
-    let out = run({
-        let mut c = ko(kc);
-        c.args([db, "status", "-o", "json"]);
-        c
-    });
-    let v = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)));
-    (out.status.code(), v)
+    let (code, v, _) = ko_json(kc, &[db, "status"]);
+    (Some(code), v)
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{ko, ko_bare, nodes, run, text};
+use common::{ko, ko_bare, ko_json, nodes, run, text};
 use serde_json::Value;
 
 const SANDBOX: &str = "diag";
@@ -30,28 +30,14 @@ fn external(_kc: &Path) -> String {
 /// `sandbox status -o json`, read once per test process.
 fn sandbox_status() -> Value {
     static STATUS: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
-    STATUS
-        .get_or_init(|| {
-            let out = common::sandbox(SANDBOX, &["status", "-o", "json"]);
-            serde_json::from_slice(&out.stdout).expect("sandbox status -o json")
-        })
-        .clone()
+    STATUS.get_or_init(|| common::status_json(SANDBOX)).clone()
 }
 
 /// Run `diagnose <args> -o json`; returns (exit code, report, stderr).
 fn diagnose(kc: &Path, args: &[&str]) -> (i32, Value, String) {
-    let mut c = ko(kc);
-    c.arg("diagnose").args(args).args(["-o", "json"]);
-    let out = run(c);
-    let code = out.status.code().unwrap_or(-1);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "diagnose {args:?} did not print JSON ({e}), exit {code}\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    });
-    (code, v, text(&out.stderr))
+    let mut a = vec!["diagnose"];
+    a.extend_from_slice(args);
+    ko_json(kc, &a)
 }
 
 fn checks(v: &Value) -> &Vec<Value> {

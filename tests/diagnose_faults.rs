@@ -9,24 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{ko, nodes, run, text};
+use common::{ko_json, nodes, text};
 use serde_json::Value;
 
 const SANDBOX: &str = "diag-faults";
 
-/// `e2e/sandbox <args> --name diag-faults` with the binaries `up` already
-/// built (KO_SANDBOX_BIN), so each fault/heal does not re-run cargo.
+/// `e2e/sandbox <args> --name diag-faults`.
 fn sandbox(args: &[&str]) -> std::process::Output {
-    let bin_dir = Path::new(common::KO)
-        .parent()
-        .expect("kubectl-ko binary has a directory");
-    std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/sandbox"))
-        .args(args)
-        .args(["--name", SANDBOX])
-        .env_remove("KUBECONFIG")
-        .env("KO_SANDBOX_BIN", bin_dir)
-        .output()
-        .expect("run e2e/sandbox")
+    common::sandbox(SANDBOX, args)
 }
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -42,14 +32,7 @@ fn status() -> Value {
 }
 
 fn read_status() -> Value {
-    let out = sandbox(&["status", "-o", "json"]);
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "sandbox status -o json: {e}\n{}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    })
+    common::status_json(SANDBOX)
 }
 
 fn diagnose(kc: &Path) -> (i32, Value) {
@@ -57,17 +40,8 @@ fn diagnose(kc: &Path) -> (i32, Value) {
         .as_str()
         .expect("external_host.ip4")
         .to_string();
-    let mut c = ko(kc);
-    c.args(["diagnose", "all", "--external-address", &ext, "-o", "json"]);
-    let out = run(c);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON ({e}): {}\n{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), v)
+    let (code, v, _) = ko_json(kc, &["diagnose", "all", "--external-address", &ext]);
+    (code, v)
 }
 
 fn fault(args: &[&str]) {

@@ -7,23 +7,16 @@ mod common;
 
 use std::path::Path;
 
-use common::{ko, nodes, run, text};
+use common::{ko, ko_json, nodes, run, text};
 use serde_json::Value;
 
 const SANDBOX: &str = "diagudp";
 
 fn diagnose(kc: &Path, args: &[&str]) -> (Option<i32>, Value) {
-    let mut c = ko(kc);
-    c.arg("diagnose").args(args).args(["-o", "json"]);
-    let out = run(c);
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON ({e}): {}\n{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    });
-    (out.status.code(), v)
+    let mut a = vec!["diagnose"];
+    a.extend_from_slice(args);
+    let (code, v, _) = ko_json(kc, &a);
+    (Some(code), v)
 }
 
 fn pinger_checks(v: &Value) -> Vec<&Value> {
@@ -36,8 +29,7 @@ fn pinger_checks(v: &Value) -> Vec<&Value> {
 }
 
 fn external_host() -> String {
-    let st = common::sandbox(SANDBOX, &["status", "-o", "json"]);
-    let st: Value = serde_json::from_slice(&st.stdout).expect("sandbox status -o json");
+    let st = common::status_json(SANDBOX);
     st["external_host"]["ip4"]
         .as_str()
         .expect("external_host.ip4")

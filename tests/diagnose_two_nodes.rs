@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ko, nodes, run, text};
+use common::{ko, ko_json, nodes, run, text};
 use serde_json::Value;
 
 const SANDBOX: &str = "diag2";
@@ -16,8 +16,7 @@ fn two_node_sandbox_is_healthy() {
         return;
     }
     let kc = common::kubeconfig_with(SANDBOX, &["--nodes", "2"]);
-    let st = common::sandbox(SANDBOX, &["status", "-o", "json"]);
-    let st: Value = serde_json::from_slice(&st.stdout).expect("sandbox status -o json");
+    let st = common::status_json(SANDBOX);
     let ext = st["external_host"]["ip4"]
         .as_str()
         .expect("external_host.ip4")
@@ -25,19 +24,10 @@ fn two_node_sandbox_is_healthy() {
     let node_names = nodes(&kc);
     assert_eq!(node_names.len(), 2);
 
-    let mut c = ko(&kc);
-    c.args(["diagnose", "all", "--external-address", &ext, "-o", "json"]);
-    let out = run(c);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON ({e}): {}\n{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    });
+    let (code, v, _) = ko_json(&kc, &["diagnose", "all", "--external-address", &ext]);
     let checks = v["checks"].as_array().expect("checks");
     let failing: Vec<&Value> = checks.iter().filter(|c| c["status"] == "fail").collect();
-    assert_eq!(out.status.code(), Some(0), "failing: {failing:#?}");
+    assert_eq!(code, 0, "failing: {failing:#?}");
     assert_eq!(v["healthy"], true);
     let passes = |name: &str, scope: &str| {
         checks
@@ -104,12 +94,9 @@ fn two_node_sandbox_is_healthy() {
         .to_string();
     let f = common::sandbox(SANDBOX, &["fault", "stop-nb", "3"]);
     assert!(f.status.success(), "{}", text(&f.stderr));
-    let mut c = ko(&kc);
-    c.args(["diagnose", "all", "--external-address", &ext, "-o", "json"]);
-    let out = run(c);
+    let (code, v, _) = ko_json(&kc, &["diagnose", "all", "--external-address", &ext]);
     let _ = common::sandbox(SANDBOX, &["fault", "heal"]);
-    let v: Value = serde_json::from_slice(&out.stdout).expect("diagnose JSON");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(code, 1);
     let members = v["checks"]
         .as_array()
         .expect("checks")
@@ -146,14 +133,11 @@ fn two_node_sandbox_is_healthy() {
     // the smallest shape, under the same name: one node, all three members on it
     let up = common::sandbox(SANDBOX, &["up", "--nodes", "1"]);
     assert!(up.status.success(), "{}", text(&up.stderr));
-    let mut c = ko(&kc);
-    c.args(["diagnose", "all", "--external-address", &ext, "-o", "json"]);
-    let out = run(c);
+    let (code, v, _) = ko_json(&kc, &["diagnose", "all", "--external-address", &ext]);
     let _ = common::sandbox(SANDBOX, &["down"]);
-    let v: Value = serde_json::from_slice(&out.stdout).expect("diagnose JSON");
     let checks = v["checks"].as_array().expect("checks");
     let failing: Vec<&Value> = checks.iter().filter(|c| c["status"] == "fail").collect();
-    assert_eq!(out.status.code(), Some(0), "one node: {failing:#?}");
+    assert_eq!(code, 0, "one node: {failing:#?}");
     let members = checks
         .iter()
         .find(|c| c["name"] == "sb-raft-members")

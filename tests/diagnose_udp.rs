@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use common::{ko, run, text};
+use common::ko_json;
 use serde_json::Value;
 
 const SANDBOX: &str = "diagudp";
@@ -97,16 +97,7 @@ fn udp_ipports_tell_reply_silence_and_closed_apart() {
     let arg = format!(
         "udp-{ip}-{ECHO_PORT},udp-{ip}-{SILENT_PORT},udp-{ip}-{CLOSED_PORT},tcp-{ip}-{CLOSED_PORT}"
     );
-    let mut c = ko(&kc);
-    c.args(["diagnose", "IPPorts", &arg, "-o", "json"]);
-    let out = run(c);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON ({e}): {}\n{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    });
+    let (code, v, stderr) = ko_json(&kc, &["diagnose", "IPPorts", &arg]);
     let m = &v["connectivity"];
     let targets = m["targets"].as_array().expect("targets");
     let col = |label: &str| {
@@ -166,5 +157,5 @@ fn udp_ipports_tell_reply_silence_and_closed_apart() {
         "{failing:#?}"
     );
     let expected = if failing.is_empty() { 0 } else { 1 };
-    assert_eq!(out.status.code(), Some(expected), "{}", text(&out.stderr));
+    assert_eq!(code, expected, "{stderr}");
 }

@@ -12,15 +12,15 @@
 //! assertions hold on the sandbox and on kind.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use ko_testkit::sandbox::kubeconfig_line;
+use ko_testkit::{effective_name, hermetic, sandbox_command, text, with_sandbox_lock};
 use serde_json::Value;
 
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const KO: &str = env!("CARGO_BIN_EXE_kubectl-ko");
 const SANDBOX_NAME: &str = "e2e";
 /// Generous: the first command after `up` may wait for RAFT elections.
@@ -63,40 +63,14 @@ fn run(cmd: &mut Command) -> Run {
     run_within(cmd, COMMAND_TIMEOUT)
 }
 
-/// Runs a command with a deadline, draining stdout and stderr concurrently.
+/// Runs a command with a deadline (the kit's runner), keeping how it was called.
 fn run_within(cmd: &mut Command, timeout: Duration) -> Run {
     let shown = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("could not start {shown}: {e}"));
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + timeout;
-    let status: ExitStatus = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{shown} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let out = ko_testkit::run_within(cmd, timeout);
     Run {
-        code: status.code(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
+        code: out.status.code(),
+        stdout: text(&out.stdout),
+        stderr: text(&out.stderr),
         shown,
     }
 }
@@ -119,64 +93,50 @@ fn kubeconfig() -> &'static Path {
 }
 
 /// Brings up (or reuses) the sandbox `e2e`. Each nextest test is its own process,
-/// so an flock serialises the check-then-create between them.
+/// so the kit's sandbox lock serialises the check-then-create between them.
 fn sandbox_kubeconfig() -> PathBuf {
-    use std::os::fd::AsRawFd;
-    // Outside the sandbox state directory: `e2e/sandbox down --all` treats every
-    // entry there as a sandbox.
-    let lock_path = std::env::temp_dir().join("kubectl-ko-e2e-journeys.lock");
-    let lock = std::fs::File::create(&lock_path)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
-    // SAFETY: flock on a descriptor this function owns; released when `lock` drops.
-    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock failed: {}", std::io::Error::last_os_error());
-    let state_root = std::env::var_os("KO_SANDBOX_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/kubectl-ko-sandbox"));
-
-    let sandbox = Path::new(REPO).join("e2e/sandbox");
-    let sandbox_cmd = |verb: &str| {
-        let mut cmd = Command::new(&sandbox);
-        cmd.args([verb, "--name", SANDBOX_NAME]);
-        run_within(&mut cmd, SANDBOX_TIMEOUT)
-    };
-    let status = sandbox_cmd("status");
-    if status.code == Some(0) {
-        if let Some(k) = kubeconfig_line(&status.stdout) {
-            return k;
+    with_sandbox_lock(SANDBOX_NAME, || {
+        let state_root = std::env::var_os("KO_SANDBOX_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/run/kubectl-ko-sandbox"));
+        let sandbox_cmd = |verb: &str| {
+            run_within(
+                &mut sandbox_command(&[verb, "--name", SANDBOX_NAME]),
+                SANDBOX_TIMEOUT,
+            )
+        };
+        let status = sandbox_cmd("status");
+        if status.code == Some(0) {
+            if let Some(k) = kubeconfig_line(&status.stdout) {
+                return k;
+            }
+        } else if state_root.join(effective_name(SANDBOX_NAME)).exists() {
+            // A leftover that is not healthy: start again from nothing.
+            sandbox_cmd("down").ok();
         }
-    } else if state_root.join(SANDBOX_NAME).exists() {
-        // A leftover that is not healthy: start again from nothing.
-        sandbox_cmd("down").ok();
-    }
-    let up = sandbox_cmd("up").ok();
-    kubeconfig_line(&up.stdout)
-        .unwrap_or_else(|| panic!("e2e/sandbox up printed no KUBECONFIG= line:\n{}", up.stdout))
-}
-
-fn kubeconfig_line(stdout: &str) -> Option<PathBuf> {
-    stdout
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("KUBECONFIG="))
-        .map(PathBuf::from)
-        .next_back()
+        let up = sandbox_cmd("up").ok();
+        kubeconfig_line(&up.stdout)
+            .unwrap_or_else(|| panic!("e2e/sandbox up printed no KUBECONFIG= line:\n{}", up.stdout))
+    })
 }
 
 fn ko(args: &[&str]) -> Run {
     let kubeconfig = kubeconfig();
-    run(Command::new(KO)
-        .arg("--kubeconfig")
+    let mut c = hermetic(KO);
+    c.arg("--kubeconfig")
         .arg(kubeconfig)
         .args(["--color", "never"])
-        .args(args)
-        .env_remove("KUBECONFIG"))
+        .args(args);
+    // on a real cluster the Kube-OVN namespace is the run's to choose
+    if let Ok(ns) = std::env::var("KUBE_OVN_NS") {
+        c.env("KUBE_OVN_NS", ns);
+    }
+    run(&mut c)
 }
 
 fn kubectl_json(args: &[&str]) -> Value {
     let kubeconfig = kubeconfig();
-    run(Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
+    run(ko_testkit::kubectl(kubeconfig)
         .args(args)
         .args(["-o", "json"]))
     .ok()

@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::{ko, kubeconfig, kubectl, text};
 
@@ -20,41 +19,7 @@ const DEADLINE: Duration = Duration::from_secs(90);
 
 /// Run `cmd`, killing it and failing the test if it outlives `DEADLINE`.
 fn run_within(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = so.read_to_end(&mut b);
-        b
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = se.read_to_end(&mut b);
-        b
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Output {
-        status,
-        stdout: out_t.join().unwrap(),
-        stderr: err_t.join().unwrap(),
-    }
+    common::run_within(&mut cmd, DEADLINE)
 }
 
 /// `Some(kubeconfig)` of the sandbox, or None against a real cluster
@@ -88,11 +53,8 @@ fn token_kubeconfig(kc: &Path, token: &str, dir: &Path) -> PathBuf {
     let path = dir.join(format!("kubeconfig-{token}"));
     std::fs::copy(api_dir.join("kubeconfig-https"), &path).unwrap();
     let out = run_within({
-        let mut c = Command::new("kubectl");
-        c.env_remove("KUBECONFIG")
-            .arg("--kubeconfig")
-            .arg(&path)
-            .args(["config", "set-credentials", "ko-sandbox"])
+        let mut c = kubectl(&path);
+        c.args(["config", "set-credentials", "ko-sandbox"])
             .arg(format!("--token={token}"));
         c
     });

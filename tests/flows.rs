@@ -11,10 +11,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{KO, jsonpath, ko, kubeconfig, kubectl, run, text};
+use common::{KO, jsonpath, ko, ko_json, kubeconfig, kubectl, run, text};
 use serde_json::Value;
 
 const SB: &str = "flows";
@@ -35,19 +35,9 @@ fn ping(kc: &Path, pod: &str, dst: &str, count: u32, delay_ms: u64) -> Child {
 }
 
 fn flows(kc: &Path, args: &[&str]) -> (i32, Value) {
-    let out = run({
-        let mut c = ko(kc);
-        c.args(["flows"]).args(args).args(["-o", "json"]);
-        c
-    });
-    let code = out.status.code().unwrap_or(-1);
-    let stdout = text(&out.stdout);
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "flows {args:?} did not print JSON ({e}), exit {code}:\n{stdout}\n{}",
-            text(&out.stderr)
-        )
-    });
+    let mut a = vec!["flows"];
+    a.extend_from_slice(args);
+    let (code, v, _) = ko_json(kc, &a);
     (code, v)
 }
 
@@ -327,9 +317,8 @@ fn live_view_under_a_pty_refreshes_and_ends_with_a_summary_on_ctrl_c() {
     );
     // script(1) gives the command a pseudo-terminal; ^C written to it
     // reaches the command as SIGINT through the pty's line discipline
-    let mut child = Command::new("script")
+    let mut child = common::hermetic("script")
         .args(["-q", "-e", "-c", &cmd, "/dev/null"])
-        .env_remove("NO_COLOR")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

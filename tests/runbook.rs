@@ -8,26 +8,18 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use common::{jsonpath, ko, ko_bare, kubeconfig, run, sandbox_instance, text};
+use common::{effective_name, json_of, jsonpath, ko, ko_bare, ko_json, kubeconfig, run, text};
 use serde_json::Value;
 
 const SB: &str = "rb";
 
 fn diagnose_json(kc: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
     let mut c = ko(kc);
-    c.arg("diagnose").args(args).args(["-o", "json"]);
+    c.args(["-o", "json", "diagnose"]).args(args);
     for (k, v) in env {
         c.env(k, v);
     }
-    let out = run(c);
-    let code = out.status.code().unwrap_or(-1);
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "diagnose {args:?}: no JSON ({e}), exit {code}\n{}\n{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    });
+    let (code, v, _) = json_of(c);
     (code, v)
 }
 
@@ -193,7 +185,8 @@ fn tcp_conn_check_port_changes_the_probed_port() {
         "{labels:?}"
     );
 
-    let _l = tcp_listener(&format!("{}-node1", sandbox_instance(SB)), 18100);
+    // the node's netns carries the prefix and, in a pass per OVN version, the suffix
+    let _l = tcp_listener(&format!("{}-node1", effective_name(SB)), 18100);
     let env = [
         ("TCP_CONN_CHECK_PORT", "18100"),
         ("UDP_CONN_CHECK_PORT", "18101"),
@@ -288,17 +281,9 @@ fn bare_kubectl_ko_prints_help_and_exits_0_like_upstream() {
 
 /// `trace -o json` → (exit code, report).
 fn trace_json(kc: &Path, args: &[&str]) -> (i32, Value) {
-    let mut c = ko(kc);
-    c.args(["-o", "json", "trace"]).args(args);
-    let out = run(c);
-    let code = out.status.code().unwrap_or(-1);
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "trace {args:?}: no JSON ({e}), exit {code}\n{}\n{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    });
+    let mut a = vec!["trace"];
+    a.extend_from_slice(args);
+    let (code, v, _) = ko_json(kc, &a);
     (code, v)
 }
 

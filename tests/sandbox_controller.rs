@@ -7,10 +7,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{ko, kubectl, run, text};
+use common::{ko, ko_json, ko_ok, kubectl, run, text};
 use serde_json::Value;
 
 const NAME: &str = "ctrl";
@@ -22,35 +21,11 @@ fn kc() -> PathBuf {
 }
 
 fn apply(kc: &Path, yaml: &str) {
-    use std::io::Write;
-    let mut c = kubectl(kc);
-    c.args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("kubectl apply");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "kubectl apply: {}", text(&out.stderr));
+    common::apply(kc, yaml)
 }
 
 fn kubectl_ok(kc: &Path, args: &[&str]) -> String {
-    let out = run({
-        let mut c = kubectl(kc);
-        c.args(args);
-        c
-    });
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    common::kubectl_ok(kc, args)
 }
 
 /// A pod with a named container port `http` (8080), on `node`, with extra metadata.
@@ -121,20 +96,10 @@ fn pings(kc: &Path, from: &str, ip: &str) -> bool {
 }
 
 fn trace(kc: &Path, from: &str, ip: &str, proto: &[&str]) -> Value {
-    let out = run({
-        let mut c = ko(kc);
-        c.args(["trace", &format!("default/{from}"), ip])
-            .args(proto)
-            .args(["-o", "json"]);
-        c
-    });
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "trace {from} -> {ip} {proto:?} printed no JSON ({e}): {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    })
+    let src = format!("default/{from}");
+    let mut a = vec!["trace", src.as_str(), ip];
+    a.extend_from_slice(proto);
+    ko_json(kc, &a).1
 }
 
 /// Trace until the verdict is `want`; the trace that shows it must have started
@@ -163,17 +128,9 @@ fn verdict_within(
 }
 
 fn nbctl(kc: &Path, args: &[&str]) -> String {
-    let out = run({
-        let mut c = ko(kc);
-        c.arg("nbctl").args(args);
-        c
-    });
-    assert!(
-        out.status.success(),
-        "nbctl {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    let mut a = vec!["nbctl"];
+    a.extend_from_slice(args);
+    ko_ok(kc, &a)
 }
 
 fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {

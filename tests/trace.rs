@@ -7,26 +7,18 @@ mod common;
 
 use std::path::Path;
 
-use common::{jsonpath, ko, ko_bare, kubeconfig, kubectl, run, sandbox, text};
+use common::{
+    jsonpath, ko, ko_bare, ko_json, kubeconfig, kubectl, run, sandbox, sandbox_cmd, status_json,
+    text, with_sandbox_lock,
+};
 use serde_json::Value;
 
 const SB: &str = "trace";
 
 fn trace(kc: &Path, args: &[&str]) -> (i32, Value, String) {
-    let out = run({
-        let mut c = ko(kc);
-        c.args(["-o", "json", "trace"]).args(args);
-        c
-    });
-    let code = out.status.code().unwrap_or(-1);
-    let stdout = text(&out.stdout);
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "trace {args:?} did not print JSON ({e}), exit {code}:\n{stdout}\n{}",
-            text(&out.stderr)
-        )
-    });
-    (code, v, text(&out.stderr))
+    let mut a = vec!["trace"];
+    a.extend_from_slice(args);
+    ko_json(kc, &a)
 }
 
 fn pod_field(kc: &Path, ns: &str, pod: &str, path: &str) -> String {
@@ -42,13 +34,7 @@ fn node_of(kc: &Path, ns: &str, pod: &str) -> String {
 }
 
 fn status(name: &str) -> Value {
-    let out = sandbox(name, &["status", "-o", "json"]);
-    assert!(
-        out.status.success(),
-        "sandbox status: {}",
-        text(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("status JSON")
+    status_json(name)
 }
 
 fn segments(v: &Value) -> &Vec<Value> {
@@ -473,28 +459,23 @@ fn dual_stack_kubeconfig() -> std::path::PathBuf {
         return k.into();
     }
     let name = "trace6";
-    let st = sandbox(name, &["status", "-o", "json"]);
-    let up_dual = serde_json::from_slice::<Value>(&st.stdout)
-        .map(|v| v["up"] == true && v["dual_stack"] == true)
-        .unwrap_or(false);
-    if !up_dual {
-        let _ = sandbox(name, &["down"]);
-        let out = std::process::Command::new("flock")
-            .arg("-o") // daemons must not inherit the lock fd
-            .arg(format!("/run/lock/kubectl-ko-test-sandbox-{name}.lock"))
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/sandbox"))
-            .args(["up", "--name", name, "--dual-stack"])
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("e2e/sandbox up");
-        assert!(
-            out.status.success(),
-            "sandbox up --dual-stack: {}",
-            text(&out.stderr)
-        );
-    }
-    let st: Value = serde_json::from_slice(&sandbox(name, &["status", "-o", "json"]).stdout)
-        .expect("status JSON");
+    // check and replace under the sandbox lock: another test process may be doing the same
+    with_sandbox_lock(name, || {
+        let st = sandbox(name, &["status", "-o", "json"]);
+        let up_dual = serde_json::from_slice::<Value>(&st.stdout)
+            .map(|v| v["up"] == true && v["dual_stack"] == true)
+            .unwrap_or(false);
+        if !up_dual {
+            let _ = sandbox(name, &["down"]);
+            let out = sandbox_cmd(&["up", "--name", name, "--dual-stack"]);
+            assert!(
+                out.status.success(),
+                "sandbox up --dual-stack: {}",
+                text(&out.stderr)
+            );
+        }
+    });
+    let st = status_json(name);
     st["kubeconfig"]
         .as_str()
         .expect("kubeconfig in status")

@@ -14,7 +14,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use common::{jsonpath, ko, kubeconfig, kubectl, run, sandbox, text};
+use common::{jsonpath, ko, ko_json, ko_ok, kubeconfig, kubectl, run, sandbox, text};
 use serde_json::Value;
 
 const SB: &str = "verdicts";
@@ -34,35 +34,16 @@ impl<F: FnMut()> Drop for Undo<F> {
 }
 
 fn nbctl(kc: &Path, args: &[&str]) -> String {
-    let out = run({
-        let mut c = ko(kc);
-        c.arg("nbctl").args(args);
-        c
-    });
-    assert!(
-        out.status.success(),
-        "nbctl {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout).trim().to_string()
+    let mut a = vec!["nbctl"];
+    a.extend_from_slice(args);
+    ko_ok(kc, &a).trim().to_string()
 }
 
 /// `trace -o json --exit-code`: (exit code, report, stderr).
 fn trace_json(kc: &Path, args: &[&str]) -> (i32, Value, String) {
-    let out = run({
-        let mut c = ko(kc);
-        c.args(["-o", "json", "trace", "--exit-code"]).args(args);
-        c
-    });
-    let code = out.status.code().unwrap_or(-1);
-    let stdout = text(&out.stdout);
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "trace {args:?}: no JSON ({e}), exit {code}:\n{stdout}\n{}",
-            text(&out.stderr)
-        )
-    });
-    (code, v, text(&out.stderr))
+    let mut a = vec!["trace", "--exit-code"];
+    a.extend_from_slice(args);
+    ko_json(kc, &a)
 }
 
 /// `trace` in text without --exit-code: (exit code, stdout lines).

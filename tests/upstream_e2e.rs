@@ -9,20 +9,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{kubeconfig, text};
+use common::{hermetic, kubeconfig, text};
 
 const SANDBOX: &str = "upstream";
 
 fn run_list(implementation: &Path, userspace_dpctl_ok: bool) {
     let kc = kubeconfig(SANDBOX);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/upstream-kubectl-ko.sh");
-    let mut cmd = Command::new(script);
-    cmd.arg(implementation)
-        .env("KUBECONFIG", &kc)
-        .env_remove("KUBE_OVN_NS")
-        .env_remove("NO_COLOR");
+    let mut cmd = hermetic(script);
+    cmd.arg(implementation).env("KUBECONFIG", &kc);
     if userspace_dpctl_ok {
         cmd.env("UPSTREAM_E2E_USERSPACE_DPCTL_OK", "1");
     }

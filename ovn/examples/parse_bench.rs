@@ -7,11 +7,7 @@ use std::time::Instant;
 use ko_ovn::{flows, lflow, ofproto, trace};
 
 fn fixture(rel: &str) -> String {
-    let path = format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        eprintln!("cannot read {path}: {e}");
-        std::process::exit(1)
-    })
+    ko_testkit::fixture!(rel)
 }
 
 fn report(what: &str, bytes: usize, secs: f64) {

@@ -338,8 +338,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let p = format!("{}/tests/fixtures/raft/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+        ko_testkit::fixture!(&format!("raft/{name}"))
     }
 
     #[test]

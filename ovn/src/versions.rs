@@ -110,11 +110,7 @@ mod tests {
     use super::*;
 
     fn fixture(ver: &str, name: &str) -> String {
-        let p = format!(
-            "{}/tests/fixtures/versions/{ver}/{name}.txt",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+        ko_testkit::fixture!(&format!("versions/{ver}/{name}.txt"))
     }
 
     #[test]

@@ -10,8 +10,7 @@ use ko_ovn::lflow::{self, LogicalFlow};
 use ko_ovn::trace;
 
 fn read(rel: &str) -> String {
-    let path = format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    ko_testkit::fixture!(rel)
 }
 
 fn sb_flows() -> Vec<LogicalFlow> {

@@ -10,8 +10,7 @@ use ko_ovn::flowwatch::{Pin, Reset, Round, Scope, Tracker, rate};
 use proptest::prelude::*;
 
 fn read(rel: &str) -> String {
-    let path = format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    ko_testkit::fixture!(rel)
 }
 
 /// client-1 in the capture: switch ovn-default key 2, port key 3, ofport 10.

@@ -12,7 +12,6 @@ fn fixtures() -> &'static [String] {
 }
 
 fn load_fixtures() -> Vec<String> {
-    let base = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
     for dir in [
         "ovn-trace",
@@ -22,16 +21,7 @@ fn load_fixtures() -> Vec<String> {
         "seeds",
         "sb-json",
     ] {
-        let Ok(entries) = std::fs::read_dir(format!("{base}/{dir}")) else {
-            continue;
-        };
-        let mut paths: Vec<_> = entries
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-            .collect();
-        paths.sort();
-        for p in paths {
-            let text = std::fs::read_to_string(p).unwrap();
+        for (_, text) in ko_testkit::fixtures_in!(dir, "txt") {
             // keep mutated inputs small enough for many cases
             out.push(text.chars().take(20_000).collect());
         }

@@ -7,8 +7,7 @@ use ko_ovn::lflow;
 use ko_ovn::ofproto::{self, OfActionKind, OfStep};
 
 fn read(rel: &str) -> String {
-    let path = format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    ko_testkit::fixture!(rel)
 }
 
 fn sb_index() -> CookieIndex {
@@ -150,15 +149,10 @@ fn tunnel_ingress_acl_drop_maps_to_the_networkpolicy_flow() {
 #[test]
 fn every_rule_cookie_resolves_to_its_logical_flow_or_port_binding() {
     let idx = sb_index();
-    let dir = format!("{}/tests/fixtures/ofproto", env!("CARGO_MANIFEST_DIR"));
     let mut checked = 0;
     let mut physical = 0;
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_none_or(|e| e != "txt") {
-            continue;
-        }
-        let t = ofproto::parse(&std::fs::read_to_string(&p).unwrap());
+    for (p, text) in ko_testkit::fixtures_in!("ofproto", "txt") {
+        let t = ofproto::parse(&text);
         for r in t.rules() {
             let Some(cookie) = r.rule.cookie else {
                 continue;

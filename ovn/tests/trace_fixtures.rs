@@ -6,26 +6,18 @@ use ko_ovn::catalog;
 use ko_ovn::trace::{self, ActionKind, DropReason, Pipeline, SectionKind, Step};
 
 fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/ovn-trace/{name}.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    ko_testkit::fixture!(&format!("ovn-trace/{name}.txt"))
 }
 
 fn detailed_fixtures() -> Vec<(String, String)> {
-    let dir = format!("{}/tests/fixtures/ovn-trace", env!("CARGO_MANIFEST_DIR"));
-    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .map(|p| {
+    let out: Vec<(String, String)> = ko_testkit::fixtures_in!("ovn-trace", "txt")
+        .into_iter()
+        .map(|(p, text)| {
             let name = p.file_stem().unwrap().to_string_lossy().to_string();
-            (name, std::fs::read_to_string(&p).unwrap())
+            (name, text)
         })
         .filter(|(name, _)| !name.ends_with("summary") && !name.ends_with("minimal"))
         .collect();
-    out.sort();
     assert!(out.len() >= 15, "expected the captured detailed traces");
     out
 }
@@ -382,11 +374,7 @@ fn ipv6_and_node_traces() {
 
 #[test]
 fn seed_003_trace_without_indentation_still_yields_hops_and_outcome() {
-    let text = std::fs::read_to_string(format!(
-        "{}/tests/fixtures/seeds/003-ovn-trace.txt",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
+    let text = ko_testkit::fixture!("seeds/003-ovn-trace.txt");
     let t = trace::parse(&text);
     assert!(t.flow.as_deref().unwrap().starts_with("udp,reg14=0x1e"));
     let hops = t.hops();

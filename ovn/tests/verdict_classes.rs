@@ -9,12 +9,7 @@ use ko_ovn::verdict::outcome::{Class, Expect, classify};
 use proptest::prelude::*;
 
 fn fixture(name: &str) -> trace::OvnTrace {
-    let path = format!(
-        "{}/tests/fixtures/verdict/class-{name}.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    trace::parse(&text)
+    trace::parse(&ko_testkit::fixture!(&format!("verdict/class-{name}.txt")))
 }
 
 fn expect(owners: &[&str], dst: &str) -> Expect {

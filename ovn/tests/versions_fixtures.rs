@@ -15,11 +15,7 @@ use ko_ovn::{flows, lflow, ofproto, versions};
 const VERSIONS: [&str; 3] = ["23.03.1", "25.03.0", "26.03.1"];
 
 fn read(ver: &str, name: &str) -> String {
-    let p = format!(
-        "{}/tests/fixtures/versions/{ver}/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    ko_testkit::fixture!(&format!("versions/{ver}/{name}"))
 }
 
 fn controller_version(ver: &str) -> String {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use common::Sandbox;
@@ -20,8 +20,7 @@ fn with_users(sb: &Sandbox) {
 
 /// kubectl over the HTTPS port (kubectl sends tokens only over TLS) as `token`.
 fn kubectl_as(sb: &Sandbox, token: &str, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .env_remove("KUBECONFIG")
+    ko_testkit::hermetic("kubectl")
         .arg("--kubeconfig")
         .arg(sb.dir.path().join("api/kubeconfig-https"))
         .arg("--cache-dir")

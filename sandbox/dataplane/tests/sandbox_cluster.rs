@@ -1,9 +1,7 @@
 //! The sandbox seen through the real `kubectl` (issue 2's evidence list). All tests
 //! share sandbox `kt-main`: the first one brings it up, the others reuse it.
 
-mod common;
-
-use common::{Kubectl, eventually, ovn_ctl, sandbox_up, status_json};
+use ko_testkit::{Kubectl, eventually, ovn_ctl, sandbox_up, status_json};
 
 const NAME: &str = "kt-main";
 
@@ -315,7 +313,7 @@ fn status_reports_a_healthy_sandbox_and_up_reuses_it() {
     // reuse prints the very same kubeconfig
     assert_eq!(sandbox_up(NAME, &[]), kc);
     // a different shape is refused with a clear message
-    let out = common::sandbox_cmd(&["up", "--name", NAME, "--nodes", "4"]);
+    let out = ko_testkit::sandbox_cmd(&["up", "--name", NAME, "--nodes", "4"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already up") && err.contains("down"), "{err}");

@@ -4,12 +4,7 @@
 //! `default/kubernetes` reachable from pods, kube-proxy's health endpoint on every
 //! node, and the pinger pods with their node's OVS/OVN directories.
 
-mod common;
-
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use common::{Kubectl, eventually, sandbox_up};
+use ko_testkit::{Kubectl, eventually, sandbox_up};
 
 const NAME: &str = "objects";
 
@@ -18,27 +13,7 @@ fn kubectl() -> Kubectl {
 }
 
 fn apply(k: &Kubectl, manifest: &str) {
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&k.kubeconfig)
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running kubectl apply");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(manifest.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    k.apply(manifest)
 }
 
 #[test]

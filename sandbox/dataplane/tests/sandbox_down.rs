@@ -1,13 +1,11 @@
 //! `down` leaves nothing behind: no process, netns, link, mount or file; also after
 //! an `up` that was killed half way.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{effective_name, sandbox_cmd, sandbox_up, status_json};
+use ko_testkit::{effective_name, sandbox_cmd, sandbox_up, status_json};
 
 fn netns_with_prefix(prefix: &str) -> Vec<String> {
     std::fs::read_dir("/run/netns")
@@ -151,7 +149,7 @@ fn down_cleans_up_after_an_up_killed_half_way() {
     let _ = sandbox_cmd(&["down", "--name", name]);
     // build first so the kill lands inside ko-sandbox, not inside cargo
     let _ = sandbox_cmd(&["status", "--name", name]);
-    let mut child = common::sandbox_command(&["up", "--name", name])
+    let mut child = ko_testkit::sandbox_command(&["up", "--name", name])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

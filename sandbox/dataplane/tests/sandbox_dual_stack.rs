@@ -1,8 +1,6 @@
 //! `--dual-stack` (sandbox `kt-dual`): IPv6 on pods, annotations, NB, underlay ND.
 
-mod common;
-
-use common::{Kubectl, ovn_ctl, sandbox_up, status_json};
+use ko_testkit::{Kubectl, ovn_ctl, sandbox_up, status_json};
 
 const NAME: &str = "kt-dual";
 

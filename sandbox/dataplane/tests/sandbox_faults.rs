@@ -1,9 +1,7 @@
 //! Faults and `fault heal`, on their own sandbox (`kt-fault`) so they never disturb
 //! the tests that share `kt-main`. One test: the faults are applied in sequence.
 
-mod common;
-
-use common::{Kubectl, eventually, ovn_ctl, sandbox_cmd, sandbox_up, status_json};
+use ko_testkit::{Kubectl, eventually, ovn_ctl, sandbox_cmd, sandbox_up, status_json};
 
 const NAME: &str = "kt-fault";
 

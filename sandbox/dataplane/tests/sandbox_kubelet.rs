@@ -2,13 +2,10 @@
 //! `up` get scheduled, wired into OVN/OVS and exec-able, and leave nothing behind
 //! when deleted.
 
-mod common;
-
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{Kubectl, eventually, ovn_ctl, sandbox_cmd, sandbox_up, status_json};
+use ko_testkit::{Kubectl, eventually, ovn_ctl, sandbox_cmd, sandbox_up, status_json};
 
 const NAME: &str = "kubelet";
 
@@ -22,28 +19,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// `kubectl apply -f -` with the manifest on stdin.
 fn apply(k: &Kubectl, manifest: &str) {
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&k.kubeconfig)
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running kubectl apply");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(manifest.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    k.apply(manifest)
 }
 
 /// A pod like `kubectl ko perf` creates: `sleep infinity`, pinned by nodeSelector.

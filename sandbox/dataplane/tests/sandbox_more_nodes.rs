@@ -1,8 +1,6 @@
 //! More than three nodes: the extra ones carry no ovn-central but join the data plane.
 
-mod common;
-
-use common::{Kubectl, sandbox_cmd, sandbox_up};
+use ko_testkit::{Kubectl, sandbox_cmd, sandbox_up};
 
 #[test]
 fn a_fourth_node_joins_the_overlay() {

@@ -3,11 +3,9 @@
 //! (their exec enters it), the cluster works on it, `down` leaves no mount behind,
 //! and the image is built once, reused, and rebuilt when broken.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{Kubectl, sandbox_cmd, sandbox_command, sandbox_up, status_json};
+use ko_testkit::{Kubectl, sandbox_cmd, sandbox_command, sandbox_up, status_json};
 
 /// Every mountinfo line of every process that mentions `needle`.
 fn mounts_mentioning(needle: &str) -> Vec<String> {

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use ko_testkit::effective_name;
+
 fn ko_sandbox(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ko-sandbox"));
     c.args(args);
@@ -15,13 +17,6 @@ fn ko_sandbox(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The name ko-sandbox really uses (KO_SANDBOX_PREFIX, KO_SANDBOX_OVN).
-fn effective_name(name: &str) -> String {
-    let out = ko_sandbox(&["name", "--name", name], &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn nothing_created(name: &str) {

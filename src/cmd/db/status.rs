@@ -548,11 +548,9 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let p = format!(
-            "{}/ovn/tests/fixtures/raft/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+        // the ovn crate's captures of `ovsdb-server cluster/status`
+        let ovn = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/ovn"));
+        ko_testkit::fixture::read(ovn, &format!("raft/{name}"))
     }
 
     fn view(pod: &str, ip: &str, file: Option<&str>) -> PodView {

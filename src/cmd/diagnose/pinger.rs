@@ -45,11 +45,7 @@ mod tests {
     use super::*;
 
     fn fx(name: &str) -> String {
-        let p = format!(
-            "{}/tests/fixtures/diagnose/pinger/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+        ko_testkit::fixture!(&format!("diagnose/pinger/{name}"))
     }
 
     #[test]

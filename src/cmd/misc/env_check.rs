@@ -729,11 +729,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let p = format!(
-            "{}/tests/fixtures/env-check/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+        ko_testkit::fixture!(&format!("env-check/{name}"))
     }
 
     fn out(stdout: &str, code: i32) -> std::result::Result<Output, String> {

@@ -270,8 +270,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/perf/");
-        std::fs::read_to_string(format!("{dir}{name}")).unwrap()
+        ko_testkit::fixture!(&format!("perf/{name}"))
     }
 
     #[test]

@@ -280,10 +280,8 @@ pub fn summarize_iperf2(reports: &[Iperf2Report]) -> Option<Iperf2Summary> {
 mod tests {
     use super::*;
 
-    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/perf/");
-
     fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!("{FIX}{name}")).unwrap()
+        ko_testkit::fixture!(&format!("perf/{name}"))
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Test harness: a temporary sandbox state dir with the fixture objects, real holder
+//! The API emulator's own harness (the workspace kit, `ko_testkit`, supplies the
+//! hermetic commands): a temporary sandbox state dir with the fixture objects, real holder
 //! processes in their own mount + network namespaces (so exec really runs nsenter),
 //! and a running `ko-apiserver` on a free loopback port. Needs root (unshare/nsenter).
 
@@ -121,11 +122,10 @@ impl Sandbox {
         self.dir.path().join("api/runtime.json")
     }
 
-    /// The real kubectl against this sandbox only (no ambient KUBECONFIG, private cache).
+    /// The real kubectl against this sandbox only (hermetic, private cache).
     pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("kubectl");
-        c.env_remove("KUBECONFIG")
-            .arg("--kubeconfig")
+        let mut c = ko_testkit::hermetic("kubectl");
+        c.arg("--kubeconfig")
             .arg(self.kubeconfig())
             .arg("--cache-dir")
             .arg(self.dir.path().join("kubectl-cache"))

@@ -251,11 +251,7 @@ mod tests {
     use crate::cmd::diagnose::probe::parse_ping;
 
     fn fx(name: &str) -> String {
-        let p = format!(
-            "{}/tests/fixtures/diagnose/ping/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+        ko_testkit::fixture!(&format!("diagnose/ping/{name}"))
     }
 
     fn src(node: &str) -> Source {

@@ -277,11 +277,7 @@ mod tests {
     use crate::cmd::diagnose::ovsdb;
 
     fn fx(path: &str) -> String {
-        let p = format!(
-            "{}/tests/fixtures/diagnose/{path}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+        ko_testkit::fixture!(&format!("diagnose/{path}"))
     }
 
     fn pinger(name: &str, node: &str, ip: &str, mac: &str) -> PodFacts {

@@ -496,11 +496,7 @@ mod tests {
     use ko_ovn::raft::parse_cluster_status;
 
     fn fx(path: &str) -> String {
-        let p = format!(
-            "{}/tests/fixtures/diagnose/{path}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+        ko_testkit::fixture!(&format!("diagnose/{path}"))
     }
 
     fn pods(leader: usize, label: &str) -> Vec<CentralPod> {
