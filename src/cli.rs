@@ -272,8 +272,11 @@ Verdicts (first line; `verdict` and `cause` in -o json): DELIVERED (the port tha
 owns the destination gets it), DROPPED, REJECTED (OVN answers the sender with a TCP
 RST / ICMP unreachable), FLOODED (no port owns the destination; the copies are
 listed), UNRESOLVED (a router waits for the ARP/ND answer of a next hop), ERROR.
-Warnings right under the verdict say when an ovn-controller on the path is down,
-disconnected or behind the SB, which makes the OVS half stale.
+Warnings right under the verdict say when no ovn-northd is active or the SB is
+behind the NB (a recent NB change is then not in the trace), and when an
+ovn-controller on the path is down, disconnected or behind the SB, which makes
+the OVS half stale. A broadcast or multicast destination without a MAC goes to
+its group MAC (ff:ff:ff:ff:ff:ff, 01:00:5e:.., 33:33:..).
 
 Exit codes: 0 the trace ran, whatever the verdict (like upstream's script), 2 usage,
 3 could not run (pod Pending/not running/being deleted, node or leader missing),

@@ -33,6 +33,25 @@ impl Mac {
     pub fn octets(&self) -> [u8; 6] {
         self.0
     }
+
+    /// The Ethernet destination a broadcast or multicast IP is sent to:
+    /// ff:ff:ff:ff:ff:ff for 255.255.255.255, 01:00:5e + the low 23 bits for
+    /// IPv4 multicast (RFC 1112 §6.4), 33:33 + the low 32 bits for IPv6
+    /// multicast (RFC 2464 §7). `None` for a unicast address.
+    pub fn of_group(ip: std::net::IpAddr) -> Option<Mac> {
+        match ip {
+            std::net::IpAddr::V4(v4) if v4.is_broadcast() => Some(Mac::BROADCAST),
+            std::net::IpAddr::V4(v4) if v4.is_multicast() => {
+                let o = v4.octets();
+                Some(Mac([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]))
+            }
+            std::net::IpAddr::V6(v6) if v6.is_multicast() => {
+                let o = v6.octets();
+                Some(Mac([0x33, 0x33, o[12], o[13], o[14], o[15]]))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -367,6 +386,20 @@ fn ovn_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_addresses_map_to_their_ethernet_groups() {
+        let of = |ip: &str| Mac::of_group(ip.parse().unwrap()).map(|m| m.to_string());
+        assert_eq!(of("255.255.255.255").as_deref(), Some("ff:ff:ff:ff:ff:ff"));
+        assert_eq!(of("224.0.0.1").as_deref(), Some("01:00:5e:00:00:01"));
+        // only the low 23 bits: the high bit of the second octet is dropped
+        assert_eq!(of("239.129.2.3").as_deref(), Some("01:00:5e:01:02:03"));
+        assert_eq!(of("ff02::1").as_deref(), Some("33:33:00:00:00:01"));
+        assert_eq!(of("ff02::1:ff00:a").as_deref(), Some("33:33:ff:00:00:0a"));
+        assert_eq!(of("10.16.0.7"), None);
+        assert_eq!(of("10.16.255.255"), None);
+        assert_eq!(of("fd00:10:16::7"), None);
+    }
 
     fn flow(dst: &str, protocol: Protocol) -> Microflow {
         Microflow {

@@ -12,6 +12,50 @@ use crate::microflow::Mac;
 use crate::ovsdb_json::{Cells, Row, TableError, tables as parse_tables};
 pub use crate::rows::{Chassis, Encap, Lsp, PolicyKind, PortGroup, cookie_to_prefix};
 
+/// `NB_Global`'s change counters: the sequence number clients asked for
+/// (`nb_cfg`, bumped by `--wait`), the one northd has put in the SB (`sb_cfg`)
+/// and the one every chassis has acknowledged (`hv_cfg`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NbGlobal {
+    pub nb_cfg: i64,
+    pub sb_cfg: i64,
+    pub hv_cfg: i64,
+}
+
+impl NbGlobal {
+    pub fn argv() -> Vec<String> {
+        [
+            "ovn-nbctl",
+            "--format=json",
+            "--columns=nb_cfg,sb_cfg,hv_cfg",
+            "list",
+            "NB_Global",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TableError> {
+        let tables = parse_tables(text)?;
+        let row = tables
+            .first()
+            .and_then(|t| t.first())
+            .ok_or_else(|| TableError::Tables("NB_Global has no row".into()))?;
+        Ok(NbGlobal {
+            nb_cfg: row.int("nb_cfg").unwrap_or_default(),
+            sb_cfg: row.int("sb_cfg").unwrap_or_default(),
+            hv_cfg: row.int("hv_cfg").unwrap_or_default(),
+        })
+    }
+
+    /// How far northd is behind: `(asked, in the SB)` when the SB's
+    /// `SB_Global.nb_cfg` (or, without it, `sb_cfg`) is below `nb_cfg`.
+    pub fn northd_behind(&self, sb_global_nb_cfg: Option<i64>) -> Option<(i64, i64)> {
+        let have = sb_global_nb_cfg.unwrap_or(self.sb_cfg);
+        (have < self.nb_cfg).then_some((self.nb_cfg, have))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lrp {
     pub name: String,
@@ -649,6 +693,31 @@ mod tests {
     // Captured from the experiment topology (see ovn/tests/fixtures/verdict/commands.txt).
     const NB: &str = include_str!("../../tests/fixtures/verdict/nb-snapshot.json");
     const SB: &str = include_str!("../../tests/fixtures/verdict/sb-snapshot.json");
+
+    #[test]
+    fn northd_lag_is_read_from_nb_global() {
+        let g = NbGlobal::parse(include_str!(
+            "../../tests/fixtures/verdict/nb-global-northd-paused.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            g,
+            NbGlobal {
+                nb_cfg: 7,
+                sb_cfg: 6,
+                hv_cfg: 6
+            }
+        );
+        assert_eq!(g.northd_behind(Some(6)), Some((7, 6)));
+        assert_eq!(g.northd_behind(None), Some((7, 6)));
+        let caught_up = NbGlobal {
+            nb_cfg: 7,
+            sb_cfg: 7,
+            hv_cfg: 7,
+        };
+        assert_eq!(caught_up.northd_behind(Some(7)), None);
+        assert!(NbGlobal::parse(r#"{"data":[],"headings":["nb_cfg"]}"#).is_err());
+    }
 
     #[test]
     fn nb_joins() {

@@ -187,6 +187,18 @@ fn service_port(svc: &Service, proto: &str) -> Option<u16> {
         .and_then(|p| u16::try_from(p.port).ok())
 }
 
+/// A broadcast/multicast destination goes to its Ethernet group address,
+/// not to the gateway: the MAC and how it was derived.
+pub fn group_mac(ip: IpAddr) -> Option<(ko_ovn::microflow::Mac, String)> {
+    let mac = ko_ovn::microflow::Mac::of_group(ip)?;
+    let how = match ip {
+        IpAddr::V4(v4) if v4.is_broadcast() => "broadcast",
+        IpAddr::V4(_) => "IPv4 multicast group (RFC 1112)",
+        IpAddr::V6(_) => "IPv6 multicast group (RFC 2464)",
+    };
+    Some((mac, how.to_string()))
+}
+
 async fn get_service(cluster: &Cluster, namespace: &str, name: &str) -> Result<Service> {
     cluster::validate_name("namespace", namespace)?;
     cluster::validate_name("Service name", name)?;

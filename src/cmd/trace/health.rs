@@ -3,7 +3,7 @@
 //! problem becomes one warning sentence.
 
 use k8s_openapi::api::core::v1::Pod;
-use ko_ovn::verdict::nb::SbSnapshot;
+use ko_ovn::verdict::nb::{NbGlobal, SbSnapshot};
 
 use crate::cluster::{Cluster, PodRef, container, unusable_reason};
 
@@ -15,19 +15,36 @@ pub struct PathNode {
     pub role: &'static str,
 }
 
-/// The nodes a trace touches: the sender's, and the chassis the delivered
-/// port is bound to.
+/// The nodes a trace touches: the sender's, the chassis the destination
+/// port (the delivered one, else the owner of the destination address) is
+/// bound to, and every node the OVS trace crossed (`crossed`, in order; a
+/// drop decided on the far side of a tunnel is decided there).
 pub fn path_nodes(
     source_node: &str,
     source_port: &str,
     outport: Option<&str>,
     sb: Option<&SbSnapshot>,
+    crossed: &[&str],
 ) -> Vec<PathNode> {
     let mut out = vec![PathNode {
         node: source_node.to_string(),
         port: Some(source_port.to_string()),
         role: "source",
     }];
+    for (i, node) in crossed.iter().enumerate() {
+        if out.iter().any(|n| n.node == *node) {
+            continue;
+        }
+        out.push(PathNode {
+            node: node.to_string(),
+            port: None,
+            role: if i + 1 == crossed.len() {
+                "destination"
+            } else {
+                "transit"
+            },
+        });
+    }
     let dst_node = outport.and_then(|p| {
         let sb = sb?;
         let chassis = sb.bindings.get(p)?.as_deref()?;
@@ -37,11 +54,21 @@ pub fn path_nodes(
             .map(|c| c.node.clone())
     });
     if let (Some(node), Some(port)) = (dst_node, outport) {
-        out.push(PathNode {
-            node,
-            port: Some(port.to_string()),
-            role: "destination",
-        });
+        match out
+            .iter_mut()
+            .find(|n| n.node == node && n.role != "source")
+        {
+            // the tunnel's far end is where the port lives: one entry
+            Some(n) => {
+                n.port = Some(port.to_string());
+                n.role = "destination";
+            }
+            None => out.push(PathNode {
+                node,
+                port: Some(port.to_string()),
+                role: "destination",
+            }),
+        }
     }
     out
 }
@@ -130,6 +157,85 @@ fn last_message(stderr: &str) -> String {
         .to_string()
 }
 
+/// Whether the SB this trace read reflects the NB: some ovn-northd must be
+/// active (one that is paused or standby translates nothing) and the SB must
+/// have caught up with the last `--wait`ed NB change (`NB_Global.nb_cfg` vs
+/// `SB_Global.nb_cfg`). A change made while northd lags (an ACL just added
+/// by kube-ovn-controller, which does not wait) is not in the logical flows
+/// ovn-trace follows. Without a verdict on northd (no answer), nothing is said.
+pub fn northd_warnings(
+    statuses: &[(String, Option<String>)],
+    nb_global: Option<&NbGlobal>,
+    sb: Option<&SbSnapshot>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let answered: Vec<(&str, &str)> = statuses
+        .iter()
+        .filter_map(|(pod, s)| s.as_deref().map(|s| (pod.as_str(), s)))
+        .collect();
+    if !answered.is_empty() && !answered.iter().any(|(_, s)| *s == "active") {
+        let list: Vec<String> = answered.iter().map(|(p, s)| format!("{p}: {s}")).collect();
+        out.push(format!(
+            "no ovn-northd is active ({}): NB changes are not turned into logical flows, so what changed in the NB since it stopped (ACLs, Services, routes) is not in this trace; resume or restart ovn-northd (`kubectl ko nbctl --wait=sb sync` returns once it caught up)",
+            list.join(", ")
+        ));
+    }
+    if let Some((want, have)) = nb_global.and_then(|g| g.northd_behind(sb.and_then(|s| s.nb_cfg))) {
+        out.push(format!(
+            "northd is behind the NB: NB_Global.nb_cfg is {want} but the SB is at {have}, so the logical flows this trace followed may lack the latest NB changes; trace again once `kubectl ko nbctl --wait=sb sync` returns"
+        ));
+    }
+    out
+}
+
+/// `Status: active|standby|paused` of `ovn-appctl -t ovn-northd status`.
+fn northd_status(stdout: &str) -> Option<String> {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Status:"))
+        .map(|s| s.trim().to_string())
+}
+
+/// Asks every ovn-central pod's ovn-northd for its status and the NB leader
+/// for `NB_Global`; a pod that cannot be asked gives no status.
+pub async fn northd(
+    cluster: &Cluster,
+    nb_leader: &PodRef,
+) -> (Vec<(String, Option<String>)>, Option<NbGlobal>) {
+    let ns = cluster.namespace().to_string();
+    let pods = cluster
+        .list_pods(Some(&ns), Some("app=ovn-central"))
+        .await
+        .unwrap_or_default();
+    let argv: Vec<String> = ["ovn-appctl", "-t", "ovn-northd", "status"]
+        .map(String::from)
+        .to_vec();
+    let asks = pods
+        .iter()
+        .filter(|p| unusable_reason(p).is_none())
+        .map(PodRef::from_pod)
+        .map(|pod| {
+            let argv = argv.clone();
+            async move {
+                let c = pod.container_or_default(container::OVN_CENTRAL).to_string();
+                let status = match cluster.exec_capture(&pod, &c, &argv).await {
+                    Ok(out) if out.success() => northd_status(&out.stdout_str()),
+                    _ => None,
+                };
+                (pod.name.clone(), status)
+            }
+        });
+    let nb_argv = NbGlobal::argv();
+    let (statuses, global) = tokio::join!(futures::future::join_all(asks), async {
+        let out = cluster
+            .exec_capture(nb_leader, container::OVN_CENTRAL, &nb_argv)
+            .await
+            .ok()?;
+        NbGlobal::parse(&out.stdout_str()).ok()
+    });
+    (statuses, global)
+}
+
 /// Every health warning for the path, SB checks first, one per problem.
 pub async fn warnings(
     cluster: &Cluster,
@@ -187,9 +293,64 @@ mod tests {
     #[test]
     fn path_reaches_the_chassis_the_outport_is_bound_to() {
         let sb = sb();
-        let nodes = path_nodes("n1", "a.default", Some("b.default"), Some(&sb));
+        let nodes = path_nodes("n1", "a.default", Some("b.default"), Some(&sb), &[]);
         let names: Vec<(&str, &str)> = nodes.iter().map(|n| (n.node.as_str(), n.role)).collect();
         assert_eq!(names, [("n1", "source"), ("n2", "destination")]);
+        // the OVS trace crossed to n2: one entry, holding the port
+        let nodes = path_nodes(
+            "n1",
+            "a.default",
+            Some("b.default"),
+            Some(&sb),
+            &["n1", "n2"],
+        );
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(nodes[1].port.as_deref(), Some("b.default"));
+        // a drop (no outport known to the SB) on the far side: still checked
+        let nodes = path_nodes("n1", "a.default", None, Some(&sb), &["n1", "n2"]);
+        let names: Vec<(&str, &str)> = nodes.iter().map(|n| (n.node.as_str(), n.role)).collect();
+        assert_eq!(names, [("n1", "source"), ("n2", "destination")]);
+    }
+
+    #[test]
+    fn northd_that_is_not_active_or_behind_is_warned() {
+        let st = |s: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
+            s.iter()
+                .map(|(p, s)| (p.to_string(), s.map(String::from)))
+                .collect()
+        };
+        let sb = sb();
+        let caught_up = NbGlobal {
+            nb_cfg: 7,
+            sb_cfg: 7,
+            hv_cfg: 7,
+        };
+        let healthy = st(&[("c1", Some("active")), ("c2", Some("standby"))]);
+        assert!(northd_warnings(&healthy, Some(&caught_up), Some(&sb)).is_empty());
+        let paused = st(&[
+            ("c1", Some("paused")),
+            ("c2", Some("standby")),
+            ("c3", None),
+        ]);
+        let w = northd_warnings(&paused, Some(&caught_up), Some(&sb));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("no ovn-northd is active (c1: paused, c2: standby)"),
+            "{w:?}"
+        );
+        // nobody answered: no claim either way
+        assert!(northd_warnings(&st(&[("c1", None)]), None, None).is_empty());
+        let ahead = NbGlobal {
+            nb_cfg: 9,
+            sb_cfg: 7,
+            hv_cfg: 7,
+        };
+        let w = northd_warnings(&healthy, Some(&ahead), Some(&sb));
+        assert!(
+            w[0].contains("NB_Global.nb_cfg is 9 but the SB is at 7"),
+            "{w:?}"
+        );
+        assert_eq!(northd_status("Status: paused\n").as_deref(), Some("paused"));
     }
 
     #[test]

@@ -108,7 +108,8 @@ pub async fn trace(
     // (underlay gateway or logical router MAC), else only if no LSP has it.
     let may_need_subnet = sender.kind == "pod"
         && req.dst_mac.is_none()
-        && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request });
+        && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request })
+        && destination::group_mac(req.dst_ip).is_none();
     let need_subnet = may_need_subnet && !source::in_cidrs(req.dst_ip, &sender.cidrs);
     let nb_argv = NbSnapshot::argv();
     let (nb_text, subnet, local_ifaces, central_version, services) = tokio::try_join!(
@@ -292,12 +293,20 @@ pub async fn trace(
         )
     });
     let catalog = |stage: &str| explain(stage);
-    let outport = parsed.outcome().outputs.last().map(|o| o.port.clone());
+    // where it left OVN, else (a drop) the port owning the destination
+    let outport = parsed
+        .outcome()
+        .outputs
+        .last()
+        .map(|o| o.port.clone())
+        .or_else(|| nb.mac_of_ip(req.dst_ip).map(|(_, lsp)| lsp.name.clone()));
+    let crossed: Vec<&str> = segments.iter().map(|(s, _)| s.node.as_str()).collect();
     let nodes = health::path_nodes(
         &sender.node,
         &sender.logical_port,
         outport.as_deref(),
         sb.as_ref(),
+        &crossed,
     );
     let ovs_for_health = if ovn_only {
         cluster
@@ -307,7 +316,12 @@ pub async fn trace(
     } else {
         ovs_pods.clone()
     };
-    let mut health = health::warnings(cluster, &ovs_for_health, &nodes, sb.as_ref()).await;
+    let (path_health, (northd, nb_global)) = tokio::join!(
+        health::warnings(cluster, &ovs_for_health, &nodes, sb.as_ref()),
+        health::northd(cluster, &nb_leader),
+    );
+    let mut health = health::northd_warnings(&northd, nb_global.as_ref(), sb.as_ref());
+    health.extend(path_health);
     health.append(&mut warnings);
     let warnings = health;
     let mut report = verdict::build(verdict::Inputs {
@@ -491,6 +505,9 @@ async fn destination_mac(
     }
     if matches!(req.protocol, Protocol::Arp { op: ArpOp::Request }) {
         return Ok((Mac::BROADCAST, "broadcast (ARP request)".into()));
+    }
+    if let Some(m) = destination::group_mac(req.dst_ip) {
+        return Ok(m);
     }
     if source::in_cidrs(req.dst_ip, &sender.cidrs)
         && let Some((mac, lsp)) = nb.mac_of_ip(req.dst_ip)
