@@ -387,17 +387,17 @@ fn clusterip_connections_move_the_lb_rule_of_their_service() {
         .arg(
             "import socket, sys, time\n\
              time.sleep(1.5)\n\
-             for _ in range(6):\n\
-             \ts = socket.socket(); s.settimeout(0.5)\n\
+             for _ in range(10):\n\
+             \ts = socket.socket(); s.settimeout(0.3)\n\
              \ttry: s.connect((sys.argv[1], 80))\n\
              \texcept OSError: pass\n\
-             \ts.close(); time.sleep(0.4)\n",
+             \ts.close(); time.sleep(0.2)\n",
         )
         .arg(&vip)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut p = c.spawn().expect("kubectl exec python3");
-    let (_, v) = flows(&kc, &["default/client-3", "--for", "5s"]);
+    let (_, v) = flows(&kc, &["default/client-3", "--for", "6s"]);
     let _ = p.wait();
     let lb = arr(&v, "flows")
         .iter()
@@ -652,7 +652,9 @@ fn live_view_under_a_pty_refreshes_and_ends_with_a_summary_on_ctrl_c() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("script(1)");
-    std::thread::sleep(Duration::from_secs(4));
+    // setup (pod, SB, NB, Services, OVS interfaces) comes first; at load 70 on
+    // 2 CPUs it took most of a 4 s window (1 frame)
+    std::thread::sleep(Duration::from_secs(8));
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"\x03").expect("write ^C");
     stdin.flush().expect("flush");

@@ -225,6 +225,14 @@ impl<'a> Watch<'a> {
                 report::drop_row(r, &rows, &deciders)
             })
             .collect();
+        // the generic ACL drop rule's row shows the ACL it was tied to
+        for d in drops.iter().filter(|d| d.inferred.is_some()) {
+            if let Some(r) = rows.iter_mut().find(|r| {
+                r.drop && r.node == d.node && r.cookie == d.cookie && r.match_expr == d.match_expr
+            }) {
+                r.owner = d.owner.clone();
+            }
+        }
         for r in &rows {
             self.totals.add(r);
         }

@@ -108,6 +108,8 @@ pub struct DropRow {
     pub reason: String,
     pub owner: Option<Owner>,
     pub shared: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_reason: Option<String>,
     #[serde(rename = "match")]
     pub match_expr: String,
     /// OVN >= 24.03: the `*_acl_eval` rules that set the drop verdict this
@@ -306,9 +308,8 @@ pub fn drop_row(r: &FlowRow, rows: &[FlowRow], deciders: &[&FlowRow]) -> DropRow
     if owner.is_none() && cause == DropCause::PortSecurity {
         owner = port_security_violator(r, rows);
     }
-    if owner.is_none()
-        && let Some(first) = deciders.first()
-    {
+    // a generic ACL action rule owns nothing itself: its deciders' ACL does
+    if let Some(first) = deciders.first() {
         owner = first.owner.clone();
         inferred = Some(acl_inference(r, first, deciders.len()));
     }
@@ -336,6 +337,7 @@ pub fn drop_row(r: &FlowRow, rows: &[FlowRow], deciders: &[&FlowRow]) -> DropRow
         cause,
         owner,
         shared: r.shared,
+        shared_reason: r.shared_reason.clone(),
         match_expr: r.match_expr.clone(),
         decided_by: deciders
             .iter()
