@@ -618,7 +618,7 @@ fn expect_dhcp_is_hit_by_dhcp_requests_only() {
             "--expect",
             "ls_in_dhcp_response",
             "--for",
-            "4s",
+            "6s",
         ],
     );
     let _ = p.wait();
