@@ -358,7 +358,7 @@ pub struct FlowsArgs {
     /// Also watch the path to/from this pod (<ns>/<name>) or IP: its datapath, port and node
     #[arg(long, value_name = "IP|POD")]
     pub peer: Vec<String>,
-    /// Stages real traffic should hit: dhcp, dns, arp, nd, a stage name (ls_in_acl), or match:<text>
+    /// Logical flows of the pod's switch real traffic should hit: dhcp, arp, a stage name (ls_in_dhcp_options), or match:<text> (repeatable)
     #[arg(long, value_name = "WHAT")]
     pub expect: Vec<String>,
     /// Show only dropping rules

@@ -16,7 +16,7 @@ use crate::verdict::nb::{NbSnapshot, PolicyKind, PolicyRef};
 use crate::verdict::routing::{self, RouterObject};
 
 /// The object a rule belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Owner {
     /// `NetworkPolicy`, `SecurityGroup`, `NodeACL`, `SubnetACL`, `ACL`,
     /// `LoadBalancer`, `Route`, `RouterPolicy`, `NAT`, `LogicalSwitchPort`,
@@ -34,6 +34,38 @@ pub struct Owner {
     /// Port group of a port-group ACL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port_group: Option<String>,
+    /// The VIP a load-balancer rule matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vip: Option<Vip>,
+    /// The Kubernetes Service behind that VIP (`ns/name:port`), filled by
+    /// the caller, which reads the Services.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+}
+
+/// A load balancer VIP in a logical match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vip {
+    pub ip: std::net::IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `tcp`, `udp`, `sctp`, when the match names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+impl std::fmt::Display for Vip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ip = match self.ip {
+            std::net::IpAddr::V6(v6) if self.port.is_some() => format!("[{v6}]"),
+            ip => ip.to_string(),
+        };
+        match (self.port, &self.protocol) {
+            (Some(p), Some(proto)) => write!(f, "VIP {ip}:{p} ({proto})"),
+            (Some(p), None) => write!(f, "VIP {ip}:{p}"),
+            _ => write!(f, "VIP {ip}"),
+        }
+    }
 }
 
 /// A rule's meaning, from its cookie.
@@ -74,9 +106,7 @@ pub fn meaning(cookie: u64, index: &CookieIndex, nb: &NbSnapshot) -> Meaning {
                     owner: Some(Owner {
                         kind: "MulticastGroup".into(),
                         name: row.name.clone(),
-                        rule: None,
-                        pod: None,
-                        port_group: None,
+                        ..Owner::default()
                     }),
                     flood: row.name.contains("flood") || row.name.contains("unknown"),
                     ..Meaning::default()
@@ -132,15 +162,16 @@ fn owner_of_flow(f: &LogicalFlow, stage: &str, nb: &NbSnapshot) -> Option<Owner>
         };
         return policy.map(policy_owner);
     }
-    if (stage.contains("_lb") || stage.contains("hairpin") || stage.contains("affinity"))
-        && let Some(lb) = hint.and_then(|h| nb.load_balancer(h))
-    {
+    // ls_in_lb, ls_in_pre_stateful, lr_in_dnat, hairpin, affinity: any
+    // flow whose hint is a Load_Balancer row (UUIDs are unique across tables)
+    if let Some(lb) = hint.and_then(|h| nb.load_balancer(h)) {
+        let vip = vip_of(&f.match_expr);
         return Some(Owner {
             kind: "LoadBalancer".into(),
             name: lb.name.clone(),
-            rule: vip_in(&f.match_expr),
-            pod: None,
-            port_group: None,
+            rule: vip.as_ref().map(Vip::to_string),
+            vip,
+            ..Owner::default()
         });
     }
     if let Some(obj) = hint.and_then(|h| routing::object_of(stage, h, nb)) {
@@ -153,8 +184,7 @@ fn owner_of_flow(f: &LogicalFlow, stage: &str, nb: &NbSnapshot) -> Option<Owner>
             kind: kind.into(),
             name: router.unwrap_or_default(),
             rule: Some(obj.describe()),
-            pod: None,
-            port_group: None,
+            ..Owner::default()
         });
     }
     // port security, L2 lookup, ARP/ND/DHCP responders name their port in the match
@@ -189,8 +219,8 @@ fn policy_owner(p: PolicyRef) -> Owner {
             .or_else(|| p.port_group.clone())
             .unwrap_or_default(),
         rule,
-        pod: None,
         port_group: p.port_group,
+        ..Owner::default()
     }
 }
 
@@ -203,9 +233,8 @@ pub fn lsp_owner(name: &str, nb: &NbSnapshot) -> Owner {
     Owner {
         kind: "LogicalSwitchPort".into(),
         name: name.to_string(),
-        rule: None,
         pod,
-        port_group: None,
+        ..Owner::default()
     }
 }
 
@@ -224,41 +253,54 @@ fn quoted_port(m: &str) -> Option<String> {
     None
 }
 
-/// `ip4.dst == 10.96.0.10 && tcp.dst == 80` → `10.96.0.10:80 (tcp)`.
-fn vip_in(m: &str) -> Option<String> {
+/// `ip4.dst == 10.96.0.10 && tcp.dst == 80` → 10.96.0.10, port 80, tcp
+/// (`ls_in_lb`, `ls_in_pre_stateful`, `lr_in_dnat`; newer OVN may match the
+/// VIP in `reg0`/`xxreg0` and the port in `reg1[0..15]`).
+pub fn vip_of(m: &str) -> Option<Vip> {
     let ip = ["ip4.dst == ", "ip6.dst == ", "reg0 == ", "xxreg0 == "]
         .iter()
         .find_map(|k| {
             let at = m.find(k)?;
             let rest = &m[at + k.len()..];
-            Some(
-                rest.split(|c: char| c.is_whitespace() || c == ')' || c == '&')
-                    .next()?
-                    .to_string(),
-            )
+            rest.split(|c: char| c.is_whitespace() || c == ')' || c == '&')
+                .next()?
+                .parse::<std::net::IpAddr>()
+                .ok()
         })?;
-    let port = [
-        "tcp.dst == ",
-        "udp.dst == ",
-        "sctp.dst == ",
-        "reg1[0..15] == ",
+    let (port, protocol) = [
+        ("tcp.dst == ", Some("tcp")),
+        ("udp.dst == ", Some("udp")),
+        ("sctp.dst == ", Some("sctp")),
+        ("reg1[0..15] == ", None),
     ]
     .iter()
-    .find_map(|k| {
+    .find_map(|(k, proto)| {
         let at = m.find(k)?;
-        let rest = &m[at + k.len()..];
-        let proto = k.split('.').next().unwrap_or("");
-        Some((
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .to_string(),
-            proto,
-        ))
-    });
-    Some(match port {
-        Some((p, proto)) if !p.is_empty() => format!("VIP {ip}:{p} ({proto})"),
-        _ => format!("VIP {ip}"),
+        let digits: String = m[at + k.len()..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        Some((digits.parse::<u16>().ok(), proto.map(String::from)))
     })
+    .unwrap_or((None, None));
+    Some(Vip {
+        ip,
+        port,
+        protocol: protocol.or_else(|| {
+            // reg1[16..23] carries the IP protocol number where reg1[0..15] is the port
+            m.contains("reg1[16..23] == 6")
+                .then(|| "tcp".to_string())
+                .or_else(|| m.contains("reg1[16..23] == 17").then(|| "udp".to_string()))
+        }),
+    })
+}
+
+/// Whether logical actions end in a drop: `drop;`, or northd's
+/// `/* drop */` (an empty action list after register clears, as OVN >= 24.03
+/// writes the ACL drop verdict; its OpenFlow rule then has no `drop`
+/// action, only loads).
+pub fn is_logical_drop(actions: &str) -> bool {
+    actions.contains("/* drop */") || actions.split(';').any(|a| a.trim() == "drop")
 }
 
 /// Why a dropping rule drops, from its stage.
@@ -318,15 +360,26 @@ mod tests {
             Some("client-1.default")
         );
         assert_eq!(quoted_port("outport == \"_MC_flood\""), None);
-        assert_eq!(
-            vip_in("ct.new && ip4.dst == 10.96.100.10 && tcp.dst == 80").as_deref(),
-            Some("VIP 10.96.100.10:80 (tcp)")
-        );
+        // `ovn-sbctl lflow-list ovn-default` on the 25.03 sandbox (Service default/web)
+        let vip = vip_of("ct.new && ip4.dst == 10.96.100.10 && tcp.dst == 80").unwrap();
+        assert_eq!(vip.to_string(), "VIP 10.96.100.10:80 (tcp)");
+        assert_eq!(vip.port, Some(80));
+        let vip = vip_of("reg0[2] == 1 && ip4.dst == 10.96.0.10 && udp.dst == 53").unwrap();
+        assert_eq!(vip.to_string(), "VIP 10.96.0.10:53 (udp)");
+        assert_eq!(vip_of("ip4.dst == 10.16.0.0/16"), None);
         assert_eq!(drop_cause(Some("ls_out_acl")), DropCause::Acl);
         assert_eq!(
             drop_cause(Some("ls_in_apply_port_sec")),
             DropCause::PortSecurity
         );
         assert_eq!(drop_cause(None), DropCause::Other);
+        // ls_out_acl_action on the 25.03 sandbox (`ovn-sbctl lflow-list ovn-default`)
+        assert!(is_logical_drop(
+            "reg8[16] = 0; reg8[17] = 0; reg8[18] = 0; reg8[30..31] = 0; /* drop */"
+        ));
+        assert!(is_logical_drop("drop;"));
+        assert!(!is_logical_drop(
+            "reg8[16] = 0; reg8[17] = 0; reg8[18] = 0; reg8[30..31] = 0; next;"
+        ));
     }
 }

@@ -132,6 +132,31 @@ impl KeptFlow {
         (self.actions == "drop" || self.actions.ends_with(",drop")) && !self.is_loopback_check()
     }
 
+    /// Whether the rule can pass the packet on: an output, a resubmit, a
+    /// recirculation through conntrack, a clone, the controller, a group or
+    /// a conjunction clause. A rule without any ends the packet there, but
+    /// only a logical `drop` says so: a rule resubmitted into (a register
+    /// check) returns to its caller.
+    pub fn forwards(&self) -> bool {
+        [
+            "output:",
+            "resubmit",
+            "table=",
+            "clone(",
+            "controller",
+            "group:",
+            "conjunction(",
+            "enqueue",
+            "bundle",
+            "IN_PORT",
+            "LOCAL",
+            "NORMAL",
+            "FLOOD",
+        ]
+        .iter()
+        .any(|k| self.actions.contains(k))
+    }
+
     /// Matches the same logical port as inport and outport.
     pub fn is_loopback_check(&self) -> bool {
         let f = |n| crate::flows::match_field(&self.match_expr, n);

@@ -19,7 +19,12 @@ fn owner_text(o: Option<&ko_ovn::flow_owner::Owner>) -> String {
                 .as_ref()
                 .map(|p| format!(" (pod {p})"))
                 .unwrap_or_default();
-            format!("{} {}{pod}", o.kind, o.name)
+            let svc = o
+                .service
+                .as_ref()
+                .map(|s| format!(" (Service {s})"))
+                .unwrap_or_default();
+            format!("{} {}{pod}{svc}", o.kind, o.name)
         }
         None => "-".into(),
     }
@@ -55,6 +60,9 @@ fn drop_lines(out: &mut dyn Write, drops: &[DropRow], style: &Style) -> io::Resu
         writeln!(out, "       {}", d.reason)?;
         if let Some(rule) = d.owner.as_ref().and_then(|o| o.rule.as_ref()) {
             writeln!(out, "       rule: {rule}")?;
+        }
+        if let Some(how) = &d.inferred {
+            writeln!(out, "       {how}")?;
         }
     }
     Ok(())

@@ -8,6 +8,7 @@
 //! `lb.{name,vip,backends,backend}`, `routing.{route,policy,nat[]}`,
 //! `ovs.segments[]`, `warnings[]`.
 
+pub mod acl_eval;
 pub mod nb;
 pub mod outcome;
 pub mod ovs;
@@ -722,32 +723,37 @@ fn logical_drop_info(d: &crate::trace::DropPoint, inp: &Inputs<'_>) -> DropInfo 
     }
 }
 
-/// For a drop in `ls_{in,out}_acl_action`, the last `*_acl_eval` hop of the
-/// same datapath and pipeline before it (the ACL that set the verdict bits).
+/// For a drop in an ACL `*_action` stage (OVN >= 24.03), the last hop of
+/// the same datapath and pipeline before it that [`acl_eval::decides`] it
+/// (the ACL that set the verdict bit).
 fn acl_eval_hop<'a>(
     d: &crate::trace::DropPoint,
     inp: &Inputs<'a>,
 ) -> Option<&'a crate::trace::Hop> {
-    if !d
-        .stage
-        .as_deref()
-        .is_some_and(|s| s.ends_with("_acl_action"))
-    {
-        return None;
-    }
+    let action = acl_eval::AclFlow {
+        datapath: d.datapath.as_deref(),
+        stage: d.stage.as_deref(),
+        logical_match: d.match_expr.as_deref(),
+        logical_actions: None,
+    };
+    let stage = action.stage?;
+    acl_eval::eval_stage_of(stage)?;
     let mut found = None;
     for h in inp.ovn_trace.hops() {
-        let same_dp = h.datapath == d.datapath.as_deref() && h.pipeline == d.pipeline;
-        if same_dp && h.hop.uuid.is_some() && h.hop.uuid == d.uuid && h.hop.stage == d.stage {
+        if h.pipeline != d.pipeline || h.hop.uuid.is_none() {
+            continue;
+        }
+        if h.datapath == action.datapath && h.hop.uuid == d.uuid && h.hop.stage == d.stage {
             break;
         }
-        if same_dp
-            && h.hop.uuid.is_some()
-            && h.hop
-                .stage
-                .as_deref()
-                .is_some_and(|s| s.ends_with("_acl_eval"))
-        {
+        let eval = acl_eval::AclFlow {
+            datapath: h.datapath,
+            stage: h.hop.stage.as_deref(),
+            logical_match: h.hop.match_expr.as_deref(),
+            // the path is linear: the last eval hop set the bit
+            logical_actions: None,
+        };
+        if acl_eval::decides(&action, &eval) {
             found = Some(h.hop);
         }
     }

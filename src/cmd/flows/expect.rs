@@ -1,8 +1,9 @@
-//! `--expect dhcp|dns|arp|nd|<stage>|match:<text>`: the logical flows of the
+//! `--expect dhcp|arp|<stage>|match:<text>`: the logical flows of the
 //! pod's switch that real traffic should hit (read once with
 //! `ovn-sbctl --uuid lflow-list <switch>`), and whether their OpenFlow rules
 //! moved during the run (seed 000: the DHCPv6 responder rule that did not
-//! count while the security group was on).
+//! count while the security group was on). A stage's catch-all flow (match
+//! `1`) is never selected: every packet passes it.
 
 use std::collections::HashMap;
 
@@ -84,15 +85,36 @@ fn note(i: &Item) -> String {
     }
 }
 
+/// The forms `--expect` takes.
+const KINDS: &str =
+    "dhcp, arp, a stage name (ls_in_dhcp_options, lr_in_ip_routing) or match:<text>";
+
+/// Rejects what `--expect` cannot mean, before anything is read.
+pub fn check(what: &[String]) -> Result<()> {
+    for w in what {
+        let ok = matches!(w.as_str(), "dhcp" | "arp")
+            || w.strip_prefix("match:").is_some_and(|m| !m.is_empty())
+            || ((w.starts_with("ls_") || w.starts_with("lr_"))
+                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        if !ok {
+            return Err(Error::Usage(format!(
+                "--expect {w}: expected one of {KINDS}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Which logical flows an expectation means.
 fn selects(what: &str, f: &LogicalFlow, lsp: &str) -> bool {
     let stage = f.stage.as_deref().unwrap_or_default();
-    let m = &f.match_expr;
+    let m = f.match_expr.trim();
+    if m == "1" {
+        return false;
+    }
     let picked = match what {
         "dhcp" => stage.contains("dhcp"),
-        "dns" => stage.contains("dns"),
         "arp" => stage.contains("arp_rsp") && m.contains("arp"),
-        "nd" => stage.contains("arp_rsp") && m.contains("nd"),
         w if w.starts_with("match:") => m.contains(&w["match:".len()..]),
         w => stage == w,
     };

@@ -12,14 +12,16 @@ mod poll;
 pub mod report;
 mod resolve;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Service;
 use ko_ovn::flow_owner::{self, Meaning};
 use ko_ovn::flowwatch::{RoundDiff, Tracker};
 use ko_ovn::lflow;
 
+use super::trace::service;
 use super::{Ctx, Outcome};
 use crate::cli::FlowsArgs;
 use crate::cluster::{Cluster, container};
@@ -41,6 +43,7 @@ pub async fn run(ctx: &Ctx, args: &FlowsArgs) -> Result<Outcome> {
             "--interval must be at least 100ms (each interval is one dump-flows per node)".into(),
         ));
     }
+    expect::check(&args.expect)?;
     let target = resolve::pod_ref(&args.pod, args.namespace.as_deref())?;
     let live = args.for_.is_none()
         && format == OutputFormat::Text
@@ -79,6 +82,9 @@ struct Watch<'a> {
     intervals: Vec<Interval>,
     cost: Cost,
     expectations: expect::Expectations,
+    /// (node, generic ACL drop rule) → the eval rules that decided it in
+    /// some interval; bounded by the number of distinct rules.
+    acl_ties: HashMap<(String, u64), BTreeSet<u64>>,
     timeout: Duration,
 }
 
@@ -100,6 +106,7 @@ impl<'a> Watch<'a> {
             intervals: Vec::new(),
             cost: Cost::default(),
             expectations: expect::Expectations::default(),
+            acl_ties: HashMap::new(),
             timeout: ctx.global.timeout,
         }
     }
@@ -208,8 +215,24 @@ impl<'a> Watch<'a> {
         let drops: Vec<_> = rows
             .iter()
             .filter(|r| r.drop)
-            .map(|r| report::drop_row(r, &rows))
+            .map(|r| {
+                let deciders = report::acl_deciders(r, &rows);
+                // remembered for the run summary: ties are made per interval
+                let ties = self.acl_ties.entry((r.node.clone(), r.id)).or_default();
+                for d in &deciders {
+                    ties.insert(d.id);
+                }
+                report::drop_row(r, &rows, &deciders)
+            })
             .collect();
+        // the generic ACL drop rule's row shows the ACL it was tied to
+        for d in drops.iter().filter(|d| d.inferred.is_some()) {
+            if let Some(r) = rows.iter_mut().find(|r| {
+                r.drop && r.node == d.node && r.cookie == d.cookie && r.match_expr == d.match_expr
+            }) {
+                r.owner = d.owner.clone();
+            }
+        }
         for r in &rows {
             self.totals.add(r);
         }
@@ -270,7 +293,10 @@ impl<'a> Watch<'a> {
             }
         }
         for c in new {
-            let m = flow_owner::meaning(c, &self.setup.sb.index, &self.setup.nb);
+            let mut m = flow_owner::meaning(c, &self.setup.sb.index, &self.setup.nb);
+            if let Some(o) = m.owner.as_mut() {
+                o.service = service_of(o, &self.setup.services);
+            }
             self.meanings.insert(c, m);
         }
     }
@@ -281,7 +307,15 @@ impl<'a> Watch<'a> {
         let drops = all
             .iter()
             .filter(|r| r.drop)
-            .map(|r| report::drop_row(r, &all))
+            .map(|r| {
+                let ties = self.acl_ties.get(&(r.node.clone(), r.id));
+                let mut deciders: Vec<&report::FlowRow> = all
+                    .iter()
+                    .filter(|d| d.node == r.node && ties.is_some_and(|t| t.contains(&d.id)))
+                    .collect();
+                deciders.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.id.cmp(&b.id)));
+                report::drop_row(r, &all, &deciders)
+            })
             .collect();
         FlowsReport {
             target: self.setup.target.clone(),
@@ -299,6 +333,16 @@ impl<'a> Watch<'a> {
             warnings: self.setup.warnings,
         }
     }
+}
+
+/// The Service (`ns/name:port`) behind a load balancer rule's VIP, found
+/// by ClusterIP and port as `trace` finds it.
+fn service_of(o: &flow_owner::Owner, services: &[Service]) -> Option<String> {
+    let vip = o.vip.as_ref().filter(|_| o.kind == "LoadBalancer")?;
+    let port = vip.port?;
+    let proto = vip.protocol.as_deref().unwrap_or("tcp");
+    service::of_destination(services, vip.ip, port, proto, true)
+        .map(|s| format!("{}:{}", s.name, s.port))
 }
 
 /// `ovn-sbctl --format=json list Logical_Flow <prefix>...`; a prefix that

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use ko_ovn::flow_owner::{self, Meaning, Owner};
 use ko_ovn::flowwatch::{KeptFlow, Movement, Pin, Reset, rate};
 use ko_ovn::verdict::DropCause;
+use ko_ovn::verdict::acl_eval::{self, AclFlow};
 use serde::Serialize;
 
 use super::resolve::{SbTables, Watched};
@@ -81,6 +82,8 @@ pub struct FlowRow {
     pub shared_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logical_match: Option<String>,
+    #[serde(skip)]
+    pub logical_actions: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset: Option<Reset>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -105,8 +108,37 @@ pub struct DropRow {
     pub reason: String,
     pub owner: Option<Owner>,
     pub shared: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_reason: Option<String>,
     #[serde(rename = "match")]
     pub match_expr: String,
+    /// OVN >= 24.03: the `*_acl_eval` rules that set the drop verdict this
+    /// generic `*_acl_action` rule applied (same node, datapath and
+    /// interval), busiest first; the owner is the first one's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub decided_by: Vec<AclEvalRule>,
+    /// How the owner was inferred, when it is not the dropping rule's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<String>,
+}
+
+/// An ACL evaluation rule that moved with a generic ACL drop.
+#[derive(Debug, Clone, Serialize)]
+pub struct AclEvalRule {
+    pub table: u32,
+    pub stage: Option<String>,
+    pub cookie: String,
+    pub priority: u32,
+    #[serde(rename = "match")]
+    pub match_expr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logical_match: Option<String>,
+    pub packets: u64,
+    pub explanation: String,
+    pub owner: Option<Owner>,
+    pub shared: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_reason: Option<String>,
 }
 
 /// `--expect`: logical flows real traffic should have hit.
@@ -166,7 +198,12 @@ pub fn flow_row(m: &Movement, f: &KeptFlow, elapsed: f64, cx: &RowContext<'_>) -
         rate_pps: rate(m.packets, elapsed),
         rate_bps: rate(m.bytes, elapsed),
         action: f.actions.clone(),
-        drop: f.is_drop(),
+        drop: f.is_drop()
+            || (!f.forwards()
+                && meaning
+                    .logical_actions
+                    .as_deref()
+                    .is_some_and(flow_owner::is_logical_drop)),
         explanation: if f.is_loopback_check() {
             "ovn-controller: a flooded copy is not sent back to the port it came from (the packet itself is not dropped)".into()
         } else {
@@ -176,6 +213,7 @@ pub fn flow_row(m: &Movement, f: &KeptFlow, elapsed: f64, cx: &RowContext<'_>) -
         shared: shared_reason.is_some(),
         shared_reason,
         logical_match: meaning.logical_match.clone(),
+        logical_actions: meaning.logical_actions.clone(),
         reset: m.reset,
         flood: meaning.flood,
         pin: f.pin,
@@ -220,13 +258,72 @@ fn parse_key(v: &str) -> Option<u64> {
     }
 }
 
+/// The `*_acl_eval` rules among `rows` (one interval, or the rules tied to
+/// `drop` over a run) that decided a generic `*_acl_action` drop
+/// ([`acl_eval::decides`], the rule `trace` uses), busiest first. Empty for
+/// any other drop.
+pub fn acl_deciders<'a>(drop: &FlowRow, rows: &'a [FlowRow]) -> Vec<&'a FlowRow> {
+    let key = |r: &FlowRow| {
+        ko_ovn::flows::match_field(&r.match_expr, "metadata")
+            .and_then(parse_key)
+            .map(|k| k.to_string())
+    };
+    let dp = key(drop);
+    let action = AclFlow {
+        datapath: dp.as_deref(),
+        stage: drop.stage.as_deref(),
+        logical_match: drop.logical_match.as_deref(),
+        logical_actions: drop.logical_actions.as_deref(),
+    };
+    if !drop.drop || action.stage.and_then(acl_eval::eval_stage_of).is_none() {
+        return Vec::new();
+    }
+    let mut out: Vec<&FlowRow> = rows
+        .iter()
+        .filter(|o| o.node == drop.node && o.id != drop.id)
+        .filter(|o| {
+            let odp = key(o);
+            acl_eval::decides(
+                &action,
+                &AclFlow {
+                    datapath: odp.as_deref(),
+                    stage: o.stage.as_deref(),
+                    logical_match: o.logical_match.as_deref(),
+                    logical_actions: o.logical_actions.as_deref(),
+                },
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.id.cmp(&b.id)));
+    out
+}
+
 /// A drop row for a dropping flow row. A port-security drop is owned by the
-/// watched port whose own (port-pinned) rules moved in the same interval.
-pub fn drop_row(r: &FlowRow, rows: &[FlowRow]) -> DropRow {
+/// watched port whose own (port-pinned) rules moved in the same interval; a
+/// generic ACL drop (OVN >= 24.03) by the ACL of its busiest `deciders`.
+pub fn drop_row(r: &FlowRow, rows: &[FlowRow], deciders: &[&FlowRow]) -> DropRow {
     let cause = flow_owner::drop_cause(r.stage.as_deref());
     let mut owner = r.owner.clone();
+    let mut inferred = None;
     if owner.is_none() && cause == DropCause::PortSecurity {
         owner = port_security_violator(r, rows);
+    }
+    // a generic ACL action rule owns nothing itself: its deciders' ACL does
+    if let Some(first) = deciders.first() {
+        owner = first.owner.clone();
+        inferred = Some(acl_inference(r, first, deciders.len()));
+    }
+    let mut reason = if cause == DropCause::PortSecurity && owner.is_none() {
+        "port security of another port of the switch: no watched port's check flagged a violation"
+            .into()
+    } else {
+        flow_owner::drop_reason(cause, owner.as_ref())
+    };
+    if owner.is_none()
+        && let Some(first) = deciders.first()
+    {
+        // the deciding eval rule is OVN's own (conntrack state), no ACL row
+        reason = format!("{reason}: {}", first.explanation);
     }
     DropRow {
         node: r.node.clone(),
@@ -236,16 +333,52 @@ pub fn drop_row(r: &FlowRow, rows: &[FlowRow]) -> DropRow {
         packets: r.packets,
         bytes: r.bytes,
         rate_pps: r.rate_pps,
-        reason: if cause == DropCause::PortSecurity && owner.is_none() {
-            "port security of another port of the switch: no watched port's check flagged a violation".into()
-        } else {
-            flow_owner::drop_reason(cause, owner.as_ref())
-        },
+        reason,
         cause,
         owner,
         shared: r.shared,
+        shared_reason: r.shared_reason.clone(),
         match_expr: r.match_expr.clone(),
+        decided_by: deciders
+            .iter()
+            .map(|d| AclEvalRule {
+                table: d.table,
+                stage: d.stage.clone(),
+                cookie: d.cookie.clone(),
+                priority: d.priority,
+                match_expr: d.match_expr.clone(),
+                logical_match: d.logical_match.clone(),
+                packets: d.packets,
+                explanation: d.explanation.clone(),
+                owner: d.owner.clone(),
+                shared: d.shared,
+                shared_reason: d.shared_reason.clone(),
+            })
+            .collect(),
+        inferred,
     }
+}
+
+fn acl_inference(drop: &FlowRow, first: &FlowRow, n: usize) -> String {
+    let stage = drop.stage.as_deref().unwrap_or_default();
+    let eval = first.stage.as_deref().unwrap_or_default();
+    let bit = drop
+        .logical_match
+        .as_deref()
+        .and_then(acl_eval::verdict_bit)
+        .map(|b| format!(" ({b} = 1)"))
+        .unwrap_or_default();
+    let others = if n > 1 {
+        format!("; {n} such rules moved, the busiest is named (all in decided_by)")
+    } else {
+        String::new()
+    };
+    format!(
+        "inferred: OVN >= 24.03 counts every ACL drop of the datapath in the generic {stage} rule; \
+         the ACL is the one of the {eval} rule (cookie {}, priority {}) that sets the drop verdict{bit} \
+         and moved with it ({} packet(s)) on the same node and datapath in the same interval{others}",
+        first.cookie, first.priority, first.packets
+    )
 }
 
 /// The watched port whose own port-security check flagged a violation in

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
+use k8s_openapi::api::core::v1::Service;
 use ko_ovn::cookie::CookieIndex;
 use ko_ovn::flowwatch::Scope;
 use ko_ovn::ovsdb_json::{Cells, Row, tables};
@@ -71,6 +72,8 @@ pub struct Setup {
     /// shared when it has several).
     pub pg_sizes: HashMap<String, usize>,
     pub sb_leader: PodRef,
+    /// Every Service, to name the one behind a load balancer VIP.
+    pub services: Vec<Service>,
     pub warnings: Vec<String>,
 }
 
@@ -132,16 +135,48 @@ pub async fn setup(
         async { Ok(cluster.nb_leader().await?) },
     )?;
     let nb_argv = NbSnapshot::argv();
-    let (sb_text, nb_text, pg_text) = tokio::try_join!(
-        cluster.exec_ok(&sb_leader, container::OVN_CENTRAL, SB_ARGV),
-        cluster.exec_ok(&nb_leader, container::OVN_CENTRAL, &nb_argv),
-        cluster.exec_ok(&nb_leader, container::OVN_CENTRAL, PG_ARGV),
+    let (sb_text, nb_text, pg_text, services) = tokio::try_join!(
+        async {
+            Ok::<_, Error>(
+                cluster
+                    .exec_ok(&sb_leader, container::OVN_CENTRAL, SB_ARGV)
+                    .await?,
+            )
+        },
+        async {
+            Ok::<_, Error>(
+                cluster
+                    .exec_ok(&nb_leader, container::OVN_CENTRAL, &nb_argv)
+                    .await?,
+            )
+        },
+        async {
+            Ok::<_, Error>(
+                cluster
+                    .exec_ok(&nb_leader, container::OVN_CENTRAL, PG_ARGV)
+                    .await?,
+            )
+        },
+        async {
+            // a cluster that forbids listing Services still gets its flows,
+            // load balancer rules then name the OVN load balancer only
+            Ok::<_, Error>(
+                cluster
+                    .list_services()
+                    .await
+                    .map_err(|e| format!("load balancer rules are not mapped to Services: {e}")),
+            )
+        },
     )?;
+    let mut warnings = Vec::new();
+    let services = services.unwrap_or_else(|w| {
+        warnings.push(w);
+        Vec::new()
+    });
     let sb = parse_sb(&sb_text)?;
     let nb = NbSnapshot::parse(&nb_text).map_err(|e| remote(&nb_argv.join(" "), &e))?;
     let pg_sizes = parse_pg_sizes(&pg_text)?;
 
-    let mut warnings = Vec::new();
     let mut senders = vec![sender];
     for p in peers {
         match peer_sender(cluster, p, namespace, &nb).await? {
@@ -167,6 +202,7 @@ pub async fn setup(
         nb,
         pg_sizes,
         sb_leader,
+        services,
         warnings,
     })
 }

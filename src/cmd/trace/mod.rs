@@ -13,7 +13,7 @@
 mod args;
 pub mod destination;
 mod health;
-mod service;
+pub(crate) mod service;
 pub(crate) mod source;
 
 use k8s_openapi::api::core::v1::Pod;
