@@ -1,6 +1,6 @@
 //! `kubectl ko trace` / `ovn-trace`: from a pod (or node) to a verdict.
 //!
-//! [`trace`] is six steps, each in the module named for it:
+//! [`trace_forward`] is six steps, each in the module named for it:
 //! 1. `resolve::resolve_source`: source pod/node ‖ SB leader ‖ NB leader ‖
 //!    `app=ovs` pods (one list for all nodes)
 //! 2. `resolve::resolve_destination`: NB rows (LSPs, LRPs, ACLs, port groups,
@@ -14,12 +14,16 @@
 //!    then ofproto/trace there
 //! 6. `verdict::build_verdict`: path health, then the verdict
 //!
+//! `--reply` (`reply::trace_reply`) runs steps 3-6 again for the server's
+//! answer, from the port the forward packet was delivered to.
+//!
 //! Nothing user-supplied reaches a shell: every remote command is an argv.
 
 mod args;
 pub mod destination;
 mod health;
 mod microflow;
+pub mod reply;
 mod resolve;
 mod service;
 pub(crate) mod source;
@@ -48,26 +52,59 @@ pub async fn run(ctx: &Ctx, args: &TraceArgs, ovn_only: bool) -> Result<Outcome>
     let format = ctx.output(args.output.output);
     let cluster = ctx.cluster().await?;
     let (req, named) = destination::resolve(cluster, &parsed).await?;
-    let mut view = trace(cluster, &req, ovn_only, args.raw).await?;
+    if args.reply && matches!(req.protocol, Protocol::Arp { .. }) {
+        return Err(Error::Usage(
+            "--reply traces the reply of an icmp, tcp or udp connection; ARP has none (trace `arp reply` from the other side)".into(),
+        ));
+    }
+    let forward = trace_forward(cluster, &req, ovn_only, args.raw).await?;
+    let mut view = if args.reply {
+        reply::trace_reply(cluster, &req, forward, ovn_only, args.raw).await?
+    } else {
+        forward.view
+    };
     view.destination_name = named;
     view.full = args.full;
     // like upstream's script: the trace ran, so 0, unless asked for the verdict
-    let exit = match view.report.verdict {
-        Verdict::Error => cluster::error::EXIT_REMOTE,
-        v if args.exit_code => v.exit_code(),
-        _ => 0,
-    };
+    // (with --reply the worse direction decides)
+    let reply = view.round_trip.as_ref().and_then(|r| r.reply);
+    let verdicts = std::iter::once(view.report.verdict).chain(reply);
+    let exit = verdicts
+        .map(|v| match v {
+            Verdict::Error => cluster::error::EXIT_REMOTE,
+            v if args.exit_code => v.exit_code(),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
     Ok(Outcome::report(view, format, exit))
 }
 
-/// Runs the whole trace and returns what to render: the six steps below,
-/// each a function in the module named for it.
+/// Runs the whole trace and returns what to render.
 pub async fn trace(
     cluster: &Cluster,
     req: &Request,
     ovn_only: bool,
     raw: bool,
 ) -> Result<TraceView> {
+    Ok(trace_forward(cluster, req, ovn_only, raw).await?.view)
+}
+
+/// The forward trace and what the reply direction reuses.
+pub(super) struct Forward {
+    pub view: TraceView,
+    origin: resolve::Origin,
+    target: resolve::Target,
+    packet: microflow::Packet,
+}
+
+/// The six steps, each a function in the module named for it.
+async fn trace_forward(
+    cluster: &Cluster,
+    req: &Request,
+    ovn_only: bool,
+    raw: bool,
+) -> Result<Forward> {
     let origin = resolve::resolve_source(cluster, req, ovn_only).await?;
     let target = resolve::resolve_destination(cluster, req, &origin).await?;
     let packet = microflow::build_microflow(req, &origin, &target)?;
@@ -108,12 +145,19 @@ pub async fn trace(
         ovn_only,
     };
     let report = verdict::build_verdict(cluster, judge, traced).await;
-    Ok(TraceView {
+    let view = TraceView {
         report,
         versions,
         raw: raw.then_some(raw_runs),
         destination_name: None,
         full: false,
+        round_trip: None,
+    };
+    Ok(Forward {
+        view,
+        origin,
+        target,
+        packet,
     })
 }
 

@@ -38,6 +38,8 @@ pub(super) struct Traced {
     /// ovn-controller and ovs-vswitchd versions on the sender's node.
     pub node_versions: Option<NodeVersions>,
     pub sb: Option<SbSnapshot>,
+    /// ofproto/trace options every node's trace takes (conntrack state).
+    pub ofproto_options: Vec<String>,
 }
 
 /// Step 4: both traces at once, then the SB rows for the flows they named.
@@ -50,12 +52,13 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
         None => None,
     };
     let first_flow = in_port.map(|p| flow.ofproto_flow(p));
+    let of_options = flow.ofproto_options();
     let (ovn_out, of_out, node_versions) = tokio::try_join!(
         cluster.exec_capture(leg.sb_leader, container::OVN_CENTRAL, ovn_argv),
         async {
             match (leg.ovs_pod, &first_flow) {
                 (Some(pod), Some(f)) => {
-                    let argv = microflow::ofproto_trace_argv("br-int", f);
+                    let argv = microflow::ofproto_trace_argv_with("br-int", f, &of_options);
                     let c = pod.container_or_default(container::OPENVSWITCH).to_string();
                     cluster.exec_capture(pod, &c, &argv).await.map(Some)
                 }
@@ -96,7 +99,7 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
         let text = out.stdout_str();
         raw_runs.push(RawRun {
             pod: pod.to_string(),
-            argv: microflow::ofproto_trace_argv("br-int", f),
+            argv: microflow::ofproto_trace_argv_with("br-int", f, &of_options),
             output: format!("{}{}", text, out.stderr_str()),
         });
         if out.success() {
@@ -134,6 +137,7 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
         segments,
         node_versions,
         sb,
+        ofproto_options: of_options,
     })
 }
 

@@ -31,6 +31,7 @@ pub(super) async fn follow_tunnels(
         segments,
         raw_runs,
         warnings,
+        ofproto_options,
         ..
     } = traced;
     while segments.len() < MAX_OVS_HOPS {
@@ -108,7 +109,7 @@ pub(super) async fn follow_tunnels(
             tun_metadata0: meta.tun_metadata0.clone(),
         };
         let flow = microflow::tunnel_continuation_flow(tun_ofport, &md, &packet);
-        let argv = microflow::ofproto_trace_argv("br-int", &flow);
+        let argv = microflow::ofproto_trace_argv_with("br-int", &flow, ofproto_options);
         let c = pod.container_or_default(container::OPENVSWITCH).to_string();
         let out = match cluster.exec_capture(&pod, &c, &argv).await {
             Ok(o) => o,

@@ -2,7 +2,7 @@
 //! ovn-controllers on the path as warnings under it.
 
 use k8s_openapi::api::core::v1::{Pod, Service};
-use ko_ovn::microflow::{ArpOp, Mac, Protocol};
+use ko_ovn::microflow::{ArpOp, Direction, Mac, Protocol, SOURCE_PORT};
 use ko_ovn::verdict::nb::NbSnapshot;
 use ko_ovn::verdict::{self, Destination, Source, TraceReport};
 
@@ -50,7 +50,11 @@ pub(super) fn destination_of(
         mac: mac.to_string(),
         mac_from,
         protocol: flow.protocol.name().to_string(),
-        port: flow.protocol.port(),
+        // a reply goes back to the client's source port
+        port: match flow.direction {
+            Direction::Forward => flow.protocol.port(),
+            Direction::Reply => flow.protocol.port().map(|_| SOURCE_PORT),
+        },
         arp: match flow.protocol {
             Protocol::Arp { op: ArpOp::Request } => Some("request".into()),
             Protocol::Arp { op: ArpOp::Reply } => Some("reply".into()),
