@@ -281,7 +281,14 @@ its group MAC (ff:ff:ff:ff:ff:ff, 01:00:5e:.., 33:33:..).
 Exit codes: 0 the trace ran, whatever the verdict (like upstream's script), 2 usage,
 3 could not run (pod Pending/not running/being deleted, node or leader missing),
 5 error verdict (ovn-trace could not trace the packet). With --exit-code the verdict
-decides: 0 delivered, 1 dropped/rejected/flooded/unresolved, 5 error.";
+decides: 0 delivered, 1 dropped/rejected/flooded/unresolved, 5 error.
+
+--reply traces the reply direction too (icmp/tcp/udp): from the port the forward
+packet was delivered to, back to the source, with conntrack state est,rpl (ovn-trace
+--ct, ofproto/trace --ct-next). The first line says whether the round trip works,
+then the forward verdict, then the reply's; with --exit-code the worse one decides.
+The reply is traced only when the forward packet was delivered to a pod or node
+port (a reply from outside OVN is not traced).";
 
 /// `trace|ovn-trace <target> <dst-ip> [dst-mac] <icmp|tcp|udp> [port] | arp [request|reply]`
 #[derive(Debug, Clone, Args)]
@@ -306,8 +313,14 @@ pub struct TraceArgs {
     #[arg(long, alias = "detail", conflicts_with = "raw")]
     pub full: bool,
     /// Exit with the verdict: 0 delivered, 1 dropped/rejected/flooded/unresolved, 5 error
+    /// (with --reply: the worse of the two directions)
     #[arg(long)]
     pub exit_code: bool,
+    /// Also trace the way back: the server's reply (ports swapped, SYN+ACK or echo
+    /// reply) as conntrack's established reply, from the port the packet was
+    /// delivered to (a Service's chosen backend); one verdict per direction
+    #[arg(long)]
+    pub reply: bool,
     #[command(flatten)]
     pub output: OutputArg,
 }

@@ -6,6 +6,11 @@
 //! Kube-OVN's `kubectl-ko` script: `--ct=new` four times so every conntrack
 //! recirculation sees a new connection, a TCP SYN for tcp, an echo request for
 //! icmp, and ARP request/reply with the sender's own addresses.
+//!
+//! A [`Direction::Reply`] microflow is the server's answer on that connection
+//! (`--reply`): ports swapped, a SYN+ACK or an echo reply, and conntrack state
+//! `est,rpl` for ovn-trace (`--ct`) and ofproto/trace (`--ct-next`) alike, so
+//! the ACL stages treat it as the reply of a committed connection.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -20,6 +25,19 @@ pub const TTL: u8 = 64;
 /// How many `--ct=new` flags ovn-trace gets: one per conntrack pass a packet
 /// can take through switch and router pipelines (upstream #5038).
 const CT_NEW_PASSES: usize = 4;
+
+/// Which half of the connection a microflow is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// The connection's first packet (TCP SYN, echo request): conntrack `new`.
+    #[default]
+    Forward,
+    /// The server's answer (TCP SYN+ACK, echo reply): conntrack `est,rpl`;
+    /// the protocol's port is then the server's (source) port and the
+    /// destination port is [`SOURCE_PORT`].
+    Reply,
+}
 
 /// An Ethernet address, normalised to lower-case `xx:xx:xx:xx:xx:xx`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -161,6 +179,8 @@ pub struct Microflow {
     pub dst_mac: Mac,
     pub dst_ip: IpAddr,
     pub protocol: Protocol,
+    #[serde(default)]
+    pub direction: Direction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +197,8 @@ pub enum MicroflowError {
     ZeroPort(u16),
     #[error("logical port or switch name {0:?} contains a control character")]
     BadName(String),
+    #[error("ARP has no reply direction to trace; trace `arp reply` from the other side instead")]
+    ArpReply,
 }
 
 impl Microflow {
@@ -190,6 +212,9 @@ impl Microflow {
         }
         if matches!(self.protocol, Protocol::Arp { .. }) && self.dst_ip.is_ipv6() {
             return Err(MicroflowError::ArpOverIpv6 { dst: self.dst_ip });
+        }
+        if matches!(self.protocol, Protocol::Arp { .. }) && self.direction == Direction::Reply {
+            return Err(MicroflowError::ArpReply);
         }
         if self.protocol.port() == Some(0) {
             return Err(MicroflowError::ZeroPort(0));
@@ -229,16 +254,47 @@ impl Microflow {
             "ip.ttl == {TTL} && ip{af}.src == {} && ip{af}.dst == {}",
             self.src_ip, self.dst_ip
         );
+        let (sport, dport) = self.ports();
         let l4 = match self.protocol {
-            Protocol::Icmp if af == 4 => "icmp4.type == 8 && icmp4.code == 0".to_string(),
-            Protocol::Icmp => "icmp6.type == 128 && icmp6.code == 0".to_string(),
-            Protocol::Tcp { port } => {
-                format!("tcp.src == {SOURCE_PORT} && tcp.dst == {port} && tcp.flags == 2")
+            Protocol::Icmp if af == 4 => {
+                format!("icmp4.type == {} && icmp4.code == 0", self.icmp_type())
             }
-            Protocol::Udp { port } => format!("udp.src == {SOURCE_PORT} && udp.dst == {port}"),
+            Protocol::Icmp => format!("icmp6.type == {} && icmp6.code == 0", self.icmp_type()),
+            Protocol::Tcp { .. } => format!(
+                "tcp.src == {sport} && tcp.dst == {dport} && tcp.flags == {}",
+                self.tcp_flags()
+            ),
+            Protocol::Udp { .. } => format!("udp.src == {sport} && udp.dst == {dport}"),
             Protocol::Arp { .. } => String::new(),
         };
         format!("{inport} && {eth} && {l3} && {l4}")
+    }
+
+    /// (source port, destination port) of a tcp/udp packet; 0 for others.
+    fn ports(&self) -> (u16, u16) {
+        let port = self.protocol.port().unwrap_or(0);
+        match self.direction {
+            Direction::Forward => (SOURCE_PORT, port),
+            Direction::Reply => (port, SOURCE_PORT),
+        }
+    }
+
+    /// Echo request forward, echo reply back (ICMPv4 8/0, ICMPv6 128/129).
+    fn icmp_type(&self) -> u8 {
+        match (self.family(), self.direction) {
+            (4, Direction::Forward) => 8,
+            (4, Direction::Reply) => 0,
+            (_, Direction::Forward) => 128,
+            (_, Direction::Reply) => 129,
+        }
+    }
+
+    /// SYN forward, SYN+ACK back.
+    fn tcp_flags(&self) -> u16 {
+        match self.direction {
+            Direction::Forward => 0x002,
+            Direction::Reply => 0x012,
+        }
     }
 
     /// argv for ovn-trace, run in the SB leader's ovn-central container.
@@ -246,7 +302,11 @@ impl Microflow {
         let mut argv = vec!["ovn-trace".to_string()];
         // ARP never reaches conntrack; upstream omits --ct for it too.
         if !matches!(self.protocol, Protocol::Arp { .. }) {
-            argv.extend(std::iter::repeat_n("--ct=new".to_string(), CT_NEW_PASSES));
+            let ct = match self.direction {
+                Direction::Forward => "--ct=new",
+                Direction::Reply => "--ct=est,rpl",
+            };
+            argv.extend(std::iter::repeat_n(ct.to_string(), CT_NEW_PASSES));
         }
         argv.push(self.logical_switch.clone());
         argv.push(self.ovn_expression());
@@ -278,19 +338,25 @@ impl Microflow {
                 )
             }
             Protocol::Icmp => {
+                let t = self.icmp_type();
                 // OpenFlow names the ICMPv6 fields differently from ICMPv4.
                 if v6 {
-                    format!("icmp6,{},icmpv6_type=128,icmpv6_code=0", l3())
+                    format!("icmp6,{},icmpv6_type={t},icmpv6_code=0", l3())
                 } else {
-                    format!("icmp,{},icmp_type=8,icmp_code=0", l3())
+                    format!("icmp,{},icmp_type={t},icmp_code=0", l3())
                 }
             }
-            Protocol::Tcp { port } => format!(
-                "tcp{sfx},{},tcp_src={SOURCE_PORT},tcp_dst={port},tcp_flags=0x002",
-                l3()
-            ),
-            Protocol::Udp { port } => {
-                format!("udp{sfx},{},udp_src={SOURCE_PORT},udp_dst={port}", l3())
+            Protocol::Tcp { .. } => {
+                let (sport, dport) = self.ports();
+                format!(
+                    "tcp{sfx},{},tcp_src={sport},tcp_dst={dport},tcp_flags={:#05x}",
+                    l3(),
+                    self.tcp_flags()
+                )
+            }
+            Protocol::Udp { .. } => {
+                let (sport, dport) = self.ports();
+                format!("udp{sfx},{},udp_src={sport},udp_dst={dport}", l3())
             }
         }
     }
@@ -299,16 +365,34 @@ impl Microflow {
     pub fn ofproto_flow(&self, in_port: u32) -> String {
         format!("in_port={in_port},{}", self.ofproto_packet())
     }
+
+    /// ofproto/trace options: the conntrack state each recirculation sees.
+    /// None forward (ofproto/trace's own default is `trk,new`).
+    pub fn ofproto_options(&self) -> Vec<String> {
+        match self.direction {
+            Direction::Forward => Vec::new(),
+            Direction::Reply => std::iter::repeat_n(
+                ["--ct-next".to_string(), "trk,est,rpl".to_string()],
+                CT_NEW_PASSES,
+            )
+            .flatten()
+            .collect(),
+        }
+    }
 }
 
 /// argv for `ovs-appctl ofproto/trace br-int <flow>` in the ovs-ovn pod.
 pub fn ofproto_trace_argv(bridge: &str, flow: &str) -> Vec<String> {
-    vec![
-        "ovs-appctl".to_string(),
-        "ofproto/trace".to_string(),
-        bridge.to_string(),
-        flow.to_string(),
-    ]
+    ofproto_trace_argv_with(bridge, flow, &[])
+}
+
+/// The same with options (`--ct-next <flags>`) before the bridge.
+pub fn ofproto_trace_argv_with(bridge: &str, flow: &str, options: &[String]) -> Vec<String> {
+    let mut argv = vec!["ovs-appctl".to_string(), "ofproto/trace".to_string()];
+    argv.extend(options.iter().cloned());
+    argv.push(bridge.to_string());
+    argv.push(flow.to_string());
+    argv
 }
 
 /// What a tunnel carries between chassis: OVN puts the datapath key in the
@@ -414,7 +498,57 @@ mod tests {
             dst_mac: "00:00:00:63:b3:f9".parse().unwrap(),
             dst_ip: dst.parse().unwrap(),
             protocol,
+            direction: Direction::Forward,
         }
+    }
+
+    #[test]
+    fn reply_swaps_ports_and_is_an_established_reply() {
+        let mut f = flow("10.16.0.11", Protocol::Tcp { port: 5432 });
+        f.direction = Direction::Reply;
+        f.validate().unwrap();
+        assert!(
+            f.ovn_expression()
+                .ends_with("tcp.src == 5432 && tcp.dst == 30000 && tcp.flags == 18"),
+            "{}",
+            f.ovn_expression()
+        );
+        let argv = f.ovn_trace_argv();
+        assert_eq!(argv.iter().filter(|a| *a == "--ct=est,rpl").count(), 4);
+        assert!(!argv.contains(&"--ct=new".to_string()));
+        assert!(
+            f.ofproto_packet()
+                .ends_with("tcp_src=5432,tcp_dst=30000,tcp_flags=0x012"),
+            "{}",
+            f.ofproto_packet()
+        );
+        let argv = ofproto_trace_argv_with("br-int", "in_port=1", &f.ofproto_options());
+        assert_eq!(argv[2..4], ["--ct-next", "trk,est,rpl"]);
+        assert_eq!(argv[argv.len() - 2..], ["br-int", "in_port=1"]);
+        // forward keeps ofproto/trace's own trk,new default
+        let fwd = flow("10.16.0.11", Protocol::Tcp { port: 5432 });
+        assert!(fwd.ofproto_options().is_empty());
+        assert!(fwd.ofproto_packet().ends_with("tcp_flags=0x002"));
+
+        let mut i = flow("10.16.0.11", Protocol::Icmp);
+        i.direction = Direction::Reply;
+        assert!(
+            i.ovn_expression()
+                .ends_with("icmp4.type == 0 && icmp4.code == 0")
+        );
+        assert!(i.ofproto_packet().ends_with("icmp_type=0,icmp_code=0"));
+        let mut i6 = flow("fd00:10:16::b", Protocol::Icmp);
+        i6.direction = Direction::Reply;
+        assert!(i6.ofproto_packet().contains("icmpv6_type=129"));
+        let mut u = flow("10.16.0.11", Protocol::Udp { port: 53 });
+        u.direction = Direction::Reply;
+        assert!(
+            u.ovn_expression()
+                .ends_with("udp.src == 53 && udp.dst == 30000")
+        );
+        let mut a = flow("10.16.0.11", Protocol::Arp { op: ArpOp::Request });
+        a.direction = Direction::Reply;
+        assert!(matches!(a.validate(), Err(MicroflowError::ArpReply)));
     }
 
     #[test]

@@ -37,26 +37,82 @@ pub struct TraceView {
     /// Text shows every stage and table (`--full`), not only the decisive ones.
     #[serde(skip)]
     pub full: bool,
+    /// With `--reply`: both directions' verdicts and the reply's report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round_trip: Option<crate::cmd::trace::reply::RoundTrip>,
 }
 
 impl Render for TraceView {
     fn render_text(&self, out: &mut dyn Write, style: &Style) -> io::Result<()> {
-        match &self.raw {
-            Some(runs) => render_raw(runs, out),
-            None => render_report(
-                &self.report,
-                &self.versions,
-                self.destination_name.as_ref(),
-                self.full,
-                out,
-                style,
-            ),
+        if let Some(runs) = &self.raw {
+            return render_raw(runs, out);
+        }
+        if let Some(rt) = &self.round_trip {
+            render_round_trip_head(rt, out, style)?;
+        }
+        render_report(
+            &self.report,
+            &self.versions,
+            self.destination_name.as_ref(),
+            self.full,
+            out,
+            style,
+        )?;
+        match &self.round_trip {
+            Some(rt) => render_reply(rt, self.full, out, style),
+            None => Ok(()),
         }
     }
 
     fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(self)
     }
+}
+
+fn verdict_word(v: Verdict) -> String {
+    format!("{v:?}").to_lowercase()
+}
+
+/// `--reply`'s first line: does the round trip work, and which way fails.
+fn render_round_trip_head(
+    rt: &crate::cmd::trace::reply::RoundTrip,
+    out: &mut dyn Write,
+    style: &Style,
+) -> io::Result<()> {
+    let head = if rt.works {
+        style.ok("ROUND TRIP WORKS")
+    } else {
+        style.bad("ROUND TRIP BROKEN")
+    };
+    let reply = match (rt.reply, &rt.not_traced) {
+        (Some(v), _) => format!("reply {}", verdict_word(v)),
+        (None, _) => "reply not traced".to_string(),
+    };
+    writeln!(
+        out,
+        "{head}  forward {}, {reply}\n",
+        verdict_word(rt.forward)
+    )
+}
+
+/// `--reply`: the reply's verdict block after the forward one.
+fn render_reply(
+    rt: &crate::cmd::trace::reply::RoundTrip,
+    full: bool,
+    out: &mut dyn Write,
+    style: &Style,
+) -> io::Result<()> {
+    writeln!(out, "\n{}", style.bold("Reply (the way back)"))?;
+    if let Some(why) = &rt.not_traced {
+        writeln!(out, "  not traced: {why}")?;
+    }
+    if let Some(r) = &rt.trace {
+        render_report(r, &Versions::default(), None, full, out, style)?;
+    }
+    if let Some(nat) = &rt.nat {
+        writeln!(out, "\n  nat          {nat}")?;
+    }
+    Ok(())
 }
 
 /// What a destination given by name resolved to.

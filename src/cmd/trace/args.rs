@@ -259,6 +259,7 @@ mod tests {
             raw: false,
             full: false,
             exit_code: false,
+            reply: false,
             output: OutputArg { output: None },
         }
     }

@@ -1,0 +1,237 @@
+//! Steps 1 and 2 of a trace: who sends (and the pods the tools run in), then
+//! where the packet goes (its MAC, with the NB rows the verdict needs).
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use ko_ovn::microflow::{ArpOp, Mac, Protocol};
+use ko_ovn::verdict::nb::NbSnapshot;
+use ko_ovn::verdict::ovs::OvsInterface;
+
+use super::source::{self, Sender};
+use super::tools::{interfaces, tool_version};
+use super::{Request, SourceRef, destination_mac, service};
+use crate::cluster::{self, Cluster, PodRef, container, unusable_reason};
+use crate::error::{Error, Result};
+
+/// Step 1's result: the sender and where the tools run.
+pub(super) struct Origin {
+    pub sender: Sender,
+    /// The sender's address of the destination's family.
+    pub src_ip: IpAddr,
+    pub sb_leader: PodRef,
+    pub nb_leader: PodRef,
+    /// Every `app=ovs` pod (one list for all nodes; empty for `ovn-trace`).
+    pub ovs_pods: Vec<Pod>,
+    /// The ovs-ovn pod on the sender's node (`None` for `ovn-trace`).
+    pub ovs_pod: Option<PodRef>,
+    /// Kube-OVN's namespace.
+    pub ns: String,
+}
+
+/// Step 2's result: the destination MAC and what was read alongside it.
+pub(super) struct Target {
+    pub nb: NbSnapshot,
+    pub dst_mac: Mac,
+    /// Where the MAC came from (argument, LSP, gateway, arping).
+    pub mac_from: String,
+    /// The OVS interfaces of the sender's node (`None` for `ovn-trace`).
+    pub local_ifaces: Option<Vec<OvsInterface>>,
+    pub central_version: Option<String>,
+    /// Every Service, listed when the destination has a port (a VIP needs one).
+    pub services: Vec<Service>,
+}
+
+/// Step 1: the sender, the SB/NB leaders and the ovs-ovn pods, concurrently.
+pub(super) async fn resolve_source(
+    cluster: &Cluster,
+    req: &Request,
+    ovn_only: bool,
+) -> Result<Origin> {
+    let ns = cluster.namespace().to_string();
+    let arp = matches!(req.protocol, Protocol::Arp { .. });
+    let (sender, sb_leader, nb_leader, ovs_pods) = tokio::try_join!(
+        resolve_sender(cluster, &req.source, arp),
+        cluster.sb_leader(),
+        cluster.nb_leader(),
+        async {
+            if ovn_only {
+                Ok(Vec::new())
+            } else {
+                cluster.list_pods(Some(&ns), Some("app=ovs")).await
+            }
+        },
+    )?;
+
+    let src_ip = sender
+        .ips
+        .iter()
+        .copied()
+        .find(|ip| ip.is_ipv4() == req.dst_ip.is_ipv4())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{} {} has no IPv{} address (it has {}), so it cannot send to {}; pick a destination of its family",
+                sender.kind,
+                sender.name,
+                if req.dst_ip.is_ipv4() { 4 } else { 6 },
+                sender.ips.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+                req.dst_ip
+            ))
+        })?;
+    let ovs_pod = if ovn_only {
+        None
+    } else {
+        Some(pod_on_node(
+            &ovs_pods,
+            &sender.node,
+            "ovs-ovn (app=ovs)",
+            &ns,
+        )?)
+    };
+    Ok(Origin {
+        sender,
+        src_ip,
+        sb_leader,
+        nb_leader,
+        ovs_pods,
+        ovs_pod,
+        ns,
+    })
+}
+
+/// Step 2: NB rows, the sender's subnet when needed, the local OVS
+/// interfaces, ovn-northd's version and the Services, concurrently; then the
+/// destination MAC as upstream finds it.
+pub(super) async fn resolve_destination(
+    cluster: &Cluster,
+    req: &Request,
+    origin: &Origin,
+) -> Result<Target> {
+    let sender = &origin.sender;
+    let nb_leader = &origin.nb_leader;
+    // A pod's subnet is needed only to resolve a destination MAC ourselves:
+    // up front when the destination is outside the sender's own subnet
+    // (underlay gateway or logical router MAC), else only if no LSP has it.
+    let may_need_subnet = sender.kind == "pod"
+        && req.dst_mac.is_none()
+        && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request })
+        && super::destination::group_mac(req.dst_ip).is_none();
+    let need_subnet = may_need_subnet && !source::in_cidrs(req.dst_ip, &sender.cidrs);
+    let nb_argv = NbSnapshot::argv();
+    let (nb_text, subnet, local_ifaces, central_version, services) = tokio::try_join!(
+        cluster.exec_ok(nb_leader, container::OVN_CENTRAL, &nb_argv),
+        async {
+            if need_subnet {
+                cluster.get_subnet(&sender.logical_switch).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        },
+        async {
+            match &origin.ovs_pod {
+                Some(p) => interfaces(cluster, p).await.map(Some),
+                None => Ok(None),
+            }
+        },
+        async { Ok(tool_version(cluster, nb_leader, container::OVN_CENTRAL, "ovn-northd").await) },
+        service::list_if_port(cluster, req.protocol.port()),
+    )?;
+    let nb = NbSnapshot::parse(&nb_text).map_err(|e| Error::Remote {
+        what: format!("reading `{}` from {nb_leader}", nb_argv.join(" ")),
+        detail: e.to_string(),
+        hint: "run `kubectl ko nbctl --format=json list ACL` to see what the NB returns".into(),
+    })?;
+
+    // in the sender's CIDR but no LSP has the address: fall back like upstream
+    let subnet = match subnet {
+        None if may_need_subnet && nb.mac_of_ip(req.dst_ip).is_none() => {
+            Some(cluster.get_subnet(&sender.logical_switch).await?)
+        }
+        s => s,
+    };
+    let (dst_mac, mac_from) = destination_mac(
+        cluster,
+        req,
+        sender,
+        &nb,
+        subnet.as_ref(),
+        local_ifaces.as_deref(),
+    )
+    .await?;
+    Ok(Target {
+        nb,
+        dst_mac,
+        mac_from,
+        local_ifaces,
+        central_version,
+        services,
+    })
+}
+
+pub(super) async fn resolve_sender(
+    cluster: &Cluster,
+    src: &SourceRef,
+    arp: bool,
+) -> cluster::Result<Sender> {
+    let to_cluster = |e: Error| match e {
+        Error::Cluster(c) => c,
+        other => cluster::Error::Api {
+            what: "reading the trace source".into(),
+            detail: other.to_string(),
+            hint: "check the pod's / node's Kube-OVN annotations".into(),
+        },
+    };
+    match src {
+        SourceRef::Node(name) => {
+            let node = cluster.get_node(name).await?;
+            source::from_node(&node, arp).map_err(to_cluster)
+        }
+        SourceRef::Pod { namespace, name } => {
+            let pod = cluster.get_pod(namespace, name).await?;
+            source::ready(&pod)?;
+            if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+                source::known_node(cluster.get_node(node).await, namespace, name)?;
+            }
+            if source::is_host_network(&pod) {
+                // a hostNetwork pod sends as its node (upstream #2761)
+                let node_name = pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .unwrap_or_default();
+                let node = cluster.get_node(&node_name).await?;
+                let mut s = source::from_node(&node, arp).map_err(to_cluster)?;
+                s.name = format!("{node_name} (hostNetwork pod {namespace}/{name})");
+                return Ok(s);
+            }
+            source::from_pod(&pod).map_err(to_cluster)
+        }
+    }
+}
+
+/// The usable pod of a DaemonSet on `node`, from one list of all of them.
+pub(super) fn pod_on_node(pods: &[Pod], node: &str, what: &str, ns: &str) -> Result<PodRef> {
+    let on_node: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+        .collect();
+    if let Some(p) = on_node.iter().find(|p| unusable_reason(p).is_none()) {
+        return Ok(PodRef::from_pod(p));
+    }
+    if let Some(p) = on_node.first() {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        return Err(cluster::Error::NotRunning {
+            pod: format!("{ns}/{name} ({what} on {node})"),
+            namespace: ns.into(),
+            name,
+            detail: unusable_reason(p).unwrap_or_default(),
+        }
+        .into());
+    }
+    Err(cluster::Error::NotFound {
+        what: format!("{what} pod on node {node}"),
+        detail: format!(" in namespace {ns}"),
+        hint: format!("`kubectl -n {ns} get pods -o wide`; pass --kube-ovn-namespace if Kube-OVN runs elsewhere"),
+    }
+    .into())
+}
