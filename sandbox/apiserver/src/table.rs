@@ -512,6 +512,122 @@ fn daemonset_table(obj: &Value, now: DateTime<Utc>) -> (Vec<Value>, Vec<Value>) 
     )
 }
 
+/// `kubectl get rs`: kubernetes' printReplicaSet (Desired/Current/Ready, then the
+/// template columns `-o wide` shows).
+fn replicaset_table(obj: &Value, now: DateTime<Utc>) -> (Vec<Value>, Vec<Value>) {
+    let st = &obj["status"];
+    let (names, images) = images_and_names(obj);
+    (
+        vec![
+            name_col(),
+            col(
+                "Desired",
+                "integer",
+                "",
+                0,
+                "The number of pods the ReplicaSet wants (spec.replicas, 1 when unset).",
+            ),
+            col(
+                "Current",
+                "integer",
+                "",
+                0,
+                "The number of non-terminating pods last observed (status.replicas).",
+            ),
+            col(
+                "Ready",
+                "integer",
+                "",
+                0,
+                "The number of non-terminating pods with a Ready condition (status.readyReplicas).",
+            ),
+        ]
+        .into_iter()
+        .chain(template_cols(
+            "A label query over the pods the ReplicaSet should own.",
+        ))
+        .collect(),
+        vec![
+            json!(s(&obj["metadata"]["name"])),
+            json!(obj["spec"]["replicas"].as_i64().unwrap_or(1)),
+            json!(int(&st["replicas"])),
+            json!(int(&st["readyReplicas"])),
+            json!(age(obj, now)),
+            json!(names),
+            json!(images),
+            json!(or_none(selector_string(&obj["spec"]["selector"]))),
+        ],
+    )
+}
+
+/// kubernetes' formatEndpoints: `ip:port` for every ready address and port (the
+/// bare IP for a subset without ports), the first three and `+ N more...`;
+/// `<none>` without subsets (and an empty cell when no address is ready).
+fn format_endpoints(obj: &Value) -> String {
+    let Some(subsets) = obj["subsets"].as_array().filter(|a| !a.is_empty()) else {
+        return "<none>".into();
+    };
+    const MAX: usize = 3;
+    let mut list = Vec::new();
+    let mut count = 0;
+    for ss in subsets {
+        let addrs: Vec<String> = ss["addresses"]
+            .as_array()
+            .map(|a| a.iter().map(|x| s(&x["ip"])).collect())
+            .unwrap_or_default();
+        let ports: Vec<i64> = ss["ports"]
+            .as_array()
+            .map(|a| a.iter().map(|p| int(&p["port"])).collect())
+            .unwrap_or_default();
+        if ports.is_empty() {
+            count += addrs.len();
+            list.extend(addrs.iter().take(MAX.saturating_sub(list.len())).cloned());
+            continue;
+        }
+        for port in ports {
+            count += addrs.len();
+            for ip in &addrs {
+                if list.len() == MAX {
+                    break;
+                }
+                list.push(if ip.contains(':') {
+                    format!("[{ip}]:{port}")
+                } else {
+                    format!("{ip}:{port}")
+                });
+            }
+        }
+    }
+    let joined = list.join(",");
+    if count > MAX {
+        format!("{joined} + {} more...", count - MAX)
+    } else {
+        joined
+    }
+}
+
+/// `kubectl get endpoints`: kubernetes' printEndpoints.
+fn endpoints_table(obj: &Value, now: DateTime<Utc>) -> (Vec<Value>, Vec<Value>) {
+    (
+        vec![
+            name_col(),
+            col(
+                "Endpoints",
+                "string",
+                "",
+                0,
+                "The ready addresses and ports of the subsets (the first three).",
+            ),
+            age_col(),
+        ],
+        vec![
+            json!(s(&obj["metadata"]["name"])),
+            json!(format_endpoints(obj)),
+            json!(age(obj, now)),
+        ],
+    )
+}
+
 fn service_table(obj: &Value, now: DateTime<Utc>) -> (Vec<Value>, Vec<Value>) {
     let spec = &obj["spec"];
     let ports = spec["ports"]
@@ -756,6 +872,8 @@ fn columns_and_cells(
         ("", "nodes") => (node_columns(), node_cells(obj, now)),
         ("", "namespaces") => namespace_table(obj, now),
         ("", "services") => service_table(obj, now),
+        ("", "endpoints") => endpoints_table(obj, now),
+        ("apps", "replicasets") => replicaset_table(obj, now),
         ("apps", "deployments") => deployment_table(obj, now),
         ("apps", "daemonsets") => daemonset_table(obj, now),
         ("discovery.k8s.io", "endpointslices") => endpointslice_table(obj, now),
@@ -825,6 +943,25 @@ mod tests {
         assert_eq!(human_duration(50 * 3600), "2d2h");
         assert_eq!(human_duration(400 * 86400), "400d");
         assert_eq!(human_duration(-5), "<invalid>");
+    }
+
+    #[test]
+    fn endpoints_read_like_kubectl() {
+        assert_eq!(format_endpoints(&json!({"metadata": {}})), "<none>");
+        // only not-ready addresses: the real printer leaves the cell empty
+        let not_ready = json!({"subsets": [{"notReadyAddresses": [{"ip": "10.16.0.9"}],
+            "ports": [{"port": 80}]}]});
+        assert_eq!(format_endpoints(&not_ready), "");
+        let two_ports = json!({"subsets": [{"addresses": [{"ip": "10.16.0.5"}, {"ip": "10.16.0.6"}],
+            "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]});
+        assert_eq!(
+            format_endpoints(&two_ports),
+            "10.16.0.5:53,10.16.0.6:53,10.16.0.5:53 + 1 more..."
+        );
+        let v6 = json!({"subsets": [{"addresses": [{"ip": "fd00:10:16::5"}], "ports": [{"port": 8080}]}]});
+        assert_eq!(format_endpoints(&v6), "[fd00:10:16::5]:8080");
+        let headless = json!({"subsets": [{"addresses": [{"ip": "10.16.0.7"}]}]});
+        assert_eq!(format_endpoints(&headless), "10.16.0.7");
     }
 
     #[test]

@@ -693,3 +693,65 @@ fn chunked_lists_page_with_limit_and_continue() {
     let out = sb.kubectl(&["get", "--raw", "/api/v1/pods?limit=1&continue=Zm9v"]);
     assert!(!out.status.success());
 }
+
+/// `kubectl get ep` and `kubectl get rs -o wide` print the columns kubernetes'
+/// printers (printEndpoints, printReplicaSet) give them.
+#[test]
+fn endpoints_and_replicasets_print_like_the_real_server() {
+    let sb = Sandbox::start();
+    let f = sb.dir.path().join("ep-rs.yaml");
+    std::fs::write(
+        &f,
+        r#"apiVersion: v1
+kind: Endpoints
+metadata: {name: ep-t, namespace: default}
+subsets:
+- addresses: [{ip: 10.16.0.21}, {ip: 10.16.0.22}, {ip: 10.16.0.23}, {ip: 10.16.0.24}]
+  ports: [{name: http, port: 8080, protocol: TCP}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: ep-empty, namespace: default}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: rs-t, namespace: default}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: rs-t}}
+  template:
+    metadata: {labels: {app: rs-t}}
+    spec: {containers: [{name: c, image: "busybox:1.36"}]}
+"#,
+    )
+    .unwrap();
+    sb.kubectl_ok(&["apply", "-f", f.to_str().unwrap()]);
+
+    let rows = table(&sb.kubectl_ok(&["get", "ep", "ep-t", "ep-empty"]));
+    assert_eq!(rows[0], ["NAME", "ENDPOINTS", "AGE"]);
+    assert_eq!(
+        rows[1][..2],
+        ["ep-t", "10.16.0.21:8080,10.16.0.22:8080,10.16.0.23:8080"]
+    );
+    assert_eq!(rows[1][2..5], ["+", "1", "more..."], "{:?}", rows[1]);
+    assert_eq!(rows[2][..2], ["ep-empty", "<none>"]);
+
+    let rows = table(&sb.kubectl_ok(&["get", "rs", "rs-t", "-o", "wide"]));
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR"
+        ]
+    );
+    assert_eq!(rows[1][..4], ["rs-t", "0", "0", "0"]);
+    assert_eq!(rows[1][5..], ["c", "busybox:1.36", "app=rs-t"]);
+    let plain = table(&sb.kubectl_ok(&["get", "rs", "rs-t"]));
+    assert_eq!(plain[0], ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]);
+}

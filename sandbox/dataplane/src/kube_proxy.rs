@@ -125,7 +125,8 @@ pub fn run(paths: &Paths) -> Result<()> {
     let plan = crate::state::load_plan(paths)?;
     let started = Instant::now();
     let mut threads = Vec::new();
-    for n in &plan.nodes {
+    // without kube-proxy nothing answers there, as on such a cluster
+    for n in plan.nodes.iter().filter(|_| plan.kube_proxy) {
         let l = listen_in(&n.netns, &format!("0.0.0.0:{HEALTHZ_PORT}"))?;
         let h: Handler = Arc::new(move |s| health(s, started));
         threads.push(std::thread::spawn(move || serve(l, h)));
@@ -151,7 +152,7 @@ pub fn run(paths: &Paths) -> Result<()> {
         .context("writing the node-endpoints pid file")?;
     eprintln!(
         "listening: :{HEALTHZ_PORT} on {} nodes, {api_ip}:{} → the emulator's HTTPS port",
-        plan.nodes.len(),
+        if plan.kube_proxy { plan.nodes.len() } else { 0 },
         crate::kubernetes_svc::API_PORT
     );
     for t in threads {

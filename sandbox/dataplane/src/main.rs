@@ -70,6 +70,13 @@ enum Cmd {
         /// on first use). KO_SANDBOX_OVN also appends `-<major>` to sandbox names.
         #[arg(long, env = "KO_SANDBOX_OVN", default_value = image::DEFAULT_OVN)]
         ovn: String,
+        /// No kube-proxy (like Kube-OVN's `make kind-init-without-kube-proxy`): no
+        /// kube-proxy DaemonSet or pods, nothing on the nodes' :10256. Services stay
+        /// OVN load balancers (Kube-OVN's LB); NodePorts get a port and no VIP, as
+        /// Kube-OVN never makes NodePort VIPs. Run the bash kubectl-ko's diagnose
+        /// with WITHOUT_KUBE_PROXY=true here.
+        #[arg(long)]
+        without_kube_proxy: bool,
     },
     /// Build the OVN image of a version if it is missing or broken (what `up` does on
     /// first use), and print its path and versions.
@@ -192,6 +199,7 @@ fn dispatch(cli: Cli, paths: &Paths) -> anyhow::Result<ExitCode> {
             dual_stack,
             api_port,
             ovn,
+            without_kube_proxy,
         } => {
             let kc = up::up(
                 &paths,
@@ -200,6 +208,7 @@ fn dispatch(cli: Cli, paths: &Paths) -> anyhow::Result<ExitCode> {
                     dual_stack,
                     api_port,
                     ovn,
+                    without_kube_proxy,
                 },
             )?;
             println!("KUBECONFIG={}", kc.display());

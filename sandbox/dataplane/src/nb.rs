@@ -280,7 +280,11 @@ pub fn pg_name(s: &str) -> String {
 }
 
 /// Transaction 2: node and deny-all port groups, router policies and static routes.
-pub fn policies(plan: &Plan) -> Txn {
+/// Kube-OVN's OVN tier of SecurityGroup tier 0 (`SecurityGroupOvnTierBase`).
+pub const SG_OVN_TIER_BASE: u8 = 2;
+
+/// `acl_tiers`: the NB's ACL table has the `tier` column (OVN >= 23.06).
+pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
     let mut t = Txn::default();
     let mut k = 0;
     let mut policy = |t: &mut Txn,
@@ -457,28 +461,40 @@ pub fn policies(plan: &Plan) -> Txn {
         "external_ids:type=security_group",
         "external_ids:sg=kubeovn_deny_all"
     ]);
-    acl(
-        &mut t,
-        "d1",
-        deny,
-        "to-lport",
-        2003,
-        &format!("outport == @{deny} && ip"),
-        "drop",
-        None,
-        vec![],
-    );
-    acl(
-        &mut t,
-        "d2",
-        deny,
-        "from-lport",
-        2003,
-        &format!("inport == @{deny} && ip"),
-        "drop",
-        None,
-        vec![],
-    );
+    // Kube-OVN's CreateSgDenyAllACL: one drop pair per SecurityGroup tier (API tiers
+    // 0 and 1 are OVN tiers 2 and 3), so a SecurityGroup's allow rules in its own
+    // tier are evaluated before this drop rather than after it. No tier column
+    // (OVN < 23.06): one pair.
+    let tiers: &[Option<u8>] = if acl_tiers {
+        &[Some(SG_OVN_TIER_BASE), Some(SG_OVN_TIER_BASE + 1)]
+    } else {
+        &[None]
+    };
+    for (i, tier) in tiers.iter().enumerate() {
+        let ext: Vec<String> = tier.map(|t| format!("tier={t}")).into_iter().collect();
+        acl(
+            &mut t,
+            &format!("d{i}in"),
+            deny,
+            "to-lport",
+            2003,
+            &format!("outport == @{deny} && ip"),
+            "drop",
+            None,
+            ext.clone(),
+        );
+        acl(
+            &mut t,
+            &format!("d{i}out"),
+            deny,
+            "from-lport",
+            2003,
+            &format!("inport == @{deny} && ip"),
+            "drop",
+            None,
+            ext,
+        );
+    }
 
     t
 }
@@ -518,8 +534,20 @@ fn acl(
 /// Build the whole NB (after the RAFT cluster formed; ovn-nbctl finds the leader).
 pub fn apply(ctx: &Ctx) -> Result<()> {
     nbctl(ctx, &topology(&ctx.plan).argv()).context("writing the NB topology")?;
-    nbctl(ctx, &policies(&ctx.plan).argv()).context("writing NB policies, port groups and ACLs")?;
+    let tiers = nb_has_acl_tier(ctx)?;
+    nbctl(ctx, &policies(&ctx.plan, tiers).argv())
+        .context("writing NB policies, port groups and ACLs")?;
     Ok(())
+}
+
+/// Whether the NB schema has `ACL.tier` (asked of the running NB, not guessed from
+/// the version: a column nbctl does not know is refused by name).
+fn nb_has_acl_tier(ctx: &Ctx) -> Result<bool> {
+    match nbctl(ctx, &argv!["--columns=tier", "--format=csv", "list", "ACL"]) {
+        Ok(_) => Ok(true),
+        Err(e) if format!("{e:#}").contains("does not contain a column") => Ok(false),
+        Err(e) => Err(e.context("asking the NB whether ACLs have a tier column")),
+    }
 }
 
 /// Tag SB chassis like kube-ovn-controller (`vendor=kube-ovn`, `node=<node>`), once

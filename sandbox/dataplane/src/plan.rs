@@ -52,10 +52,19 @@ pub struct Plan {
     /// The image root the OVN/OVS pods run from; None = the host's packages.
     #[serde(default)]
     pub image: Option<String>,
+    /// kube-proxy runs (its DaemonSet, a pod and :10256 health per node); false =
+    /// `up --without-kube-proxy`, a cluster shaped like Kube-OVN's
+    /// `kind-init-without-kube-proxy` (kind `kubeProxyMode: none`).
+    #[serde(default = "yes")]
+    pub kube_proxy: bool,
 }
 
 fn host_ovn() -> String {
     "23.03".into()
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -873,6 +882,7 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
         netns_gw: format!("{name}-gw"),
         ovn: host_ovn(),
         image: None,
+        kube_proxy: true,
         name: name.into(),
         created: "2026-01-01T00:00:00Z".into(),
         dual_stack: dual,
@@ -885,6 +895,13 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
 }
 
 impl Plan {
+    /// No kube-proxy: its pods go (and with them its DaemonSet, which `objects`
+    /// derives from the pods); they are hostNetwork, so no address moves.
+    pub fn drop_kube_proxy(&mut self) {
+        self.kube_proxy = false;
+        self.pods
+            .retain(|p| !(p.role == Role::Workload && p.container == "kube-proxy"));
+    }
     pub fn subnet(&self, name: &str) -> Option<&Subnet> {
         self.subnets.iter().find(|s| s.name == name)
     }

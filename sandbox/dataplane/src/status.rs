@@ -225,6 +225,7 @@ pub fn collect(paths: &Paths) -> Result<Value> {
         "api_port": api_port,
         "api_answers": api_ok,
         "dual_stack": plan.dual_stack,
+        "kube_proxy": plan.kube_proxy,
         "ovn": {"version": plan.ovn, "image": plan.image},
         "nodes": nodes,
         "central": central,
@@ -283,6 +284,7 @@ pub fn render_text(v: &Value) -> String {
     }
     line!("KUBECONFIG={}", s(&v["kubeconfig"]));
     line!("dual-stack: {}", v["dual_stack"]);
+    line!("kube-proxy: {}", v["kube_proxy"]);
     line!(
         "OVN {} from {}",
         s(&v["ovn"]["version"]),

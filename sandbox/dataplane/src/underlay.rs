@@ -5,7 +5,8 @@
 
 use anyhow::Result;
 
-use crate::exec::ip_batch;
+use crate::argv;
+use crate::exec::{ip_batch, run};
 use crate::plan::{DEFAULT_SUBNET, JOIN_SUBNET, Plan, UNDERLAY_SUBNET};
 
 pub fn setup(plan: &Plan) -> Result<()> {
@@ -82,5 +83,17 @@ pub fn setup(plan: &Plan) -> Result<()> {
             ext.insert(2, format!("addr add {e6}/64 dev eth0 nodad"));
         }
     }
-    ip_batch(Some(&plan.external.netns), &ext)
+    ip_batch(Some(&plan.external.netns), &ext)?;
+
+    // These hosts' kernels send onto a veth that ends in an OVS port of the userspace
+    // datapath (AF_PACKET): TCP/UDP leave with partial checksums that nothing
+    // completes on the way, so OVN's conntrack in the pod's zone calls the reply
+    // invalid and drops it (a TCP connect to the external host hung in SYN_SENT).
+    // Checksum in the sender's kernel, as the pods do.
+    for netns in [&plan.external.netns, &plan.netns_gw] {
+        run(&argv![
+            "ip", "netns", "exec", netns, "ethtool", "-K", "eth0", "tx", "off"
+        ])?;
+    }
+    Ok(())
 }

@@ -21,6 +21,8 @@ pub struct UpOpts {
     pub api_port: u16,
     /// OVN version (`image::RELEASES`).
     pub ovn: String,
+    /// `--without-kube-proxy`.
+    pub without_kube_proxy: bool,
 }
 
 /// Container paths bound in pods; created on the host if missing (and recorded).
@@ -56,12 +58,18 @@ pub fn up(paths: &Paths, opts: &UpOpts) -> Result<PathBuf> {
             if plan.nodes.len() != opts.nodes
                 || plan.dual_stack != opts.dual_stack
                 || plan.ovn != opts.ovn
+                || plan.kube_proxy == opts.without_kube_proxy
             {
                 bail!(
-                    "sandbox `{}` is already up with {} nodes{} on OVN {}; run `e2e/sandbox down --name {}` first to change its shape or version",
+                    "sandbox `{}` is already up with {} nodes{}{} on OVN {}; run `e2e/sandbox down --name {}` first to change its shape or version",
                     paths.name,
                     plan.nodes.len(),
                     if plan.dual_stack { " (dual-stack)" } else { "" },
+                    if plan.kube_proxy {
+                        ""
+                    } else {
+                        " without kube-proxy"
+                    },
                     plan.ovn,
                     paths.name
                 );
@@ -113,6 +121,9 @@ pub fn up(paths: &Paths, opts: &UpOpts) -> Result<PathBuf> {
     plan.created = plan::rfc3339(now);
     plan.ovn = release.ovn.to_string();
     plan.image = image;
+    if opts.without_kube_proxy {
+        plan.drop_kube_proxy();
+    }
     state::write_json(&paths.plan_file(), &plan)?;
     let ctx = Ctx::new(paths.clone(), plan);
     match build(&ctx, opts) {

@@ -263,3 +263,39 @@ fn pinger_pods_see_their_node_and_take_upstream_flags() {
     );
     assert_eq!(code, 2, "{log}");
 }
+
+/// The external host stands in for a public resolver (`diagnose IPPorts
+/// tcp-1.1.1.1-53,udp-1.1.1.1-53` upstream): pods on every node connect to it over
+/// TCP and get their UDP datagram echoed, every time (several connects each: a
+/// single one once passed while the others hung in SYN_SENT, when the host's
+/// replies carried checksums OVN's conntrack found invalid).
+#[test]
+fn pods_on_every_node_reach_the_external_host_over_tcp_and_udp() {
+    let k = kubectl();
+    let ext = common::status_json(NAME)["external_host"]["ip4"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pingers = k.pods("kube-system", "app=kube-ovn-pinger");
+    assert_eq!(pingers.len(), 3);
+    // three connects and three datagrams, each with its own deadline
+    let script = r#"for i in 1 2 3; do
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/53"' "$1" || { echo "tcp connect $i to $1:53 failed"; exit 1; }
+  timeout 3 bash -c 'exec 3<>"/dev/udp/$0/53"; printf ping >&3; read -r -t 2 -N 4 -u 3 r; [ "$r" = ping ]' "$1" || { echo "udp echo $i from $1:53 missing"; exit 1; }
+done; echo ok"#;
+    for p in &pingers {
+        let name = p["metadata"]["name"].as_str().unwrap();
+        let (code, out, err) = k.exec(
+            "kube-system",
+            name,
+            None,
+            &["bash", "-c", script, "probe", &ext],
+        );
+        assert_eq!(
+            code, 0,
+            "from {name} on {}: {out}{err}",
+            p["spec"]["nodeName"]
+        );
+        assert!(out.contains("ok"), "{out}");
+    }
+}

@@ -17,8 +17,7 @@ pub const DENY_ALL: &str = "kubeovn_deny_all";
 const HIGHEST: u32 = 18484;
 const BASE: u32 = 2005;
 const ALLOW_SAME_GROUP: u32 = 2004;
-/// Kube-OVN's OVN tier of SecurityGroup tier 0 (`SecurityGroupOvnTierBase`).
-const TIER_BASE: u8 = 2;
+const TIER_BASE: u8 = crate::nb::SG_OVN_TIER_BASE;
 
 /// `GetSgPortGroupName`.
 pub fn port_group_name(sg: &str) -> String {
