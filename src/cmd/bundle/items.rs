@@ -14,7 +14,7 @@ use super::manifest::{Failure, FileEntry};
 use crate::cli::LogComponent;
 use crate::cluster::{Cluster, Leader, PodRef, container};
 use crate::cmd::db::{self, Db};
-use crate::render::diagnose::Progress;
+use crate::render::progress::Progress;
 
 /// Items collected at once: enough to hide exec latency without flooding the API server.
 const PARALLEL: usize = 8;

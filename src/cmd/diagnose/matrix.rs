@@ -12,20 +12,19 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use crate::cluster::{Cluster, PodRef};
-use crate::render::diagnose::Progress;
+use crate::render::progress::Progress;
 
 use super::batch::{self, Job, JobOutput};
 use super::checks::connectivity::{classify_ping, classify_tcp, classify_udp};
 use super::checks::pods::PodFacts;
 use super::collect::{self, OvnTables};
-use super::model::{
-    Check, Matrix, MatrixStrategy, Probe, ProbeResult, Scope, Source, Target, TargetKind,
-};
+use super::model::{Matrix, MatrixStrategy, Probe, ProbeResult, Source, Target, TargetKind};
 use super::probe::{
     parse_curl, parse_ping, parse_udp, ping_argv, ping_retry_argv, tcp_argv, udp_argv,
 };
 use super::sample::{self, Facts};
 use super::{Asked, Objects, conncheck, ipports};
+use crate::check::{Check, Scope};
 
 /// Execs (each a batch of probes) in flight at once.
 pub const EXEC_CONCURRENCY: usize = 16;

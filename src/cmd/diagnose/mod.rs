@@ -51,13 +51,14 @@ use super::{Ctx, Outcome};
 use crate::cli::{DiagnoseArgs, DiagnoseScope};
 use crate::cluster::{Cluster, PodRef};
 use crate::error::{Error, Result};
-use crate::render::diagnose::Progress;
+use crate::render::progress::Progress;
 
+use crate::check::{Check, Scope};
 use checks::components;
 use checks::nodes::NodeFacts;
 use checks::pods::PodFacts;
 use checks::raft::{self as raft_checks, CentralPod};
-use model::{Check, Report, Scope};
+use model::Report;
 
 /// Nodes probed at once.
 pub const NODE_CONCURRENCY: usize = 8;

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::model::{Check, PingerRun, Scope, Source};
+use super::model::{PingerRun, Source};
 use super::{Asked, first_line};
+use crate::check::{Check, Scope};
 use crate::cluster::{Cluster, PodRef};
 
 /// Upstream pinger jobs at once (each may run for the whole --timeout, so wide).

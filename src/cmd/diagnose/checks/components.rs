@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use futures::StreamExt;
 
 use super::raft::first_line;
+use crate::check::{Check, Scope};
 use crate::cluster::{Cluster, PodRef};
-use crate::cmd::diagnose::model::{Check, Scope};
 use crate::cmd::diagnose::{NODE_CONCURRENCY, Objects, collect, conncheck, probe};
 
 /// Stage "components": the CRDs, Kube-OVN's Deployments and DaemonSets,
@@ -324,7 +324,7 @@ pub fn kube_proxy_healthz(results: &[(String, Result<(), String>)]) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::diagnose::model::Status;
+    use crate::check::Status;
 
     #[test]
     fn missing_crds_are_named() {

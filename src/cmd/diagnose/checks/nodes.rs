@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 
+use crate::check::{Check, Scope};
 use crate::cluster::{Cluster, PodRef};
 use crate::cmd::diagnose::collect::{self, OvnTables};
-use crate::cmd::diagnose::model::{Check, Scope};
 use crate::cmd::diagnose::ovsdb::{Chassis, Encap, Interface};
 use crate::cmd::diagnose::{Asked, NODE_CONCURRENCY, Objects};
-use crate::render::diagnose::Progress;
+use crate::render::progress::Progress;
 
 use super::raft::first_line;
 use ko_ovn::versions::{NodeVersions, Versions};
@@ -382,7 +382,7 @@ pub fn node_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::diagnose::model::Status;
+    use crate::check::Status;
     use crate::cmd::diagnose::ovsdb;
 
     fn fx(path: &str) -> String {

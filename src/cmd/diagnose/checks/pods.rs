@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::check::{Check, Scope};
 use crate::cmd::diagnose::collect::OvnTables;
-use crate::cmd::diagnose::model::{Check, Scope};
 use crate::cmd::diagnose::ovsdb::{Lsp, PortBinding};
 use crate::cmd::diagnose::{Asked, Objects};
 
@@ -324,7 +324,7 @@ pub fn pod_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::diagnose::model::Status;
+    use crate::check::Status;
     use crate::cmd::diagnose::ovsdb;
 
     fn fx(path: &str) -> String {

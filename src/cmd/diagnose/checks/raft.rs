@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use ko_ovn::raft::{ClusterStatus, Role};
 
+use crate::check::{Check, Scope};
 use crate::cluster::{Cluster, PodRef};
 use crate::cmd::diagnose::Objects;
 use crate::cmd::diagnose::collect::{self, OvnTables};
-use crate::cmd::diagnose::model::{Check, Scope};
 
 /// A follower this many entries behind the leader's highest match_index is lagging.
 pub const LAG_WARN_ENTRIES: u64 = 50;
@@ -553,7 +553,7 @@ pub(crate) fn first_line(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::diagnose::model::Status;
+    use crate::check::Status;
     use ko_ovn::raft::parse_cluster_status;
 
     fn fx(path: &str) -> String {
