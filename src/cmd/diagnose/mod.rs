@@ -6,7 +6,7 @@
 //! tables from the real leaders → probe every node's ovs-ovn pod (bounded
 //! concurrency, per-node timeout) → connectivity matrix from the pinger pods →
 //! upstream's `kube-ovn-pinger --mode=job` where the binary exists → a
-//! [`model::Report`] rendered by `render::diagnose`.
+//! [`model::Report`] rendered by `view.rs`.
 //!
 //! Decisions worth knowing:
 //! - A probe that gets no answer to a pod selected by a NetworkPolicy is
@@ -43,6 +43,7 @@ pub mod ovsdb;
 pub mod pinger;
 pub mod probe;
 pub mod sample;
+pub mod view;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

@@ -3,10 +3,10 @@
 
 use std::io::{self, Write};
 
+use super::model::{Matrix, MatrixStrategy, ProbeResult, Report};
 use crate::check::{Check, Status};
-use crate::cmd::diagnose::model::{Matrix, MatrixStrategy, ProbeResult, Report};
 
-use super::{Render, Style};
+use crate::render::{Render, Style};
 
 impl Render for Report {
     fn render_text(&self, out: &mut dyn Write, style: &Style) -> io::Result<()> {
@@ -120,7 +120,7 @@ fn render_matrix(m: &Matrix, out: &mut dyn Write, style: &Style) -> io::Result<(
         style.bold("Connectivity (rows: from the pinger pod on each node, or from a workload pod next to a NetworkPolicy target; columns: targets)")
     )?;
     writeln!(out, "  {}", strategy_line(m))?;
-    let row_label = |s: &crate::cmd::diagnose::model::Source| {
+    let row_label = |s: &super::model::Source| {
         if s.policy_probe {
             s.pod.clone()
         } else {
