@@ -4,7 +4,6 @@
 //! A command returns something that implements [`Render`]; `main` calls
 //! [`emit`] with the `-o` format. Commands never print their results themselves.
 
-pub mod flows;
 pub mod progress;
 pub mod trace;
 pub mod trace_compact;
