@@ -18,9 +18,10 @@ use super::batch::{self, Job, JobOutput};
 use super::checks::components::{WorkloadKind, WorkloadStatus};
 use super::checks::nodes::{NodeFacts, NodeProbe, SbChassisView};
 use super::checks::pods::PodFacts;
-use super::checks::raft::{CentralPod, Db, MemberView};
+use super::checks::raft::{CentralPod, MemberView};
 use super::ovsdb::{self, commands};
 use super::{Asked, Objects, not_found};
+use crate::cluster::Db;
 use ko_ovn::versions::{self, NodeVersions};
 
 /// Run one exec and return stdout on exit 0, or a one-line reason.

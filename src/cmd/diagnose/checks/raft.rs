@@ -15,7 +15,7 @@ use crate::cmd::diagnose::collect::{self, OvnTables};
 pub const LAG_WARN_ENTRIES: u64 = 50;
 
 // The same database identity `nb|sb status` uses (names, sockets, argv).
-pub use crate::cmd::db::Db;
+use crate::cluster::Db;
 
 /// What stage "databases" found: its checks, the NB/SB tables read from the
 /// leaders (later stages judge them), and each ovn-central pod's northd
