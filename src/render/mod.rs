@@ -5,8 +5,6 @@
 //! [`emit`] with the `-o` format. Commands never print their results themselves.
 
 pub mod progress;
-pub mod trace;
-pub mod trace_compact;
 
 use std::io::{self, Write};
 

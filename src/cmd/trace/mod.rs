@@ -15,6 +15,8 @@ pub mod destination;
 mod health;
 mod service;
 pub(crate) mod source;
+pub mod view;
+mod view_compact;
 
 use k8s_openapi::api::core::v1::Pod;
 use ko_ovn::microflow::{self, ArpOp, Mac, Microflow, Protocol, TunnelMetadata};
@@ -28,9 +30,9 @@ use super::{Ctx, Outcome};
 use crate::cli::TraceArgs;
 use crate::cluster::{self, Cluster, PodRef, Subnet, container, unusable_reason};
 use crate::error::{Error, Result};
-use crate::render::trace::{RawRun, TraceView};
 pub use args::{Request, SourceRef};
 use source::Sender;
+use view::{RawRun, TraceView};
 
 /// How many nodes an OVS trace may cross (source node + tunnel hops).
 const MAX_OVS_HOPS: usize = 4;
