@@ -58,19 +58,8 @@ pub(super) async fn probes(
     external: Option<IpAddr>,
     opts: &conncheck::Options,
 ) -> Probes {
-    let ns = objects.ns.as_str();
     let pingers: Vec<(PodRef, PodFacts)> = objects
-        .pods
-        .iter()
-        .filter(|p| {
-            p.metadata.namespace.as_deref() == Some(ns)
-                && p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("app"))
-                    .map(String::as_str)
-                    == Some("kube-ovn-pinger")
-        })
+        .app_pods("kube-ovn-pinger")
         .map(|p| (PodRef::from_pod(p), collect::pod_facts(p)))
         .filter(|(r, f)| f.running && r.ip.is_some())
         .collect();

@@ -206,6 +206,24 @@ struct Objects {
     subnet_spec: Option<crate::cluster::model::SubnetSpec>,
 }
 
+impl Objects {
+    /// Kube-OVN's pods of one `app` label (ovs, kube-ovn-cni, kube-ovn-pinger).
+    fn app_pods<'a>(
+        &'a self,
+        app: &'a str,
+    ) -> impl Iterator<Item = &'a k8s_openapi::api::core::v1::Pod> + 'a {
+        self.pods.iter().filter(move |p| {
+            p.metadata.namespace.as_deref() == Some(self.ns.as_str())
+                && p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("app"))
+                    .map(String::as_str)
+                    == Some(app)
+        })
+    }
+}
+
 /// The pipeline: each stage is a function in the module of what it checks,
 /// and adds its checks in this order (the report keeps it).
 async fn diagnose(

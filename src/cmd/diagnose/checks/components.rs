@@ -82,12 +82,7 @@ async fn kube_proxy_check(
     objects: &Objects,
     ds: crate::cluster::Result<Option<WorkloadStatus>>,
 ) -> Check {
-    let (ns, nodes, pods, timeout) = (
-        objects.ns.as_str(),
-        &objects.node_facts,
-        &objects.pods,
-        objects.timeout,
-    );
+    let (nodes, timeout) = (&objects.node_facts, objects.timeout);
     match ds {
         Ok(Some(w)) => {
             return workload(
@@ -110,18 +105,9 @@ async fn kube_proxy_check(
         }
         Ok(None) => {}
     }
-    let cni: Vec<PodRef> = pods
-        .iter()
-        .filter(|p| {
-            p.metadata.namespace.as_deref() == Some(ns)
-                && p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("app"))
-                    .map(String::as_str)
-                    == Some("kube-ovn-cni")
-                && crate::cluster::locate::unusable_reason(p).is_none()
-        })
+    let cni: Vec<PodRef> = objects
+        .app_pods("kube-ovn-cni")
+        .filter(|p| crate::cluster::locate::unusable_reason(p).is_none())
         .map(PodRef::from_pod)
         .collect();
     let futs = nodes.iter().filter_map(|n| {

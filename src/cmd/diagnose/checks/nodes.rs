@@ -28,18 +28,8 @@ pub(in crate::cmd::diagnose) async fn stage(
 ) -> Vec<Check> {
     let (ns, timeout) = (objects.ns.as_str(), objects.timeout);
     let ovs_pods: BTreeMap<String, PodRef> = objects
-        .pods
-        .iter()
-        .filter(|p| {
-            p.metadata.namespace.as_deref() == Some(ns)
-                && p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("app"))
-                    .map(String::as_str)
-                    == Some("ovs")
-                && crate::cluster::locate::unusable_reason(p).is_none()
-        })
+        .app_pods("ovs")
+        .filter(|p| crate::cluster::locate::unusable_reason(p).is_none())
         .filter_map(|p| {
             let r = PodRef::from_pod(p);
             r.node.clone().map(|n| (n, r))
