@@ -4,6 +4,7 @@
 //! The `ko-ovn` crate (folder `ovn/`) is pure: parsers and catalogues, no I/O.
 //! `cluster` is the only code that talks to Kubernetes.
 
+pub mod check;
 pub mod cli;
 pub mod cluster;
 pub mod cmd;

@@ -24,6 +24,7 @@ pub mod error;
 pub mod exec;
 pub mod locate;
 pub mod model;
+pub mod ovn_db;
 mod paging;
 
 use std::future::Future;
@@ -38,6 +39,7 @@ pub use error::{Error, Result};
 pub use exec::Output;
 pub use locate::{Leader, PodRef, unusable_reason};
 pub use model::{NodeNetwork, PodNetwork, Subnet, Vpc};
+pub use ovn_db::Db;
 pub use paging::PAGE_SIZE;
 
 /// Container names used by Kube-OVN's manifests (facts §3).

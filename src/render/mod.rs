@@ -4,10 +4,7 @@
 //! A command returns something that implements [`Render`]; `main` calls
 //! [`emit`] with the `-o` format. Commands never print their results themselves.
 
-pub mod diagnose;
-pub mod flows;
-pub mod trace;
-pub mod trace_compact;
+pub mod progress;
 
 use std::io::{self, Write};
 
@@ -134,18 +131,6 @@ impl Render for Message {
     fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(self)
     }
-}
-
-/// A spinner on stderr, only when stderr is a terminal; `None` otherwise.
-pub fn spinner(msg: &str) -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if !io::stderr().is_terminal() {
-        return None;
-    }
-    let pb = indicatif::ProgressBar::new_spinner();
-    pb.set_message(msg.to_string());
-    pb.enable_steady_tick(std::time::Duration::from_millis(120));
-    Some(pb)
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! The HTTP surface: discovery, CRUD on every served resource, watch, scale, logs, exec.
 
 use std::convert::Infallible;
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,6 +14,7 @@ use axum::routing::{any, get};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use crate::app::{App, Shared};
 use crate::container;
 use crate::controller;
 use crate::discovery;
@@ -25,54 +24,15 @@ use crate::pagination::{self, Page, PageRequest};
 use crate::patch::{self, PatchType};
 use crate::query::Query;
 use crate::resources::{Registry, ResourceInfo};
-use crate::runtime::{Runtime, pid_alive};
+use crate::runtime::pid_alive;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, json_response, success_status};
-use crate::store::{Key, Store, WatchEvent, metadata_mut};
+use crate::store::{Key, WatchEvent, metadata_mut};
 use crate::table::{self, IncludeObject};
 
 /// Default watch length when the client gives no timeoutSeconds (the real server picks
 /// 30–60 minutes).
 const DEFAULT_WATCH: Duration = Duration::from_secs(1800);
-
-pub struct App {
-    pub store: Store,
-    pub registry: RwLock<Registry>,
-    pub runtime_path: PathBuf,
-    /// Optional bearer-token users (see auth.rs); absent = no authorization.
-    pub users_path: PathBuf,
-    /// host:port clients reach us at (for `/api` serverAddressByClientCIDRs).
-    pub address: String,
-    /// uids of the workloads loaded at start: the workload controllers leave them alone.
-    pub planned_workloads: std::collections::HashSet<String>,
-}
-
-pub type Shared = Arc<App>;
-
-impl App {
-    pub fn registry(&self) -> Registry {
-        self.registry
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Re-derives the served resources after a CRD was created or deleted.
-    pub fn refresh_registry(&self) {
-        let (crds, _) = self
-            .store
-            .list("apiextensions.k8s.io", "customresourcedefinitions", None);
-        let (reg, warnings) = Registry::new(&crds);
-        for w in warnings {
-            tracing::warn!("{w}");
-        }
-        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = reg;
-    }
-
-    pub fn runtime(&self) -> Result<Runtime, ApiError> {
-        Runtime::load(&self.runtime_path)
-    }
-}
 
 pub fn router(app: Shared) -> Router {
     Router::new()

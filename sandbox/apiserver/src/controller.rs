@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::api::Shared;
+use crate::app::Shared;
 use crate::store::{Key, metadata_mut};
 
 /// How long a replacement takes to appear (long enough for `kubectl delete --wait`

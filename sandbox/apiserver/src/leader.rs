@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::api::Shared;
+use crate::app::Shared;
 use crate::runtime::pid_alive;
 use crate::store::Key;
 

@@ -3,6 +3,7 @@
 //! selectors, watch, Tables, scale, `pods/log` and `pods/exec` over WebSocket.
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod container;
 pub mod controller;

@@ -4,7 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use crate::api::{self, App};
+use crate::api;
+use crate::app::App;
 use crate::leader::Watchdog;
 use crate::store::Store;
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::api::{App, Shared};
+use crate::app::{App, Shared};
 use crate::store::Key;
 
 /// Characters Kubernetes uses for generated name suffixes and hashes (no vowels).

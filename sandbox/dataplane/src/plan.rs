@@ -370,9 +370,51 @@ pub const KUBE_OVN_IMAGE: &str = "docker.io/kubeovn/kube-ovn:v1.17.0";
 pub const KUBE_PROXY_IMAGE: &str = "registry.k8s.io/kube-proxy:v1.32.0";
 const APP_IMAGE: &str = "docker.io/library/busybox:1.36";
 
+/// The plan for sandbox `name`, phase by phase.
 pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
+    let subnets = subnets(name, dual);
+    let nodes = nodes(name, n_nodes, dual);
+    let mut pods = Pods::new(name, dual, &nodes);
+    pods.host_network_pods();
+    pods.network_pods();
+    let pods = pods.finish();
+    let policy = policy_scenario(&pods);
+    let services = services(name, dual, &pods);
+    let node_net6: Ipv6Addr = NODE_NET6.parse().unwrap_or(Ipv6Addr::UNSPECIFIED);
+    Plan {
+        external: ExternalHost {
+            netns: format!("{name}-ext"),
+            ip4: Ipv4Addr::new(
+                NODE_NET4[0],
+                NODE_NET4[1],
+                NODE_NET4[2],
+                EXTERNAL_HOST_INDEX,
+            )
+            .to_string(),
+            ip6: dual.then(|| {
+                Ipv6Addr::from(u128::from(node_net6) + u128::from(EXTERNAL_HOST_INDEX)).to_string()
+            }),
+        },
+        netns_ul: format!("{name}-ul"),
+        netns_gw: format!("{name}-gw"),
+        ovn: host_ovn(),
+        image: None,
+        kube_proxy: true,
+        name: name.into(),
+        created: "2026-01-01T00:00:00Z".into(),
+        dual_stack: dual,
+        nodes,
+        subnets,
+        pods,
+        services,
+        policy,
+    }
+}
+
+/// The four subnets: ovn-default, join, the custom VPC's and the underlay.
+fn subnets(name: &str, dual: bool) -> Vec<Subnet> {
     let six = |s: &str| dual.then(|| s.to_string());
-    let subnets = vec![
+    vec![
         Subnet {
             name: DEFAULT_SUBNET.into(),
             cidr4: "10.16.0.0/16".into(),
@@ -425,28 +467,18 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
             namespaces: vec![],
             default: false,
         },
-    ];
-    let mut alloc_default = Alloc::new(
-        Ipv4Addr::new(10, 16, 0, 0),
-        "fd00:10:16::".parse().unwrap_or(Ipv6Addr::UNSPECIFIED),
-    );
+    ]
+}
+
+/// The nodes, each with its underlay and join addresses; the first
+/// `CENTRAL_MEMBERS` run ovn-central.
+fn nodes(name: &str, n_nodes: usize, dual: bool) -> Vec<Node> {
     let mut alloc_join = Alloc::new(
         Ipv4Addr::new(100, 64, 0, 0),
         "fd00:100:64::".parse().unwrap_or(Ipv6Addr::UNSPECIFIED),
     );
-    let mut alloc_vpc = Alloc::new(
-        Ipv4Addr::new(192, 168, 100, 0),
-        "fd00:192:168:100::"
-            .parse()
-            .unwrap_or(Ipv6Addr::UNSPECIFIED),
-    );
-    let mut alloc_ul = Alloc::new(
-        Ipv4Addr::new(172, 17, 0, 0),
-        "fd00:172:17::".parse().unwrap_or(Ipv6Addr::UNSPECIFIED),
-    );
     let node_net6: Ipv6Addr = NODE_NET6.parse().unwrap_or(Ipv6Addr::UNSPECIFIED);
-
-    let nodes: Vec<Node> = (1..=n_nodes)
+    (1..=n_nodes)
         .map(|i| {
             let nname = node_name(i);
             let (j4, j6) = alloc_join.take(dual);
@@ -466,18 +498,60 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
                 name: nname,
             }
         })
-        .collect();
+        .collect()
+}
 
-    let mut pods = Vec::new();
-    let mut host_pod = |pname: String,
-                        ns: &str,
-                        node: usize,
-                        role: Role,
-                        container: &str,
-                        labels: BTreeMap<String, String>,
-                        owner: Option<Owner>| {
-        let n = &nodes[node];
-        pods.push(Pod {
+/// What the pod phases of [`build`] share: the sandbox name (every uid,
+/// MAC and veth derives from it), the nodes, the pod subnets' address pools
+/// and the pods so far, in the order `up` starts them.
+struct Pods<'a> {
+    name: &'a str,
+    dual: bool,
+    nodes: &'a [Node],
+    alloc_default: Alloc,
+    alloc_vpc: Alloc,
+    alloc_ul: Alloc,
+    pods: Vec<Pod>,
+}
+
+impl<'a> Pods<'a> {
+    fn new(name: &'a str, dual: bool, nodes: &'a [Node]) -> Self {
+        Pods {
+            name,
+            dual,
+            nodes,
+            alloc_default: Alloc::new(
+                Ipv4Addr::new(10, 16, 0, 0),
+                "fd00:10:16::".parse().unwrap_or(Ipv6Addr::UNSPECIFIED),
+            ),
+            alloc_vpc: Alloc::new(
+                Ipv4Addr::new(192, 168, 100, 0),
+                "fd00:192:168:100::"
+                    .parse()
+                    .unwrap_or(Ipv6Addr::UNSPECIFIED),
+            ),
+            alloc_ul: Alloc::new(
+                Ipv4Addr::new(172, 17, 0, 0),
+                "fd00:172:17::".parse().unwrap_or(Ipv6Addr::UNSPECIFIED),
+            ),
+            pods: Vec::new(),
+        }
+    }
+
+    /// A hostNetwork pod: the node's netns and addresses.
+    #[allow(clippy::too_many_arguments)] // a pod's fields, each different
+    fn host_pod(
+        &mut self,
+        pname: String,
+        ns: &str,
+        node: usize,
+        role: Role,
+        container: &str,
+        labels: BTreeMap<String, String>,
+        owner: Option<Owner>,
+    ) {
+        let (name, n) = (self.name, &self.nodes[node]);
+        self.pods.push(Pod {
             uid: uid_for(&format!("{name}/pod/{ns}/{pname}")),
             mac: String::new(),
             name: pname,
@@ -502,135 +576,30 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
             owner,
             port_offset: 0,
         });
-    };
-    let central_rs = format!(
-        "ovn-central-{}",
-        suffix(&format!("{name}/rs/ovn-central"), 10)
-    );
-    for m in 0..CENTRAL_MEMBERS {
-        let i = m % nodes.len();
-        let mut l = infra_labels("ovn-central");
-        l.insert(
-            "pod-template-hash".into(),
-            central_rs.trim_start_matches("ovn-central-").into(),
-        );
-        l.insert("ovn-nb-leader".into(), "false".into());
-        l.insert("ovn-sb-leader".into(), "false".into());
-        l.insert("ovn-northd-leader".into(), "false".into());
-        let pname = format!("{central_rs}-{}", suffix(&format!("{name}/central/{m}"), 5));
-        host_pod(
-            pname,
-            KUBE_SYSTEM,
-            i,
-            Role::OvnCentral,
-            "ovn-central",
-            l,
-            Some(Owner {
-                kind: "ReplicaSet".into(),
-                name: central_rs.clone(),
-            }),
-        );
-    }
-    for (i, _) in nodes.iter().enumerate() {
-        let mut l = infra_labels("ovs");
-        l.insert("controller-revision-hash".into(), "7c9f6b8d4".into());
-        host_pod(
-            format!("ovs-ovn-{}", suffix(&format!("{name}/ovs/{i}"), 5)),
-            KUBE_SYSTEM,
-            i,
-            Role::OvsOvn,
-            "openvswitch",
-            l,
-            Some(Owner {
-                kind: "DaemonSet".into(),
-                name: "ovs-ovn".into(),
-            }),
-        );
-        let mut l = infra_labels("kube-ovn-cni");
-        l.insert("controller-revision-hash".into(), "5d7b9c6f8".into());
-        host_pod(
-            format!("kube-ovn-cni-{}", suffix(&format!("{name}/cni/{i}"), 5)),
-            KUBE_SYSTEM,
-            i,
-            Role::Cni,
-            "cni-server",
-            l,
-            Some(Owner {
-                kind: "DaemonSet".into(),
-                name: "kube-ovn-cni".into(),
-            }),
-        );
-    }
-    let ctrl_rs = format!(
-        "kube-ovn-controller-{}",
-        suffix(&format!("{name}/rs/ctrl"), 10)
-    );
-    let mut l = infra_labels("kube-ovn-controller");
-    l.insert(
-        "pod-template-hash".into(),
-        ctrl_rs.trim_start_matches("kube-ovn-controller-").into(),
-    );
-    host_pod(
-        format!("{ctrl_rs}-{}", suffix(&format!("{name}/ctrl"), 5)),
-        KUBE_SYSTEM,
-        0,
-        Role::Controller,
-        "kube-ovn-controller",
-        l,
-        Some(Owner {
-            kind: "ReplicaSet".into(),
-            name: ctrl_rs.clone(),
-        }),
-    );
-    // a hostNetwork workload (trace/tcpdump of host-network pods, #2761)
-    host_pod(
-        "host-net".into(),
-        "default",
-        1.min(nodes.len() - 1),
-        Role::Workload,
-        "app",
-        labels(&[("app", "host-net")]),
-        None,
-    );
-    // kube-proxy on every node, as kubeadm/kind deploy it (its health endpoint
-    // :10256/healthz is served by kube_proxy.rs)
-    for (i, _) in nodes.iter().enumerate() {
-        host_pod(
-            format!(
-                "kube-proxy-{}",
-                suffix(&format!("{name}/kube-proxy/{i}"), 5)
-            ),
-            KUBE_SYSTEM,
-            i,
-            Role::Workload,
-            "kube-proxy",
-            labels(&[
-                ("k8s-app", "kube-proxy"),
-                ("controller-revision-hash", "5f8d6c7b9"),
-                ("pod-template-generation", "1"),
-            ]),
-            Some(Owner {
-                kind: "DaemonSet".into(),
-                name: "kube-proxy".into(),
-            }),
-        );
     }
 
-    let mut net_pod = |pname: String,
-                       ns: &str,
-                       node: usize,
-                       container: &str,
-                       subnet: &str,
-                       labels: BTreeMap<String, String>,
-                       owner: Option<Owner>| {
+    /// A pod on the overlay (or underlay) network: its own netns and the
+    /// next address of its subnet's pool.
+    #[allow(clippy::too_many_arguments)] // a pod's fields, each different
+    fn net_pod(
+        &mut self,
+        pname: String,
+        ns: &str,
+        node: usize,
+        container: &str,
+        subnet: &str,
+        labels: BTreeMap<String, String>,
+        owner: Option<Owner>,
+    ) {
+        let name = self.name;
         let alloc = match subnet {
-            VPC_SUBNET => &mut alloc_vpc,
-            UNDERLAY_SUBNET => &mut alloc_ul,
-            _ => &mut alloc_default,
+            VPC_SUBNET => &mut self.alloc_vpc,
+            UNDERLAY_SUBNET => &mut self.alloc_ul,
+            _ => &mut self.alloc_default,
         };
-        let (ip4, ip6) = alloc.take(dual);
+        let (ip4, ip6) = alloc.take(self.dual);
         let seed = format!("{name}/pod/{ns}/{pname}");
-        pods.push(Pod {
+        self.pods.push(Pod {
             uid: uid_for(&seed),
             mac: mac_for(&seed),
             veth: Some(veth_for(&seed)),
@@ -653,122 +622,258 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
             owner,
             port_offset: 0,
         });
-    };
-    for (i, _) in nodes.iter().enumerate() {
-        let mut l = infra_labels("kube-ovn-pinger");
-        l.insert("controller-revision-hash".into(), "6b8f7d9c5".into());
-        net_pod(
-            format!(
-                "kube-ovn-pinger-{}",
-                suffix(&format!("{name}/pinger/{i}"), 5)
-            ),
-            KUBE_SYSTEM,
-            i,
-            "pinger",
-            DEFAULT_SUBNET,
-            l,
-            Some(Owner {
-                kind: "DaemonSet".into(),
-                name: "kube-ovn-pinger".into(),
-            }),
-        );
     }
-    let dns_rs = format!("coredns-{}", suffix(&format!("{name}/rs/coredns"), 10));
-    for i in 0..2.min(nodes.len()) {
-        let l = labels(&[
-            ("k8s-app", "kube-dns"),
-            ("pod-template-hash", dns_rs.trim_start_matches("coredns-")),
-        ]);
-        net_pod(
-            format!("{dns_rs}-{}", suffix(&format!("{name}/coredns/{i}"), 5)),
+
+    /// Kube-OVN's and Kubernetes' hostNetwork pods: ovn-central members,
+    /// ovs-ovn and kube-ovn-cni per node, kube-ovn-controller, a hostNetwork
+    /// workload and kube-proxy per node.
+    fn host_network_pods(&mut self) {
+        let (name, nodes) = (self.name, self.nodes);
+        let central_rs = format!(
+            "ovn-central-{}",
+            suffix(&format!("{name}/rs/ovn-central"), 10)
+        );
+        for m in 0..CENTRAL_MEMBERS {
+            let i = m % nodes.len();
+            let mut l = infra_labels("ovn-central");
+            l.insert(
+                "pod-template-hash".into(),
+                central_rs.trim_start_matches("ovn-central-").into(),
+            );
+            l.insert("ovn-nb-leader".into(), "false".into());
+            l.insert("ovn-sb-leader".into(), "false".into());
+            l.insert("ovn-northd-leader".into(), "false".into());
+            let pname = format!("{central_rs}-{}", suffix(&format!("{name}/central/{m}"), 5));
+            self.host_pod(
+                pname,
+                KUBE_SYSTEM,
+                i,
+                Role::OvnCentral,
+                "ovn-central",
+                l,
+                Some(Owner {
+                    kind: "ReplicaSet".into(),
+                    name: central_rs.clone(),
+                }),
+            );
+        }
+        for (i, _) in nodes.iter().enumerate() {
+            let mut l = infra_labels("ovs");
+            l.insert("controller-revision-hash".into(), "7c9f6b8d4".into());
+            self.host_pod(
+                format!("ovs-ovn-{}", suffix(&format!("{name}/ovs/{i}"), 5)),
+                KUBE_SYSTEM,
+                i,
+                Role::OvsOvn,
+                "openvswitch",
+                l,
+                Some(Owner {
+                    kind: "DaemonSet".into(),
+                    name: "ovs-ovn".into(),
+                }),
+            );
+            let mut l = infra_labels("kube-ovn-cni");
+            l.insert("controller-revision-hash".into(), "5d7b9c6f8".into());
+            self.host_pod(
+                format!("kube-ovn-cni-{}", suffix(&format!("{name}/cni/{i}"), 5)),
+                KUBE_SYSTEM,
+                i,
+                Role::Cni,
+                "cni-server",
+                l,
+                Some(Owner {
+                    kind: "DaemonSet".into(),
+                    name: "kube-ovn-cni".into(),
+                }),
+            );
+        }
+        let ctrl_rs = format!(
+            "kube-ovn-controller-{}",
+            suffix(&format!("{name}/rs/ctrl"), 10)
+        );
+        let mut l = infra_labels("kube-ovn-controller");
+        l.insert(
+            "pod-template-hash".into(),
+            ctrl_rs.trim_start_matches("kube-ovn-controller-").into(),
+        );
+        self.host_pod(
+            format!("{ctrl_rs}-{}", suffix(&format!("{name}/ctrl"), 5)),
             KUBE_SYSTEM,
-            i,
-            "coredns",
-            DEFAULT_SUBNET,
+            0,
+            Role::Controller,
+            "kube-ovn-controller",
             l,
             Some(Owner {
                 kind: "ReplicaSet".into(),
-                name: dns_rs.clone(),
+                name: ctrl_rs.clone(),
             }),
         );
-    }
-    // web-k/client-k on node k; a single node also gets web-2/client-2, so the
-    // Service has two backends and the NetworkPolicy pair exists
-    for k in 1..=nodes.len().max(2) {
-        let i = (k - 1) % nodes.len();
-        let mut wl = labels(&[("app", "web")]);
-        if k <= 2 {
-            wl.insert("backend".into(), "web-svc".into());
+        // a hostNetwork workload (trace/tcpdump of host-network pods, #2761)
+        self.host_pod(
+            "host-net".into(),
+            "default",
+            1.min(nodes.len() - 1),
+            Role::Workload,
+            "app",
+            labels(&[("app", "host-net")]),
+            None,
+        );
+        // kube-proxy on every node, as kubeadm/kind deploy it (its health endpoint
+        // :10256/healthz is served by kube_proxy.rs)
+        for (i, _) in nodes.iter().enumerate() {
+            self.host_pod(
+                format!(
+                    "kube-proxy-{}",
+                    suffix(&format!("{name}/kube-proxy/{i}"), 5)
+                ),
+                KUBE_SYSTEM,
+                i,
+                Role::Workload,
+                "kube-proxy",
+                labels(&[
+                    ("k8s-app", "kube-proxy"),
+                    ("controller-revision-hash", "5f8d6c7b9"),
+                    ("pod-template-generation", "1"),
+                ]),
+                Some(Owner {
+                    kind: "DaemonSet".into(),
+                    name: "kube-proxy".into(),
+                }),
+            );
         }
-        net_pod(
-            format!("web-{k}"),
-            "default",
-            i,
-            "app",
-            DEFAULT_SUBNET,
-            wl,
-            None,
-        );
-        let mut cl = labels(&[("app", "client")]);
-        if k == 2 {
-            cl.insert("access".into(), "db".into());
-        }
-        net_pod(
-            format!("client-{k}"),
-            "default",
-            i,
-            "app",
-            DEFAULT_SUBNET,
-            cl,
-            None,
-        );
-    }
-    net_pod(
-        "db".into(),
-        "default",
-        0,
-        "app",
-        DEFAULT_SUBNET,
-        labels(&[("app", "db")]),
-        None,
-    );
-    for i in 0..2.min(nodes.len()) {
-        net_pod(
-            format!("underlay-{}", i + 1),
-            "default",
-            i,
-            "app",
-            UNDERLAY_SUBNET,
-            labels(&[("app", "underlay")]),
-            None,
-        );
-        net_pod(
-            format!("vpc1-pod-{}", i + 1),
-            VPC_NAMESPACE,
-            i,
-            "app",
-            VPC_SUBNET,
-            labels(&[("app", "vpc1")]),
-            None,
-        );
     }
 
-    // members beyond the node count share a node: give them their own ports
-    for (m, p) in pods
-        .iter_mut()
-        .filter(|p| p.role == Role::OvnCentral)
-        .enumerate()
-    {
-        p.port_offset = CENTRAL_PORT_STEP * (m / nodes.len()) as u16;
+    /// The pods with their own address: a pinger per node, coredns, and the
+    /// workloads (web/client pairs, the policy-protected db, underlay and
+    /// custom-VPC pods).
+    fn network_pods(&mut self) {
+        let (name, nodes) = (self.name, self.nodes);
+        for (i, _) in nodes.iter().enumerate() {
+            let mut l = infra_labels("kube-ovn-pinger");
+            l.insert("controller-revision-hash".into(), "6b8f7d9c5".into());
+            self.net_pod(
+                format!(
+                    "kube-ovn-pinger-{}",
+                    suffix(&format!("{name}/pinger/{i}"), 5)
+                ),
+                KUBE_SYSTEM,
+                i,
+                "pinger",
+                DEFAULT_SUBNET,
+                l,
+                Some(Owner {
+                    kind: "DaemonSet".into(),
+                    name: "kube-ovn-pinger".into(),
+                }),
+            );
+        }
+        let dns_rs = format!("coredns-{}", suffix(&format!("{name}/rs/coredns"), 10));
+        for i in 0..2.min(nodes.len()) {
+            let l = labels(&[
+                ("k8s-app", "kube-dns"),
+                ("pod-template-hash", dns_rs.trim_start_matches("coredns-")),
+            ]);
+            self.net_pod(
+                format!("{dns_rs}-{}", suffix(&format!("{name}/coredns/{i}"), 5)),
+                KUBE_SYSTEM,
+                i,
+                "coredns",
+                DEFAULT_SUBNET,
+                l,
+                Some(Owner {
+                    kind: "ReplicaSet".into(),
+                    name: dns_rs.clone(),
+                }),
+            );
+        }
+        // web-k/client-k on node k; a single node also gets web-2/client-2, so the
+        // Service has two backends and the NetworkPolicy pair exists
+        for k in 1..=nodes.len().max(2) {
+            let i = (k - 1) % nodes.len();
+            let mut wl = labels(&[("app", "web")]);
+            if k <= 2 {
+                wl.insert("backend".into(), "web-svc".into());
+            }
+            self.net_pod(
+                format!("web-{k}"),
+                "default",
+                i,
+                "app",
+                DEFAULT_SUBNET,
+                wl,
+                None,
+            );
+            let mut cl = labels(&[("app", "client")]);
+            if k == 2 {
+                cl.insert("access".into(), "db".into());
+            }
+            self.net_pod(
+                format!("client-{k}"),
+                "default",
+                i,
+                "app",
+                DEFAULT_SUBNET,
+                cl,
+                None,
+            );
+        }
+        self.net_pod(
+            "db".into(),
+            "default",
+            0,
+            "app",
+            DEFAULT_SUBNET,
+            labels(&[("app", "db")]),
+            None,
+        );
+        for i in 0..2.min(nodes.len()) {
+            self.net_pod(
+                format!("underlay-{}", i + 1),
+                "default",
+                i,
+                "app",
+                UNDERLAY_SUBNET,
+                labels(&[("app", "underlay")]),
+                None,
+            );
+            self.net_pod(
+                format!("vpc1-pod-{}", i + 1),
+                VPC_NAMESPACE,
+                i,
+                "app",
+                VPC_SUBNET,
+                labels(&[("app", "vpc1")]),
+                None,
+            );
+        }
     }
 
+    /// The pods; ovn-central members beyond the node count share a node, so
+    /// they get their own ports.
+    fn finish(mut self) -> Vec<Pod> {
+        let nodes = self.nodes.len();
+        for (m, p) in self
+            .pods
+            .iter_mut()
+            .filter(|p| p.role == Role::OvnCentral)
+            .enumerate()
+        {
+            p.port_offset = CENTRAL_PORT_STEP * (m / nodes) as u16;
+        }
+        self.pods
+    }
+}
+
+/// The NetworkPolicy pair the sandbox's tests rely on: client-2 may reach
+/// db, client-1 may not.
+fn policy_scenario(pods: &[Pod]) -> PolicyScenario {
     let find_ip = |key: &str| {
         pods.iter()
             .find(|p| p.key() == key)
             .map(|p| p.ip4.clone())
             .unwrap_or_default()
     };
-    let policy = PolicyScenario {
+    PolicyScenario {
         policy: format!("default/{NP_NAME}"),
         target: "default/db".into(),
         target_ip: find_ip("default/db"),
@@ -776,8 +881,11 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
         allowed_from_ip: find_ip("default/client-2"),
         denied_from: "default/client-1".into(),
         denied_from_ip: find_ip("default/client-1"),
-    };
+    }
+}
 
+/// kube-dns, web and the ovn-nb/ovn-sb/ovn-northd Services.
+fn services(name: &str, dual: bool, pods: &[Pod]) -> Vec<Service> {
     let backends_of = |sel: &BTreeMap<String, String>, ns: &str| -> Vec<String> {
         pods.iter()
             .filter(|p| p.namespace == ns && !p.host_network)
@@ -811,7 +919,7 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
         port: p,
         target_port: p,
     };
-    let services = vec![
+    vec![
         svc(
             "kube-dns",
             KUBE_SYSTEM,
@@ -862,36 +970,7 @@ pub fn build(name: &str, n_nodes: usize, dual: bool) -> Plan {
             vec![port("ovn-northd", "TCP", 6643)],
             false,
         ),
-    ];
-
-    Plan {
-        external: ExternalHost {
-            netns: format!("{name}-ext"),
-            ip4: Ipv4Addr::new(
-                NODE_NET4[0],
-                NODE_NET4[1],
-                NODE_NET4[2],
-                EXTERNAL_HOST_INDEX,
-            )
-            .to_string(),
-            ip6: dual.then(|| {
-                Ipv6Addr::from(u128::from(node_net6) + u128::from(EXTERNAL_HOST_INDEX)).to_string()
-            }),
-        },
-        netns_ul: format!("{name}-ul"),
-        netns_gw: format!("{name}-gw"),
-        ovn: host_ovn(),
-        image: None,
-        kube_proxy: true,
-        name: name.into(),
-        created: "2026-01-01T00:00:00Z".into(),
-        dual_stack: dual,
-        nodes,
-        subnets,
-        pods,
-        services,
-        policy,
-    }
+    ]
 }
 
 impl Plan {

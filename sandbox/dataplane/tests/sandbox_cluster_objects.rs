@@ -272,7 +272,7 @@ fn pinger_pods_see_their_node_and_take_upstream_flags() {
 #[test]
 fn pods_on_every_node_reach_the_external_host_over_tcp_and_udp() {
     let k = kubectl();
-    let ext = common::status_json(NAME)["external_host"]["ip4"]
+    let ext = ko_testkit::status_json(NAME)["external_host"]["ip4"]
         .as_str()
         .unwrap()
         .to_string();

@@ -12,9 +12,10 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
 use super::manifest::{Failure, FileEntry};
 use crate::cli::LogComponent;
+use crate::cluster::Db;
 use crate::cluster::{Cluster, Leader, PodRef, container};
-use crate::cmd::db::{self, Db};
-use crate::render::diagnose::Progress;
+use crate::cmd::db;
+use crate::render::progress::Progress;
 
 /// Items collected at once: enough to hide exec latency without flooding the API server.
 const PARALLEL: usize = 8;

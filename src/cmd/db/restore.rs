@@ -360,7 +360,7 @@ async fn rebuild(
         }
     }
     // 2. Remove it from the cluster; wait until the leader no longer lists it.
-    let kick = super::appctl(db, &["cluster/kick", db.name(), m.sid.as_str()]);
+    let kick = crate::cluster::ovn_db::appctl(db, &["cluster/kick", db.name(), m.sid.as_str()]);
     let lc = central_container(leader_pod);
     let out = cluster.exec_capture(leader_pod, lc, &kick).await?;
     if !out.success() {

@@ -519,7 +519,7 @@ pub async fn kick(ctx: &Ctx, db: Db, sid: &str, yes: bool) -> Result<Outcome> {
             known.join(", ")
         )));
     };
-    let mut argv = super::appctl(db, &["cluster/kick", db.name()]);
+    let mut argv = crate::cluster::ovn_db::appctl(db, &["cluster/kick", db.name()]);
     argv.push(server.sid.clone());
     let leader_note = if server.is_self {
         " This server is the current leader: a new election follows."

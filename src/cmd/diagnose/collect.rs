@@ -18,8 +18,10 @@ use super::batch::{self, Job, JobOutput};
 use super::checks::components::{WorkloadKind, WorkloadStatus};
 use super::checks::nodes::{NodeFacts, NodeProbe, SbChassisView};
 use super::checks::pods::PodFacts;
-use super::checks::raft::{CentralPod, Db, MemberView};
+use super::checks::raft::{CentralPod, MemberView};
 use super::ovsdb::{self, commands};
+use super::{Asked, Objects, not_found};
+use crate::cluster::Db;
 use ko_ovn::versions::{self, NodeVersions};
 
 /// Run one exec and return stdout on exit 0, or a one-line reason.
@@ -270,6 +272,68 @@ pub async fn central_versions(
         (c.name.clone(), v)
     });
     futures::future::join_all(futs).await
+}
+
+/// Stage "reading cluster objects": nodes, pods and the ovn-central pods,
+/// and the node or subnet asked for checked to exist.
+pub(super) async fn objects(cluster: &Cluster, what: &Asked) -> crate::error::Result<Objects> {
+    let ns = cluster.namespace().to_string();
+    let (nodes, pods, central) =
+        tokio::try_join!(cluster.list_nodes(), cluster.list_pods(None, None), async {
+            // "not found" here means Kube-OVN is not in this namespace: a usage problem
+            match cluster.central_pods().await {
+                Err(cluster::Error::NotFound { .. }) => Ok(Vec::new()),
+                other => other,
+            }
+        },)?;
+    if central.is_empty() {
+        return Err(crate::error::Error::Usage(format!(
+            "Kube-OVN was not found in namespace {ns}: no ovn-central pods (label app=ovn-central) there\n  try: `kubectl get pods -A -l app=ovn-central` to find its namespace, then pass --kube-ovn-namespace <ns> or set KUBE_OVN_NS"
+        )));
+    }
+    let node_facts: Vec<NodeFacts> = nodes.iter().map(node_facts).collect();
+    let pod_facts: Vec<PodFacts> = pods.iter().map(pod_facts).collect();
+
+    // validate node / subnet now that we know what exists
+    let mut subnet_spec = None;
+    match what {
+        Asked::Node(n) if !node_facts.iter().any(|f| &f.name == n) => {
+            return Err(not_found(
+                "node",
+                n,
+                node_facts.iter().map(|f| f.name.as_str()),
+                "`kubectl get nodes`",
+            ));
+        }
+        Asked::Subnet(s) => {
+            let subnets = cluster.list_subnets().await?;
+            match subnets.iter().find(|x| x.name() == s) {
+                Some(sub) => subnet_spec = Some(sub.spec.clone()),
+                None => {
+                    return Err(not_found(
+                        "subnet",
+                        s,
+                        subnets.iter().map(|x| x.name()),
+                        "`kubectl get subnets`",
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    let central_pods = central
+        .iter()
+        .map(|p| (PodRef::from_pod(p), central_pod(p)))
+        .collect();
+    Ok(Objects {
+        ns,
+        timeout: cluster.timeout(),
+        pods,
+        node_facts,
+        pod_facts,
+        central_pods,
+        subnet_spec,
+    })
 }
 
 /// NB/SB tables read from the databases' leader pods.

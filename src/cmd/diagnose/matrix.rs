@@ -1,29 +1,371 @@
-//! Running the connectivity matrix: probes exec'd in existing pods (pinger pods by
+//! Stage "connectivity": who probes whom ([`probes`]), then the matrix run
+//! ([`stage`]). Running the connectivity matrix: probes exec'd in existing pods (pinger pods by
 //! default). Each source runs its probes together, concurrently, in one exec (a few
 //! for a very wide row, see `batch.rs`), so the matrix costs about one API round trip
 //! per node; which cells are probed is `sample.rs`'s choice. Nothing is created in
 //! the cluster, so an interrupted run leaves nothing behind.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
 
 use crate::cluster::{Cluster, PodRef};
+use crate::render::progress::Progress;
 
 use super::batch::{self, Job, JobOutput};
 use super::checks::connectivity::{classify_ping, classify_tcp, classify_udp};
+use super::checks::pods::PodFacts;
+use super::collect::{self, OvnTables};
 use super::model::{Matrix, MatrixStrategy, Probe, ProbeResult, Source, Target, TargetKind};
 use super::probe::{
     parse_curl, parse_ping, parse_udp, ping_argv, ping_retry_argv, tcp_argv, udp_argv,
 };
 use super::sample::{self, Facts};
+use super::{Asked, Objects, conncheck, ipports};
+use crate::check::{Check, Scope};
 
 /// Execs (each a batch of probes) in flight at once.
 pub const EXEC_CONCURRENCY: usize = 16;
 
+/// At most this many NetworkPolicy-selected pods join the matrix as targets.
+const MAX_POLICY_TARGETS: usize = 8;
+/// Workload pods of the same namespace probing each policy-protected target.
+const MAX_POLICY_SOURCES_PER_TARGET: usize = 4;
+
 /// The container probes run in, when the pod has it.
 const PINGER_CONTAINER: &str = "pinger";
+
+/// Who probes whom: the matrix's sources and targets, and the sources that
+/// also run upstream's pinger job.
+pub(super) struct Probes {
+    pub(super) sources: Vec<(PodRef, Source)>,
+    pub(super) targets: Vec<Target>,
+    pub(super) pinger_sources: Vec<(PodRef, Source)>,
+}
+
+/// Stage "connectivity", first half: choose the sources (one pinger pod per
+/// node, or for a subnet one of its pods per node), the targets (pods,
+/// nodes and their conn-check listeners, kube-dns, the external address, or
+/// the IPPorts asked for), and the workload pods that probe each
+/// NetworkPolicy-protected target.
+pub(super) async fn probes(
+    cluster: &Cluster,
+    objects: &Objects,
+    what: &Asked,
+    tables: &OvnTables,
+    external: Option<IpAddr>,
+    opts: &conncheck::Options,
+) -> Probes {
+    let pingers: Vec<(PodRef, PodFacts)> = objects
+        .app_pods("kube-ovn-pinger")
+        .map(|p| (PodRef::from_pod(p), collect::pod_facts(p)))
+        .filter(|(r, f)| f.running && r.ip.is_some())
+        .collect();
+    let policy_of = policy_index(tables);
+    let mut sources = sources(objects, what, &pingers, &policy_of);
+    let targets = match what {
+        Asked::IpPorts(list) => ip_port_targets(list),
+        _ => {
+            targets(
+                cluster, objects, what, &pingers, &sources, &policy_of, external, opts,
+            )
+            .await
+        }
+    };
+    if !matches!(what, Asked::IpPorts(_) | Asked::Node(_)) {
+        policy_sources(objects, what, &targets, &policy_of, &mut sources);
+    }
+    let pinger_sources = sources
+        .iter()
+        .filter(|(r, _)| pingers.iter().any(|(p, _)| p.name == r.name))
+        .cloned()
+        .collect();
+    Probes {
+        sources,
+        targets,
+        pinger_sources,
+    }
+}
+
+/// The matrix's rows: one pinger pod per node (for a node, that node's);
+/// for a subnet, one of its running pods per node, pinger pods first.
+fn sources(
+    objects: &Objects,
+    what: &Asked,
+    pingers: &[(PodRef, PodFacts)],
+    policy_of: &dyn Fn(&str, &str) -> Vec<String>,
+) -> Vec<(PodRef, Source)> {
+    match what {
+        Asked::Subnet(s) => one_per_node(
+            objects
+                .pods
+                .iter()
+                .map(|p| (PodRef::from_pod(p), collect::pod_facts(p)))
+                .filter(|(r, f)| {
+                    f.running && r.ip.is_some() && f.logical_switch.as_deref() == Some(s)
+                })
+                // prefer pinger pods, then name order
+                .map(|(r, f)| {
+                    let is_pinger = pingers.iter().any(|(pr, _)| pr.name == r.name);
+                    (!is_pinger, r, f)
+                }),
+            policy_of,
+        ),
+        Asked::Node(n) => one_per_node(
+            pingers
+                .iter()
+                .filter(|(r, _)| r.node.as_deref() == Some(n))
+                .map(|(r, f)| (false, r.clone(), f.clone())),
+            policy_of,
+        ),
+        _ => one_per_node(
+            pingers.iter().map(|(r, f)| (false, r.clone(), f.clone())),
+            policy_of,
+        ),
+    }
+}
+
+/// `diagnose IPPorts`: TCP gets a connect; UDP one datagram, where silence
+/// is only "open|filtered" (see probe::UdpOutcome).
+fn ip_port_targets(list: &[ipports::IpPort]) -> Vec<Target> {
+    list.iter()
+        .map(|t| Target {
+            kind: TargetKind::IpPort,
+            label: t.to_string(),
+            address: match t.ip {
+                IpAddr::V4(v4) => format!("{v4}:{}", t.port),
+                IpAddr::V6(v6) => format!("[{v6}]:{}", t.port),
+            },
+            node: None,
+            policies: vec![],
+        })
+        .collect()
+}
+
+/// The matrix's columns for `all`, `node` and `subnet`.
+#[allow(clippy::too_many_arguments)] // one call site; each is a different fact
+async fn targets(
+    cluster: &Cluster,
+    objects: &Objects,
+    what: &Asked,
+    pingers: &[(PodRef, PodFacts)],
+    sources: &[(PodRef, Source)],
+    policy_of: &dyn Fn(&str, &str) -> Vec<String>,
+    external: Option<IpAddr>,
+    opts: &conncheck::Options,
+) -> Vec<Target> {
+    let mut targets: Vec<Target> = Vec::new();
+    // pods: every other source pod (for node scope, the pingers everywhere)
+    let pod_targets: Vec<(PodRef, Source)> = match what {
+        Asked::Node(_) => one_per_node(
+            pingers.iter().map(|(r, f)| (false, r.clone(), f.clone())),
+            policy_of,
+        ),
+        _ => sources.to_vec(),
+    };
+    for (r, s) in &pod_targets {
+        targets.push(Target {
+            kind: TargetKind::Pod,
+            label: r.to_string(),
+            address: s.ip.clone(),
+            node: Some(s.node.clone()),
+            policies: policy_of(&r.namespace, &r.name),
+        });
+    }
+    // pods a NetworkPolicy selects: the matrix shows what the policy does
+    let mut seen: BTreeSet<String> = targets.iter().map(|t| t.label.clone()).collect();
+    for f in objects.pod_facts.iter().filter(|f| f.is_ovn() && f.running) {
+        if targets.iter().filter(|t| !t.policies.is_empty()).count() >= MAX_POLICY_TARGETS {
+            break;
+        }
+        if let Asked::Subnet(s) = what
+            && f.logical_switch.as_deref() != Some(s.as_str())
+        {
+            continue;
+        }
+        let pols = policy_of(&f.namespace, &f.name);
+        let label = format!("{}/{}", f.namespace, f.name);
+        if pols.is_empty() || seen.contains(&label) {
+            continue;
+        }
+        let Some(ip) = f.ips.first() else { continue };
+        seen.insert(label.clone());
+        targets.push(Target {
+            kind: TargetKind::Pod,
+            label,
+            address: ip.clone(),
+            node: f.node.clone(),
+            policies: pols,
+        });
+    }
+    if let (Asked::Subnet(s), Some(spec)) = (what, &objects.subnet_spec) {
+        for gw in spec.gateway.iter().flat_map(|g| g.split(',')) {
+            targets.push(Target {
+                kind: TargetKind::Node,
+                label: format!("gateway of {s}"),
+                address: gw.trim().to_string(),
+                node: None,
+                policies: vec![],
+            });
+        }
+    } else {
+        let conn_check = conncheck::ports(opts, &objects.pods);
+        for n in &objects.node_facts {
+            if let Some(ip) = n.internal_ips.first() {
+                targets.push(Target {
+                    kind: TargetKind::Node,
+                    label: n.name.clone(),
+                    address: ip.clone(),
+                    node: Some(n.name.clone()),
+                    policies: vec![],
+                });
+                targets.extend(conn_check_targets(conn_check, ip, &n.name));
+            }
+        }
+        if let Ok(Some((ip, port))) = collect::service_tcp(cluster, "kube-system", "kube-dns").await
+        {
+            targets.push(Target {
+                kind: TargetKind::Service,
+                label: "kube-system/kube-dns".into(),
+                address: if ip.contains(':') {
+                    format!("[{ip}]:{port}")
+                } else {
+                    format!("{ip}:{port}")
+                },
+                node: None,
+                policies: vec![],
+            });
+        }
+    }
+    if let Some(ext) = external {
+        targets.push(Target {
+            kind: TargetKind::External,
+            label: "external".into(),
+            address: ext.to_string(),
+            node: None,
+            policies: vec![],
+        });
+    }
+    targets
+}
+
+/// Workload pods next to each policy-protected target show what the policy
+/// allows and denies (e.g. client-1 denied, client-2 allowed).
+fn policy_sources(
+    objects: &Objects,
+    what: &Asked,
+    targets: &[Target],
+    policy_of: &dyn Fn(&str, &str) -> Vec<String>,
+    sources: &mut Vec<(PodRef, Source)>,
+) {
+    let protected: Vec<&Target> = targets
+        .iter()
+        .filter(|t| t.kind == TargetKind::Pod && !t.policies.is_empty())
+        .collect();
+    let mut added: BTreeSet<String> = sources.iter().map(|(_, s)| s.pod.clone()).collect();
+    for t in protected {
+        let Some((ns_t, name_t)) = t.label.split_once('/') else {
+            continue;
+        };
+        // peers on the same logical switch: other subnets add routing to the question
+        let ls_t = objects
+            .pod_facts
+            .iter()
+            .find(|f| f.namespace == ns_t && f.name == name_t)
+            .and_then(|f| f.logical_switch.clone());
+        let mut n = 0;
+        // pod_facts is pods' facts in the same order: read, not rebuilt per target
+        for (r, f) in objects
+            .pods
+            .iter()
+            .zip(&objects.pod_facts)
+            .filter(|(_, f)| {
+                f.namespace == ns_t && f.is_ovn() && f.running && f.logical_switch == ls_t
+            })
+            .map(|(p, f)| (PodRef::from_pod(p), f))
+        {
+            if n >= MAX_POLICY_SOURCES_PER_TARGET {
+                break;
+            }
+            let label = r.to_string();
+            let (Some(node), Some(ip)) = (r.node.clone(), r.ip.clone()) else {
+                continue;
+            };
+            if label == t.label || added.contains(&label) {
+                continue;
+            }
+            if let Asked::Subnet(s) = what
+                && f.logical_switch.as_deref() != Some(s.as_str())
+            {
+                continue;
+            }
+            n += 1;
+            added.insert(label.clone());
+            let policies = policy_of(&r.namespace, &r.name);
+            sources.push((
+                r,
+                Source {
+                    node,
+                    pod: label,
+                    ip,
+                    policies,
+                    policy_probe: true,
+                },
+            ));
+        }
+    }
+}
+
+/// The warning when no pod could probe: connectivity was not checked.
+pub(super) fn nothing_to_probe_from(what: &Asked, ns: &str) -> Check {
+    Check::warn(
+        "connectivity",
+        match what {
+            Asked::Node(n) => Scope::node(n),
+            Asked::Subnet(s) => Scope::Subnet(s.clone()),
+            _ => Scope::Cluster,
+        },
+        match what {
+            Asked::Subnet(s) => format!("no running pod in subnet {s} to probe from"),
+            _ => format!(
+                "no running kube-ovn-pinger pod in namespace {ns}{}: connectivity was not probed",
+                match what {
+                    Asked::Node(n) => format!(" on node {n}"),
+                    _ => String::new(),
+                }
+            ),
+        },
+        "deploy the kube-ovn-pinger DaemonSet (part of the Kube-OVN install)",
+    )
+}
+
+/// Stage "connectivity", second half: plan the cells (see `sample.rs`) and
+/// probe them.
+pub(super) async fn stage(
+    cluster: &Cluster,
+    objects: &Objects,
+    sources: Vec<(PodRef, Source)>,
+    targets: Vec<Target>,
+    full_mesh: bool,
+    progress: &Progress,
+) -> Matrix {
+    let subnet_of = subnet_index(&objects.pod_facts);
+    let control_plane: BTreeSet<String> = objects
+        .central_pods
+        .iter()
+        .filter_map(|(_, c)| c.node.clone())
+        .collect();
+    let facts = sample::Facts {
+        subnet_of: &subnet_of,
+        control_plane: &control_plane,
+    };
+    let plan = plan(&sources, &targets, full_mesh, &facts);
+    progress.start("probing connectivity", plan.cells.len() as u64);
+    let tick = || progress.inc();
+    run(cluster, sources, targets, plan, objects.timeout, &tick).await
+}
 
 /// What to send to a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +577,96 @@ fn classify(m: Method, out: &JobOutput, src: &Source, tgt: &Target) -> (ProbeRes
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).to_string()
+}
+
+/// A node's TCP and UDP conn-check listeners (see `conncheck`), as
+/// `tcp-<ip>-<port>` / `udp-<ip>-<port>` targets like IPPorts'.
+fn conn_check_targets(ports: Option<conncheck::Ports>, ip: &str, node: &str) -> Vec<Target> {
+    let Some((p, Ok(addr))) = ports.map(|p| (p, ip.parse::<IpAddr>())) else {
+        return Vec::new();
+    };
+    [("tcp", p.tcp), ("udp", p.udp)]
+        .into_iter()
+        .map(|(proto, port)| Target {
+            kind: TargetKind::IpPort,
+            label: format!("{proto}-{addr}-{port}"),
+            address: match addr {
+                IpAddr::V4(v4) => format!("{v4}:{port}"),
+                IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+            },
+            node: Some(node.to_string()),
+            policies: vec![],
+        })
+        .collect()
+}
+
+/// `(ns, pod) -> ["<ns>/<np>", ...]` from NB port groups that carry `external_ids:np`.
+fn policy_index(tables: &OvnTables) -> impl Fn(&str, &str) -> Vec<String> + use<> {
+    let mut by_lsp: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let (Ok(pgs), Ok(lsps)) = (&tables.port_groups, &tables.lsps) {
+        let name_of: BTreeMap<&str, &str> = lsps
+            .iter()
+            .map(|l| (l.uuid.as_str(), l.name.as_str()))
+            .collect();
+        for pg in pgs {
+            let Some(np) = pg.network_policy() else {
+                continue;
+            };
+            for port in &pg.ports {
+                if let Some(lsp) = name_of.get(port.as_str()) {
+                    by_lsp
+                        .entry(lsp.to_string())
+                        .or_default()
+                        .push(np.to_string());
+                }
+            }
+        }
+    }
+    move |ns: &str, pod: &str| {
+        by_lsp
+            .get(&format!("{pod}.{ns}"))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// A pod target's logical switch, looked up by its address.
+fn subnet_index(pods: &[PodFacts]) -> impl Fn(&Target) -> Option<String> + use<> {
+    let by_ip: BTreeMap<String, String> = pods
+        .iter()
+        .filter_map(|f| Some((f.logical_switch.clone()?, f)))
+        .flat_map(|(ls, f)| f.ips.iter().map(move |ip| (ip.clone(), ls.clone())))
+        .collect();
+    move |t: &Target| by_ip.get(&t.address).cloned()
+}
+
+/// Keep the first pod per node (candidates sorted by preference, then name).
+fn one_per_node(
+    candidates: impl Iterator<Item = (bool, PodRef, PodFacts)>,
+    policy_of: &dyn Fn(&str, &str) -> Vec<String>,
+) -> Vec<(PodRef, Source)> {
+    let mut all: Vec<(bool, PodRef, PodFacts)> = candidates.collect();
+    all.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
+    let mut by_node: BTreeMap<String, (PodRef, Source)> = BTreeMap::new();
+    for (_, r, f) in all {
+        let (Some(node), Some(ip)) = (r.node.clone(), r.ip.clone()) else {
+            continue;
+        };
+        by_node.entry(node.clone()).or_insert_with(|| {
+            let policies = policy_of(&f.namespace, &f.name);
+            (
+                r.clone(),
+                Source {
+                    node,
+                    pod: r.to_string(),
+                    ip,
+                    policies,
+                    policy_probe: false,
+                },
+            )
+        });
+    }
+    by_node.into_values().collect()
 }
 
 #[cfg(test)]

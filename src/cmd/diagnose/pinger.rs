@@ -4,6 +4,20 @@
 //! and fatal lines, "loss count N" with N > 0, and "... connectivity ... failed".
 //! Fixtures: `tests/fixtures/diagnose/pinger/` (the sandbox's stand-in, which
 //! logs upstream's messages; see COMMANDS.tsv).
+//! [`stage`] runs the job in every pinger pod; [`checks`] judges the runs.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::model::{PingerRun, Source};
+use super::{Asked, first_line};
+use crate::check::{Check, Scope};
+use crate::cluster::{Cluster, PodRef};
+
+/// Upstream pinger jobs at once (each may run for the whole --timeout, so wide).
+const PINGER_CONCURRENCY: usize = 32;
 
 /// klog's header `Lmmdd hh:mm:ss.uuuuuu threadid file:line] ` -> (severity, message).
 fn klog(line: &str) -> Option<(char, &str)> {
@@ -38,6 +52,160 @@ pub fn problems(output: &str) -> Vec<String> {
             failed.then(|| msg.to_string())
         })
         .collect()
+}
+
+/// One check per pinger run: its log decides, not only its exit code.
+pub(super) fn checks(runs: &[PingerRun]) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for run in runs {
+        checks.push(match run.exit_code {
+            Some(0) if run.problems.is_empty() => Check::pass(
+                "pinger-job",
+                Scope::node(&run.node),
+                format!("kube-ovn-pinger --mode=job in {} succeeded", run.pod),
+            ),
+            // upstream's job exits 0 after lost pings: its log is the verdict
+            Some(0) => Check::fail(
+                "pinger-job",
+                Scope::node(&run.node),
+                format!(
+                    "kube-ovn-pinger --mode=job in {} reported {} problem(s): {}",
+                    run.pod,
+                    run.problems.len(),
+                    run.problems.join("; ")
+                ),
+                format!(
+                    "the connectivity matrix shows the same paths from kubectl-ko's own probes; trace one: `kubectl ko trace {} <dst-ip> icmp`",
+                    run.pod
+                ),
+            ),
+            // cut at --timeout: what it reported so far decides
+            None if !run.problems.is_empty() => Check::fail(
+                "pinger-job",
+                Scope::node(&run.node),
+                format!(
+                    "kube-ovn-pinger --mode=job in {} did not finish ({}) and had reported {} problem(s): {}",
+                    run.pod,
+                    run.unfinished.as_deref().unwrap_or("no exit status"),
+                    run.problems.len(),
+                    run.problems.join("; ")
+                ),
+                "upstream's job waits 30 s for each node that does not answer; the node and connectivity checks show which",
+            ),
+            None => Check::warn(
+                "pinger-job",
+                Scope::node(&run.node),
+                format!(
+                    "kube-ovn-pinger --mode=job in {} did not finish ({}); no problem reported before that",
+                    run.pod,
+                    run.unfinished.as_deref().unwrap_or("no exit status"),
+                ),
+                "it pings every pinger pod and node in turn; raise --timeout to let it finish",
+            ),
+            code => Check::fail(
+                "pinger-job",
+                Scope::node(&run.node),
+                format!(
+                    "kube-ovn-pinger --mode=job in {} failed{}: {}",
+                    run.pod,
+                    code.map(|c| format!(" (exit {c})")).unwrap_or_default(),
+                    last_line(&run.output)
+                ),
+                "its full output is in the report's pinger section (-o yaml)",
+            ),
+        });
+    }
+    checks
+}
+
+/// Stage "pinger": upstream's `kube-ovn-pinger --mode=job`, where the binary exists in the
+/// pinger pods. Pods without it (the sandbox, custom images) are skipped.
+pub(super) async fn stage(
+    cluster: &Cluster,
+    sources: &[(PodRef, Source)],
+    what: &Asked,
+    external: Option<IpAddr>,
+    timeout: Duration,
+) -> Vec<PingerRun> {
+    let mut argv: Vec<String> = vec!["/kube-ovn/kube-ovn-pinger".into(), "--mode=job".into()];
+    if let Some(ext) = external {
+        argv.push(format!("--external-address={ext}"));
+    }
+    if let Asked::IpPorts(list) = what {
+        argv.push(format!(
+            "--target-ip-ports={}",
+            list.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
+    let argv = &argv;
+    // Upstream's job waits 30 s for each node that does not answer, one after
+    // the other: it gets the per-call --timeout, not more, so one dead node
+    // does not hold the whole report; what it logged until then is kept.
+    let futs = sources.iter().map(|(pod, src)| async move {
+        let c = pod.container_or_default("pinger").to_string();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let r = cluster
+            .exec_stream(pod, &c, argv, &mut out, &mut err, Some(timeout))
+            .await;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&err)
+        );
+        match r {
+            Ok(code) => {
+                // only the binary's own absence means "no pinger here"; the
+                // pinger's log may well say "not found" about something else
+                let missing = code == 126
+                    || code == 127
+                    || (code != 0
+                        && text.contains("kube-ovn-pinger")
+                        && (text.contains("No such file") || text.contains("not found")));
+                (!missing).then(|| PingerRun {
+                    pod: pod.to_string(),
+                    node: src.node.clone(),
+                    exit_code: Some(code),
+                    problems: problems(&text),
+                    output: tail(&text, 40),
+                    unfinished: None,
+                })
+            }
+            Err(e) => Some(PingerRun {
+                pod: pod.to_string(),
+                node: src.node.clone(),
+                exit_code: None,
+                problems: problems(&text),
+                output: tail(&format!("{text}\n{e}"), 40),
+                unfinished: Some(match &e {
+                    crate::cluster::Error::Timeout { after, .. } => {
+                        format!("cut after {}s, the --timeout", after.as_secs())
+                    }
+                    other => first_line(&other.to_string()).to_string(),
+                }),
+            }),
+        }
+    });
+    let runs: Vec<Option<PingerRun>> = futures::stream::iter(futs)
+        .buffered(PINGER_CONCURRENCY)
+        .collect()
+        .await;
+    runs.into_iter().flatten().collect()
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no output")
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod expect;
 mod poll;
 pub mod report;
 mod resolve;
+mod view;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::IsTerminal;
@@ -27,11 +28,11 @@ use crate::cli::FlowsArgs;
 use crate::cluster::{Cluster, container};
 use crate::error::{EXIT_PROBLEM, Error, Result};
 use crate::render::OutputFormat;
-use crate::render::flows::{LiveView, live_frame};
 pub use poll::{DUMP_ARGV, feed_chunks};
 use report::{Cost, FlowsReport, Interval, RowContext, Totals};
 use resolve::Setup;
 pub use resolve::Watched;
+use view::{LiveView, live_frame};
 
 /// Default length of a one-shot run when stdout is not a terminal.
 const DEFAULT_FOR: Duration = Duration::from_secs(5);

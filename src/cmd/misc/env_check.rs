@@ -13,9 +13,9 @@ use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
+use crate::check::{Check, Scope, Status};
 use crate::cli::EnvCheckArgs;
 use crate::cluster::{Cluster, Output, PodRef, container, locate::unusable_reason};
-use crate::cmd::diagnose::model::{Check, Scope, Status};
 use crate::cmd::{Ctx, Outcome};
 use crate::error::{Error, Result};
 use crate::render::{Render, Style};

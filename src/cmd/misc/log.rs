@@ -398,7 +398,7 @@ pub async fn collect(
         }
     }
     let progress = spinner
-        .then(|| crate::render::spinner(&format!("collecting {} items", jobs.len())))
+        .then(|| crate::render::progress::spinner(&format!("collecting {} items", jobs.len())))
         .flatten();
     let results: Vec<_> = stream::iter(jobs.into_iter().map(|j| run_job(cluster, j)))
         .buffer_unordered(PARALLEL)

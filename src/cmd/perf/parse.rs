@@ -1,64 +1,8 @@
 //! Parsers for the outputs of qperf, iperf3 (`-J`) and iperf 2 (multicast
 //! server reports). Fixtures: `tests/fixtures/perf/` (README there has the
-//! exact commands).
+//! exact commands). The `--sizes` argument is parsed in `cli.rs`.
 
 use serde_json::Value;
-
-/// A message size as given on the command line (`64`, `1k`, `4k`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MsgSize {
-    /// As the user wrote it; passed to qperf/iperf unchanged.
-    pub label: String,
-    pub bytes: u32,
-}
-
-/// Largest UDP payload over IPv4 (iperf3 refuses more).
-const MAX_MSG: u32 = 65507;
-
-/// Parse `64`, `1k`, `4K`, `1m` (k = 1024, like qperf and iperf).
-pub fn parse_size(s: &str) -> Result<MsgSize, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&t[..i], 1024u64),
-        Some((i, 'm' | 'M')) => (&t[..i], 1024 * 1024),
-        _ => (t, 1),
-    };
-    let n: u64 = num.parse().map_err(|_| {
-        format!("{s:?} is not a message size; use bytes or k, e.g. 64,128,512,1k,4k")
-    })?;
-    let bytes = n.saturating_mul(mult);
-    if bytes == 0 || bytes > u64::from(MAX_MSG) {
-        return Err(format!(
-            "message size {s:?} must be between 1 and {MAX_MSG} bytes (largest UDP datagram)"
-        ));
-    }
-    Ok(MsgSize {
-        label: t.to_string(),
-        bytes: bytes as u32,
-    })
-}
-
-/// The parsed `--sizes` list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sizes(pub Vec<MsgSize>);
-
-/// clap value parser for `--sizes`.
-pub fn parse_sizes_arg(s: &str) -> Result<Sizes, String> {
-    parse_sizes(s).map(Sizes)
-}
-
-/// `--sizes 64,128,1k`.
-pub fn parse_sizes(s: &str) -> Result<Vec<MsgSize>, String> {
-    let sizes = s
-        .split(',')
-        .filter(|x| !x.trim().is_empty())
-        .map(parse_size)
-        .collect::<Result<Vec<_>, _>>()?;
-    if sizes.is_empty() {
-        return Err("give at least one message size, e.g. --sizes 64,1k".into());
-    }
-    Ok(sizes)
-}
 
 /// Latencies from one `qperf ... -vu tcp_lat udp_lat` run, in microseconds.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -279,6 +223,7 @@ pub fn summarize_iperf2(reports: &[Iperf2Report]) -> Option<Iperf2Summary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{parse_size, parse_sizes};
 
     fn fixture(name: &str) -> String {
         ko_testkit::fixture!(&format!("perf/{name}"))

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::model::{Network, UnicastRow, UnicastTest};
-use super::parse::{self, MsgSize};
+use super::parse;
+use crate::cli::MsgSize;
 use crate::cluster::{Cluster, PodRef};
 
 /// Knobs shared by every measurement.

@@ -30,6 +30,8 @@ pub(crate) mod source;
 mod tools;
 mod tunnels;
 mod verdict;
+pub mod view;
+mod view_compact;
 
 use ko_ovn::microflow::{ArpOp, Mac, Protocol};
 use ko_ovn::verdict::nb::NbSnapshot;
@@ -41,11 +43,11 @@ use super::{Ctx, Outcome};
 use crate::cli::TraceArgs;
 use crate::cluster::{self, Cluster, Subnet, container};
 use crate::error::{Error, Result};
-use crate::render::trace::TraceView;
 pub use args::{Request, SourceRef};
 use source::Sender;
 use tools::{Leg, interfaces};
 use verdict::Judge;
+use view::TraceView;
 
 pub async fn run(ctx: &Ctx, args: &TraceArgs, ovn_only: bool) -> Result<Outcome> {
     let parsed = args::parse(args)?;

@@ -17,10 +17,10 @@ use super::resolve::{Origin, Target, pod_on_node, resolve_sender};
 use super::source::Sender;
 use super::tools::{Leg, interfaces, run_tools};
 use super::verdict::{Judge, build_verdict, destination_of, source_of};
+use super::view::TraceView;
 use super::{Forward, Request, SourceRef, destination_mac, source, tunnels};
 use crate::cluster::{Cluster, PodRef};
 use crate::error::Result;
-use crate::render::trace::TraceView;
 
 /// Both directions in one answer (`round_trip` in `-o json`).
 #[derive(Debug, Clone, Serialize)]

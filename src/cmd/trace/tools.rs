@@ -11,9 +11,9 @@ use ko_ovn::versions::{self, NodeVersions};
 
 use super::microflow::Packet;
 use super::source::Sender;
+use super::view::RawRun;
 use crate::cluster::{self, Cluster, PodRef, container};
 use crate::error::{Error, Result};
-use crate::render::trace::RawRun;
 
 /// One direction of a connection, ready for the tools.
 pub(super) struct Leg<'a> {

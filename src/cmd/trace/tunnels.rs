@@ -10,8 +10,8 @@ use ko_ovn::versions::NodeVersions;
 
 use super::resolve::pod_on_node;
 use super::tools::{Traced, fetch_sb, interfaces, node_versions};
+use super::view::RawRun;
 use crate::cluster::{Cluster, PodRef, container};
-use crate::render::trace::RawRun;
 
 /// How many nodes an OVS trace may cross (source node + tunnel hops).
 const MAX_OVS_HOPS: usize = 4;

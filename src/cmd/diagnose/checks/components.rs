@@ -1,10 +1,151 @@
 //! Kubernetes-side component checks: CRDs, Deployments/DaemonSets ready (as
 //! upstream's checkDeployment/checkDaemonSet compare their status counters),
-//! kube-proxy.
+//! kube-proxy. [`stage`] reads them from the cluster; the functions after it
+//! judge what it read.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
-use crate::cmd::diagnose::model::{Check, Scope};
+use futures::StreamExt;
+
+use super::raft::first_line;
+use crate::check::{Check, Scope};
+use crate::cluster::{Cluster, PodRef};
+use crate::cmd::diagnose::{NODE_CONCURRENCY, Objects, collect, conncheck, probe};
+
+/// Stage "components": the CRDs, Kube-OVN's Deployments and DaemonSets,
+/// coredns and kube-proxy.
+pub(in crate::cmd::diagnose) async fn stage(
+    cluster: &Cluster,
+    objects: &Objects,
+    opts: &conncheck::Options,
+) -> Vec<Check> {
+    let ns = objects.ns.as_str();
+    let comps = [
+        (WorkloadKind::Deployment, ns, "ovn-central"),
+        (WorkloadKind::Deployment, ns, "kube-ovn-controller"),
+        (WorkloadKind::DaemonSet, ns, "kube-ovn-cni"),
+        (WorkloadKind::DaemonSet, ns, "ovs-ovn"),
+        (WorkloadKind::Deployment, "kube-system", "coredns"),
+    ];
+    let comp_futs = comps
+        .iter()
+        .map(|(k, n, name)| collect::workload(cluster, *k, n, name));
+    let (crds_found, workloads, kube_proxy_ds) = tokio::join!(
+        collect::crd_names(cluster),
+        futures::future::join_all(comp_futs),
+        collect::workload(
+            cluster,
+            WorkloadKind::DaemonSet,
+            "kube-system",
+            "kube-proxy"
+        ),
+    );
+    let mut checks = Vec::new();
+    match crds_found {
+        Ok(c) => checks.push(crds(&c)),
+        Err(e) => checks.push(Check::fail(
+            "crds",
+            Scope::Cluster,
+            format!("could not list CRDs: {}", first_line(&e.to_string())),
+            "kubectl-ko needs list on customresourcedefinitions (`kubectl auth can-i list crd`)",
+        )),
+    }
+    for ((kind, n, name), w) in comps.iter().zip(workloads) {
+        match w {
+            Ok(w) => checks.push(workload(*kind, n, name, w.as_ref())),
+            Err(e) => checks.push(Check::fail(
+                &format!("component/{name}"),
+                Scope::Cluster,
+                format!("could not read {n}/{name}: {}", first_line(&e.to_string())),
+                "check API access (`kubectl auth can-i get deployments,daemonsets`)",
+            )),
+        }
+    }
+    checks.push(if opts.without_kube_proxy {
+        Check::pass(
+            "component/kube-proxy",
+            Scope::Cluster,
+            "WITHOUT_KUBE_PROXY / --without-kube-proxy: kube-proxy not checked",
+        )
+    } else {
+        kube_proxy_check(cluster, objects, kube_proxy_ds).await
+    });
+    checks
+}
+
+/// kube-proxy as upstream checks it: the DaemonSet when there is one;
+/// otherwise curl :10256/healthz from each
+/// node's kube-ovn-cni pod.
+async fn kube_proxy_check(
+    cluster: &Cluster,
+    objects: &Objects,
+    ds: crate::cluster::Result<Option<WorkloadStatus>>,
+) -> Check {
+    let (nodes, timeout) = (&objects.node_facts, objects.timeout);
+    match ds {
+        Ok(Some(w)) => {
+            return workload(
+                WorkloadKind::DaemonSet,
+                "kube-system",
+                "kube-proxy",
+                Some(&w),
+            );
+        }
+        Err(e) => {
+            return Check::warn(
+                "component/kube-proxy",
+                Scope::Cluster,
+                format!(
+                    "could not read DaemonSet kube-system/kube-proxy: {}",
+                    first_line(&e.to_string())
+                ),
+                "check API access",
+            );
+        }
+        Ok(None) => {}
+    }
+    let cni: Vec<PodRef> = objects
+        .app_pods("kube-ovn-cni")
+        .filter(|p| crate::cluster::locate::unusable_reason(p).is_none())
+        .map(PodRef::from_pod)
+        .collect();
+    let futs = nodes.iter().filter_map(|n| {
+        let pod = cni
+            .iter()
+            .find(|p| p.node.as_deref() == Some(n.name.as_str()))?;
+        let ip: IpAddr = pod.ip.as_deref()?.parse().ok()?;
+        Some(async move {
+            let argv = probe::tcp_argv(ip, 10256);
+            // healthz path instead of `/`
+            let mut argv = argv;
+            if let Some(last) = argv.last_mut() {
+                last.push_str("healthz");
+            }
+            let c = pod
+                .container_or_default(crate::cluster::container::CNI_SERVER)
+                .to_string();
+            let r = match cluster.exec_capture_timeout(pod, &c, &argv, timeout).await {
+                Ok(o) if o.exit_code == 0 => Ok(()),
+                Ok(o) => Err(match probe::parse_curl(o.exit_code, &o.stderr_str()) {
+                    probe::TcpOutcome::Refused => "connection refused".to_string(),
+                    probe::TcpOutcome::TimedOut => "timed out".to_string(),
+                    probe::TcpOutcome::Connected => {
+                        format!("healthz answered with an error (curl exit {})", o.exit_code)
+                    }
+                    probe::TcpOutcome::Error { detail } => detail,
+                }),
+                Err(e) => Err(first_line(&e.to_string()).to_string()),
+            };
+            (n.name.clone(), r)
+        })
+    });
+    let results: Vec<_> = futures::stream::iter(futs)
+        .buffered(NODE_CONCURRENCY)
+        .collect()
+        .await;
+    kube_proxy_healthz(&results)
+}
 
 /// The CRDs upstream `diagnose` requires (`kubectl get crd <x>.kubeovn.io`).
 pub const REQUIRED_CRDS: &[&str] = &[
@@ -169,7 +310,7 @@ pub fn kube_proxy_healthz(results: &[(String, Result<(), String>)]) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::diagnose::model::Status;
+    use crate::check::Status;
 
     #[test]
     fn missing_crds_are_named() {

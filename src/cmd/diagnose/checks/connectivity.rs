@@ -4,7 +4,8 @@
 //! the row a warning, not a failure: the policy explains it, and an operator
 //! reading "blocked by NetworkPolicy ns/np" knows whether that is intended.
 
-use crate::cmd::diagnose::model::{Check, Matrix, ProbeResult, Scope, Source, Target, TargetKind};
+use crate::check::{Check, Scope};
+use crate::cmd::diagnose::model::{Matrix, ProbeResult, Source, Target, TargetKind};
 use crate::cmd::diagnose::probe::{PingOutcome, TcpOutcome, UDP_WAIT_SECS, UdpOutcome};
 
 /// Classify one ping.
@@ -247,7 +248,8 @@ fn kind_word(k: TargetKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::diagnose::model::{Probe, Status};
+    use crate::check::Status;
+    use crate::cmd::diagnose::model::Probe;
     use crate::cmd::diagnose::probe::parse_ping;
 
     fn fx(name: &str) -> String {

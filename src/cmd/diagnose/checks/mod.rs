@@ -1,7 +1,7 @@
 //! The checks: pure functions from typed snapshots to [`Check`]s. No I/O here;
 //! `collect` gathers the snapshots.
 //!
-//! [`Check`]: super::model::Check
+//! [`Check`]: crate::check::Check
 
 pub mod components;
 pub mod connectivity;

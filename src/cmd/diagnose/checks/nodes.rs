@@ -1,11 +1,72 @@
 //! Per-node checks: the SB Chassis and its encap, ovn-controller alive and
 //! connected, br-int present with flows, a tunnel to every other chassis.
 
-use crate::cmd::diagnose::model::{Check, Scope};
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+
+use crate::check::{Check, Scope};
+use crate::cluster::{Cluster, PodRef};
+use crate::cmd::diagnose::collect::{self, OvnTables};
 use crate::cmd::diagnose::ovsdb::{Chassis, Encap, Interface};
+use crate::cmd::diagnose::{Asked, NODE_CONCURRENCY, Objects};
+use crate::render::progress::Progress;
 
 use super::raft::first_line;
 use ko_ovn::versions::{NodeVersions, Versions};
+
+/// Stage "nodes": every selected node's ovs-ovn pod probed (bounded
+/// concurrency, per-node timeout), judged against the SB chassis, then the
+/// version skew between ovn-central and the nodes.
+pub(in crate::cmd::diagnose) async fn stage(
+    cluster: &Cluster,
+    objects: &Objects,
+    what: &Asked,
+    tables: &OvnTables,
+    central_versions: &[(String, Option<String>)],
+    progress: &Progress,
+) -> Vec<Check> {
+    let (ns, timeout) = (objects.ns.as_str(), objects.timeout);
+    let ovs_pods: BTreeMap<String, PodRef> = objects
+        .app_pods("ovs")
+        .filter(|p| crate::cluster::locate::unusable_reason(p).is_none())
+        .filter_map(|p| {
+            let r = PodRef::from_pod(p);
+            r.node.clone().map(|n| (n, r))
+        })
+        .collect();
+    let selected_nodes: Vec<&NodeFacts> = objects
+        .node_facts
+        .iter()
+        .filter(|n| match what {
+            Asked::Node(x) => &n.name == x,
+            Asked::IpPorts(_) => false,
+            _ => true,
+        })
+        .collect();
+    progress.start("probing nodes", selected_nodes.len() as u64);
+    let mut node_results: Vec<(usize, NodeProbe)> =
+        futures::stream::iter(selected_nodes.iter().enumerate())
+            .map(|(i, n)| {
+                let ovs_pods = &ovs_pods;
+                async move {
+                    let r = collect::probe_node(cluster, ovs_pods, &n.name, timeout).await;
+                    progress.inc();
+                    (i, r)
+                }
+            })
+            .buffer_unordered(NODE_CONCURRENCY)
+            .collect()
+            .await;
+    node_results.sort_by_key(|(i, _)| *i);
+    let mut checks = Vec::new();
+    for (i, probe) in &node_results {
+        checks.extend(node_checks(ns, selected_nodes[*i], probe, &tables.sb));
+    }
+    let probes: Vec<&NodeProbe> = node_results.iter().map(|(_, p)| p).collect();
+    checks.extend(version_checks(central_versions, &probes));
+    checks
+}
 
 /// Version skew between ovn-central, each node's ovn-controller and OVS
 /// (Kube-OVN upgrades go wrong when one of them is left behind): one warning
@@ -311,7 +372,7 @@ pub fn node_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::diagnose::model::Status;
+    use crate::check::Status;
     use crate::cmd::diagnose::ovsdb;
 
     fn fx(path: &str) -> String {

@@ -4,11 +4,62 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::cmd::diagnose::model::{Check, Scope};
+use crate::check::{Check, Scope};
+use crate::cmd::diagnose::collect::OvnTables;
 use crate::cmd::diagnose::ovsdb::{Lsp, PortBinding};
+use crate::cmd::diagnose::{Asked, Objects};
 
 use super::nodes::{NodeFacts, SbChassisView};
 use super::raft::first_line;
+
+/// Stage "pods and subnet": every selected pod's annotations against its
+/// NB port and SB binding; for `diagnose subnet`, its logical switch.
+pub(in crate::cmd::diagnose) fn stage(
+    objects: &Objects,
+    what: &Asked,
+    tables: &OvnTables,
+) -> Vec<Check> {
+    let filter = match what {
+        Asked::All => Some(PodFilter::All),
+        Asked::Node(n) => Some(PodFilter::Node(n)),
+        Asked::Subnet(s) => Some(PodFilter::Subnet(s)),
+        Asked::IpPorts(_) => None,
+    };
+    let mut checks = Vec::new();
+    if let Some(f) = filter {
+        checks.extend(pod_checks(
+            &objects.ns,
+            f,
+            &objects.pod_facts,
+            &objects.node_facts,
+            &tables.lsps,
+            &tables.bindings,
+            &tables.sb,
+        ));
+    }
+    if let Asked::Subnet(s) = what {
+        checks.push(match &tables.switches {
+            Ok(ls) if ls.iter().any(|x| x == s) => Check::pass(
+                "logical-switch",
+                Scope::Subnet(s.clone()),
+                format!("logical switch {s} exists in the NB database"),
+            ),
+            Ok(_) => Check::fail(
+                "logical-switch",
+                Scope::Subnet(s.clone()),
+                format!("subnet {s} has no logical switch {s} in the NB database"),
+                "kube-ovn-controller creates it; check its log for the subnet",
+            ),
+            Err(e) => Check::fail(
+                "logical-switch",
+                Scope::Subnet(s.clone()),
+                format!("could not list NB logical switches: {}", first_line(e)),
+                "see the NB database checks",
+            ),
+        });
+    }
+    checks
+}
 
 /// A pod as diagnose needs it (from the API object and its Kube-OVN annotations).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,7 +324,7 @@ pub fn pod_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::diagnose::model::Status;
+    use crate::check::Status;
     use crate::cmd::diagnose::ovsdb;
 
     fn fx(path: &str) -> String {

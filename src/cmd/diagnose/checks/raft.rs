@@ -6,13 +6,74 @@ use std::collections::BTreeMap;
 
 use ko_ovn::raft::{ClusterStatus, Role};
 
-use crate::cmd::diagnose::model::{Check, Scope};
+use crate::check::{Check, Scope};
+use crate::cluster::{Cluster, PodRef};
+use crate::cmd::diagnose::Objects;
+use crate::cmd::diagnose::collect::{self, OvnTables};
 
 /// A follower this many entries behind the leader's highest match_index is lagging.
 pub const LAG_WARN_ENTRIES: u64 = 50;
 
 // The same database identity `nb|sb status` uses (names, sockets, argv).
-pub use crate::cmd::db::Db;
+use crate::cluster::Db;
+
+/// What stage "databases" found: its checks, the NB/SB tables read from the
+/// leaders (later stages judge them), and each ovn-central pod's northd
+/// version (the nodes stage compares them with the nodes').
+pub(in crate::cmd::diagnose) struct Databases {
+    pub(in crate::cmd::diagnose) checks: Vec<Check>,
+    pub(in crate::cmd::diagnose) tables: OvnTables,
+    pub(in crate::cmd::diagnose) central_versions: Vec<(String, Option<String>)>,
+}
+
+/// Stage "databases": NB/SB RAFT and northd as every ovn-central pod sees
+/// them, then the NB/SB tables from the real leaders (RAFT view first,
+/// leader labels second).
+pub(in crate::cmd::diagnose) async fn stage(cluster: &Cluster, objects: &Objects) -> Databases {
+    let (ns, timeout, central_pods) = (objects.ns.as_str(), objects.timeout, &objects.central_pods);
+    let (nb_views, sb_views, northd_views, eps, central_versions) = tokio::join!(
+        collect::raft_views(cluster, central_pods, Db::Nb, timeout),
+        collect::raft_views(cluster, central_pods, Db::Sb, timeout),
+        collect::northd_views(cluster, central_pods, timeout),
+        async {
+            tokio::join!(
+                collect::endpoint_pods(cluster, ns, "ovn-nb"),
+                collect::endpoint_pods(cluster, ns, "ovn-sb"),
+                collect::endpoint_pods(cluster, ns, "ovn-northd"),
+            )
+        },
+        collect::central_versions(cluster, central_pods, timeout),
+    );
+    let cps: Vec<CentralPod> = central_pods.iter().map(|(_, c)| c.clone()).collect();
+    let (nb_eps, sb_eps, northd_eps) = eps;
+    let mut checks = raft(Db::Nb, ns, &cps, &nb_views, &nb_eps);
+    checks.extend(raft(Db::Sb, ns, &cps, &sb_views, &sb_eps));
+    checks.extend(northd(ns, &cps, &northd_views, &northd_eps));
+
+    let leader_ref = |views: &[MemberView]| -> Option<PodRef> {
+        let pod = views
+            .iter()
+            .find(|v| v.status.as_ref().is_ok_and(|s| s.is_leader()))?;
+        central_pods
+            .iter()
+            .find(|(_, c)| c.name == pod.pod)
+            .map(|(r, _)| r.clone())
+    };
+    let nb_pod = match leader_ref(&nb_views) {
+        Some(p) => Ok(p),
+        None => cluster.nb_leader().await.map_err(|e| e.to_string()),
+    };
+    let sb_pod = match leader_ref(&sb_views) {
+        Some(p) => Ok(p),
+        None => cluster.sb_leader().await.map_err(|e| e.to_string()),
+    };
+    let tables = collect::ovn_tables(cluster, nb_pod, sb_pod, timeout).await;
+    Databases {
+        checks,
+        tables,
+        central_versions,
+    }
+}
 
 /// One ovn-central pod as Kubernetes sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -492,7 +553,7 @@ pub(crate) fn first_line(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::diagnose::model::Status;
+    use crate::check::Status;
     use ko_ovn::raft::parse_cluster_status;
 
     fn fx(path: &str) -> String {

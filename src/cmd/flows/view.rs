@@ -3,10 +3,10 @@
 
 use std::io::{self, Write};
 
-use super::{Render, Style};
 use crate::cli::FlowsArgs;
 use crate::cmd::flows::Watched;
 use crate::cmd::flows::report::{DropRow, FlowRow, FlowsReport, Interval};
+use crate::render::{Render, Style};
 
 /// How many rule rows the text views print at most.
 const MAX_ROWS: usize = 40;

@@ -1,11 +1,12 @@
 //! `diagnose` output: a grouped text report with failures first (colour only
-//! when allowed), JSON/YAML via serde, and the progress display on stderr.
+//! when allowed), JSON/YAML via serde.
 
 use std::io::{self, Write};
 
-use crate::cmd::diagnose::model::{Check, Matrix, MatrixStrategy, ProbeResult, Report, Status};
+use super::model::{Matrix, MatrixStrategy, ProbeResult, Report};
+use crate::check::{Check, Status};
 
-use super::{Render, Style};
+use crate::render::{Render, Style};
 
 impl Render for Report {
     fn render_text(&self, out: &mut dyn Write, style: &Style) -> io::Result<()> {
@@ -119,7 +120,7 @@ fn render_matrix(m: &Matrix, out: &mut dyn Write, style: &Style) -> io::Result<(
         style.bold("Connectivity (rows: from the pinger pod on each node, or from a workload pod next to a NetworkPolicy target; columns: targets)")
     )?;
     writeln!(out, "  {}", strategy_line(m))?;
-    let row_label = |s: &crate::cmd::diagnose::model::Source| {
+    let row_label = |s: &super::model::Source| {
         if s.policy_probe {
             s.pod.clone()
         } else {
@@ -169,71 +170,11 @@ fn render_matrix(m: &Matrix, out: &mut dyn Write, style: &Style) -> io::Result<(
     )
 }
 
-/// Progress on stderr, only when stderr is a terminal: a spinner for stages,
-/// a bar for counted work (nodes, probes).
-pub struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-}
-
-impl Default for Progress {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Progress {
-    pub fn new() -> Self {
-        use std::io::IsTerminal;
-        let bar = io::stderr().is_terminal().then(|| {
-            let pb = indicatif::ProgressBar::new_spinner();
-            pb.enable_steady_tick(std::time::Duration::from_millis(120));
-            pb
-        });
-        Progress { bar }
-    }
-
-    /// Never shows anything (when another progress display owns stderr).
-    pub fn hidden() -> Self {
-        Progress { bar: None }
-    }
-
-    pub fn stage(&self, msg: &str) {
-        if let Some(pb) = &self.bar {
-            pb.set_style(indicatif::ProgressStyle::default_spinner());
-            pb.set_message(msg.to_string());
-        }
-    }
-
-    pub fn start(&self, msg: &str, len: u64) {
-        if let Some(pb) = &self.bar {
-            if let Ok(st) =
-                indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}")
-            {
-                pb.set_style(st.progress_chars("=> "));
-            }
-            pb.set_length(len);
-            pb.set_position(0);
-            pb.set_message(msg.to_string());
-        }
-    }
-
-    pub fn inc(&self) {
-        if let Some(pb) = &self.bar {
-            pb.inc(1);
-        }
-    }
-
-    pub fn finish(&self) {
-        if let Some(pb) = &self.bar {
-            pb.finish_and_clear();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::diagnose::model::{Probe, Scope, Source, Target, TargetKind};
+    use crate::check::Scope;
+    use crate::cmd::diagnose::model::{Probe, Source, Target, TargetKind};
 
     fn report() -> Report {
         Report::new(

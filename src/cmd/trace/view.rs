@@ -9,7 +9,7 @@ use ko_ovn::verdict::{TraceReport, Verdict};
 use ko_ovn::versions::Versions;
 use serde::Serialize;
 
-use super::{Render, Style};
+use crate::render::{Render, Style};
 
 /// One remote command and what it printed (stdout then stderr).
 #[derive(Debug, Clone, Serialize)]
@@ -325,7 +325,7 @@ fn render_report(
     }
     render_destination_name(named, out)?;
     if !full {
-        return super::trace_compact::render(r, out, style);
+        return super::view_compact::render(r, out, style);
     }
 
     if !r.logical.stages.is_empty() {

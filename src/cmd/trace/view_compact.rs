@@ -11,8 +11,8 @@ use ko_ovn::verdict::Stage;
 use ko_ovn::verdict::TraceReport;
 use ko_ovn::verdict::ovs::OvsSegment;
 
-use super::Style;
-use super::trace::exit_text;
+use super::view::exit_text;
+use crate::render::Style;
 
 /// Why a stage decided something, or None when the packet passed it silently.
 pub fn decision(st: &Stage) -> Option<&'static str> {
