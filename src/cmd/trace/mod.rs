@@ -37,7 +37,6 @@ use ko_ovn::microflow::{ArpOp, Mac, Protocol};
 use ko_ovn::verdict::nb::NbSnapshot;
 use ko_ovn::verdict::ovs::OvsInterface;
 use ko_ovn::verdict::{TraceReport, Verdict};
-use ko_ovn::versions::Versions;
 
 use super::{Ctx, Outcome};
 use crate::cli::TraceArgs;
@@ -117,22 +116,14 @@ async fn trace_forward(
         ifaces: target.local_ifaces.as_deref(),
         packet: &packet,
     };
-    let mut traced = tools::run_tools(cluster, &leg).await?;
-    let mut versions = Versions {
-        ovn_central: target.central_version.clone(),
-        nodes: traced.node_versions.take().into_iter().collect(),
-    };
-    if !ovn_only {
-        tunnels::follow_tunnels(
-            cluster,
-            &origin.ovs_pods,
-            &origin.ns,
-            &origin.sb_leader,
-            &mut traced,
-            &mut versions.nodes,
-        )
-        .await;
-    }
+    let (mut traced, versions) = tunnels::trace_leg(
+        cluster,
+        &origin,
+        &leg,
+        target.central_version.clone(),
+        ovn_only,
+    )
+    .await?;
     traced.warnings.extend(versions.skew());
     let raw_runs = std::mem::take(&mut traced.raw_runs);
     let judge = Judge {

@@ -9,13 +9,12 @@ use std::net::{IpAddr, SocketAddr};
 use ko_ovn::microflow::Mac;
 use ko_ovn::verdict::ovs::OvsInterface;
 use ko_ovn::verdict::{TraceReport, Verdict};
-use ko_ovn::versions::Versions;
 use serde::Serialize;
 
 use super::microflow::{Packet, build_reply_microflow};
 use super::resolve::{Origin, Target, pod_on_node, resolve_sender};
 use super::source::Sender;
-use super::tools::{Leg, interfaces, run_tools};
+use super::tools::{Leg, interfaces};
 use super::verdict::{Judge, build_verdict, destination_of, source_of};
 use super::view::TraceView;
 use super::{Forward, Request, SourceRef, destination_mac, source, tunnels};
@@ -108,22 +107,7 @@ pub(super) async fn trace_reply(
         ifaces: ifaces.as_deref(),
         packet: &reply_packet,
     };
-    let mut traced = run_tools(cluster, &leg).await?;
-    let mut versions = Versions {
-        ovn_central: None,
-        nodes: traced.node_versions.take().into_iter().collect(),
-    };
-    if !ovn_only {
-        tunnels::follow_tunnels(
-            cluster,
-            &origin.ovs_pods,
-            &origin.ns,
-            &origin.sb_leader,
-            &mut traced,
-            &mut versions.nodes,
-        )
-        .await;
-    }
+    let (mut traced, versions) = tunnels::trace_leg(cluster, &origin, &leg, None, ovn_only).await?;
     let raw_runs = std::mem::take(&mut traced.raw_runs);
     let judge = Judge {
         sender: &server,

@@ -6,10 +6,10 @@ use k8s_openapi::api::core::v1::Pod;
 use ko_ovn::microflow::{self, TunnelMetadata};
 use ko_ovn::ofproto;
 use ko_ovn::verdict::ovs::{self as vovs, OvsExit};
-use ko_ovn::versions::NodeVersions;
+use ko_ovn::versions::{NodeVersions, Versions};
 
-use super::resolve::pod_on_node;
-use super::tools::{Traced, fetch_sb, interfaces, node_versions};
+use super::resolve::{Origin, pod_on_node};
+use super::tools::{Leg, Traced, fetch_sb, interfaces, node_versions, run_tools};
 use super::view::RawRun;
 use crate::cluster::{Cluster, PodRef, container};
 
@@ -18,6 +18,34 @@ const MAX_OVS_HOPS: usize = 4;
 
 /// Step 5: appends a segment per node the packet tunnels to; what stops the
 /// walk early becomes a warning.
+/// Steps 4 and 5 of one direction: both tools on the sender's node, then (with
+/// OVS) the tunnels to the next nodes; the nodes' versions as they were read.
+pub(super) async fn trace_leg(
+    cluster: &Cluster,
+    origin: &Origin,
+    leg: &Leg<'_>,
+    ovn_central: Option<String>,
+    ovn_only: bool,
+) -> crate::error::Result<(Traced, Versions)> {
+    let mut traced = run_tools(cluster, leg).await?;
+    let mut versions = Versions {
+        ovn_central,
+        nodes: traced.node_versions.take().into_iter().collect(),
+    };
+    if !ovn_only {
+        follow_tunnels(
+            cluster,
+            &origin.ovs_pods,
+            &origin.ns,
+            &origin.sb_leader,
+            &mut traced,
+            &mut versions.nodes,
+        )
+        .await;
+    }
+    Ok((traced, versions))
+}
+
 pub(super) async fn follow_tunnels(
     cluster: &Cluster,
     ovs_pods: &[Pod],

@@ -371,14 +371,26 @@ fn render_report(
             writeln!(out, "  note: {n}")?;
         }
     }
+    ovs_path(r, "OVS path (ofproto/trace)", render_segment, out, style)
+}
+
+/// The OVS block under a report's logical part (full and compact views): its
+/// title, then each node's segment as `segment` draws it.
+pub(super) fn ovs_path(
+    r: &TraceReport,
+    title: &str,
+    segment: fn(&OvsSegment, &mut dyn Write, &Style) -> io::Result<()>,
+    out: &mut dyn Write,
+    style: &Style,
+) -> io::Result<()> {
     if let Some(ovs) = &r.ovs {
         writeln!(out)?;
-        writeln!(out, "{}", style.bold("OVS path (ofproto/trace)"))?;
+        writeln!(out, "{}", style.bold(title))?;
         if ovs.segments.is_empty() {
             writeln!(out, "  (no OVS trace ran; see warnings)")?;
         }
         for seg in &ovs.segments {
-            render_segment(seg, out, style)?;
+            segment(seg, out, style)?;
         }
     }
     Ok(())

@@ -11,7 +11,7 @@ use ko_ovn::verdict::Stage;
 use ko_ovn::verdict::TraceReport;
 use ko_ovn::verdict::ovs::OvsSegment;
 
-use super::view::exit_text;
+use super::view::{exit_text, ovs_path};
 use crate::render::Style;
 
 /// Why a stage decided something, or None when the packet passed it silently.
@@ -75,17 +75,7 @@ pub fn render(r: &TraceReport, out: &mut dyn Write, style: &Style) -> io::Result
             writeln!(out, "  output to \"{port}\"")?;
         }
     }
-    if let Some(ovs) = &r.ovs {
-        writeln!(out)?;
-        writeln!(out, "{}", style.bold("OVS path"))?;
-        if ovs.segments.is_empty() {
-            writeln!(out, "  (no OVS trace ran; see warnings)")?;
-        }
-        for seg in &ovs.segments {
-            render_hop(seg, out, style)?;
-        }
-    }
-    Ok(())
+    ovs_path(r, "OVS path", render_hop, out, style)
 }
 
 fn render_stage(st: &Stage, why: &str, out: &mut dyn Write, style: &Style) -> io::Result<()> {
