@@ -628,13 +628,17 @@ fn expect_dhcp_is_hit_by_dhcp_requests_only() {
 #[test]
 fn live_view_under_a_pty_refreshes_and_ends_with_a_summary_on_ctrl_c() {
     let kc = kubeconfig(SB);
+    // `exec`: script(1) runs the command through $SHELL -c; dash (the
+    // /bin/sh a CI runner without SHELL falls back to) stays as the parent,
+    // gets the same SIGINT and exits 130 although the plugin ended cleanly.
     let cmd = format!(
-        "{KO} --kubeconfig {} flows default/client-1 --interval 300ms",
+        "exec {KO} --kubeconfig {} flows default/client-1 --interval 300ms",
         kc.display()
     );
     // script(1) gives the command a pseudo-terminal; ^C written to it
     // reaches the command as SIGINT through the pty's line discipline
     let mut child = common::hermetic("script")
+        .env("SHELL", "/bin/sh")
         .args(["-q", "-e", "-c", &cmd, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
