@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::Pod;
 use ko_ovn::verdict::nb::{NbGlobal, SbSnapshot};
 
-use crate::cluster::{Cluster, PodRef, container, unusable_reason};
+use crate::cluster::{Cluster, Leader, PodRef, container, unusable_reason};
 
 /// One node of the path and the logical port that should be bound there.
 pub struct PathNode {
@@ -108,14 +108,36 @@ pub fn sb_warnings(n: &PathNode, sb: &SbSnapshot) -> Vec<String> {
     out
 }
 
-/// Asks ovn-controller on the node itself whether it runs and is connected.
-pub async fn controller_warning(
+/// What ovn-controller on a node said when asked (`connection-status`).
+#[derive(Debug, Clone)]
+pub enum ControllerState {
+    Connected,
+    /// Running, but not connected to the SB (`not connected`, ...).
+    Other(String),
+    /// The command failed in the pod: ovn-controller does not run.
+    NotRunning {
+        pod: String,
+        message: String,
+    },
+    /// The exec itself failed.
+    Unknown(String),
+}
+
+/// The ovn-controller answers of the nodes asked so far, by node. A trace
+/// asks each node as soon as it knows the node (the sender's beside the
+/// tools, a tunnel's far end beside its interfaces), so the verdict step
+/// only asks the nodes it discovers last.
+pub type Controllers = std::collections::HashMap<String, ControllerState>;
+
+/// Asks ovn-controller on `node` itself whether it runs and is connected;
+/// `None` when the node has no usable ovs-ovn pod to ask.
+pub async fn ask_controller(
     cluster: &Cluster,
     ovs_pods: &[Pod],
-    n: &PathNode,
-) -> Option<String> {
+    node: &str,
+) -> Option<ControllerState> {
     let pod = ovs_pods.iter().find(|p| {
-        p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(n.node.as_str())
+        p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
             && unusable_reason(p).is_none()
     })?;
     let pod = PodRef::from_pod(pod);
@@ -123,23 +145,32 @@ pub async fn controller_warning(
     let argv: Vec<String> = ["ovn-appctl", "-t", "ovn-controller", "connection-status"]
         .map(String::from)
         .to_vec();
-    match cluster.exec_capture(&pod, &c, &argv).await {
-        Ok(out) if out.success() => {
-            let status = out.stdout_str().trim().to_string();
-            (status != "connected").then(|| {
-                format!(
-                    "ovn-controller on {} node {} is {status} to the SB: its OpenFlow tables do not follow the logical flows any more, so the OVS path below may be stale",
-                    n.role, n.node
-                )
-            })
-        }
-        Ok(out) => Some(format!(
-            "ovn-controller on {} node {} is not running (`ovn-appctl -t ovn-controller connection-status` in {pod}: {}): the OpenFlow tables there stay frozen at what it last programmed, so the OVS path may be stale and new ports are not bound; restart it (the ovs-ovn pod)",
-            n.role,
-            n.node,
-            last_message(&out.stderr_str())
+    Some(match cluster.exec_capture(&pod, &c, &argv).await {
+        Ok(out) if out.success() => match out.stdout_str().trim() {
+            "connected" => ControllerState::Connected,
+            other => ControllerState::Other(other.to_string()),
+        },
+        Ok(out) => ControllerState::NotRunning {
+            pod: pod.to_string(),
+            message: last_message(&out.stderr_str()),
+        },
+        Err(e) => ControllerState::Unknown(e.to_string()),
+    })
+}
+
+/// The warning sentence for one node's answer, `None` when it is connected.
+pub fn controller_warning(state: &ControllerState, n: &PathNode) -> Option<String> {
+    match state {
+        ControllerState::Connected => None,
+        ControllerState::Other(status) => Some(format!(
+            "ovn-controller on {} node {} is {status} to the SB: its OpenFlow tables do not follow the logical flows any more, so the OVS path below may be stale",
+            n.role, n.node
         )),
-        Err(e) => Some(format!(
+        ControllerState::NotRunning { pod, message } => Some(format!(
+            "ovn-controller on {} node {} is not running (`ovn-appctl -t ovn-controller connection-status` in {pod}: {message}): the OpenFlow tables there stay frozen at what it last programmed, so the OVS path may be stale and new ports are not bound; restart it (the ovs-ovn pod)",
+            n.role, n.node
+        )),
+        ControllerState::Unknown(e) => Some(format!(
             "could not ask ovn-controller on {} node {} for its status: {e}",
             n.role, n.node
         )),
@@ -196,65 +227,100 @@ fn northd_status(stdout: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// What the staleness warnings about northd are judged on.
+#[derive(Debug, Clone, Default)]
+pub struct Northd {
+    /// Every usable ovn-central pod and its northd's `Status:` (None: no answer).
+    pub statuses: Vec<(String, Option<String>)>,
+    pub nb_global: Option<NbGlobal>,
+}
+
 /// Asks every ovn-central pod's ovn-northd for its status and the NB leader
-/// for `NB_Global`; a pod that cannot be asked gives no status.
-pub async fn northd(
-    cluster: &Cluster,
-    nb_leader: &PodRef,
-) -> (Vec<(String, Option<String>)>, Option<NbGlobal>) {
+/// (the pod labelled so in the same list) for `NB_Global`. Needs nothing of
+/// the trace, so it runs beside the whole trace; a pod that cannot be asked
+/// gives no status.
+pub async fn northd(cluster: &Cluster) -> Northd {
     let ns = cluster.namespace().to_string();
     let pods = cluster
         .list_pods(Some(&ns), Some("app=ovn-central"))
         .await
         .unwrap_or_default();
+    let usable: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| unusable_reason(p).is_none())
+        .collect();
     let argv: Vec<String> = ["ovn-appctl", "-t", "ovn-northd", "status"]
         .map(String::from)
         .to_vec();
-    let asks = pods
+    let asks = usable.iter().map(|p| PodRef::from_pod(p)).map(|pod| {
+        let argv = argv.clone();
+        async move {
+            let c = pod.container_or_default(container::OVN_CENTRAL).to_string();
+            let status = match cluster.exec_capture(&pod, &c, &argv).await {
+                Ok(out) if out.success() => northd_status(&out.stdout_str()),
+                _ => None,
+            };
+            (pod.name.clone(), status)
+        }
+    });
+    // several "leaders" right after a failover: the first by name, as `leader()` does
+    let mut leaders: Vec<&&Pod> = usable
         .iter()
-        .filter(|p| unusable_reason(p).is_none())
-        .map(PodRef::from_pod)
-        .map(|pod| {
-            let argv = argv.clone();
-            async move {
-                let c = pod.container_or_default(container::OVN_CENTRAL).to_string();
-                let status = match cluster.exec_capture(&pod, &c, &argv).await {
-                    Ok(out) if out.success() => northd_status(&out.stdout_str()),
-                    _ => None,
-                };
-                (pod.name.clone(), status)
-            }
-        });
+        .filter(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(Leader::Nb.label()))
+                .is_some_and(|v| v == "true")
+        })
+        .collect();
+    leaders.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let nb_leader = leaders.first().map(|p| PodRef::from_pod(p));
     let nb_argv = NbGlobal::argv();
-    let (statuses, global) = tokio::join!(futures::future::join_all(asks), async {
+    let (statuses, nb_global) = tokio::join!(futures::future::join_all(asks), async {
+        let leader = nb_leader.as_ref()?;
         let out = cluster
-            .exec_capture(nb_leader, container::OVN_CENTRAL, &nb_argv)
+            .exec_capture(leader, container::OVN_CENTRAL, &nb_argv)
             .await
             .ok()?;
         NbGlobal::parse(&out.stdout_str()).ok()
     });
-    (statuses, global)
+    Northd {
+        statuses,
+        nb_global,
+    }
 }
 
-/// Every health warning for the path, SB checks first, one per problem.
+/// Every health warning for the path, one per problem: ovn-controller's
+/// own answers (asking only the nodes not in `asked`), then the SB checks.
 pub async fn warnings(
     cluster: &Cluster,
     ovs_pods: &[Pod],
     nodes: &[PathNode],
     sb: Option<&SbSnapshot>,
+    asked: &Controllers,
 ) -> Vec<String> {
-    let mut out = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
-    let checks = nodes
+    let first: Vec<&PathNode> = nodes
         .iter()
         .filter(|n| {
             let first = !seen.contains(&n.node.as_str());
             seen.push(n.node.as_str());
             first
         })
-        .map(|n| controller_warning(cluster, ovs_pods, n));
-    let live = futures::future::join_all(checks).await;
-    out.extend(live.into_iter().flatten());
+        .collect();
+    let answers = futures::future::join_all(first.iter().map(|n| async move {
+        match asked.get(&n.node) {
+            Some(s) => Some(s.clone()),
+            None => ask_controller(cluster, ovs_pods, &n.node).await,
+        }
+    }))
+    .await;
+    let mut out: Vec<String> = first
+        .iter()
+        .zip(answers)
+        .filter_map(|(n, a)| controller_warning(a.as_ref()?, n))
+        .collect();
     if let Some(sb) = sb {
         for n in nodes {
             out.extend(sb_warnings(n, sb));

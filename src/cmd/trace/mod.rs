@@ -97,34 +97,22 @@ pub(super) struct Forward {
     origin: resolve::Origin,
     target: resolve::Target,
     packet: microflow::Packet,
+    /// northd's status and NB_Global: the reply's verdict reuses them.
+    northd: health::Northd,
 }
 
-/// The six steps, each a function in the module named for it.
+/// The six steps, each a function in the module named for it; northd's
+/// health needs nothing of them and is read beside them.
 async fn trace_forward(
     cluster: &Cluster,
     req: &Request,
     ovn_only: bool,
     raw: bool,
 ) -> Result<Forward> {
-    let origin = resolve::resolve_source(cluster, req, ovn_only).await?;
-    let target = resolve::resolve_destination(cluster, req, &origin).await?;
-    let packet = microflow::build_microflow(req, &origin, &target)?;
-    let leg = Leg {
-        sender: &origin.sender,
-        sb_leader: &origin.sb_leader,
-        ovs_pod: origin.ovs_pod.as_ref(),
-        ifaces: target.local_ifaces.as_deref(),
-        packet: &packet,
-    };
-    let (mut traced, versions) = tunnels::trace_leg(
-        cluster,
-        &origin,
-        &leg,
-        target.central_version.clone(),
-        ovn_only,
-    )
-    .await?;
-    traced.warnings.extend(versions.skew());
+    let (steps, northd) =
+        tokio::join!(trace_steps(cluster, req, ovn_only), health::northd(cluster));
+    let (origin, target, packet, traced, versions) = steps?;
+    let mut traced = traced;
     let raw_runs = std::mem::take(&mut traced.raw_runs);
     let judge = Judge {
         sender: &origin.sender,
@@ -135,7 +123,7 @@ async fn trace_forward(
         services: &target.services,
         ovs_pods: &origin.ovs_pods,
         ns: &origin.ns,
-        nb_leader: &origin.nb_leader,
+        northd: &northd,
         ovn_only,
     };
     let report = verdict::build_verdict(cluster, judge, traced).await;
@@ -152,7 +140,43 @@ async fn trace_forward(
         origin,
         target,
         packet,
+        northd,
     })
+}
+
+/// Steps 1-5: source, destination, microflow, the tools and the tunnels.
+async fn trace_steps(
+    cluster: &Cluster,
+    req: &Request,
+    ovn_only: bool,
+) -> Result<(
+    resolve::Origin,
+    resolve::Target,
+    microflow::Packet,
+    tools::Traced,
+    ko_ovn::versions::Versions,
+)> {
+    let origin = resolve::resolve_source(cluster, req, ovn_only).await?;
+    let target = resolve::resolve_destination(cluster, req, &origin).await?;
+    let packet = microflow::build_microflow(req, &origin, &target)?;
+    let leg = Leg {
+        sender: &origin.sender,
+        ovs_pods: &origin.ovs_pods,
+        sb_leader: &origin.sb_leader,
+        ovs_pod: origin.ovs_pod.as_ref(),
+        ifaces: target.local_ifaces.as_deref(),
+        packet: &packet,
+    };
+    let (mut traced, versions) = tunnels::trace_leg(
+        cluster,
+        &origin,
+        &leg,
+        target.central_version.clone(),
+        ovn_only,
+    )
+    .await?;
+    traced.warnings.extend(versions.skew());
+    Ok((origin, target, packet, traced, versions))
 }
 
 /// When ovn-trace and ofproto/trace disagree and an ovn-controller on the

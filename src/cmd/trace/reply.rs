@@ -57,6 +57,7 @@ pub(super) async fn trace_reply(
         origin,
         target,
         packet,
+        northd,
     } = forward;
     let fwd = view.report.verdict;
     let skip = |why: String| RoundTrip {
@@ -102,6 +103,7 @@ pub(super) async fn trace_reply(
     // steps 4-6 for the reply
     let leg = Leg {
         sender: &server,
+        ovs_pods: &origin.ovs_pods,
         sb_leader: &origin.sb_leader,
         ovs_pod: ovs_pod.as_ref(),
         ifaces: ifaces.as_deref(),
@@ -119,7 +121,7 @@ pub(super) async fn trace_reply(
         services: &[],
         ovs_pods: &origin.ovs_pods,
         ns: &origin.ns,
-        nb_leader: &origin.nb_leader,
+        northd: &northd,
         ovn_only,
     };
     let report = build_verdict(cluster, judge, traced).await;

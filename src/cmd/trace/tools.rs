@@ -2,14 +2,17 @@
 //! sender's node at once, then read the SB rows both traces named. Also the
 //! small remote reads the other steps share (OVS interfaces, versions).
 
+use k8s_openapi::api::core::v1::Pod;
 use ko_ovn::microflow;
 use ko_ovn::ofproto::{self, OfprotoTrace};
 use ko_ovn::trace::{self as ovntrace, OvnTrace};
 use ko_ovn::verdict::nb::SbSnapshot;
-use ko_ovn::verdict::ovs::{self as vovs, OvsInterface, OvsSegment};
+use ko_ovn::verdict::ovs::{self as vovs, OvsExit, OvsInterface, OvsSegment};
 use ko_ovn::versions::{self, NodeVersions};
 
+use super::health::{self, ControllerState, Controllers};
 use super::microflow::Packet;
+use super::resolve;
 use super::source::Sender;
 use super::view::RawRun;
 use crate::cluster::{self, Cluster, PodRef, container};
@@ -18,6 +21,8 @@ use crate::error::{Error, Result};
 /// One direction of a connection, ready for the tools.
 pub(super) struct Leg<'a> {
     pub sender: &'a Sender,
+    /// Every `app=ovs` pod: where the nodes the packet reaches are asked.
+    pub ovs_pods: &'a [Pod],
     pub sb_leader: &'a PodRef,
     /// The ovs-ovn pod on the sender's node (`None` for `ovn-trace`).
     pub ovs_pod: Option<&'a PodRef>,
@@ -38,8 +43,61 @@ pub(super) struct Traced {
     /// ovn-controller and ovs-vswitchd versions on the sender's node.
     pub node_versions: Option<NodeVersions>,
     pub sb: Option<SbSnapshot>,
+    /// ovn-controller's answer on each node asked so far.
+    pub controllers: Controllers,
+    /// The tunnel's far end, read while the SB rows were (see [`prefetch_far_end`]).
+    pub far_end: Option<FarEnd>,
     /// ofproto/trace options every node's trace takes (conntrack state).
     pub ofproto_options: Vec<String>,
+}
+
+/// The reads a tunnel hop needs on the node it reaches.
+pub(super) struct FarEnd {
+    pub node: String,
+    pub pod: PodRef,
+    pub ifaces: cluster::Result<Vec<OvsInterface>>,
+    pub versions: NodeVersions,
+}
+
+/// The reads of the node a tunnel reaches, concurrently, and ovn-controller's
+/// answer there (into `controllers`).
+pub(super) async fn read_far_end(
+    cluster: &Cluster,
+    ovs_pods: &[Pod],
+    pod: PodRef,
+    node: &str,
+) -> (FarEnd, Option<ControllerState>) {
+    let (ifaces, versions, state) = tokio::join!(
+        interfaces(cluster, &pod),
+        node_versions(cluster, &pod, node),
+        health::ask_controller(cluster, ovs_pods, node),
+    );
+    let far = FarEnd {
+        node: node.to_string(),
+        pod,
+        ifaces,
+        versions,
+    };
+    (far, state)
+}
+
+/// The node a tunnel to `remote_ip` most likely reaches, before the SB says
+/// which chassis owns that endpoint: the node whose ovs-ovn pod (host
+/// network) has that address. Kube-OVN's tunnel endpoint is the node's IP
+/// unless a tunnel interface was set; then nothing is guessed and the hop
+/// reads its node after the SB, as it must.
+fn far_end_guess(ovs_pods: &[Pod], remote_ip: &str, ns: &str) -> Option<(String, PodRef)> {
+    let pod = ovs_pods.iter().find(|p| {
+        let Some(st) = p.status.as_ref() else {
+            return false;
+        };
+        st.host_ip.as_deref() == Some(remote_ip)
+            || st.pod_ip.as_deref() == Some(remote_ip)
+            || st.host_ips.iter().flatten().any(|h| h.ip == remote_ip)
+    })?;
+    let node = pod.spec.as_ref()?.node_name.clone()?;
+    let pod = resolve::pod_on_node(ovs_pods, &node, "ovs-ovn (app=ovs)", ns).ok()?;
+    Some((node, pod))
 }
 
 /// Step 4: both traces at once, then the SB rows for the flows they named.
@@ -53,7 +111,7 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
     };
     let first_flow = in_port.map(|p| flow.ofproto_flow(p));
     let of_options = flow.ofproto_options();
-    let (ovn_out, of_out, node_versions) = tokio::try_join!(
+    let (ovn_out, of_out, node_versions, own_state) = tokio::try_join!(
         cluster.exec_capture(leg.sb_leader, container::OVN_CENTRAL, ovn_argv),
         async {
             match (leg.ovs_pod, &first_flow) {
@@ -71,7 +129,18 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
                 None => None,
             })
         },
+        // the sender's own ovn-controller, for the verdict's health warnings
+        async {
+            Ok(match leg.ovs_pod {
+                Some(_) => health::ask_controller(cluster, leg.ovs_pods, &sender.node).await,
+                None => None,
+            })
+        },
     )?;
+    let mut controllers = Controllers::new();
+    if let Some(s) = own_state {
+        controllers.insert(sender.node.clone(), s);
+    }
     let ovn_text = ovn_out.stdout_str();
     let ovn_failure = (!ovn_out.success()).then(|| {
         let err = ovn_out.stderr_str();
@@ -128,7 +197,29 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
     for (seg, t) in &segments {
         prefixes.extend(vovs::logical_cookies(t, seg.ovn_version.as_deref()));
     }
-    let sb = fetch_sb(cluster, leg.sb_leader, &prefixes, &mut warnings).await;
+    // a packet leaving through a tunnel: read the far node beside the SB rows
+    let guess = segments.first().and_then(|(seg, _)| match &seg.exit {
+        OvsExit::Tunnel {
+            remote_ip: Some(ip),
+            ..
+        } => far_end_guess(leg.ovs_pods, ip, cluster.namespace()),
+        _ => None,
+    });
+    let (sb, far) = tokio::join!(
+        fetch_sb(cluster, leg.sb_leader, &prefixes, &mut warnings),
+        async {
+            match guess {
+                Some((node, pod)) => Some(read_far_end(cluster, leg.ovs_pods, pod, &node).await),
+                None => None,
+            }
+        }
+    );
+    let far_end = far.map(|(f, state)| {
+        if let Some(s) = state {
+            controllers.insert(f.node.clone(), s);
+        }
+        f
+    });
     Ok(Traced {
         ovn: parsed,
         ovn_failure,
@@ -137,6 +228,8 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
         segments,
         node_versions,
         sb,
+        controllers,
+        far_end,
         ofproto_options: of_options,
     })
 }

@@ -9,7 +9,7 @@ use ko_ovn::verdict::ovs::{self as vovs, OvsExit};
 use ko_ovn::versions::{NodeVersions, Versions};
 
 use super::resolve::{Origin, pod_on_node};
-use super::tools::{Leg, Traced, fetch_sb, interfaces, node_versions, run_tools};
+use super::tools::{FarEnd, Leg, Traced, fetch_sb, read_far_end, run_tools};
 use super::view::RawRun;
 use crate::cluster::{Cluster, PodRef, container};
 
@@ -60,6 +60,8 @@ pub(super) async fn follow_tunnels(
         raw_runs,
         warnings,
         ofproto_options,
+        controllers,
+        far_end,
         ..
     } = traced;
     while segments.len() < MAX_OVS_HOPS {
@@ -93,19 +95,32 @@ pub(super) async fn follow_tunnels(
         let Some(packet) = vovs::final_packet(t) else {
             return;
         };
-        let pod = match pod_on_node(ovs_pods, &remote_node, "ovs-ovn (app=ovs)", ns) {
-            Ok(p) => p,
-            Err(e) => {
-                warnings.push(format!(
-                    "cannot continue the OVS trace on {remote_node}: {e}"
-                ));
-                return;
+        // read beside the SB rows when the endpoint named the node; else now
+        let far = match far_end.take() {
+            Some(f) if f.node == remote_node => f,
+            _ => {
+                let pod = match pod_on_node(ovs_pods, &remote_node, "ovs-ovn (app=ovs)", ns) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        warnings.push(format!(
+                            "cannot continue the OVS trace on {remote_node}: {e}"
+                        ));
+                        return;
+                    }
+                };
+                let (f, state) = read_far_end(cluster, ovs_pods, pod, &remote_node).await;
+                if let Some(s) = state {
+                    controllers.insert(remote_node.clone(), s);
+                }
+                f
             }
         };
-        let (ifaces, node_v) = tokio::join!(
-            interfaces(cluster, &pod),
-            node_versions(cluster, &pod, &remote_node)
-        );
+        let FarEnd {
+            pod,
+            ifaces,
+            versions: node_v,
+            ..
+        } = far;
         let ifaces = match ifaces {
             Ok(i) => i,
             Err(e) => {

@@ -10,7 +10,7 @@ use super::microflow::Packet;
 use super::source::Sender;
 use super::tools::Traced;
 use super::{explain, health, service, stale_side};
-use crate::cluster::{Cluster, PodRef};
+use crate::cluster::Cluster;
 
 /// What the verdict is judged against, besides the traces.
 pub(super) struct Judge<'a> {
@@ -23,8 +23,8 @@ pub(super) struct Judge<'a> {
     /// Every `app=ovs` pod (empty for `ovn-trace`: then listed here).
     pub ovs_pods: &'a [Pod],
     pub ns: &'a str,
-    /// Where northd's status and NB_Global are read for the staleness warnings.
-    pub nb_leader: &'a PodRef,
+    /// northd's status and NB_Global, read beside the whole trace.
+    pub northd: &'a health::Northd,
     pub ovn_only: bool,
 }
 
@@ -73,6 +73,7 @@ pub(super) async fn build_verdict(cluster: &Cluster, j: Judge<'_>, traced: Trace
         mut warnings,
         segments,
         sb,
+        controllers,
         ..
     } = traced;
     let flow = &j.packet.flow;
@@ -109,11 +110,10 @@ pub(super) async fn build_verdict(cluster: &Cluster, j: Judge<'_>, traced: Trace
     } else {
         j.ovs_pods.to_vec()
     };
-    let (path_health, (northd, nb_global)) = tokio::join!(
-        health::warnings(cluster, &ovs_for_health, &nodes, sb.as_ref()),
-        health::northd(cluster, j.nb_leader),
-    );
-    let mut health = health::northd_warnings(&northd, nb_global.as_ref(), sb.as_ref());
+    let path_health =
+        health::warnings(cluster, &ovs_for_health, &nodes, sb.as_ref(), &controllers).await;
+    let mut health =
+        health::northd_warnings(&j.northd.statuses, j.northd.nb_global.as_ref(), sb.as_ref());
     health.extend(path_health);
     health.append(&mut warnings);
     let warnings = health;
