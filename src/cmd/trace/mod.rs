@@ -1,11 +1,13 @@
 //! `kubectl ko trace` / `ovn-trace`: from a pod (or node) to a verdict.
 //!
 //! [`trace_forward`] is six steps, each in the module named for it:
-//! 1. `resolve::resolve_source`: source pod/node ‖ SB leader ‖ NB leader ‖
-//!    `app=ovs` pods (one list for all nodes)
-//! 2. `resolve::resolve_destination`: NB rows (LSPs, LRPs, ACLs, port groups,
-//!    LBs: one exec) ‖ the subnet (only when the destination MAC must be
-//!    derived) ‖ the node's OVS interfaces; then the destination MAC
+//! 1. `resolve::resolve_source`: one round of concurrent chains: the source
+//!    pod/node, then its node's OVS interfaces (and the node's existence) ‖
+//!    SB leader ‖ NB leader, then its NB rows (LSPs, LRPs, ACLs, port groups,
+//!    LBs: one exec) and ovn-northd's version ‖ `app=ovs` pods (one list for
+//!    all nodes) ‖ the Services (when the destination has a port)
+//! 2. `resolve::resolve_destination`: the destination MAC (the subnet is read
+//!    only when it must be derived)
 //! 3. `microflow::build_microflow`: the packet, and the Service backend to follow
 //! 4. `tools::run_tools`: ovn-trace in the SB leader ‖ ofproto/trace in the
 //!    node's ovs-ovn, then the SB rows (chassis, encaps, the logical flows the
@@ -156,8 +158,8 @@ async fn trace_steps(
     tools::Traced,
     ko_ovn::versions::Versions,
 )> {
-    let origin = resolve::resolve_source(cluster, req, ovn_only).await?;
-    let target = resolve::resolve_destination(cluster, req, &origin).await?;
+    let (origin, reads) = resolve::resolve_source(cluster, req, ovn_only).await?;
+    let target = resolve::resolve_destination(cluster, req, &origin, reads).await?;
     let packet = microflow::build_microflow(req, &origin, &target)?;
     let leg = Leg {
         sender: &origin.sender,

@@ -182,7 +182,8 @@ async fn reply_start(
     ovn_only: bool,
 ) -> Result<ReplyStart> {
     // the server and where its reply starts
-    let server = resolve_sender(cluster, &server_ref, false).await?;
+    // the forward packet reached it: its node exists, nothing to check
+    let (server, _) = resolve_sender(cluster, &server_ref, false).await?;
     let backend = packet.lb.as_ref().and_then(|l| l.backend.as_deref());
     let (server_ip, server_port) = match backend.and_then(|b| b.parse::<SocketAddr>().ok()) {
         Some(sa) => (sa.ip(), Some(sa.port())),

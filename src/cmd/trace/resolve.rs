@@ -20,7 +20,6 @@ pub(super) struct Origin {
     /// The sender's address of the destination's family.
     pub src_ip: IpAddr,
     pub sb_leader: PodRef,
-    pub nb_leader: PodRef,
     /// Every `app=ovs` pod (one list for all nodes; empty for `ovn-trace`).
     pub ovs_pods: Vec<Pod>,
     /// The ovs-ovn pod on the sender's node (`None` for `ovn-trace`).
@@ -42,27 +41,38 @@ pub(super) struct Target {
     pub services: Vec<Service>,
 }
 
-/// Step 1: the sender, the SB/NB leaders and the ovs-ovn pods, concurrently.
+/// What step 1 reads for step 2 besides the origin.
+pub(super) struct Reads {
+    nb: NbSnapshot,
+    local_ifaces: Option<Vec<OvsInterface>>,
+    central_version: Option<String>,
+    services: Vec<Service>,
+}
+
+/// Step 1: the sender, the SB/NB leaders and the ovs-ovn pods, and what
+/// depends only on them (the NB rows and ovn-northd's version once the NB
+/// leader is known, the sender node's OVS interfaces once the sender is), all
+/// in one concurrent round of chains instead of two rounds.
 pub(super) async fn resolve_source(
     cluster: &Cluster,
     req: &Request,
     ovn_only: bool,
-) -> Result<Origin> {
+) -> Result<(Origin, Reads)> {
     let ns = cluster.namespace().to_string();
     let arp = matches!(req.protocol, Protocol::Arp { .. });
-    let (sender, sb_leader, nb_leader, ovs_pods) = tokio::try_join!(
-        resolve_sender(cluster, &req.source, arp),
-        cluster.sb_leader(),
-        cluster.nb_leader(),
-        async {
-            if ovn_only {
-                Ok(Vec::new())
-            } else {
-                cluster.list_pods(Some(&ns), Some("app=ovs")).await
-            }
-        },
+    let (side, sb_leader, (nb, central_version), services) = tokio::try_join!(
+        sender_side(cluster, &req.source, arp, ovn_only, &ns),
+        async { Ok(cluster.sb_leader().await?) },
+        nb_side(cluster),
+        async { Ok(service::list_if_port(cluster, req.protocol.port()).await?) },
     )?;
 
+    let SenderSide {
+        sender,
+        ovs_pods,
+        ovs_pod,
+        local_ifaces,
+    } = side;
     let src_ip = sender
         .ips
         .iter()
@@ -78,76 +88,126 @@ pub(super) async fn resolve_source(
                 req.dst_ip
             ))
         })?;
-    let ovs_pod = if ovn_only {
-        None
-    } else {
-        Some(pod_on_node(
-            &ovs_pods,
-            &sender.node,
-            "ovs-ovn (app=ovs)",
-            &ns,
-        )?)
-    };
-    Ok(Origin {
+    let ovs_pod = ovs_pod?;
+    let origin = Origin {
         sender,
         src_ip,
         sb_leader,
-        nb_leader,
         ovs_pods,
         ovs_pod,
         ns,
+    };
+    let reads = Reads {
+        nb,
+        local_ifaces,
+        central_version,
+        services,
+    };
+    Ok((origin, reads))
+}
+
+/// What [`sender_side`] found.
+struct SenderSide {
+    sender: Sender,
+    ovs_pods: Vec<Pod>,
+    /// The ovs-ovn pod on the sender's node; its absence is raised after the
+    /// leaders were looked up, whose error says more (Kube-OVN not there).
+    ovs_pod: Result<Option<PodRef>>,
+    local_ifaces: Option<Vec<OvsInterface>>,
+}
+
+/// The sender and the ovs-ovn pods, then (at once) the sender node's OVS
+/// interfaces and the check that the pod's node still exists.
+async fn sender_side(
+    cluster: &Cluster,
+    src: &SourceRef,
+    arp: bool,
+    ovn_only: bool,
+    ns: &str,
+) -> Result<SenderSide> {
+    let ((sender, node_to_check), ovs_pods) =
+        tokio::try_join!(resolve_sender(cluster, src, arp), async {
+            if ovn_only {
+                Ok(Vec::new())
+            } else {
+                Ok(cluster.list_pods(Some(ns), Some("app=ovs")).await?)
+            }
+        },)?;
+    let ovs_pod = if ovn_only {
+        Ok(None)
+    } else {
+        pod_on_node(&ovs_pods, &sender.node, "ovs-ovn (app=ovs)", ns).map(Some)
+    };
+    let (exists, local_ifaces) = tokio::join!(
+        async {
+            match (&node_to_check, src) {
+                (Some(node), SourceRef::Pod { namespace, name }) => {
+                    source::known_node(cluster.get_node(node).await, namespace, name)
+                }
+                _ => Ok(()),
+            }
+        },
+        async {
+            match &ovs_pod {
+                Ok(Some(p)) => interfaces(cluster, p).await.map(Some),
+                _ => Ok(None),
+            }
+        }
+    );
+    // a pod on a deleted node (and so without an ovs-ovn pod): say that cause
+    exists?;
+    Ok(SenderSide {
+        sender,
+        ovs_pods,
+        ovs_pod,
+        local_ifaces: local_ifaces?,
     })
 }
 
-/// Step 2: NB rows, the sender's subnet when needed, the local OVS
-/// interfaces, ovn-northd's version and the Services, concurrently; then the
-/// destination MAC as upstream finds it.
-pub(super) async fn resolve_destination(
-    cluster: &Cluster,
-    req: &Request,
-    origin: &Origin,
-) -> Result<Target> {
-    let sender = &origin.sender;
-    let nb_leader = &origin.nb_leader;
-    // A pod's subnet is needed only to resolve a destination MAC ourselves:
-    // up front when the destination is outside the sender's own subnet
-    // (underlay gateway or logical router MAC), else only if no LSP has it.
-    let may_need_subnet = sender.kind == "pod"
-        && req.dst_mac.is_none()
-        && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request })
-        && super::destination::group_mac(req.dst_ip).is_none();
-    let need_subnet = may_need_subnet && !source::in_cidrs(req.dst_ip, &sender.cidrs);
+/// The NB leader, then its rows and ovn-northd's version at once.
+async fn nb_side(cluster: &Cluster) -> Result<(NbSnapshot, Option<String>)> {
+    let nb_leader = cluster.nb_leader().await?;
     let nb_argv = NbSnapshot::argv();
-    let (nb_text, subnet, local_ifaces, central_version, services) = tokio::try_join!(
-        cluster.exec_ok(nb_leader, container::OVN_CENTRAL, &nb_argv),
-        async {
-            if need_subnet {
-                cluster.get_subnet(&sender.logical_switch).await.map(Some)
-            } else {
-                Ok(None)
-            }
-        },
-        async {
-            match &origin.ovs_pod {
-                Some(p) => interfaces(cluster, p).await.map(Some),
-                None => Ok(None),
-            }
-        },
-        async { Ok(tool_version(cluster, nb_leader, container::OVN_CENTRAL, "ovn-northd").await) },
-        service::list_if_port(cluster, req.protocol.port()),
-    )?;
-    let nb = NbSnapshot::parse(&nb_text).map_err(|e| Error::Remote {
+    let (nb_text, central_version) = tokio::join!(
+        cluster.exec_ok(&nb_leader, container::OVN_CENTRAL, &nb_argv),
+        tool_version(cluster, &nb_leader, container::OVN_CENTRAL, "ovn-northd"),
+    );
+    let nb = NbSnapshot::parse(&nb_text?).map_err(|e| Error::Remote {
         what: format!("reading `{}` from {nb_leader}", nb_argv.join(" ")),
         detail: e.to_string(),
         hint: "run `kubectl ko nbctl --format=json list ACL` to see what the NB returns".into(),
     })?;
+    Ok((nb, central_version))
+}
 
-    // in the sender's CIDR but no LSP has the address: fall back like upstream
-    let subnet = match subnet {
-        None if may_need_subnet && nb.mac_of_ip(req.dst_ip).is_none() => {
-            Some(cluster.get_subnet(&sender.logical_switch).await?)
-        }
-        s => s,
+/// Step 2: the destination MAC as upstream finds it, reading the sender's
+/// subnet only when it is needed.
+pub(super) async fn resolve_destination(
+    cluster: &Cluster,
+    req: &Request,
+    origin: &Origin,
+    reads: Reads,
+) -> Result<Target> {
+    let sender = &origin.sender;
+    let Reads {
+        nb,
+        local_ifaces,
+        central_version,
+        services,
+    } = reads;
+    // A pod's subnet is needed only to resolve a destination MAC ourselves:
+    // when the destination is outside the sender's own subnet (underlay
+    // gateway or logical router MAC), or inside it but no LSP has it.
+    let may_need_subnet = sender.kind == "pod"
+        && req.dst_mac.is_none()
+        && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request })
+        && super::destination::group_mac(req.dst_ip).is_none();
+    let need_subnet = may_need_subnet
+        && (!source::in_cidrs(req.dst_ip, &sender.cidrs) || nb.mac_of_ip(req.dst_ip).is_none());
+    let subnet = if need_subnet {
+        Some(cluster.get_subnet(&sender.logical_switch).await?)
+    } else {
+        None
     };
     let (dst_mac, mac_from) = destination_mac(
         cluster,
@@ -168,11 +228,13 @@ pub(super) async fn resolve_destination(
     })
 }
 
+/// The sender, and for a pod the node whose existence is still to be
+/// checked (at once with the reads that follow).
 pub(super) async fn resolve_sender(
     cluster: &Cluster,
     src: &SourceRef,
     arp: bool,
-) -> cluster::Result<Sender> {
+) -> cluster::Result<(Sender, Option<String>)> {
     let to_cluster = |e: Error| match e {
         Error::Cluster(c) => c,
         other => cluster::Error::Api {
@@ -184,27 +246,22 @@ pub(super) async fn resolve_sender(
     match src {
         SourceRef::Node(name) => {
             let node = cluster.get_node(name).await?;
-            source::from_node(&node, arp).map_err(to_cluster)
+            Ok((source::from_node(&node, arp).map_err(to_cluster)?, None))
         }
         SourceRef::Pod { namespace, name } => {
             let pod = cluster.get_pod(namespace, name).await?;
             source::ready(&pod)?;
-            if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
-                source::known_node(cluster.get_node(node).await, namespace, name)?;
-            }
+            let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
             if source::is_host_network(&pod) {
                 // a hostNetwork pod sends as its node (upstream #2761)
-                let node_name = pod
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.node_name.clone())
-                    .unwrap_or_default();
-                let node = cluster.get_node(&node_name).await?;
+                let node_name = node_name.unwrap_or_default();
+                let node =
+                    source::existing_node(cluster.get_node(&node_name).await, namespace, name)?;
                 let mut s = source::from_node(&node, arp).map_err(to_cluster)?;
                 s.name = format!("{node_name} (hostNetwork pod {namespace}/{name})");
-                return Ok(s);
+                return Ok((s, None));
             }
-            source::from_pod(&pod).map_err(to_cluster)
+            Ok((source::from_pod(&pod).map_err(to_cluster)?, node_name))
         }
     }
 }

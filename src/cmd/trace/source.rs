@@ -242,8 +242,13 @@ pub fn ready(pod: &Pod) -> cluster::Result<()> {
 
 /// The node a source pod is bound to must exist.
 pub fn known_node(node: cluster::Result<Node>, ns: &str, pod: &str) -> cluster::Result<()> {
+    existing_node(node, ns, pod).map(|_| ())
+}
+
+/// The pod's node as read, a missing one said as the pod's problem.
+pub fn existing_node(node: cluster::Result<Node>, ns: &str, pod: &str) -> cluster::Result<Node> {
     match node {
-        Ok(_) => Ok(()),
+        Ok(n) => Ok(n),
         Err(cluster::Error::NotFound { what, detail, .. }) => Err(cluster::Error::Api {
             what: format!("tracing from pod {ns}/{pod}"),
             detail: format!(
