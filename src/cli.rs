@@ -392,9 +392,9 @@ pub struct DiagnoseArgs {
     /// An address outside the cluster to test egress against
     #[arg(long, global = true, value_name = "IP")]
     pub external_address: Option<String>,
-    /// Probe every source to every target. By default, past 9 nodes each node probes
-    /// 8 peer pods and 8 peer nodes (together covering every node and subnet) plus the
-    /// control plane, Services and other shared targets
+    /// Probe every source to every target. By default, past 9 probing or 9 probed
+    /// nodes each node probes 8 peer pods and 8 peer nodes (together covering every
+    /// node and subnet) plus the control plane, Services and other shared targets
     #[arg(long, global = true)]
     pub full_mesh: bool,
     /// Output format (also accepted after all/node/subnet/IPPorts)

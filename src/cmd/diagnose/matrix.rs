@@ -404,7 +404,7 @@ pub fn plan(
     facts: &Facts,
 ) -> Plan {
     let srcs: Vec<Source> = sources.iter().map(|(_, s)| s.clone()).collect();
-    let strategy = sample::strategy(full_mesh, &srcs);
+    let strategy = sample::strategy(full_mesh, &srcs, targets);
     Plan {
         strategy,
         cells: sample::cells(&srcs, targets, strategy, facts),

@@ -20,10 +20,15 @@ pub struct Facts<'a> {
     pub control_plane: &'a BTreeSet<String>,
 }
 
-/// Full mesh when asked or when sampling would probe everything anyway.
-pub fn strategy(full_mesh: bool, sources: &[Source]) -> MatrixStrategy {
+/// Full mesh when asked or when sampling would probe everything anyway: few
+/// probing nodes AND few nodes to probe. A cluster where only a few nodes can
+/// probe (the rest have no pinger) but many are probed is sampled too, so
+/// each far node is probed once rather than by every source.
+pub fn strategy(full_mesh: bool, sources: &[Source], targets: &[Target]) -> MatrixStrategy {
     let ring = sources.iter().filter(|s| !s.policy_probe).count();
-    if full_mesh || ring <= DEFAULT_PEERS + 1 {
+    let probed_nodes: BTreeSet<&str> = targets.iter().filter_map(|t| t.node.as_deref()).collect();
+    let small = ring <= DEFAULT_PEERS + 1 && probed_nodes.len() <= DEFAULT_PEERS + 1;
+    if full_mesh || small {
         MatrixStrategy::FullMesh
     } else {
         MatrixStrategy::Sampled {
@@ -251,7 +256,7 @@ mod tests {
             subnet_of: &subnet_of,
             control_plane: &cp,
         };
-        let st = strategy(full, &s);
+        let st = strategy(full, &s, &t);
         let c = cells(&s, &t, st, &facts);
         (s, t, st, c)
     }
@@ -304,6 +309,32 @@ mod tests {
             assert_eq!(subnets.len(), 2, "source {i}: {subnets:?}");
         }
         assert!(c.len() < s.len() * t.len() / 10);
+    }
+
+    #[test]
+    fn few_probing_nodes_towards_many_nodes_cover_each_once() {
+        let (mut s, t, _, _) = plan(200, false);
+        // only three nodes run a pinger (the rest, say, have no ovs-ovn yet)
+        s.truncate(3);
+        let st = strategy(false, &s, &t);
+        assert_eq!(
+            st,
+            MatrixStrategy::Sampled {
+                peers: DEFAULT_PEERS
+            }
+        );
+        let facts_cp = BTreeSet::from(["node00".to_string()]);
+        let subnet = |t: &Target| subnet_of(t);
+        let facts = Facts {
+            subnet_of: &subnet,
+            control_plane: &facts_cp,
+        };
+        let c = cells(&s, &t, st, &facts);
+        for (j, tgt) in t.iter().enumerate() {
+            assert!(c.iter().any(|(_, b)| *b == j), "{} never probed", tgt.label);
+        }
+        // far fewer than every source to every target
+        assert!(c.len() < s.len() * t.len() / 2, "{} cells", c.len());
     }
 
     #[test]
