@@ -7,13 +7,13 @@ use ko_ovn::microflow;
 use ko_ovn::ofproto::{self, OfprotoTrace};
 use ko_ovn::trace::{self as ovntrace, OvnTrace};
 use ko_ovn::verdict::nb::SbSnapshot;
-use ko_ovn::verdict::ovs::{self as vovs, OvsExit, OvsInterface, OvsSegment};
+use ko_ovn::verdict::ovs::{self as vovs, OvsInterface, OvsSegment};
 use ko_ovn::versions::{self, NodeVersions};
 
 use super::health::{self, ControllerState, Controllers};
 use super::microflow::Packet;
-use super::resolve;
 use super::source::Sender;
+use super::tunnels::{self, OvsWalk};
 use super::view::RawRun;
 use crate::cluster::{self, Cluster, PodRef, container};
 use crate::error::{Error, Result};
@@ -40,27 +40,27 @@ pub(super) struct Traced {
     pub warnings: Vec<String>,
     /// One OVS segment per node, the sender's first.
     pub segments: Vec<(OvsSegment, OfprotoTrace)>,
-    /// ovn-controller and ovs-vswitchd versions on the sender's node.
-    pub node_versions: Option<NodeVersions>,
+    /// ovn-controller and ovs-vswitchd versions, the sender's node first.
+    pub node_versions: Vec<NodeVersions>,
     pub sb: Option<SbSnapshot>,
     /// ovn-controller's answer on each node asked so far.
     pub controllers: Controllers,
-    /// The tunnel's far end, read while the SB rows were (see [`prefetch_far_end`]).
-    pub far_end: Option<FarEnd>,
+    /// Segments after the first, traced before the SB was read (see
+    /// `tunnels::OvsWalk::guessed`): checked against it in step 5.
+    pub guessed: Vec<(String, usize)>,
     /// ofproto/trace options every node's trace takes (conntrack state).
     pub ofproto_options: Vec<String>,
 }
 
 /// The reads a tunnel hop needs on the node it reaches.
 pub(super) struct FarEnd {
-    pub node: String,
     pub pod: PodRef,
     pub ifaces: cluster::Result<Vec<OvsInterface>>,
     pub versions: NodeVersions,
 }
 
 /// The reads of the node a tunnel reaches, concurrently, and ovn-controller's
-/// answer there (into `controllers`).
+/// answer there.
 pub(super) async fn read_far_end(
     cluster: &Cluster,
     ovs_pods: &[Pod],
@@ -72,35 +72,21 @@ pub(super) async fn read_far_end(
         node_versions(cluster, &pod, node),
         health::ask_controller(cluster, ovs_pods, node),
     );
-    let far = FarEnd {
-        node: node.to_string(),
-        pod,
-        ifaces,
-        versions,
-    };
-    (far, state)
+    (
+        FarEnd {
+            pod,
+            ifaces,
+            versions,
+        },
+        state,
+    )
 }
 
-/// The node a tunnel to `remote_ip` most likely reaches, before the SB says
-/// which chassis owns that endpoint: the node whose ovs-ovn pod (host
-/// network) has that address. Kube-OVN's tunnel endpoint is the node's IP
-/// unless a tunnel interface was set; then nothing is guessed and the hop
-/// reads its node after the SB, as it must.
-fn far_end_guess(ovs_pods: &[Pod], remote_ip: &str, ns: &str) -> Option<(String, PodRef)> {
-    let pod = ovs_pods.iter().find(|p| {
-        let Some(st) = p.status.as_ref() else {
-            return false;
-        };
-        st.host_ip.as_deref() == Some(remote_ip)
-            || st.pod_ip.as_deref() == Some(remote_ip)
-            || st.host_ips.iter().flatten().any(|h| h.ip == remote_ip)
-    })?;
-    let node = pod.spec.as_ref()?.node_name.clone()?;
-    let pod = resolve::pod_on_node(ovs_pods, &node, "ovs-ovn (app=ovs)", ns).ok()?;
-    Some((node, pod))
-}
-
-/// Step 4: both traces at once, then the SB rows for the flows they named.
+/// Step 4: ovn-trace in the SB leader ‖ the OVS walk (ofproto/trace on the
+/// sender's node, then on each node a tunnel reaches) ‖ the sender node's
+/// versions and ovn-controller; then, once, the SB rows for every flow the
+/// traces named. ovn-trace is the slowest tool, so the walk across the
+/// tunnels usually costs no time of its own.
 pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced> {
     let sender = leg.sender;
     let flow = &leg.packet.flow;
@@ -111,14 +97,14 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
     };
     let first_flow = in_port.map(|p| flow.ofproto_flow(p));
     let of_options = flow.ofproto_options();
-    let (ovn_out, of_out, node_versions, own_state) = tokio::try_join!(
+    let (ovn_out, walk, own_versions, own_state) = tokio::try_join!(
         cluster.exec_capture(leg.sb_leader, container::OVN_CENTRAL, ovn_argv),
         async {
-            match (leg.ovs_pod, &first_flow) {
-                (Some(pod), Some(f)) => {
-                    let argv = microflow::ofproto_trace_argv_with("br-int", f, &of_options);
-                    let c = pod.container_or_default(container::OPENVSWITCH).to_string();
-                    cluster.exec_capture(pod, &c, &argv).await.map(Some)
+            match (leg.ovs_pod, &first_flow, leg.ifaces) {
+                (Some(pod), Some(f), Some(ifaces)) => {
+                    ovs_walk(cluster, leg, pod, f, ifaces, &of_options)
+                        .await
+                        .map(Some)
                 }
                 _ => Ok(None),
             }
@@ -137,10 +123,6 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
             })
         },
     )?;
-    let mut controllers = Controllers::new();
-    if let Some(s) = own_state {
-        controllers.insert(sender.node.clone(), s);
-    }
     let ovn_text = ovn_out.stdout_str();
     let ovn_failure = (!ovn_out.success()).then(|| {
         let err = ovn_out.stderr_str();
@@ -160,35 +142,26 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
         argv: ovn_argv.clone(),
         output: format!("{}{}", ovn_text, ovn_out.stderr_str()),
     }];
-    let mut warnings = Vec::new();
-    let mut segments: Vec<(OvsSegment, OfprotoTrace)> = Vec::new();
-    if let (Some(out), Some(pod), Some(f), Some(ifaces)) =
-        (&of_out, leg.ovs_pod, &first_flow, leg.ifaces)
-    {
-        let text = out.stdout_str();
-        raw_runs.push(RawRun {
-            pod: pod.to_string(),
-            argv: microflow::ofproto_trace_argv_with("br-int", f, &of_options),
-            output: format!("{}{}", text, out.stderr_str()),
-        });
-        if out.success() {
-            let t = ofproto::parse(&text);
-            let mut seg = vovs::segment(&sender.node, f, &t, ifaces);
-            seg.ovn_version = node_versions
-                .as_ref()
-                .and_then(|v| v.ovn_controller.clone());
-            segments.push((seg, t));
-        } else {
-            warnings.push(format!(
-                "ofproto/trace on {} failed ({}): {}",
-                sender.node,
-                out.exit_code,
-                out.stderr_str().trim()
-            ));
-        }
+    let OvsWalk {
+        mut segments,
+        raw_runs: walk_runs,
+        mut warnings,
+        mut controllers,
+        versions: walk_versions,
+        guessed,
+    } = walk.unwrap_or_default();
+    // the walk's raw runs follow ovn-trace's
+    let guessed = guessed.into_iter().map(|(ip, i)| (ip, i + 1)).collect();
+    raw_runs.extend(walk_runs);
+    if let Some(s) = own_state {
+        controllers.insert(sender.node.clone(), s);
     }
+    if let (Some((seg, _)), Some(v)) = (segments.first_mut(), &own_versions) {
+        seg.ovn_version = v.ovn_controller.clone();
+    }
+    let node_versions: Vec<NodeVersions> = own_versions.into_iter().chain(walk_versions).collect();
 
-    // the SB rows for the flows both traces named
+    // the SB rows for the flows both traces named, on every node
     let mut prefixes: Vec<String> = parsed
         .hops()
         .iter()
@@ -197,29 +170,7 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
     for (seg, t) in &segments {
         prefixes.extend(vovs::logical_cookies(t, seg.ovn_version.as_deref()));
     }
-    // a packet leaving through a tunnel: read the far node beside the SB rows
-    let guess = segments.first().and_then(|(seg, _)| match &seg.exit {
-        OvsExit::Tunnel {
-            remote_ip: Some(ip),
-            ..
-        } => far_end_guess(leg.ovs_pods, ip, cluster.namespace()),
-        _ => None,
-    });
-    let (sb, far) = tokio::join!(
-        fetch_sb(cluster, leg.sb_leader, &prefixes, &mut warnings),
-        async {
-            match guess {
-                Some((node, pod)) => Some(read_far_end(cluster, leg.ovs_pods, pod, &node).await),
-                None => None,
-            }
-        }
-    );
-    let far_end = far.map(|(f, state)| {
-        if let Some(s) = state {
-            controllers.insert(f.node.clone(), s);
-        }
-        f
-    });
+    let sb = fetch_sb(cluster, leg.sb_leader, &prefixes, &mut warnings).await;
     Ok(Traced {
         ovn: parsed,
         ovn_failure,
@@ -229,9 +180,52 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
         node_versions,
         sb,
         controllers,
-        far_end,
+        guessed,
         ofproto_options: of_options,
     })
+}
+
+/// ofproto/trace on the sender's node, then across the tunnels it leaves by.
+async fn ovs_walk(
+    cluster: &Cluster,
+    leg: &Leg<'_>,
+    pod: &PodRef,
+    first_flow: &str,
+    ifaces: &[OvsInterface],
+    of_options: &[String],
+) -> cluster::Result<OvsWalk> {
+    let sender = leg.sender;
+    let argv = microflow::ofproto_trace_argv_with("br-int", first_flow, of_options);
+    let c = pod.container_or_default(container::OPENVSWITCH).to_string();
+    let out = cluster.exec_capture(pod, &c, &argv).await?;
+    let text = out.stdout_str();
+    let mut walk = OvsWalk::default();
+    walk.raw_runs.push(RawRun {
+        pod: pod.to_string(),
+        argv,
+        output: format!("{}{}", text, out.stderr_str()),
+    });
+    if !out.success() {
+        walk.warnings.push(format!(
+            "ofproto/trace on {} failed ({}): {}",
+            sender.node,
+            out.exit_code,
+            out.stderr_str().trim()
+        ));
+        return Ok(walk);
+    }
+    let t = ofproto::parse(&text);
+    let seg = vovs::segment(&sender.node, first_flow, &t, ifaces);
+    walk.segments.push((seg, t));
+    tunnels::follow_guessed(
+        cluster,
+        leg.ovs_pods,
+        cluster.namespace(),
+        &mut walk,
+        of_options,
+    )
+    .await;
+    Ok(walk)
 }
 
 pub(super) async fn interfaces(

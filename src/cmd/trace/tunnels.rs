@@ -1,13 +1,18 @@
 //! Step 5 of a trace: a packet that leaves its node through a tunnel is
 //! traced on, with ofproto/trace on the receiving node (up to
 //! `MAX_OVS_HOPS` nodes), each hop from the previous hop's final packet.
+//! The walk starts in step 4, beside ovn-trace, naming the far node by its
+//! address ([`follow_guessed`]); once the SB is read, [`follow_tunnels`]
+//! keeps what the SB confirms and traces on from there.
 
 use k8s_openapi::api::core::v1::Pod;
 use ko_ovn::microflow::{self, TunnelMetadata};
-use ko_ovn::ofproto;
-use ko_ovn::verdict::ovs::{self as vovs, OvsExit};
+use ko_ovn::ofproto::{self, OfprotoTrace};
+use ko_ovn::verdict::nb::SbSnapshot;
+use ko_ovn::verdict::ovs::{self as vovs, OvsExit, OvsSegment};
 use ko_ovn::versions::{NodeVersions, Versions};
 
+use super::health::Controllers;
 use super::resolve::{Origin, pod_on_node};
 use super::tools::{FarEnd, Leg, Traced, fetch_sb, read_far_end, run_tools};
 use super::view::RawRun;
@@ -16,8 +21,6 @@ use crate::cluster::{Cluster, PodRef, container};
 /// How many nodes an OVS trace may cross (source node + tunnel hops).
 const MAX_OVS_HOPS: usize = 4;
 
-/// Step 5: appends a segment per node the packet tunnels to; what stops the
-/// walk early becomes a warning.
 /// Steps 4 and 5 of one direction: both tools on the sender's node, then (with
 /// OVS) the tunnels to the next nodes; the nodes' versions as they were read.
 pub(super) async fn trace_leg(
@@ -30,7 +33,7 @@ pub(super) async fn trace_leg(
     let mut traced = run_tools(cluster, leg).await?;
     let mut versions = Versions {
         ovn_central,
-        nodes: traced.node_versions.take().into_iter().collect(),
+        nodes: std::mem::take(&mut traced.node_versions),
     };
     if !ovn_only {
         follow_tunnels(
@@ -46,6 +49,220 @@ pub(super) async fn trace_leg(
     Ok((traced, versions))
 }
 
+/// An OVS walk across nodes: the segments, the raw runs and what was read on
+/// the nodes reached. The tools step fills it while ovn-trace still runs.
+#[derive(Default)]
+pub(super) struct OvsWalk {
+    /// One OVS segment per node, the sender's first.
+    pub segments: Vec<(OvsSegment, OfprotoTrace)>,
+    pub raw_runs: Vec<RawRun>,
+    pub warnings: Vec<String>,
+    /// ovn-controller's answer on each node reached.
+    pub controllers: Controllers,
+    /// The versions read on the nodes reached (not the sender's).
+    pub versions: Vec<NodeVersions>,
+    /// For each segment after the first taken before the SB was read: the
+    /// tunnel source address it was traced with and its raw run's index.
+    pub guessed: Vec<(String, usize)>,
+}
+
+/// Where a tunnel endpoint leads.
+enum Endpoints<'a> {
+    /// The SB's chassis and their encapsulation addresses: authoritative.
+    Sb(&'a SbSnapshot),
+    /// Before the SB is read: Kube-OVN's tunnel endpoint is the node's
+    /// address unless a tunnel interface was configured, and ovs-ovn runs
+    /// in the host network, so its pod's address names the node. Checked
+    /// against the SB afterwards ([`follow_tunnels`]).
+    NodeAddresses(&'a [Pod]),
+}
+
+impl Endpoints<'_> {
+    fn node_of(&self, ip: &str) -> Option<String> {
+        match self {
+            Endpoints::Sb(sb) => sb.chassis_by_encap_ip(ip).map(|c| c.node.clone()),
+            Endpoints::NodeAddresses(pods) => pods
+                .iter()
+                .find(|p| pod_addresses(p).any(|a| a == ip))
+                .and_then(|p| p.spec.as_ref()?.node_name.clone()),
+        }
+    }
+
+    fn ip_of(&self, node: &str) -> Option<String> {
+        match self {
+            Endpoints::Sb(sb) => sb
+                .chassis
+                .iter()
+                .find(|c| c.node == node)
+                .and_then(|c| c.encap_ips.first().cloned()),
+            Endpoints::NodeAddresses(pods) => pods
+                .iter()
+                .find(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+                .and_then(|p| p.status.as_ref()?.host_ip.clone()),
+        }
+    }
+}
+
+fn pod_addresses(p: &Pod) -> impl Iterator<Item = &str> {
+    let st = p.status.as_ref();
+    let host = st.and_then(|s| s.host_ip.as_deref());
+    let hosts = st
+        .and_then(|s| s.host_ips.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|h| h.ip.as_str());
+    host.into_iter().chain(hosts)
+}
+
+/// One tunnel hop traced on the node it reached.
+struct Hop {
+    segment: OvsSegment,
+    trace: OfprotoTrace,
+    raw: RawRun,
+    versions: NodeVersions,
+    local_ip: String,
+}
+
+/// Why a hop was not traced: a sentence for the user, or nothing to say.
+type HopError = Option<String>;
+
+/// Traces the packet leaving `seg` through its tunnel on the node it
+/// reaches (`None` when `seg` does not leave through a tunnel).
+async fn trace_hop(
+    cluster: &Cluster,
+    ovs_pods: &[Pod],
+    ns: &str,
+    (seg, t): &(OvsSegment, OfprotoTrace),
+    endpoints: &Endpoints<'_>,
+    options: &[String],
+    controllers: &mut Controllers,
+) -> Option<Result<Hop, HopError>> {
+    let OvsExit::Tunnel {
+        remote_ip: Some(remote_ip),
+        metadata: Some(meta),
+        ..
+    } = &seg.exit
+    else {
+        return None;
+    };
+    Some(async {
+        let Some(remote_node) = endpoints.node_of(remote_ip) else {
+            return Err(Some(format!(
+                "no SB chassis has tunnel endpoint {remote_ip}; the OVS trace stops at the tunnel"
+            )));
+        };
+        let local_ip = endpoints.ip_of(&seg.node);
+        let packet = vovs::final_packet(t).ok_or(None)?;
+        let pod = pod_on_node(ovs_pods, &remote_node, "ovs-ovn (app=ovs)", ns)
+            .map_err(|e| Some(format!("cannot continue the OVS trace on {remote_node}: {e}")))?;
+        let (far, state) = read_far_end(cluster, ovs_pods, pod, &remote_node).await;
+        if let Some(s) = state {
+            controllers.insert(remote_node.clone(), s);
+        }
+        let FarEnd {
+            pod,
+            ifaces,
+            versions,
+            ..
+        } = far;
+        let ifaces = ifaces
+            .map_err(|e| Some(format!("cannot continue the OVS trace on {remote_node}: {e}")))?;
+        // the receiving tunnel port is the one whose remote is the sender
+        let Some(tun_port) = ifaces
+            .iter()
+            .find(|i| vovs::is_tunnel(i) && local_ip.is_some() && i.remote_ip == local_ip)
+        else {
+            return Err(Some(format!(
+                "node {remote_node} has no tunnel port toward {} ({}); the OVS trace stops at the tunnel",
+                seg.node,
+                local_ip.as_deref().unwrap_or("unknown encap IP")
+            )));
+        };
+        let tun_ofport = u32::try_from(tun_port.ofport).map_err(|_| None)?;
+        let local_ip = local_ip.unwrap_or_default();
+        let md = TunnelMetadata {
+            tun_id: meta.tun_id.clone(),
+            tun_src: Some(local_ip.clone()),
+            tun_dst: Some(remote_ip.clone()),
+            tun_metadata0: meta.tun_metadata0.clone(),
+        };
+        let flow = microflow::tunnel_continuation_flow(tun_ofport, &md, &packet);
+        let argv = microflow::ofproto_trace_argv_with("br-int", &flow, options);
+        let c = pod.container_or_default(container::OPENVSWITCH).to_string();
+        let out = cluster
+            .exec_capture(&pod, &c, &argv)
+            .await
+            .map_err(|e| Some(format!("ofproto/trace on {remote_node} failed: {e}")))?;
+        let text = out.stdout_str();
+        if !out.success() {
+            return Err(Some(format!(
+                "ofproto/trace on {remote_node} failed ({}): {}",
+                out.exit_code,
+                out.stderr_str().trim()
+            )));
+        }
+        let trace = ofproto::parse(&text);
+        let mut segment = vovs::segment(&remote_node, &flow, &trace, &ifaces);
+        segment.ovn_version = versions.ovn_controller.clone();
+        Ok(Hop {
+            segment,
+            trace,
+            raw: RawRun {
+                pod: pod.to_string(),
+                argv,
+                output: format!("{}{}", text, out.stderr_str()),
+            },
+            versions,
+            local_ip,
+        })
+    }
+    .await)
+}
+
+/// Follows the tunnels before the SB is read, naming nodes by their
+/// addresses; stops quietly where that does not work (the SB path of
+/// [`follow_tunnels`] goes on from there and says why it stops).
+pub(super) async fn follow_guessed(
+    cluster: &Cluster,
+    ovs_pods: &[Pod],
+    ns: &str,
+    walk: &mut OvsWalk,
+    options: &[String],
+) {
+    let endpoints = Endpoints::NodeAddresses(ovs_pods);
+    while walk.segments.len() < MAX_OVS_HOPS {
+        let Some(last) = walk.segments.last() else {
+            return;
+        };
+        let Some(Ok(hop)) = trace_hop(
+            cluster,
+            ovs_pods,
+            ns,
+            last,
+            &endpoints,
+            options,
+            &mut walk.controllers,
+        )
+        .await
+        else {
+            return;
+        };
+        walk.raw_runs.push(hop.raw);
+        walk.guessed.push((hop.local_ip, walk.raw_runs.len() - 1));
+        push_versions(&mut walk.versions, hop.versions);
+        walk.segments.push((hop.segment, hop.trace));
+    }
+}
+
+fn push_versions(all: &mut Vec<NodeVersions>, v: NodeVersions) {
+    if !all.iter().any(|n| n.node == v.node) {
+        all.push(v);
+    }
+}
+
+/// Step 5 with the SB at hand: keeps the hops traced before it where the SB
+/// agrees on both ends, and traces on from the last agreed segment, reading
+/// the logical flows that only the new hops name.
 pub(super) async fn follow_tunnels(
     cluster: &Cluster,
     ovs_pods: &[Pod],
@@ -61,137 +278,84 @@ pub(super) async fn follow_tunnels(
         warnings,
         ofproto_options,
         controllers,
-        far_end,
+        guessed,
         ..
     } = traced;
-    while segments.len() < MAX_OVS_HOPS {
-        let Some((seg, t)) = segments.last() else {
-            return;
-        };
-        let OvsExit::Tunnel {
-            remote_ip: Some(remote_ip),
-            metadata: Some(meta),
-            ..
-        } = &seg.exit
-        else {
-            return;
-        };
-        let Some(sbs) = sb.as_ref() else {
-            warnings.push("cannot follow the tunnel: SB chassis rows are unavailable".into());
-            return;
-        };
-        let Some(remote) = sbs.chassis_by_encap_ip(remote_ip) else {
-            warnings.push(format!(
-                "no SB chassis has tunnel endpoint {remote_ip}; the OVS trace stops at the tunnel"
-            ));
-            return;
-        };
-        let local_ip = sbs
-            .chassis
-            .iter()
-            .find(|c| c.node == seg.node)
-            .and_then(|c| c.encap_ips.first().cloned());
-        let remote_node = remote.node.clone();
-        let Some(packet) = vovs::final_packet(t) else {
-            return;
-        };
-        // read beside the SB rows when the endpoint named the node; else now
-        let far = match far_end.take() {
-            Some(f) if f.node == remote_node => f,
-            _ => {
-                let pod = match pod_on_node(ovs_pods, &remote_node, "ovs-ovn (app=ovs)", ns) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        warnings.push(format!(
-                            "cannot continue the OVS trace on {remote_node}: {e}"
-                        ));
-                        return;
-                    }
-                };
-                let (f, state) = read_far_end(cluster, ovs_pods, pod, &remote_node).await;
-                if let Some(s) = state {
-                    controllers.insert(remote_node.clone(), s);
-                }
-                f
-            }
-        };
-        let FarEnd {
-            pod,
-            ifaces,
-            versions: node_v,
-            ..
-        } = far;
-        let ifaces = match ifaces {
-            Ok(i) => i,
-            Err(e) => {
-                warnings.push(format!(
-                    "cannot continue the OVS trace on {remote_node}: {e}"
-                ));
-                return;
-            }
-        };
-        // the receiving tunnel port is the one whose remote is the sender
-        let Some(tun_port) = ifaces
-            .iter()
-            .find(|i| vovs::is_tunnel(i) && local_ip.is_some() && i.remote_ip == local_ip)
-        else {
-            warnings.push(format!(
-                "node {remote_node} has no tunnel port toward {} ({}); the OVS trace stops at the tunnel",
-                seg.node,
-                local_ip.as_deref().unwrap_or("unknown encap IP")
-            ));
-            return;
-        };
-        let Ok(tun_ofport) = u32::try_from(tun_port.ofport) else {
-            return;
-        };
-        let md = TunnelMetadata {
-            tun_id: meta.tun_id.clone(),
-            tun_src: local_ip.clone(),
-            tun_dst: Some(remote_ip.clone()),
-            tun_metadata0: meta.tun_metadata0.clone(),
-        };
-        let flow = microflow::tunnel_continuation_flow(tun_ofport, &md, &packet);
-        let argv = microflow::ofproto_trace_argv_with("br-int", &flow, ofproto_options);
-        let c = pod.container_or_default(container::OPENVSWITCH).to_string();
-        let out = match cluster.exec_capture(&pod, &c, &argv).await {
-            Ok(o) => o,
-            Err(e) => {
-                warnings.push(format!("ofproto/trace on {remote_node} failed: {e}"));
-                return;
-            }
-        };
-        let text = out.stdout_str();
-        raw_runs.push(RawRun {
-            pod: pod.to_string(),
-            argv: argv.clone(),
-            output: format!("{}{}", text, out.stderr_str()),
-        });
-        if !out.success() {
-            warnings.push(format!(
-                "ofproto/trace on {remote_node} failed ({}): {}",
-                out.exit_code,
-                out.stderr_str().trim()
-            ));
-            return;
+    let Some(sbs) = sb.as_ref() else {
+        // nothing to check the hops against: keep only the sender's node
+        if let Some((_, first_raw)) = guessed.first() {
+            raw_runs.truncate(*first_raw);
         }
-        let t2 = ofproto::parse(&text);
-        // logical flows named only by the remote node's cookies
-        let missing: Vec<String> = vovs::logical_cookies(&t2, node_v.ovn_controller.as_deref())
-            .into_iter()
-            .filter(|p| sb.as_ref().is_none_or(|s| s.lflow(p).is_none()))
-            .collect();
+        segments.truncate(1);
+        if segments
+            .first()
+            .is_some_and(|(s, _)| matches!(s.exit, OvsExit::Tunnel { .. }))
+        {
+            warnings.push("cannot follow the tunnel: SB chassis rows are unavailable".into());
+        }
+        return;
+    };
+    let agreed = {
+        let sb_ends = Endpoints::Sb(sbs);
+        segments
+            .windows(2)
+            .zip(guessed.iter())
+            .take_while(|(pair, (local_ip, _))| {
+                let (prev, next) = (&pair[0].0, &pair[1].0);
+                let remote = match &prev.exit {
+                    OvsExit::Tunnel {
+                        remote_ip: Some(ip),
+                        ..
+                    } => sb_ends.node_of(ip),
+                    _ => None,
+                };
+                remote.as_deref() == Some(next.node.as_str())
+                    && sb_ends.ip_of(&prev.node).as_deref() == Some(local_ip.as_str())
+            })
+            .count()
+    };
+    if agreed < guessed.len() {
+        // the SB names other nodes: drop what was traced on the wrong ones
+        let first_bad_raw = guessed[agreed].1;
+        raw_runs.truncate(first_bad_raw);
+        segments.truncate(agreed + 1);
+    }
+    while segments.len() < MAX_OVS_HOPS {
+        let (Some(last), Some(sbs)) = (segments.last(), sb.as_ref()) else {
+            return;
+        };
+        let hop = match trace_hop(
+            cluster,
+            ovs_pods,
+            ns,
+            last,
+            &Endpoints::Sb(sbs),
+            ofproto_options,
+            controllers,
+        )
+        .await
+        {
+            None => return,
+            Some(Err(why)) => {
+                warnings.extend(why);
+                return;
+            }
+            Some(Ok(hop)) => hop,
+        };
+        // logical flows named only by the new node's cookies
+        let missing: Vec<String> =
+            vovs::logical_cookies(&hop.trace, hop.segment.ovn_version.as_deref())
+                .into_iter()
+                .filter(|p| sb.as_ref().is_none_or(|s| s.lflow(p).is_none()))
+                .collect();
         if !missing.is_empty()
             && let Some(extra) = fetch_sb(cluster, sb_leader, &missing, warnings).await
             && let Some(s) = sb.as_mut()
         {
             s.lflows.extend(extra.lflows);
         }
-        let mut seg2 = vovs::segment(&remote_node, &flow, &t2, &ifaces);
-        seg2.ovn_version = node_v.ovn_controller.clone();
-        if !versions.iter().any(|v| v.node == node_v.node) {
-            versions.push(node_v);
-        }
-        segments.push((seg2, t2));
+        raw_runs.push(hop.raw);
+        push_versions(versions, hop.versions);
+        segments.push((hop.segment, hop.trace));
     }
 }
