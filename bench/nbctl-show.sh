@@ -4,25 +4,9 @@
 # alternating, with API requests per run and the machine's load. Run as root:
 #   KO_PEER_SCRIPT=/work/peer/kubectl-ko bench/nbctl-show.sh [--name bench] [--runs 30]
 set -euo pipefail
-name=bench
-runs=30
-while [[ $# -gt 0 ]]; do
-  case $1 in
-    --name) name=$2; shift 2 ;;
-    --runs) runs=$2; shift 2 ;;
-    *) echo "usage: $0 [--name N] [--runs N]" >&2; exit 2 ;;
-  esac
-done
 repo=$(cd "$(dirname "$0")/.." && pwd)
 source "$repo/bench/lib/side-by-side.sh"
-peer=${KO_PEER_SCRIPT:?set KO_PEER_SCRIPT to the bash kubectl-ko of Kube-OVN, dist/images/kubectl-ko}
-ko=${KO_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/kubectl-ko}
-[[ -x $ko ]] || { echo "build the release binary first (cargo build --release -p kubectl-ko)" >&2; exit 1; }
-
-kc=$("$repo/e2e/sandbox" up --name "$name" | sed -n 's/^KUBECONFIG=//p' | tail -1)
-log=$(dirname "$kc")/apiserver.log
-export KUBECONFIG=$kc
-unset KUBE_OVN_NS NO_COLOR
+side_by_side_setup bench 30 "$@"
 
 ours() { "$ko" nbctl show; }
 bash_script() { bash "$peer" nbctl show; }

@@ -10,25 +10,9 @@
 # Usage (root): KO_PEER_SCRIPT=/work/peer/kubectl-ko bench/trace.sh [--name trace] [--runs 10]
 # KO_BIN=<kubectl-ko> to use another binary than target/release/kubectl-ko.
 set -euo pipefail
-name=trace
-runs=10
-while [[ $# -gt 0 ]]; do
-  case $1 in
-    --name) name=$2; shift 2 ;;
-    --runs) runs=$2; shift 2 ;;
-    *) echo "usage: $0 [--name N] [--runs N]" >&2; exit 2 ;;
-  esac
-done
 repo=$(cd "$(dirname "$0")/.." && pwd)
 source "$repo/bench/lib/side-by-side.sh"
-peer=${KO_PEER_SCRIPT:?set KO_PEER_SCRIPT to the bash kubectl-ko of Kube-OVN, dist/images/kubectl-ko}
-ko=${KO_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/kubectl-ko}
-[[ -x $ko ]] || { echo "build the release binary first (cargo build --release -p kubectl-ko)" >&2; exit 1; }
-
-kc=$("$repo/e2e/sandbox" up --name "$name" | sed -n 's/^KUBECONFIG=//p' | tail -1)
-log=$(dirname "$kc")/apiserver.log
-export KUBECONFIG=$kc
-unset KUBE_OVN_NS NO_COLOR
+side_by_side_setup trace 10 "$@"
 src=default/client-1
 dst=$(kubectl get pod web-2 -n default -o jsonpath='{.status.podIP}')
 port=8080

@@ -133,6 +133,35 @@ fn nbctl(kc: &Path, args: &[&str]) -> String {
     ko_ok(kc, &a)
 }
 
+/// `nbctl --bare --columns=<column> find <table> <condition>`.
+fn nb_find(kc: &Path, column: &str, table: &str, condition: &str) -> String {
+    nbctl(
+        kc,
+        &[
+            "--bare",
+            &format!("--columns={column}"),
+            "find",
+            table,
+            condition,
+        ],
+    )
+}
+
+/// The traffic agrees with a verdict that confines `srv`: `denied` cannot connect
+/// to its port 8080, `allowed` can, and `allowed` cannot ping it (ICMP is not among
+/// the allowed ports).
+fn assert_confined(kc: &Path, srv: &str, denied: &str, allowed: &str) {
+    assert!(
+        !connects(kc, denied, srv, 8080),
+        "{denied} connected to {srv}:8080"
+    );
+    assert!(
+        connects(kc, allowed, srv, 8080),
+        "{allowed} could not connect to {srv}:8080"
+    );
+    assert!(!pings(kc, allowed, srv), "{allowed} pinged {srv}");
+}
+
 fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
@@ -177,30 +206,10 @@ fn a_network_policy_applied_through_the_api_drops_within_2s_and_its_deletion_res
         "dropped"
     );
     // the traffic agrees with each verdict
-    assert!(
-        !connects(&kc, "np-deny", &srv, 8080),
-        "denied pod connected"
-    );
-    assert!(
-        connects(&kc, "np-allow", &srv, 8080),
-        "allowed pod could not connect"
-    );
-    assert!(
-        !pings(&kc, "np-allow", &srv),
-        "ICMP is not in the policy's ports"
-    );
+    assert_confined(&kc, &srv, "np-deny", "np-allow");
 
     // the rows, as Kube-OVN shapes them
-    let pg = nbctl(
-        &kc,
-        &[
-            "--bare",
-            "--columns=external_ids",
-            "find",
-            "port_group",
-            "name=np.test.default",
-        ],
-    );
+    let pg = nb_find(&kc, "external_ids", "port_group", "name=np.test.default");
     assert!(
         pg.contains("np=default/np-test") && pg.contains("vendor=kube-ovn"),
         "{pg}"
@@ -210,15 +219,11 @@ fn a_network_policy_applied_through_the_api_drops_within_2s_and_its_deletion_res
         acls.contains("2001") && acls.contains("tcp.dst == 8080"),
         "{acls}"
     );
-    let set = nbctl(
+    let set = nb_find(
         &kc,
-        &[
-            "--bare",
-            "--columns=addresses",
-            "find",
-            "address_set",
-            "name=np.test.default.ingress.allow.IPv4.0",
-        ],
+        "addresses",
+        "address_set",
+        "name=np.test.default.ingress.allow.IPv4.0",
     );
     assert_eq!(set.trim(), ip(&kc, "np-allow"));
 
@@ -230,42 +235,20 @@ fn a_network_policy_applied_through_the_api_drops_within_2s_and_its_deletion_res
         "the policy is gone: the connect must work"
     );
     assert!(pings(&kc, "np-allow", &srv));
-    let left = nbctl(
+    let left = nb_find(
         &kc,
-        &[
-            "--bare",
-            "--columns=name",
-            "find",
-            "address_set",
-            "external_ids:np=default/np-test/ingress",
-        ],
+        "name",
+        "address_set",
+        "external_ids:np=default/np-test/ingress",
     );
     assert!(left.trim().is_empty(), "address sets left: {left}");
-    let pg = nbctl(
-        &kc,
-        &[
-            "--bare",
-            "--columns=name",
-            "find",
-            "port_group",
-            "name=np.test.default",
-        ],
-    );
+    let pg = nb_find(&kc, "name", "port_group", "name=np.test.default");
     assert!(pg.trim().is_empty(), "port group left: {pg}");
     delete(&kc, &["pod", "np-srv", "np-deny", "np-allow"]);
 }
 
 fn lb_vips(kc: &Path) -> String {
-    nbctl(
-        kc,
-        &[
-            "--bare",
-            "--columns=vips",
-            "find",
-            "load_balancer",
-            "name=cluster-tcp-loadbalancer",
-        ],
-    )
+    nb_find(kc, "vips", "load_balancer", "name=cluster-tcp-loadbalancer")
 }
 
 #[test]
@@ -381,15 +364,11 @@ fn a_security_group_cr_confines_its_pods_and_its_deletion_frees_them() {
     let ok = ip(&kc, "sg-ok");
     // no such SecurityGroup yet: the pod is not confined
     assert!(connects(&kc, "sg-bad", &srv, 8080));
-    let lsp = nbctl(
+    let lsp = nb_find(
         &kc,
-        &[
-            "--bare",
-            "--columns=external_ids",
-            "find",
-            "logical_switch_port",
-            "name=sg-srv.default",
-        ],
+        "external_ids",
+        "logical_switch_port",
+        "name=sg-srv.default",
     );
     assert!(
         lsp.contains("security_groups=sg-test") && lsp.contains("associated_sg_sg-test=true"),
@@ -408,28 +387,8 @@ fn a_security_group_cr_confines_its_pods_and_its_deletion_frees_them() {
         trace(&kc, "sg-ok", &srv, &["tcp", "8080"])["verdict"],
         "delivered"
     );
-    assert!(
-        !connects(&kc, "sg-bad", &srv, 8080),
-        "sg-bad connected through the SecurityGroup"
-    );
-    assert!(
-        connects(&kc, "sg-ok", &srv, 8080),
-        "sg-ok is allowed by the rule"
-    );
-    assert!(
-        !pings(&kc, "sg-ok", &srv),
-        "ICMP is not allowed by the SecurityGroup"
-    );
-    let pg = nbctl(
-        &kc,
-        &[
-            "--bare",
-            "--columns=external_ids",
-            "find",
-            "port_group",
-            "name=ovn.sg.sg.test",
-        ],
-    );
+    assert_confined(&kc, &srv, "sg-bad", "sg-ok");
+    let pg = nb_find(&kc, "external_ids", "port_group", "name=ovn.sg.sg.test");
     assert!(
         pg.contains("sg=sg-test") && pg.contains("type=security_group"),
         "{pg}"
@@ -507,16 +466,7 @@ fn a_subnet_acl_drops_its_flow_and_removing_it_restores_the_flow() {
     assert_eq!(t["drop"]["policy_kind"], "SubnetAcl", "{t}");
     assert_eq!(t["drop"]["policy"], "ovn-default", "{t}");
     assert_eq!(t["drop"]["acl"]["priority"], 1010, "{t}");
-    let row = nbctl(
-        &kc,
-        &[
-            "--bare",
-            "--columns=external_ids",
-            "find",
-            "acl",
-            "priority=1010",
-        ],
-    );
+    let row = nb_find(&kc, "external_ids", "acl", "priority=1010");
     assert!(
         row.contains("subnet=ovn-default") && row.contains("parent=ovn-default"),
         "{row}"
@@ -563,15 +513,11 @@ fn a_restarted_controller_adds_nothing_twice_and_diagnose_stays_healthy() {
     let before = (
         nbctl(&kc, &["acl-list", "protect.db.default"]),
         lb_vips(&kc),
-        nbctl(
+        nb_find(
             &kc,
-            &[
-                "--bare",
-                "--columns=name",
-                "find",
-                "address_set",
-                "external_ids:np=default/protect-db/ingress",
-            ],
+            "name",
+            "address_set",
+            "external_ids:np=default/protect-db/ingress",
         ),
     );
     assert_eq!(before.0.lines().count(), 2, "{}", before.0);
@@ -602,15 +548,11 @@ fn a_restarted_controller_adds_nothing_twice_and_diagnose_stays_healthy() {
     let after = (
         nbctl(&kc, &["acl-list", "protect.db.default"]),
         lb_vips(&kc),
-        nbctl(
+        nb_find(
             &kc,
-            &[
-                "--bare",
-                "--columns=name",
-                "find",
-                "address_set",
-                "external_ids:np=default/protect-db/ingress",
-            ],
+            "name",
+            "address_set",
+            "external_ids:np=default/protect-db/ingress",
         ),
     );
     assert_eq!(before, after, "a restart changed the controller's rows");

@@ -1,6 +1,30 @@
-# Shared by bench/trace.sh and bench/nbctl-show.sh: run two commands alternately,
-# time each run, count the API requests each run made (from the emulator's request
-# log), and print one line per command. Source it; needs $log (apiserver.log) set.
+# Shared by bench/trace.sh and bench/nbctl-show.sh: bring a sandbox up, run two
+# commands alternately, time each run, count the API requests each run made (from
+# the emulator's request log), and print one line per command. Source it with $repo
+# set, then call side_by_side_setup.
+
+# side_by_side_setup <default name> <default runs> [--name N] [--runs N]: reads the
+# options, checks both binaries, brings the sandbox up. Sets name, runs, peer, ko,
+# kc and log (its apiserver.log); exports KUBECONFIG.
+side_by_side_setup() {
+  name=$1
+  runs=$2
+  shift 2
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --name) name=$2; shift 2 ;;
+      --runs) runs=$2; shift 2 ;;
+      *) echo "usage: $0 [--name N] [--runs N]" >&2; exit 2 ;;
+    esac
+  done
+  peer=${KO_PEER_SCRIPT:?set KO_PEER_SCRIPT to the bash kubectl-ko of Kube-OVN, dist/images/kubectl-ko}
+  ko=${KO_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/kubectl-ko}
+  [[ -x $ko ]] || { echo "build the release binary first (cargo build --release -p kubectl-ko)" >&2; exit 1; }
+  kc=$("$repo/e2e/sandbox" up --name "$name" | sed -n 's/^KUBECONFIG=//p' | tail -1)
+  log=$(dirname "$kc")/apiserver.log
+  export KUBECONFIG=$kc
+  unset KUBE_OVN_NS NO_COLOR
+}
 
 # Request lines in the emulator's log ("ko_apiserver::api: GET /... -> 200").
 requests() { grep -cE 'ko_apiserver::api: [A-Z]+ /' "$log" || true; }

@@ -117,6 +117,7 @@ fn builtin(
 }
 
 /// The built-in kinds a Kube-OVN troubleshooting session touches.
+// Long but flat: one table row per kind, nothing to name in between.
 pub fn builtin_resources() -> Vec<ResourceInfo> {
     let all = &["all"][..];
     vec![

@@ -18,65 +18,31 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 
-use crate::state::{Created, Paths, Recorder};
+use crate::background;
+use crate::state::{Paths, Recorder};
 
 /// kube-proxy's default `--healthz-bind-address` port.
 pub const HEALTHZ_PORT: u16 = 10256;
 
-fn pid_file(paths: &Paths) -> PathBuf {
-    paths.dir().join("node-endpoints.pid")
-}
-
-fn running_pid(paths: &Paths) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(pid_file(paths))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
-}
-
-/// Starts `ko-sandbox node-endpoints` for this sandbox unless it runs already.
+/// Starts `ko-sandbox node-endpoints` for this sandbox unless it runs already; it is
+/// up once its listeners are open (it writes its pid file after them).
 pub fn start(paths: &Paths, rec: &Recorder) -> Result<u32> {
-    if let Some(pid) = running_pid(paths) {
-        return Ok(pid);
-    }
-    let exe = std::env::current_exe().context("finding the ko-sandbox executable")?;
-    let shown = exe.display().to_string();
-    let argv = crate::argv![
-        shown.trim_end_matches(" (deleted)"),
-        "--name",
-        paths.name,
+    background::start(
+        paths,
+        rec,
         "node-endpoints",
-        "--state-dir",
-        paths.dir().display()
-    ];
-    let log = paths.logs().join("node-endpoints.log");
-    let pid = crate::exec::spawn_detached(Path::new("/proc/self/exe"), &argv, &log)
-        .context("starting ko-sandbox node-endpoints")?;
-    rec.record(&Created::Pid {
-        pid,
-        what: "node-endpoints".into(),
-    })?;
-    crate::exec::poll(
-        "the node endpoints (kube-proxy health, API forwarder) to listen",
-        Duration::from_secs(10),
-        || (running_pid(paths) == Some(pid)).then_some(()),
+        background::Ready {
+            waiting_for: "the node endpoints (kube-proxy health, API forwarder) to listen",
+            within: Duration::from_secs(10),
+            also: &|| true,
+        },
     )
-    .with_context(|| {
-        format!(
-            "ko-sandbox node-endpoints (pid {pid}) did not come up; last lines of {}:\n{}",
-            log.display(),
-            crate::exec::log_tail(&log, 5)
-        )
-    })?;
-    Ok(pid)
 }
 
 /// The port the external host answers on, as a public resolver does.
@@ -148,8 +114,7 @@ pub fn run(paths: &Paths) -> Result<()> {
         std::net::UdpSocket::bind(&addr).with_context(|| format!("binding udp {addr}"))
     })?;
     threads.push(std::thread::spawn(move || udp_echo(udp)));
-    std::fs::write(pid_file(paths), format!("{}\n", std::process::id()))
-        .context("writing the node-endpoints pid file")?;
+    background::write_pid(paths, "node-endpoints")?;
     eprintln!(
         "listening: :{HEALTHZ_PORT} on {} nodes, {api_ip}:{} → the emulator's HTTPS port",
         if plan.kube_proxy { plan.nodes.len() } else { 0 },

@@ -20,10 +20,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api;
+use crate::background;
 use crate::ctx::Ctx;
 use crate::objects;
 use crate::plan::{self, Pod, Role};
-use crate::state::{self, Created, Paths, Recorder};
+use crate::state::{self, Paths, Recorder};
 
 use place::NotPlaced;
 
@@ -44,10 +45,6 @@ fn released_file(paths: &Paths) -> std::path::PathBuf {
     paths.dir().join("kubelet-released.json")
 }
 
-fn pid_file(paths: &Paths) -> std::path::PathBuf {
-    paths.dir().join("kubelet.pid")
-}
-
 /// Pods the kubelet runs now, by `ns/name` (for `status`).
 pub fn managed(paths: &Paths) -> BTreeMap<String, Managed> {
     std::fs::read_to_string(state_file(paths))
@@ -58,64 +55,27 @@ pub fn managed(paths: &Paths) -> BTreeMap<String, Managed> {
 
 /// The running kubelet's pid, if there is one.
 pub fn running_pid(paths: &Paths) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(pid_file(paths))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let cmdline = String::from_utf8_lossy(&cmdline);
-    (cmdline.contains("kubelet") && cmdline.contains(&paths.dir().display().to_string()))
-        .then_some(pid)
+    background::running_pid(paths, "kubelet")
 }
 
 /// Start the kubelet in the background unless one already runs (`up`, and `up` reusing
-/// a sandbox whose kubelet died).
+/// a sandbox whose kubelet died). Running = it holds its lock and wrote its pid file.
 pub fn start(paths: &Paths, rec: &Recorder) -> Result<u32> {
-    if let Some(pid) = running_pid(paths) {
-        return Ok(pid);
-    }
-    let exe = std::env::current_exe().context("finding the ko-sandbox executable")?;
-    let shown = exe.display().to_string();
-    // The very binary running `up`, even when a rebuild replaced (deleted) the file
-    // meanwhile: the path would then name another build, or nothing at all.
-    let program = Path::new("/proc/self/exe");
-    // the state dir on its command line lets `down` recognise it as this sandbox's
-    let argv = crate::argv![
-        shown.trim_end_matches(" (deleted)"),
-        "--name",
-        paths.name,
+    background::start(
+        paths,
+        rec,
         "kubelet",
-        "--state-dir",
-        paths.dir().display()
-    ];
-    let pid = crate::exec::spawn_detached(program, &argv, &paths.logs().join("kubelet.log"))
-        .with_context(|| format!("starting the sandbox kubelet {shown}"))?;
-    rec.record(&Created::Pid {
-        pid,
-        what: "kubelet".into(),
-    })?;
-    // Running = it holds its lock and wrote its pid file; a kubelet that cannot start
-    // fails `up` instead of leaving API pods Pending without a word.
-    let log = paths.logs().join("kubelet.log");
-    crate::exec::poll(
-        "the sandbox kubelet to start",
-        Duration::from_secs(10),
-        || (running_pid(paths) == Some(pid)).then_some(()),
+        background::Ready {
+            waiting_for: "the sandbox kubelet to start",
+            within: Duration::from_secs(10),
+            also: &|| true,
+        },
     )
-    .with_context(|| {
-        format!(
-            "the sandbox kubelet (pid {pid}) did not come up; last lines of {}:\n{}",
-            log.display(),
-            crate::exec::log_tail(&log, 5)
-        )
-    })?;
-    Ok(pid)
 }
 
 /// The kubelet's main loop; returns when the sandbox is gone.
 pub fn run(paths: &Paths, state_dir: &Path) -> Result<()> {
-    let _lock = crate::state::claim_background(paths, state_dir, "kubelet")?;
+    let _lock = background::claim(paths, state_dir, "kubelet")?;
     let ctx = Ctx::load(paths.clone())?;
     let port = api::port(paths)?;
     let (tx, rx) = mpsc::channel::<()>();

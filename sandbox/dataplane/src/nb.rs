@@ -279,13 +279,23 @@ pub fn pg_name(s: &str) -> String {
     s.replace('-', ".")
 }
 
-/// Transaction 2: node and deny-all port groups, router policies and static routes.
 /// Kube-OVN's OVN tier of SecurityGroup tier 0 (`SecurityGroupOvnTierBase`).
 pub const SG_OVN_TIER_BASE: u8 = 2;
 
+/// Transaction 2: node and deny-all port groups, router policies and static routes.
 /// `acl_tiers`: the NB's ACL table has the `tier` column (OVN >= 23.06).
 pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
     let mut t = Txn::default();
+    router_policies(plan, &mut t);
+    default_routes(plan, &mut t);
+    node_port_groups(plan, &mut t);
+    deny_all_group(acl_tiers, &mut t);
+    t
+}
+
+/// The cluster router's policies: subnets stay local (31000), node addresses go
+/// through the node's join IP (30000), and each node's pods leave through it (29000).
+fn router_policies(plan: &Plan, t: &mut Txn) {
     let mut k = 0;
     let mut policy = |t: &mut Txn,
                       prio: u32,
@@ -323,7 +333,7 @@ pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
         .filter(|s| s.vpc == CLUSTER_ROUTER && s.router.is_some())
     {
         policy(
-            &mut t,
+            t,
             31000,
             format!("ip4.dst == {}", s.cidr4),
             "allow",
@@ -332,7 +342,7 @@ pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
         );
         if let Some(c6) = &s.cidr6 {
             policy(
-                &mut t,
+                t,
                 31000,
                 format!("ip6.dst == {c6}"),
                 "allow",
@@ -349,7 +359,7 @@ pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
             ]
         };
         policy(
-            &mut t,
+            t,
             30000,
             format!("ip4.dst == {}", n.ip4),
             "reroute",
@@ -358,7 +368,7 @@ pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
         );
         if let (Some(ip6), Some(j6)) = (&n.ip6, &n.join_ip6) {
             policy(
-                &mut t,
+                t,
                 30000,
                 format!("ip6.dst == {ip6}"),
                 "reroute",
@@ -373,7 +383,7 @@ pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
             format!("external_ids:node={}", q(&n.name)),
         ];
         policy(
-            &mut t,
+            t,
             29000,
             format!("ip4.src == ${pg}_ip4"),
             "reroute",
@@ -382,7 +392,7 @@ pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
         );
         if let Some(j6) = &n.join_ip6 {
             policy(
-                &mut t,
+                t,
                 29000,
                 format!("ip6.src == ${pg}_ip6"),
                 "reroute",
@@ -391,6 +401,10 @@ pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
             );
         }
     }
+}
+
+/// The cluster router's default routes, through the join subnet's gateway.
+fn default_routes(plan: &Plan, t: &mut Txn) {
     let join = plan.subnet(JOIN_SUBNET);
     let mut routes = vec![("0.0.0.0/0".to_string(), join.map(|j| j.gw4.clone()))];
     if plan.dual_stack {
@@ -416,8 +430,10 @@ pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
             id
         ]);
     }
+}
 
-    // Port groups: node.<node>, <subnet>.<node> (distributed gateway), deny-all SG.
+/// Port groups node.<node> and <subnet>.<node> (distributed gateway).
+fn node_port_groups(plan: &Plan, t: &mut Txn) {
     for (i, n) in plan.nodes.iter().enumerate() {
         let pg = pg_name(&format!("node-{}", n.name));
         t.add(argv!["pg-add", pg, format!("node-{}", n.name)]);
@@ -451,6 +467,10 @@ pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
             )
         ]);
     }
+}
+
+/// The deny-all SecurityGroup's port group and its drop ACLs.
+fn deny_all_group(acl_tiers: bool, t: &mut Txn) {
     let deny = "ovn.sg.kubeovn_deny_all";
     t.add(argv!["pg-add", deny]);
     t.add(argv![
@@ -473,7 +493,7 @@ pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
     for (i, tier) in tiers.iter().enumerate() {
         let ext: Vec<String> = tier.map(|t| format!("tier={t}")).into_iter().collect();
         acl(
-            &mut t,
+            t,
             &format!("d{i}in"),
             deny,
             "to-lport",
@@ -484,7 +504,7 @@ pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
             ext.clone(),
         );
         acl(
-            &mut t,
+            t,
             &format!("d{i}out"),
             deny,
             "from-lport",
@@ -495,8 +515,6 @@ pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
             ext,
         );
     }
-
-    t
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -179,35 +179,3 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
     Ok(())
 }
-
-/// Claims the sandbox for one background process `role` (`kubelet`, `controller`):
-/// checks `--state-dir`, takes `<role>.lock` (held while the returned file lives) and
-/// writes `<role>.pid`, so `up` never starts a second one and `down` finds it.
-pub fn claim_background(paths: &Paths, state_dir: &Path, role: &str) -> Result<File> {
-    if state_dir != paths.dir() {
-        bail!(
-            "--state-dir {} is not the state directory of sandbox `{}` ({}); the {role} is started by `up`",
-            state_dir.display(),
-            paths.name,
-            paths.dir().display()
-        );
-    }
-    let lock_path = paths.dir().join(format!("{role}.lock"));
-    let pid_path = paths.dir().join(format!("{role}.pid"));
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        bail!(
-            "another {role} already runs for sandbox `{}` (pid in {})",
-            paths.name,
-            pid_path.display()
-        );
-    }
-    fs::write(&pid_path, format!("{}\n", std::process::id()))
-        .with_context(|| format!("writing the {role} pid file {}", pid_path.display()))?;
-    Ok(lock)
-}

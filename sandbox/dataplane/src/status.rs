@@ -86,59 +86,9 @@ pub fn collect(paths: &Paths) -> Result<Value> {
     let api_ok = api_port
         .and_then(|p| crate::api::request(p, "GET", "/version", None).ok())
         .is_some_and(|(c, _)| c == 200);
-    let nodes: Vec<Value> = plan
-        .nodes
-        .iter()
-        .map(|n| {
-            let ovs = ctx.ovs_pod(n.index - 1).ok();
-            json!({
-                "name": n.name, "netns": n.netns, "ip4": n.ip4, "ip6": n.ip6,
-                "join_ip4": n.join_ip4, "join_ip6": n.join_ip6, "central": n.central,
-                "ovn_controller": ovs.is_some_and(|o| daemon_running(&ctx, o, "run-ovn", "ovn-controller.pid")),
-                "ovs_vswitchd": ovs.is_some_and(|o| daemon_running(&ctx, o, "run-ovs", "ovs-vswitchd.pid")),
-            })
-        })
-        .collect();
-    // Asked concurrently: two `version` calls per ovn-central/ovs-ovn pod.
-    let versions: Vec<Value> = std::thread::scope(|s| {
-        let handles: Vec<_> = plan
-            .pods
-            .iter()
-            .map(|p| s.spawn(|| running_versions(&ctx, p)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or(Value::Null))
-            .collect()
-    });
-    let pods: Vec<Value> = plan
-        .pods
-        .iter()
-        .zip(versions)
-        .map(|(p, versions)| {
-            let pid = ctx.pid(p).ok();
-            json!({
-                "namespace": p.namespace, "name": p.name, "node": plan.nodes[p.node].name,
-                "ip4": p.ip4, "ip6": p.ip6, "netns": p.netns, "host_network": p.host_network,
-                "subnet": p.subnet, "container": p.container, "pid": pid, "veth": p.veth,
-                "alive": pid.is_some_and(pid_alive),
-                "root": if ctx.image_of(p).is_some() { "image" } else { "host" },
-                "versions": versions,
-            })
-        })
-        .collect();
-    let central: Vec<Value> = plan
-        .central_pods()
-        .into_iter()
-        .map(|p| {
-            json!({
-                "pod": p.name, "node": plan.nodes[p.node].name,
-                "nb": raft_role(&ctx, p, "ovnnb_db", "OVN_Northbound"),
-                "sb": raft_role(&ctx, p, "ovnsb_db", "OVN_Southbound"),
-                "northd": daemon_running(&ctx, p, "run-ovn", "ovn-northd.pid"),
-            })
-        })
-        .collect();
+    let nodes = node_rows(&ctx);
+    let pods = pod_rows(&ctx);
+    let central = central_rows(&ctx);
     let leader = |db: &str| {
         central
             .iter()
@@ -155,71 +105,16 @@ pub fn collect(paths: &Paths) -> Result<Value> {
             .map(|p| p.key())
             .collect()
     };
-    let mut problems: Vec<String> = Vec::new();
-    if ready.is_none() {
-        problems.push("up did not complete".into());
-    }
-    for p in pods.iter().filter(|p| p["alive"] != true) {
-        problems.push(format!(
-            "holder of {}/{} is not running",
-            p["namespace"].as_str().unwrap_or(""),
-            p["name"].as_str().unwrap_or("")
-        ));
-    }
-    if !api_ok {
-        problems.push("the API emulator does not answer".into());
-    }
-    for n in nodes.iter().filter(|n| n["ovn_controller"] != true) {
-        problems.push(format!(
-            "ovn-controller on {} is not running",
-            n["name"].as_str().unwrap_or("")
-        ));
-    }
-    for c in &central {
-        for db in ["nb", "sb"] {
-            if c[db] == "down" {
-                problems.push(format!(
-                    "{} member of {} is down",
-                    db.to_uppercase(),
-                    c["pod"].as_str().unwrap_or("")
-                ));
-            }
-        }
-    }
     let kubelet_pid = crate::kubelet::running_pid(paths);
-    let kubelet_pods: Vec<Value> = crate::kubelet::managed(paths)
-        .values()
-        .map(|m| {
-            json!({
-                "namespace": m.pod.namespace, "name": m.pod.name,
-                "node": plan.nodes.get(m.pod.node).map(|n| n.name.clone()),
-                "ip4": m.pod.ip4, "ip6": m.pod.ip6, "netns": m.pod.netns,
-                "host_network": m.pod.host_network, "pid": m.pid, "alive": pid_alive(m.pid),
-            })
-        })
-        .collect();
-    if ready.is_some() && kubelet_pid.is_none() {
-        problems.push(
-            "the sandbox kubelet is not running (pods created through the API stay Pending); `up` starts it again"
-                .into(),
-        );
-    }
+    let kubelet_pods = kubelet_rows(paths, plan);
     let controller_pid = crate::controller::running_pid(paths);
-    if ready.is_some() && controller_pid.is_none() {
-        problems.push(
-            "the sandbox controller is not running (NetworkPolicies, Services and SecurityGroups no longer reach the NB); `up` starts it again"
-                .into(),
-        );
-    }
     let faults = fault::active(paths);
-    if !faults.is_empty() {
-        problems.push(format!("{} fault(s) active", faults.len()));
-    }
-    Ok(json!({
+    // "healthy" and "problems" are judged from the rest once it is gathered
+    let mut v = json!({
         "name": plan.name,
         "up": ready.is_some(),
-        "healthy": problems.is_empty(),
-        "problems": problems,
+        "healthy": false,
+        "problems": [],
         "up_seconds": ready.and_then(|s| s.trim().parse::<f64>().ok()),
         "kubeconfig": paths.kubeconfig().display().to_string(),
         "api_port": api_port,
@@ -251,22 +146,184 @@ pub fn collect(paths: &Paths) -> Result<Value> {
         "kubelet": {"pid": kubelet_pid, "running": kubelet_pid.is_some(), "pods": kubelet_pods},
         "controller": {"pid": controller_pid, "running": controller_pid.is_some(),
                        "passes": crate::controller::passes(paths)},
-    }))
+    });
+    let problems = problems(&v);
+    v["healthy"] = json!(problems.is_empty());
+    v["problems"] = json!(problems);
+    Ok(v)
+}
+
+/// One row per node: addresses, and whether ovn-controller and ovs-vswitchd run.
+fn node_rows(ctx: &Ctx) -> Vec<Value> {
+    ctx.plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let ovs = ctx.ovs_pod(n.index - 1).ok();
+            json!({
+                "name": n.name, "netns": n.netns, "ip4": n.ip4, "ip6": n.ip6,
+                "join_ip4": n.join_ip4, "join_ip6": n.join_ip6, "central": n.central,
+                "ovn_controller": ovs.is_some_and(|o| daemon_running(ctx, o, "run-ovn", "ovn-controller.pid")),
+                "ovs_vswitchd": ovs.is_some_and(|o| daemon_running(ctx, o, "run-ovs", "ovs-vswitchd.pid")),
+            })
+        })
+        .collect()
+}
+
+/// One row per planned pod: addresses, its holder, the OVN/OVS it runs.
+fn pod_rows(ctx: &Ctx) -> Vec<Value> {
+    let plan = &ctx.plan;
+    // Asked concurrently: two `version` calls per ovn-central/ovs-ovn pod.
+    let versions: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .pods
+            .iter()
+            .map(|p| s.spawn(|| running_versions(ctx, p)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Value::Null))
+            .collect()
+    });
+    plan.pods
+        .iter()
+        .zip(versions)
+        .map(|(p, versions)| {
+            let pid = ctx.pid(p).ok();
+            json!({
+                "namespace": p.namespace, "name": p.name, "node": plan.nodes[p.node].name,
+                "ip4": p.ip4, "ip6": p.ip6, "netns": p.netns, "host_network": p.host_network,
+                "subnet": p.subnet, "container": p.container, "pid": pid, "veth": p.veth,
+                "alive": pid.is_some_and(pid_alive),
+                "root": if ctx.image_of(p).is_some() { "image" } else { "host" },
+                "versions": versions,
+            })
+        })
+        .collect()
+}
+
+/// One row per ovn-central pod: its NB and SB RAFT roles, and northd.
+fn central_rows(ctx: &Ctx) -> Vec<Value> {
+    let plan = &ctx.plan;
+    plan.central_pods()
+        .into_iter()
+        .map(|p| {
+            json!({
+                "pod": p.name, "node": plan.nodes[p.node].name,
+                "nb": raft_role(ctx, p, "ovnnb_db", "OVN_Northbound"),
+                "sb": raft_role(ctx, p, "ovnsb_db", "OVN_Southbound"),
+                "northd": daemon_running(ctx, p, "run-ovn", "ovn-northd.pid"),
+            })
+        })
+        .collect()
+}
+
+/// The pods the sandbox kubelet runs (created through the API after `up`).
+fn kubelet_rows(paths: &Paths, plan: &plan::Plan) -> Vec<Value> {
+    crate::kubelet::managed(paths)
+        .values()
+        .map(|m| {
+            json!({
+                "namespace": m.pod.namespace, "name": m.pod.name,
+                "node": plan.nodes.get(m.pod.node).map(|n| n.name.clone()),
+                "ip4": m.pod.ip4, "ip6": m.pod.ip6, "netns": m.pod.netns,
+                "host_network": m.pod.host_network, "pid": m.pid, "alive": pid_alive(m.pid),
+            })
+        })
+        .collect()
+}
+
+/// What is wrong, read off the gathered status.
+fn problems(v: &Value) -> Vec<String> {
+    let up = v["up"] == true;
+    let mut problems: Vec<String> = Vec::new();
+    if !up {
+        problems.push("up did not complete".into());
+    }
+    for p in v["pods"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["alive"] != true)
+    {
+        problems.push(format!(
+            "holder of {}/{} is not running",
+            p["namespace"].as_str().unwrap_or(""),
+            p["name"].as_str().unwrap_or("")
+        ));
+    }
+    if v["api_answers"] != true {
+        problems.push("the API emulator does not answer".into());
+    }
+    for n in v["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["ovn_controller"] != true)
+    {
+        problems.push(format!(
+            "ovn-controller on {} is not running",
+            n["name"].as_str().unwrap_or("")
+        ));
+    }
+    for c in v["central"].as_array().into_iter().flatten() {
+        for db in ["nb", "sb"] {
+            if c[db] == "down" {
+                problems.push(format!(
+                    "{} member of {} is down",
+                    db.to_uppercase(),
+                    c["pod"].as_str().unwrap_or("")
+                ));
+            }
+        }
+    }
+    if up && v["kubelet"]["running"] != true {
+        problems.push(
+            "the sandbox kubelet is not running (pods created through the API stay Pending); `up` starts it again"
+                .into(),
+        );
+    }
+    if up && v["controller"]["running"] != true {
+        problems.push(
+            "the sandbox controller is not running (NetworkPolicies, Services and SecurityGroups no longer reach the NB); `up` starts it again"
+                .into(),
+        );
+    }
+    let faults = v["faults"].as_array().map_or(0, Vec::len);
+    if faults > 0 {
+        problems.push(format!("{faults} fault(s) active"));
+    }
+    problems
+}
+
+/// Writes one line of the text report (writing to a String cannot fail).
+macro_rules! line {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// A string field of the status, or `-`.
+fn text(x: &Value) -> String {
+    x.as_str().unwrap_or("-").to_string()
 }
 
 /// The text report (`status` without `-o json`).
 pub fn render_text(v: &Value) -> String {
     let mut out = String::new();
-    // Writing to a String cannot fail.
-    macro_rules! line {
-        ($($arg:tt)*) => {{
-            let _ = writeln!(out, $($arg)*);
-        }};
-    }
-    let s = |x: &Value| x.as_str().unwrap_or("-").to_string();
+    render_summary(v, &mut out);
+    render_members(v, &mut out);
+    render_topology(v, &mut out);
+    render_background(v, &mut out);
+    out
+}
+
+/// Health and problems, the kubeconfig, the OVN in use.
+fn render_summary(v: &Value, out: &mut String) {
     line!(
+        out,
         "sandbox {}: {}{}",
-        s(&v["name"]),
+        text(&v["name"]),
         if v["healthy"] == true {
             "up and healthy"
         } else if v["up"] == true {
@@ -280,27 +337,33 @@ pub fn render_text(v: &Value) -> String {
             .unwrap_or_default()
     );
     for p in v["problems"].as_array().into_iter().flatten() {
-        line!("  problem: {}", s(p));
+        line!(out, "  problem: {}", text(p));
     }
-    line!("KUBECONFIG={}", s(&v["kubeconfig"]));
-    line!("dual-stack: {}", v["dual_stack"]);
-    line!("kube-proxy: {}", v["kube_proxy"]);
+    line!(out, "KUBECONFIG={}", text(&v["kubeconfig"]));
+    line!(out, "dual-stack: {}", v["dual_stack"]);
+    line!(out, "kube-proxy: {}", v["kube_proxy"]);
     line!(
+        out,
         "OVN {} from {}",
-        s(&v["ovn"]["version"]),
+        text(&v["ovn"]["version"]),
         v["ovn"]["image"]
             .as_str()
             .map(|i| format!("the image {i} (ovn-central, ovs-ovn, kube-ovn-cni, pinger pods)"))
             .unwrap_or_else(|| "the host's packages".into())
     );
-    line!("nodes:");
+}
+
+/// The nodes, the pods' holders and releases, the ovn-central members.
+fn render_members(v: &Value, out: &mut String) {
+    line!(out, "nodes:");
     for n in v["nodes"].as_array().into_iter().flatten() {
         line!(
+            out,
             "  {:<24} {:<12} join {:<12} netns {:<14} {}ovn-controller {}",
-            s(&n["name"]),
-            s(&n["ip4"]),
-            s(&n["join_ip4"]),
-            s(&n["netns"]),
+            text(&n["name"]),
+            text(&n["ip4"]),
+            text(&n["join_ip4"]),
+            text(&n["netns"]),
             if n["central"] == true {
                 "ovn-central, "
             } else {
@@ -315,22 +378,24 @@ pub fn render_text(v: &Value) -> String {
     }
     let pods = v["pods"].as_array().cloned().unwrap_or_default();
     let alive = pods.iter().filter(|p| p["alive"] == true).count();
-    line!("pods: {alive}/{} holders alive", pods.len());
+    line!(out, "pods: {alive}/{} holders alive", pods.len());
     for p in pods.iter().filter(|p| p["versions"].is_object()) {
         line!(
+            out,
             "  {:<32} running OVN {} OVS {}",
-            s(&p["name"]),
-            s(&p["versions"]["ovn"]),
-            s(&p["versions"]["ovs"])
+            text(&p["name"]),
+            text(&p["versions"]["ovn"]),
+            text(&p["versions"]["ovs"])
         );
     }
     for c in v["central"].as_array().into_iter().flatten() {
         line!(
+            out,
             "  {:<32} on {:<24} NB {:<9} SB {:<9} northd {}",
-            s(&c["pod"]),
-            s(&c["node"]),
-            s(&c["nb"]),
-            s(&c["sb"]),
+            text(&c["pod"]),
+            text(&c["node"]),
+            text(&c["nb"]),
+            text(&c["sb"]),
             if c["northd"] == true {
                 "running"
             } else {
@@ -338,53 +403,67 @@ pub fn render_text(v: &Value) -> String {
             }
         );
     }
+}
+
+/// The documented traffic pairs: NetworkPolicy, underlay, custom VPC, external host, Services.
+fn render_topology(v: &Value, out: &mut String) {
     let np = &v["network_policy"];
     line!(
+        out,
         "NetworkPolicy {} on {} ({}): allowed {} ({}) -> it; denied {} ({}) -> it",
-        s(&np["policy"]),
-        s(&np["target"]),
-        s(&np["target_ip"]),
-        s(&np["allowed_from"]),
-        s(&np["allowed_from_ip"]),
-        s(&np["denied_from"]),
-        s(&np["denied_from_ip"])
+        text(&np["policy"]),
+        text(&np["target"]),
+        text(&np["target_ip"]),
+        text(&np["allowed_from"]),
+        text(&np["allowed_from_ip"]),
+        text(&np["denied_from"]),
+        text(&np["denied_from_ip"])
     );
     let ul = &v["underlay"];
     line!(
+        out,
         "underlay: subnet {} {} gateway {} (netns {}), pods {}",
-        s(&ul["subnet"]),
-        s(&ul["cidr"]),
-        s(&ul["gateway"]),
-        s(&ul["gateway_netns"]),
+        text(&ul["subnet"]),
+        text(&ul["cidr"]),
+        text(&ul["gateway"]),
+        text(&ul["gateway_netns"]),
         ul["pods"]
     );
     let vpc = &v["custom_vpc"];
     line!(
+        out,
         "custom VPC {}: subnet {} {}, pods {}",
-        s(&vpc["vpc"]),
-        s(&vpc["subnet"]),
-        s(&vpc["cidr"]),
+        text(&vpc["vpc"]),
+        text(&vpc["subnet"]),
+        text(&vpc["cidr"]),
         vpc["pods"]
     );
     line!(
+        out,
         "external host: {} (netns {})",
-        s(&v["external_host"]["ip4"]),
-        s(&v["external_host"]["netns"])
+        text(&v["external_host"]["ip4"]),
+        text(&v["external_host"]["netns"])
     );
     for svc in v["services"].as_array().into_iter().flatten() {
         if svc["backends"].as_array().is_some_and(|b| !b.is_empty()) {
             line!(
+                out,
                 "service {}/{} {} -> {}",
-                s(&svc["namespace"]),
-                s(&svc["name"]),
-                s(&svc["cluster_ip4"]),
+                text(&svc["namespace"]),
+                text(&svc["name"]),
+                text(&svc["cluster_ip4"]),
                 svc["backends"]
             );
         }
     }
+}
+
+/// The kubelet and controller stand-ins, and the active faults.
+fn render_background(v: &Value, out: &mut String) {
     let k = &v["kubelet"];
     let kpods = k["pods"].as_array().cloned().unwrap_or_default();
     line!(
+        out,
         "kubelet: {}, {} pod(s) created through the API",
         k["pid"]
             .as_u64()
@@ -394,15 +473,17 @@ pub fn render_text(v: &Value) -> String {
     );
     for p in kpods {
         line!(
+            out,
             "  {}/{} on {} {}",
-            s(&p["namespace"]),
-            s(&p["name"]),
-            s(&p["node"]),
-            s(&p["ip4"])
+            text(&p["namespace"]),
+            text(&p["name"]),
+            text(&p["node"]),
+            text(&p["ip4"])
         );
     }
     let c = &v["controller"];
     line!(
+        out,
         "controller: {}, {} reconcile pass(es)",
         c["pid"]
             .as_u64()
@@ -412,12 +493,11 @@ pub fn render_text(v: &Value) -> String {
     );
     let faults = v["faults"].as_array().cloned().unwrap_or_default();
     if faults.is_empty() {
-        line!("faults: none");
+        line!(out, "faults: none");
     } else {
-        line!("faults ({}; `fault heal` restores):", faults.len());
+        line!(out, "faults ({}; `fault heal` restores):", faults.len());
         for f in faults {
-            line!("  {f}");
+            line!(out, "  {f}");
         }
     }
-    out
 }

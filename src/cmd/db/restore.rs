@@ -18,6 +18,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use k8s_openapi::api::core::v1::Pod;
 use ko_ovn::raft::{self, ClusterStatus};
 use serde::Serialize;
 
@@ -167,7 +168,67 @@ where
 pub async fn restore(ctx: &Ctx, db: Db, yes: bool) -> Result<Outcome> {
     let cluster = ctx.cluster().await?;
     let pods = cluster.central_pods().await?;
-    for p in &pods {
+    all_running(cluster, &pods)?;
+    let refs: Vec<PodRef> = pods.iter().map(PodRef::from_pod).collect();
+    let statuses = join_all(refs.iter().map(|p| cluster_status(cluster, db, p))).await;
+    let (leader_pod, leader_status) = leader_of(db, &refs, &statuses)?;
+    let cid = leader_status
+        .cluster_id
+        .as_ref()
+        .and_then(|c| c.full.clone())
+        .ok_or_else(|| {
+            remote_err(
+                format!("reading the cluster ID from {leader_pod}"),
+                "cluster/status has no full Cluster ID",
+                "upgrade OVS/OVN",
+            )
+        })?;
+    let plans = member_plans(cluster, db, &leader_pod, &leader_status, &refs, &statuses).await?;
+    let plan_text = plan_text(db, &leader_pod, &leader_status, &cid, &plans);
+    if !yes {
+        return Err(Error::NotConfirmed(format!(
+            "{plan_text}\nRe-run with --yes to do it."
+        )));
+    }
+    eprintln!("{plan_text}");
+
+    let dir = std::env::current_dir().map_err(|e| Error::io("find the current directory", &e))?;
+    let backup = backup_from(cluster, db, &leader_pod, &dir).await?;
+    eprintln!("backup written to {}", backup.path.display());
+
+    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let mut rebuilt = Vec::new();
+    for m in &plans {
+        eprintln!("rebuilding {} in {} ...", m.address, m.pod);
+        rebuilt.push(
+            rebuild(
+                cluster,
+                db,
+                &leader_pod,
+                &cid,
+                m,
+                &plans,
+                &leader_status,
+                &stamp,
+            )
+            .await?,
+        );
+    }
+    Ok(Outcome::report(
+        RestoreReport {
+            database: db.name().into(),
+            backup,
+            leader_pod: leader_pod.to_string(),
+            rebuilt,
+        },
+        ctx.output(None),
+        0,
+    ))
+}
+
+/// Restore rebuilds every member: each ovn-central pod must run.
+fn all_running(cluster: &Cluster, pods: &[Pod]) -> Result<()> {
+    for p in pods {
         if let Some(why) = unusable_reason(p) {
             return Err(Error::Cluster(crate::cluster::Error::NotRunning {
                 pod: format!(
@@ -181,45 +242,52 @@ pub async fn restore(ctx: &Ctx, db: Db, yes: bool) -> Result<Outcome> {
             }));
         }
     }
-    let refs: Vec<PodRef> = pods.iter().map(PodRef::from_pod).collect();
-    let statuses = join_all(refs.iter().map(|p| cluster_status(cluster, db, p))).await;
+    Ok(())
+}
+
+/// The pod whose server leads, with its status.
+fn leader_of(
+    db: Db,
+    refs: &[PodRef],
+    statuses: &[Result<ClusterStatus>],
+) -> Result<(PodRef, ClusterStatus)> {
     let mut leader = None;
-    for (p, s) in refs.iter().zip(&statuses) {
+    for (p, s) in refs.iter().zip(statuses) {
         if let Ok(s) = s
             && s.is_leader()
         {
             leader = Some((p.clone(), s.clone()));
         }
     }
-    let Some((leader_pod, leader_status)) = leader else {
-        return Err(remote_err(
+    leader.ok_or_else(|| {
+        remote_err(
             format!("finding the {} leader to restore from", db.name()),
             "no ovn-central pod reports role leader",
             "restore copies the leader's data; with no quorum, recover a majority first (see `kubectl ko nb status`)",
-        ));
-    };
-    let cid = leader_status
-        .cluster_id
-        .as_ref()
-        .and_then(|c| c.full.clone())
-        .ok_or_else(|| {
-            remote_err(
-                format!("reading the cluster ID from {leader_pod}"),
-                "cluster/status has no full Cluster ID",
-                "upgrade OVS/OVN",
-            )
-        })?;
-    let (_, leader_argv) = server_cmdline(cluster, db, &leader_pod).await?;
+        )
+    })
+}
+
+/// Every member other than the leader, matched to its pod by sid or IP, with the
+/// command line to restart it by.
+async fn member_plans(
+    cluster: &Cluster,
+    db: Db,
+    leader_pod: &PodRef,
+    leader_status: &ClusterStatus,
+    refs: &[PodRef],
+    statuses: &[Result<ClusterStatus>],
+) -> Result<Vec<MemberPlan>> {
+    let (_, leader_argv) = server_cmdline(cluster, db, leader_pod).await?;
     let leader_ip = host_of(leader_status.address.as_deref().unwrap_or_default())
         .unwrap_or_default()
         .to_string();
 
-    // Every member other than the leader, matched to its pod by sid or IP.
     let mut plans = Vec::new();
     for sv in leader_status.servers.iter().filter(|s| !s.is_self) {
         let own = refs
             .iter()
-            .zip(&statuses)
+            .zip(statuses)
             .find(|(_, s)| s.as_ref().is_ok_and(|s| s.server_id.short == sv.sid))
             .map(|(p, _)| p.clone())
             .or_else(|| {
@@ -264,15 +332,25 @@ pub async fn restore(ctx: &Ctx, db: Db, yes: bool) -> Result<Outcome> {
             pid,
         });
     }
+    Ok(plans)
+}
 
-    let mut plan_text = format!(
+/// What restore is about to do, step by step (shown before `--yes` and while doing it).
+fn plan_text(
+    db: Db,
+    leader_pod: &PodRef,
+    leader_status: &ClusterStatus,
+    cid: &str,
+    plans: &[MemberPlan],
+) -> String {
+    let mut text = format!(
         "This rebuilds the {} RAFT cluster from its leader {} ({leader_pod}):\n  1. back up the leader's data to ./{}.<time>.backup (verified);\n",
         db.name(),
         leader_status.server_id.short,
         db.stem()
     );
     for (i, m) in plans.iter().enumerate() {
-        plan_text.push_str(&format!(
+        text.push_str(&format!(
             "  {}. stop server {} at {} in {}, kick it, move {} aside, rejoin it empty (cluster {cid}) and restart it; it then copies the leader's data;\n",
             i + 2,
             m.sid,
@@ -281,46 +359,8 @@ pub async fn restore(ctx: &Ctx, db: Db, yes: bool) -> Result<Outcome> {
             db.file()
         ));
     }
-    plan_text.push_str("The leader keeps serving throughout; one member is rebuilt at a time.");
-    if !yes {
-        return Err(Error::NotConfirmed(format!(
-            "{plan_text}\nRe-run with --yes to do it."
-        )));
-    }
-    eprintln!("{plan_text}");
-
-    let dir = std::env::current_dir().map_err(|e| Error::io("find the current directory", &e))?;
-    let backup = backup_from(cluster, db, &leader_pod, &dir).await?;
-    eprintln!("backup written to {}", backup.path.display());
-
-    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
-    let mut rebuilt = Vec::new();
-    for m in &plans {
-        eprintln!("rebuilding {} in {} ...", m.address, m.pod);
-        rebuilt.push(
-            rebuild(
-                cluster,
-                db,
-                &leader_pod,
-                &cid,
-                m,
-                &plans,
-                &leader_status,
-                &stamp,
-            )
-            .await?,
-        );
-    }
-    Ok(Outcome::report(
-        RestoreReport {
-            database: db.name().into(),
-            backup,
-            leader_pod: leader_pod.to_string(),
-            rebuilt,
-        },
-        ctx.output(None),
-        0,
-    ))
+    text.push_str("The leader keeps serving throughout; one member is rebuilt at a time.");
+    text
 }
 
 #[allow(clippy::too_many_arguments)]

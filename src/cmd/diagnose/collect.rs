@@ -15,10 +15,10 @@ use kube::api::{Api, ListParams};
 use crate::cluster::{self, Cluster, NodeNetwork, PodNetwork, PodRef, container};
 
 use super::batch::{self, Job, JobOutput};
-use super::checks::components::{WorkloadKind, WorkloadStatus};
-use super::checks::nodes::{NodeFacts, NodeProbe, SbChassisView};
-use super::checks::pods::PodFacts;
-use super::checks::raft::{CentralPod, MemberView};
+use super::facts::{
+    CentralPod, MemberView, NodeFacts, NodeProbe, OvnTables, PodFacts, SbChassisView, WorkloadKind,
+    WorkloadStatus,
+};
 use super::ovsdb::{self, commands};
 use super::{Asked, Objects, not_found};
 use crate::cluster::Db;
@@ -334,15 +334,6 @@ pub(super) async fn objects(cluster: &Cluster, what: &Asked) -> crate::error::Re
         central_pods,
         subnet_spec,
     })
-}
-
-/// NB/SB tables read from the databases' leader pods.
-pub struct OvnTables {
-    pub lsps: Result<Vec<ovsdb::Lsp>, String>,
-    pub port_groups: Result<Vec<ovsdb::PortGroup>, String>,
-    pub switches: Result<Vec<String>, String>,
-    pub bindings: Result<Vec<ovsdb::PortBinding>, String>,
-    pub sb: Result<SbChassisView, String>,
 }
 
 pub async fn ovn_tables(

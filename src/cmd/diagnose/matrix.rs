@@ -16,8 +16,9 @@ use crate::render::progress::Progress;
 
 use super::batch::{self, Job, JobOutput};
 use super::checks::connectivity::{classify_ping, classify_tcp, classify_udp};
-use super::checks::pods::PodFacts;
-use super::collect::{self, OvnTables};
+use super::collect;
+use super::facts::OvnTables;
+use super::facts::PodFacts;
 use super::model::{Matrix, MatrixStrategy, Probe, ProbeResult, Source, Target, TargetKind};
 use super::probe::{
     parse_curl, parse_ping, parse_udp, ping_argv, ping_retry_argv, tcp_argv, udp_argv,

@@ -36,6 +36,7 @@ pub mod batch;
 pub mod checks;
 pub mod collect;
 pub mod conncheck;
+pub mod facts;
 pub mod ipports;
 pub mod matrix;
 pub mod model;
@@ -56,9 +57,8 @@ use crate::render::progress::Progress;
 
 use crate::check::{Check, Scope};
 use checks::components;
-use checks::nodes::NodeFacts;
-use checks::pods::PodFacts;
-use checks::raft::{self as raft_checks, CentralPod};
+use checks::raft as raft_checks;
+use facts::{CentralPod, NodeFacts, PodFacts};
 use model::Report;
 
 /// Nodes probed at once.
@@ -328,6 +328,8 @@ fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The first non-blank line of a tool's output or an error: what a check's
+/// one-line message quotes.
 fn first_line(s: &str) -> &str {
     s.lines()
         .map(str::trim)

@@ -34,6 +34,7 @@ mod tunnels;
 mod verdict;
 pub mod view;
 mod view_compact;
+mod view_path;
 
 use ko_ovn::microflow::{ArpOp, Mac, Protocol};
 use ko_ovn::verdict::nb::NbSnapshot;

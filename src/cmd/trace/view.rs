@@ -3,12 +3,14 @@
 
 use std::io::{self, Write};
 
-use ko_ovn::verdict::ovs::{OvsExit, OvsSegment};
+use ko_ovn::verdict::ovs::OvsSegment;
 use ko_ovn::verdict::routing::routed_by;
 use ko_ovn::verdict::{TraceReport, Verdict};
 use ko_ovn::versions::Versions;
 use serde::Serialize;
 
+use super::view_compact;
+use super::view_path::{exit_text, ovs_path, shown_actions};
 use crate::render::{Render, Style};
 
 /// One remote command and what it printed (stdout then stderr).
@@ -165,6 +167,8 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
+/// One direction's report: the verdict block, the packet's ends, the drop,
+/// then the path (compact unless `full`).
 fn render_report(
     r: &TraceReport,
     versions: &Versions,
@@ -173,6 +177,24 @@ fn render_report(
     out: &mut dyn Write,
     style: &Style,
 ) -> io::Result<()> {
+    render_verdict(r, out, style)?;
+    writeln!(out)?;
+    render_ends(r, versions, out)?;
+    render_drop(r, out, style)?;
+    if let Some(e) = &r.error {
+        writeln!(out, "  {}        {e}", style.bad("error"))?;
+    }
+    render_destination_name(named, out)?;
+    if !full {
+        return view_compact::render(r, out, style);
+    }
+    render_logical_path(r, out, style)?;
+    ovs_path(r, "OVS path (ofproto/trace)", render_segment, out, style)
+}
+
+/// The verdict line, then what qualifies it: path warnings, the cause and
+/// who is responsible, the Service asked for.
+fn render_verdict(r: &TraceReport, out: &mut dyn Write, style: &Style) -> io::Result<()> {
     let head = match r.verdict {
         Verdict::Delivered => style.ok("DELIVERED"),
         Verdict::Dropped => style.bad("DROPPED"),
@@ -227,7 +249,12 @@ fn render_report(
             }
         )?;
     }
-    writeln!(out)?;
+    Ok(())
+}
+
+/// Where the packet starts and where it is bound: source, destination, the
+/// releases traced, the logical outport, the routing and load balancing.
+fn render_ends(r: &TraceReport, versions: &Versions, out: &mut dyn Write) -> io::Result<()> {
     let s = &r.source;
     writeln!(
         out,
@@ -270,64 +297,68 @@ fn render_report(
             lb.backends.join(", ")
         )?;
     }
-    if let Some(dr) = &r.drop {
+    Ok(())
+}
+
+/// Where and why the packet was dropped: the table, the flow, the ACL.
+fn render_drop(r: &TraceReport, out: &mut dyn Write, style: &Style) -> io::Result<()> {
+    let Some(dr) = &r.drop else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "  {}         {} {} table {} {}{}",
+        style.bad("drop"),
+        dr.datapath.as_deref().unwrap_or("br-int"),
+        dr.pipeline.as_deref().unwrap_or(""),
+        dr.table
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "?".into()),
+        dr.stage.as_deref().unwrap_or(""),
+        dr.node
+            .as_ref()
+            .map(|n| format!(" (OpenFlow, node {n})"))
+            .unwrap_or_default()
+    )?;
+    writeln!(out, "               why: {}", dr.reason)?;
+    if let Some(m) = &dr.match_expr {
         writeln!(
             out,
-            "  {}         {} {} table {} {}{}",
-            style.bad("drop"),
-            dr.datapath.as_deref().unwrap_or("br-int"),
-            dr.pipeline.as_deref().unwrap_or(""),
-            dr.table
-                .map(|t| t.to_string())
-                .unwrap_or_else(|| "?".into()),
-            dr.stage.as_deref().unwrap_or(""),
-            dr.node
+            "               flow: {m}{}{}",
+            dr.priority
+                .map(|p| format!(", priority {p}"))
+                .unwrap_or_default(),
+            dr.flow
                 .as_ref()
-                .map(|n| format!(" (OpenFlow, node {n})"))
+                .map(|f| format!(", uuid {f}"))
                 .unwrap_or_default()
         )?;
-        writeln!(out, "               why: {}", dr.reason)?;
-        if let Some(m) = &dr.match_expr {
-            writeln!(
-                out,
-                "               flow: {m}{}{}",
-                dr.priority
-                    .map(|p| format!(", priority {p}"))
-                    .unwrap_or_default(),
-                dr.flow
-                    .as_ref()
-                    .map(|f| format!(", uuid {f}"))
-                    .unwrap_or_default()
-            )?;
-        }
-        if let Some(acl) = &dr.acl {
-            writeln!(
-                out,
-                "               ACL: {} {} priority {} {} `{}`{}",
-                if acl.name.is_empty() {
-                    "(unnamed)"
-                } else {
-                    &acl.name
-                },
-                acl.direction,
-                acl.priority,
-                acl.action,
-                acl.match_expr,
-                dr.port_group
-                    .as_ref()
-                    .map(|p| format!(" on port group {p}"))
-                    .unwrap_or_default()
-            )?;
-        }
     }
-    if let Some(e) = &r.error {
-        writeln!(out, "  {}        {e}", style.bad("error"))?;
+    if let Some(acl) = &dr.acl {
+        writeln!(
+            out,
+            "               ACL: {} {} priority {} {} `{}`{}",
+            if acl.name.is_empty() {
+                "(unnamed)"
+            } else {
+                &acl.name
+            },
+            acl.direction,
+            acl.priority,
+            acl.action,
+            acl.match_expr,
+            dr.port_group
+                .as_ref()
+                .map(|p| format!(" on port group {p}"))
+                .unwrap_or_default()
+        )?;
     }
-    render_destination_name(named, out)?;
-    if !full {
-        return super::view_compact::render(r, out, style);
-    }
+    Ok(())
+}
 
+/// `--full`: every logical stage ovn-trace passed, with its match, actions
+/// and the NB object behind it.
+fn render_logical_path(r: &TraceReport, out: &mut dyn Write, style: &Style) -> io::Result<()> {
     if !r.logical.stages.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", style.bold("Logical path (ovn-trace)"))?;
@@ -354,12 +385,7 @@ fn render_report(
                     &st.match_expr
                 }
             )?;
-            let acts: Vec<&str> = st
-                .actions
-                .iter()
-                .map(String::as_str)
-                .filter(|a| *a != "next;")
-                .collect();
+            let acts = shown_actions(st);
             if !acts.is_empty() {
                 writeln!(out, "       {} {}", style.dim("do"), acts.join(" "))?;
             }
@@ -369,28 +395,6 @@ fn render_report(
         }
         for n in &r.logical.notes {
             writeln!(out, "  note: {n}")?;
-        }
-    }
-    ovs_path(r, "OVS path (ofproto/trace)", render_segment, out, style)
-}
-
-/// The OVS block under a report's logical part (full and compact views): its
-/// title, then each node's segment as `segment` draws it.
-pub(super) fn ovs_path(
-    r: &TraceReport,
-    title: &str,
-    segment: fn(&OvsSegment, &mut dyn Write, &Style) -> io::Result<()>,
-    out: &mut dyn Write,
-    style: &Style,
-) -> io::Result<()> {
-    if let Some(ovs) = &r.ovs {
-        writeln!(out)?;
-        writeln!(out, "{}", style.bold(title))?;
-        if ovs.segments.is_empty() {
-            writeln!(out, "  (no OVS trace ran; see warnings)")?;
-        }
-        for seg in &ovs.segments {
-            segment(seg, out, style)?;
         }
     }
     Ok(())
@@ -428,73 +432,6 @@ fn render_segment(seg: &OvsSegment, out: &mut dyn Write, style: &Style) -> io::R
     Ok(())
 }
 
-/// Where one node's OpenFlow walk left the packet.
-pub(super) fn exit_text(seg: &OvsSegment, style: &Style) -> String {
-    match &seg.exit {
-        OvsExit::Port {
-            ofport,
-            interface,
-            logical_port,
-        } => format!(
-            "output to port {ofport}{}{}",
-            interface
-                .as_ref()
-                .map(|i| format!(" ({i})"))
-                .unwrap_or_default(),
-            logical_port
-                .as_ref()
-                .map(|l| format!(", logical port {l}"))
-                .unwrap_or_default()
-        ),
-        OvsExit::Tunnel {
-            ofport,
-            interface,
-            remote_ip,
-            remote_node,
-            metadata,
-        } => format!(
-            "tunnel port {ofport}{} to {}{}{}",
-            interface
-                .as_ref()
-                .map(|i| format!(" ({i})"))
-                .unwrap_or_default(),
-            remote_ip.as_deref().unwrap_or("?"),
-            remote_node
-                .as_ref()
-                .map(|n| format!(" = node {n}"))
-                .unwrap_or_default(),
-            metadata
-                .as_ref()
-                .map(|m| format!(
-                    ", tun_id {}{}",
-                    m.tun_id,
-                    m.tun_metadata0
-                        .as_ref()
-                        .map(|t| format!(" metadata0 {t}"))
-                        .unwrap_or_default()
-                ))
-                .unwrap_or_default()
-        ),
-        OvsExit::Dropped { table, cookie, .. } => format!(
-            "{} in table {}{}",
-            style.bad("dropped"),
-            table.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
-            cookie
-                .as_ref()
-                .map(|c| format!(" (cookie {c})"))
-                .unwrap_or_default()
-        ),
-        OvsExit::Group { group } => format!(
-            "select group {group} (OVN load balancer): ofproto/trace cannot follow the hash-chosen bucket"
-        ),
-        OvsExit::Controller { detail } => format!("sent to ovn-controller: {detail}"),
-        OvsExit::Unknown { datapath_actions } => format!(
-            "datapath actions: {}",
-            datapath_actions.as_deref().unwrap_or("(none)")
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,7 +447,7 @@ mod tests {
 
     #[test]
     fn a_table_nobody_names_reads_unknown() {
-        use ko_ovn::verdict::ovs::OvsHop;
+        use ko_ovn::verdict::ovs::{OvsExit, OvsHop};
         let seg = OvsSegment {
             node: "n1".into(),
             bridge: "br-int".into(),

@@ -11,7 +11,7 @@ use ko_ovn::verdict::Stage;
 use ko_ovn::verdict::TraceReport;
 use ko_ovn::verdict::ovs::OvsSegment;
 
-use super::view::{exit_text, ovs_path};
+use super::view_path::{exit_text, ovs_path, shown_actions};
 use crate::render::Style;
 
 /// Why a stage decided something, or None when the packet passed it silently.
@@ -79,12 +79,7 @@ pub fn render(r: &TraceReport, out: &mut dyn Write, style: &Style) -> io::Result
 }
 
 fn render_stage(st: &Stage, why: &str, out: &mut dyn Write, style: &Style) -> io::Result<()> {
-    let acts: Vec<&str> = st
-        .actions
-        .iter()
-        .map(String::as_str)
-        .filter(|a| *a != "next;")
-        .collect();
+    let acts = shown_actions(st);
     let what = match &st.object {
         Some(o) => o.clone(),
         None => shorten(&acts.join(" "), 90),

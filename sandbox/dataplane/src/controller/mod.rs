@@ -23,17 +23,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::api;
+use crate::background;
 use crate::ctx::Ctx;
 use crate::kubelet::watch;
-use crate::state::{Created, Paths, Recorder};
+use crate::state::{Paths, Recorder};
 
 use model::Desired;
 use service::ApiWrite;
 use world::World;
-
-fn pid_file(paths: &Paths) -> PathBuf {
-    paths.dir().join("controller.pid")
-}
 
 /// Written after each pass that brought the NB and the API in line: the pass count.
 fn synced_file(paths: &Paths) -> PathBuf {
@@ -42,15 +39,7 @@ fn synced_file(paths: &Paths) -> PathBuf {
 
 /// The running controller's pid, if there is one.
 pub fn running_pid(paths: &Paths) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(pid_file(paths))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let cmdline = String::from_utf8_lossy(&cmdline);
-    (cmdline.contains("controller") && cmdline.contains(&paths.dir().display().to_string()))
-        .then_some(pid)
+    background::running_pid(paths, "controller")
 }
 
 /// How many passes completed (0: none yet).
@@ -68,36 +57,16 @@ pub fn start(paths: &Paths, rec: &Recorder) -> Result<u32> {
         return Ok(pid);
     }
     let _ = std::fs::remove_file(synced_file(paths));
-    let exe = std::env::current_exe().context("finding the ko-sandbox executable")?;
-    let shown = exe.display().to_string();
-    let argv = crate::argv![
-        shown.trim_end_matches(" (deleted)"),
-        "--name",
-        paths.name,
+    background::start(
+        paths,
+        rec,
         "controller",
-        "--state-dir",
-        paths.dir().display()
-    ];
-    let log = paths.logs().join("controller.log");
-    let pid = crate::exec::spawn_detached(Path::new("/proc/self/exe"), &argv, &log)
-        .with_context(|| format!("starting the sandbox controller {shown}"))?;
-    rec.record(&Created::Pid {
-        pid,
-        what: "controller".into(),
-    })?;
-    crate::exec::poll(
-        "the sandbox controller's first pass",
-        Duration::from_secs(30),
-        || (running_pid(paths) == Some(pid) && passes(paths) > 0).then_some(()),
+        background::Ready {
+            waiting_for: "the sandbox controller's first pass",
+            within: Duration::from_secs(30),
+            also: &|| passes(paths) > 0,
+        },
     )
-    .with_context(|| {
-        format!(
-            "the sandbox controller (pid {pid}) did not complete a pass; last lines of {}:\n{}",
-            log.display(),
-            crate::exec::log_tail(&log, 5)
-        )
-    })?;
-    Ok(pid)
 }
 
 /// Watch every collection in `world::WATCHED`; each event wakes the main loop.
@@ -130,7 +99,7 @@ fn spawn_watches(port: u16, tx: &mpsc::Sender<()>) {
 
 /// The controller's main loop; returns when the sandbox is gone.
 pub fn run(paths: &Paths, state_dir: &Path) -> Result<()> {
-    let _lock = crate::state::claim_background(paths, state_dir, "controller")?;
+    let _lock = background::claim(paths, state_dir, "controller")?;
     let ctx = Ctx::load(paths.clone())?;
     let port = api::port(paths)?;
     let (tx, rx) = mpsc::channel::<()>();

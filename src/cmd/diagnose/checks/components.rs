@@ -8,10 +8,10 @@ use std::net::IpAddr;
 
 use futures::StreamExt;
 
-use super::raft::first_line;
 use crate::check::{Check, Scope};
 use crate::cluster::{Cluster, PodRef};
-use crate::cmd::diagnose::{NODE_CONCURRENCY, Objects, collect, conncheck, probe};
+use crate::cmd::diagnose::facts::{WorkloadKind, WorkloadStatus};
+use crate::cmd::diagnose::{NODE_CONCURRENCY, Objects, collect, conncheck, first_line, probe};
 
 /// Stage "components": the CRDs, Kube-OVN's Deployments and DaemonSets,
 /// coredns and kube-proxy.
@@ -191,36 +191,6 @@ pub fn crds(present: &BTreeSet<String>) -> Check {
             "install or upgrade Kube-OVN's CRDs (install.sh / the chart); `kubectl get crd | grep kubeovn.io`",
         )
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkloadKind {
-    Deployment,
-    DaemonSet,
-}
-
-impl WorkloadKind {
-    fn word(self) -> &'static str {
-        match self {
-            WorkloadKind::Deployment => "deployment",
-            WorkloadKind::DaemonSet => "daemonset",
-        }
-    }
-}
-
-/// Status counters of one Deployment/DaemonSet (absent fields are 0, as the
-/// API server omits zero counters).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkloadStatus {
-    pub kind: WorkloadKind,
-    pub namespace: String,
-    pub name: String,
-    /// Deployment: replicas; DaemonSet: desiredNumberScheduled.
-    pub desired: i32,
-    /// Deployment: updatedReplicas; DaemonSet: currentNumberScheduled.
-    pub current: i32,
-    pub ready: i32,
-    pub available: i32,
 }
 
 /// One component: `found` None = the object does not exist.

@@ -7,13 +7,14 @@ use futures::StreamExt;
 
 use crate::check::{Check, Scope};
 use crate::cluster::{Cluster, PodRef};
-use crate::cmd::diagnose::collect::{self, OvnTables};
-use crate::cmd::diagnose::ovsdb::{Chassis, Encap, Interface};
+use crate::cmd::diagnose::collect;
+use crate::cmd::diagnose::facts::{NodeFacts, NodeProbe, OvnTables, SbChassisView};
+use crate::cmd::diagnose::ovsdb::Interface;
 use crate::cmd::diagnose::{Asked, NODE_CONCURRENCY, Objects};
 use crate::render::progress::Progress;
 
-use super::raft::first_line;
-use ko_ovn::versions::{NodeVersions, Versions};
+use crate::cmd::diagnose::first_line;
+use ko_ovn::versions::Versions;
 
 /// Stage "nodes": every selected node's ovs-ovn pod probed (bounded
 /// concurrency, per-node timeout), judged against the SB chassis, then the
@@ -114,70 +115,6 @@ pub fn version_checks(central: &[(String, Option<String>)], probes: &[&NodeProbe
     out
 }
 
-/// A Kubernetes node as diagnose needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeFacts {
-    pub name: String,
-    pub internal_ips: Vec<String>,
-    /// The Ready condition (None = not reported).
-    pub ready: Option<bool>,
-    /// `ovn.kubernetes.io/chassis` (the system-id kube-ovn-cni found).
-    pub chassis_annotation: Option<String>,
-}
-
-/// What the node's ovs-ovn pod answered. Each field is the parsed answer or
-/// why there is none; `error` is set when the node could not be probed at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeProbe {
-    pub ovs_pod: Option<String>,
-    pub error: Option<String>,
-    /// `ovn-appctl -t ovn-controller connection-status` output.
-    pub controller: Result<String, String>,
-    pub br_int: Result<bool, String>,
-    pub flow_count: Result<u64, String>,
-    pub interfaces: Result<Vec<Interface>, String>,
-    /// `ovn-controller --version` / `ovs-vswitchd --version` (None = unread).
-    pub versions: NodeVersions,
-}
-
-impl NodeProbe {
-    /// A node whose probe could not run at all (no ovs-ovn pod, timeout...).
-    pub fn failed(ovs_pod: Option<String>, error: String) -> Self {
-        NodeProbe {
-            ovs_pod,
-            error: Some(error.clone()),
-            controller: Err(error.clone()),
-            br_int: Err(error.clone()),
-            flow_count: Err(error.clone()),
-            interfaces: Err(error),
-            versions: NodeVersions::default(),
-        }
-    }
-}
-
-/// SB tables shared by all node checks.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SbChassisView {
-    pub chassis: Vec<Chassis>,
-    pub encaps: Vec<Encap>,
-}
-
-impl SbChassisView {
-    pub fn chassis_of(&self, node: &NodeFacts) -> Option<&Chassis> {
-        self.chassis
-            .iter()
-            .find(|c| c.is_node(&node.name, node.chassis_annotation.as_deref()))
-    }
-    pub fn encap_ips(&self, ch: &Chassis) -> Vec<&str> {
-        self.encaps
-            .iter()
-            .filter(|e| ch.encaps.contains(&e.uuid) || e.chassis_name == ch.name)
-            .map(|e| e.ip.as_str())
-            .filter(|ip| !ip.is_empty())
-            .collect()
-    }
-}
-
 pub fn node_checks(
     namespace: &str,
     node: &NodeFacts,
@@ -185,10 +122,25 @@ pub fn node_checks(
     sb: &Result<SbChassisView, String>,
 ) -> Vec<Check> {
     let n = node.name.as_str();
-    let scope = || Scope::node(n);
     let ovs = probe.ovs_pod.as_deref().unwrap_or("<ovs-ovn pod>");
     let mut out = Vec::new();
+    reachable(namespace, node, probe, &mut out);
+    chassis(node, sb, &mut out);
+    if probe.error.is_some() {
+        return out;
+    }
+    out.push(ovn_controller(namespace, n, ovs, probe));
+    out.push(br_int(namespace, n, ovs, probe));
+    if let (Ok(view), Ok(ifaces)) = (sb, &probe.interfaces) {
+        out.push(tunnels(node, view, ifaces));
+    }
+    out
+}
 
+/// The node is Ready and its ovs-ovn pod could be probed (a check only for what fails).
+fn reachable(namespace: &str, node: &NodeFacts, probe: &NodeProbe, out: &mut Vec<Check>) {
+    let n = node.name.as_str();
+    let scope = || Scope::node(n);
     if node.ready == Some(false) {
         out.push(Check::fail(
             "node-ready",
@@ -207,8 +159,12 @@ pub fn node_checks(
             ),
         ));
     }
+}
 
-    // SB chassis + encap
+/// The node's SB Chassis, and its encap IP.
+fn chassis(node: &NodeFacts, sb: &Result<SbChassisView, String>, out: &mut Vec<Check>) {
+    let n = node.name.as_str();
+    let scope = || Scope::node(n);
     match sb {
         Err(e) => out.push(Check::fail(
             "chassis",
@@ -255,63 +211,63 @@ pub fn node_checks(
             }
         },
     }
+}
 
-    if probe.error.is_some() {
-        return out;
-    }
-
-    // ovn-controller
+/// ovn-controller runs and is connected to the SB database.
+fn ovn_controller(namespace: &str, n: &str, ovs: &str, probe: &NodeProbe) -> Check {
+    let scope = || Scope::node(n);
     match &probe.controller {
-        Ok(s) if s.trim() == "connected" => out.push(Check::pass(
+        Ok(s) if s.trim() == "connected" => Check::pass(
             "ovn-controller",
             scope(),
             format!("ovn-controller on {n} is running and connected to the SB database"),
-        )),
-        Ok(s) => out.push(Check::fail(
+        ),
+        Ok(s) => Check::fail(
             "ovn-controller",
             scope(),
             format!(
                 "ovn-controller on {n} is running but {} to the SB database",
                 first_line(s)
             ),
-            format!("check external-ids:ovn-remote on {n} and that the ovn-sb Service reaches the SB leader"),
-        )),
-        Err(e) => out.push(Check::fail(
+            format!(
+                "check external-ids:ovn-remote on {n} and that the ovn-sb Service reaches the SB leader"
+            ),
+        ),
+        Err(e) => Check::fail(
             "ovn-controller",
             scope(),
             format!("ovn-controller on {n} is not running: {}", first_line(e)),
             format!(
                 "/var/log/ovn/ovn-controller.log in pod {namespace}/{ovs}; restarting that pod restarts ovn-controller"
             ),
-        )),
+        ),
     }
+}
 
-    // br-int and flows
+/// br-int exists and carries flows.
+fn br_int(namespace: &str, n: &str, ovs: &str, probe: &NodeProbe) -> Check {
+    let scope = || Scope::node(n);
     match (&probe.br_int, &probe.flow_count) {
-        (Ok(false), _) => out.push(Check::fail(
+        (Ok(false), _) => Check::fail(
             "br-int",
             scope(),
             format!("bridge br-int does not exist on {n}"),
             format!("ovn-controller creates br-int; check pod {namespace}/{ovs}"),
-        )),
-        (Err(e), _) => out.push(Check::fail(
+        ),
+        (Err(e), _) => Check::fail(
             "br-int",
             scope(),
             format!("could not check br-int on {n}: {}", first_line(e)),
             format!("`kubectl ko vsctl {n} show`"),
-        )),
-        (Ok(true), Ok(0)) => out.push(Check::fail(
+        ),
+        (Ok(true), Ok(0)) => Check::fail(
             "br-int",
             scope(),
             format!("br-int on {n} has no OpenFlow flows"),
             "ovn-controller installs the flows: see the ovn-controller check",
-        )),
-        (Ok(true), Ok(c)) => out.push(Check::pass(
-            "br-int",
-            scope(),
-            format!("br-int on {n} has {c} flows"),
-        )),
-        (Ok(true), Err(e)) => out.push(Check::warn(
+        ),
+        (Ok(true), Ok(c)) => Check::pass("br-int", scope(), format!("br-int on {n} has {c} flows")),
+        (Ok(true), Err(e)) => Check::warn(
             "br-int",
             scope(),
             format!(
@@ -319,54 +275,57 @@ pub fn node_checks(
                 first_line(e)
             ),
             format!("`kubectl ko ofctl {n} dump-aggregate br-int`"),
-        )),
+        ),
     }
+}
 
-    // tunnels to every other chassis
-    if let (Ok(view), Ok(ifaces)) = (sb, &probe.interfaces) {
-        let me = view.chassis_of(node).map(|c| c.name.clone());
-        let remote_ips: Vec<&str> = ifaces
-            .iter()
-            .filter(|i| i.is_tunnel())
-            .filter_map(|i| i.remote_ip.as_deref())
-            .collect();
-        let mut missing = Vec::new();
-        let mut peers = 0;
-        for ch in &view.chassis {
-            if Some(&ch.name) == me.as_ref() {
-                continue;
-            }
-            peers += 1;
-            let ips = view.encap_ips(ch);
-            if !ips.iter().any(|ip| remote_ips.contains(ip)) {
-                let who = ch
-                    .external_ids
-                    .get("node")
-                    .cloned()
-                    .unwrap_or_else(|| ch.hostname.clone());
-                missing.push(format!("{who} ({})", ips.join(", ")));
-            }
+/// A tunnel to every other chassis.
+fn tunnels(node: &NodeFacts, view: &SbChassisView, ifaces: &[Interface]) -> Check {
+    let n = node.name.as_str();
+    let scope = || Scope::node(n);
+    let me = view.chassis_of(node).map(|c| c.name.clone());
+    let remote_ips: Vec<&str> = ifaces
+        .iter()
+        .filter(|i| i.is_tunnel())
+        .filter_map(|i| i.remote_ip.as_deref())
+        .collect();
+    let mut missing = Vec::new();
+    let mut peers = 0;
+    for ch in &view.chassis {
+        if Some(&ch.name) == me.as_ref() {
+            continue;
         }
-        if missing.is_empty() {
-            out.push(Check::pass(
-                "tunnels",
-                scope(),
-                if peers == 0 {
-                    format!("{n} is the only chassis: no tunnels needed")
-                } else {
-                    format!("{n} has a tunnel to each of the {peers} other chassis")
-                },
-            ));
-        } else {
-            out.push(Check::fail(
-                "tunnels",
-                scope(),
-                format!("{n} has no tunnel to: {}", missing.join(", ")),
-                format!("ovn-controller on {n} creates tunnels from SB Encap rows; check it is connected, and `kubectl ko vsctl {n} show`"),
-            ));
+        peers += 1;
+        let ips = view.encap_ips(ch);
+        if !ips.iter().any(|ip| remote_ips.contains(ip)) {
+            let who = ch
+                .external_ids
+                .get("node")
+                .cloned()
+                .unwrap_or_else(|| ch.hostname.clone());
+            missing.push(format!("{who} ({})", ips.join(", ")));
         }
     }
-    out
+    if missing.is_empty() {
+        Check::pass(
+            "tunnels",
+            scope(),
+            if peers == 0 {
+                format!("{n} is the only chassis: no tunnels needed")
+            } else {
+                format!("{n} has a tunnel to each of the {peers} other chassis")
+            },
+        )
+    } else {
+        Check::fail(
+            "tunnels",
+            scope(),
+            format!("{n} has no tunnel to: {}", missing.join(", ")),
+            format!(
+                "ovn-controller on {n} creates tunnels from SB Encap rows; check it is connected, and `kubectl ko vsctl {n} show`"
+            ),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -374,6 +333,7 @@ mod tests {
     use super::*;
     use crate::check::Status;
     use crate::cmd::diagnose::ovsdb;
+    use ko_ovn::versions::NodeVersions;
 
     fn fx(path: &str) -> String {
         ko_testkit::fixture!(&format!("diagnose/{path}"))

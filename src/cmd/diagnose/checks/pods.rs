@@ -5,12 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::check::{Check, Scope};
-use crate::cmd::diagnose::collect::OvnTables;
+use crate::cmd::diagnose::facts::{NodeFacts, OvnTables, PodFacts, SbChassisView};
 use crate::cmd::diagnose::ovsdb::{Lsp, PortBinding};
 use crate::cmd::diagnose::{Asked, Objects};
 
-use super::nodes::{NodeFacts, SbChassisView};
-use super::raft::first_line;
+use crate::cmd::diagnose::first_line;
 
 /// Stage "pods and subnet": every selected pod's annotations against its
 /// NB port and SB binding; for `diagnose subnet`, its logical switch.
@@ -59,34 +58,6 @@ pub(in crate::cmd::diagnose) fn stage(
         });
     }
     checks
-}
-
-/// A pod as diagnose needs it (from the API object and its Kube-OVN annotations).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodFacts {
-    pub namespace: String,
-    pub name: String,
-    pub node: Option<String>,
-    /// phase Running and not being deleted.
-    pub running: bool,
-    pub host_network: bool,
-    /// `ovn.kubernetes.io/ip_address`, split on ','.
-    pub ips: Vec<String>,
-    /// `ovn.kubernetes.io/mac_address`.
-    pub mac: Option<String>,
-    /// `ovn.kubernetes.io/logical_switch` (set only for OVN subnets).
-    pub logical_switch: Option<String>,
-}
-
-impl PodFacts {
-    /// Kube-OVN's LSP name for the primary interface.
-    pub fn lsp_name(&self) -> String {
-        format!("{}.{}", self.name, self.namespace)
-    }
-    /// Pods Kube-OVN wires into OVN: not hostNetwork, on an OVN logical switch.
-    pub fn is_ovn(&self) -> bool {
-        !self.host_network && self.logical_switch.is_some()
-    }
 }
 
 /// Which pods a run looks at.
@@ -140,11 +111,10 @@ pub fn pod_checks(
     bindings: &Result<Vec<PortBinding>, String>,
     sb: &Result<SbChassisView, String>,
 ) -> Vec<Check> {
-    let mut out = Vec::new();
     let (lsps, bindings) = match (lsps, bindings) {
         (Ok(l), Ok(b)) => (l, b),
         (Err(e), _) | (_, Err(e)) => {
-            out.push(Check::fail(
+            return vec![Check::fail(
                 "pod-ports",
                 filter.scope(),
                 format!(
@@ -152,32 +122,11 @@ pub fn pod_checks(
                     first_line(e)
                 ),
                 "see the NB/SB database checks",
-            ));
-            return out;
+            )];
         }
     };
-    let lsp_by_name: BTreeMap<&str, &Lsp> = lsps.iter().map(|l| (l.name.as_str(), l)).collect();
-    let pb_by_port: BTreeMap<&str, &PortBinding> = bindings
-        .iter()
-        .map(|b| (b.logical_port.as_str(), b))
-        .collect();
-    // chassis row uuid -> node name
-    let chassis_node: BTreeMap<String, String> = match sb {
-        Ok(view) => nodes
-            .iter()
-            .filter_map(|n| view.chassis_of(n).map(|c| (c.uuid.clone(), n.name.clone())))
-            .collect(),
-        Err(_) => BTreeMap::new(),
-    };
-    let chassis_name: BTreeMap<&str, &str> = match sb {
-        Ok(view) => view
-            .chassis
-            .iter()
-            .map(|c| (c.uuid.as_str(), c.name.as_str()))
-            .collect(),
-        Err(_) => BTreeMap::new(),
-    };
-
+    let index = PortIndex::new(lsps, bindings, nodes, sb);
+    let mut out = Vec::new();
     let mut checked = 0usize;
     let mut problems = 0usize;
     for p in pods
@@ -185,105 +134,167 @@ pub fn pod_checks(
         .filter(|p| p.is_ovn() && p.running && filter.keeps(p))
     {
         checked += 1;
-        let scope = Scope::pod(&p.namespace, &p.name);
-        let lsp_name = p.lsp_name();
-        let ls = p.logical_switch.as_deref().unwrap_or_default();
-        let Some(lsp) = lsp_by_name.get(lsp_name.as_str()) else {
-            problems += 1;
-            out.push(Check::fail(
-                "pod-port",
-                scope,
-                format!(
-                    "running pod {}/{} has no logical switch port {lsp_name} in the NB database (switch {ls})",
-                    p.namespace, p.name
-                ),
-                format!(
-                    "kube-ovn-controller creates it; check its log (`kubectl -n {namespace} logs deploy/kube-ovn-controller | grep {lsp_name}`), then recreate the pod"
-                ),
-            ));
-            continue;
+        let failed = pod_port(namespace, p, &index);
+        problems += failed.len();
+        out.extend(failed);
+    }
+    out.extend(stale_ports(filter, pods, lsps));
+    if problems == 0 {
+        out.push(Check::pass(
+            "pod-ports",
+            filter.scope(),
+            format!("{checked} running pod(s): ports exist, addresses match annotations, bound on their node and up"),
+        ));
+    }
+    out
+}
+
+/// The NB ports and SB bindings a run reads, keyed as the per-pod checks look them up.
+struct PortIndex<'a> {
+    lsp_by_name: BTreeMap<&'a str, &'a Lsp>,
+    pb_by_port: BTreeMap<&'a str, &'a PortBinding>,
+    /// chassis row uuid -> node name
+    chassis_node: BTreeMap<String, String>,
+    chassis_name: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> PortIndex<'a> {
+    fn new(
+        lsps: &'a [Lsp],
+        bindings: &'a [PortBinding],
+        nodes: &[NodeFacts],
+        sb: &'a Result<SbChassisView, String>,
+    ) -> Self {
+        let lsp_by_name = lsps.iter().map(|l| (l.name.as_str(), l)).collect();
+        let pb_by_port = bindings
+            .iter()
+            .map(|b| (b.logical_port.as_str(), b))
+            .collect();
+        let chassis_node = match sb {
+            Ok(view) => nodes
+                .iter()
+                .filter_map(|n| view.chassis_of(n).map(|c| (c.uuid.clone(), n.name.clone())))
+                .collect(),
+            Err(_) => BTreeMap::new(),
         };
-        // addresses vs annotations
-        let (lsp_mac, lsp_ips) = lsp.mac_and_ips().unwrap_or_default();
-        let want_mac = p.mac.as_deref().unwrap_or_default().to_ascii_lowercase();
-        if lsp_mac != want_mac || ip_set(&lsp_ips) != ip_set(&p.ips) {
-            problems += 1;
-            out.push(Check::fail(
-                "pod-addresses",
-                scope.clone(),
-                format!(
-                    "pod {}/{} annotations say ip {} mac {}, but its port {lsp_name} has addresses \"{}\"",
-                    p.namespace,
-                    p.name,
-                    p.ips.join(","),
-                    if want_mac.is_empty() { "<none>" } else { &want_mac },
-                    lsp.addresses.join("\", \"")
-                ),
-                "the pod's ovn.kubernetes.io/ip_address|mac_address annotations and its LSP disagree: traffic to the annotated address is dropped by port security; recreate the pod so kube-ovn-controller reallocates both",
-            ));
-        }
-        // binding
-        let node = p.node.as_deref().unwrap_or("<unscheduled>");
-        match pb_by_port.get(lsp_name.as_str()) {
-            None => {
-                problems += 1;
-                out.push(Check::fail(
-                    "pod-binding",
-                    scope,
-                    format!(
-                        "port {lsp_name} of pod {}/{} has no Port_Binding in the SB database",
-                        p.namespace, p.name
-                    ),
-                    "ovn-northd creates Port_Bindings from NB ports: see the northd and SB checks",
-                ));
-            }
-            Some(pb) => match pb.chassis.as_deref() {
-                None => {
-                    problems += 1;
-                    out.push(Check::fail(
-                        "pod-binding",
-                        scope,
-                        format!(
-                            "port {lsp_name} of pod {}/{} is not bound to any chassis (pod runs on {node})",
-                            p.namespace, p.name
-                        ),
-                        format!(
-                            "ovn-controller on {node} binds the port when an OVS interface has external_ids:iface-id={lsp_name}: `kubectl ko vsctl {node} find interface external_ids:iface-id={lsp_name}`"
-                        ),
-                    ));
-                }
-                Some(uuid) => {
-                    let bound_node = chassis_node.get(uuid).map(String::as_str);
-                    if bound_node != p.node.as_deref() {
-                        problems += 1;
-                        let on = bound_node
-                            .map(str::to_string)
-                            .or_else(|| chassis_name.get(uuid).map(|c| format!("chassis {c}")))
-                            .unwrap_or_else(|| format!("unknown chassis {uuid}"));
-                        out.push(Check::fail(
-                            "pod-binding",
-                            scope,
-                            format!(
-                                "port {lsp_name} of pod {}/{} is bound to {on}, but the pod runs on {node}",
-                                p.namespace, p.name
-                            ),
-                            format!("a stale iface-id on the other node claims the port; remove it there (`kubectl ko vsctl <node> find interface external_ids:iface-id={lsp_name}`)"),
-                        ));
-                    } else if pb.up == Some(false) {
-                        problems += 1;
-                        out.push(Check::fail(
-                            "pod-binding",
-                            scope,
-                            format!("port {lsp_name} of pod {}/{} is bound on {node} but not up", p.namespace, p.name),
-                            format!("ovn-controller on {node} has not finished installing its flows; see its log"),
-                        ));
-                    }
-                }
-            },
+        let chassis_name = match sb {
+            Ok(view) => view
+                .chassis
+                .iter()
+                .map(|c| (c.uuid.as_str(), c.name.as_str()))
+                .collect(),
+            Err(_) => BTreeMap::new(),
+        };
+        PortIndex {
+            lsp_by_name,
+            pb_by_port,
+            chassis_node,
+            chassis_name,
         }
     }
+}
 
-    // stale LSPs: created for a pod that no longer exists
+/// One running OVN pod: the failed checks of its port (none when all is well).
+fn pod_port(namespace: &str, p: &PodFacts, index: &PortIndex) -> Vec<Check> {
+    let scope = Scope::pod(&p.namespace, &p.name);
+    let lsp_name = p.lsp_name();
+    let ls = p.logical_switch.as_deref().unwrap_or_default();
+    let Some(lsp) = index.lsp_by_name.get(lsp_name.as_str()) else {
+        return vec![Check::fail(
+            "pod-port",
+            scope,
+            format!(
+                "running pod {}/{} has no logical switch port {lsp_name} in the NB database (switch {ls})",
+                p.namespace, p.name
+            ),
+            format!(
+                "kube-ovn-controller creates it; check its log (`kubectl -n {namespace} logs deploy/kube-ovn-controller | grep {lsp_name}`), then recreate the pod"
+            ),
+        )];
+    };
+    let mut out = Vec::new();
+    // addresses vs annotations
+    let (lsp_mac, lsp_ips) = lsp.mac_and_ips().unwrap_or_default();
+    let want_mac = p.mac.as_deref().unwrap_or_default().to_ascii_lowercase();
+    if lsp_mac != want_mac || ip_set(&lsp_ips) != ip_set(&p.ips) {
+        out.push(Check::fail(
+            "pod-addresses",
+            scope.clone(),
+            format!(
+                "pod {}/{} annotations say ip {} mac {}, but its port {lsp_name} has addresses \"{}\"",
+                p.namespace,
+                p.name,
+                p.ips.join(","),
+                if want_mac.is_empty() { "<none>" } else { &want_mac },
+                lsp.addresses.join("\", \"")
+            ),
+            "the pod's ovn.kubernetes.io/ip_address|mac_address annotations and its LSP disagree: traffic to the annotated address is dropped by port security; recreate the pod so kube-ovn-controller reallocates both",
+        ));
+    }
+    out.extend(binding(p, &lsp_name, scope, index));
+    out
+}
+
+/// The pod's Port_Binding: present, bound on the pod's node, up.
+fn binding(p: &PodFacts, lsp_name: &str, scope: Scope, index: &PortIndex) -> Option<Check> {
+    let node = p.node.as_deref().unwrap_or("<unscheduled>");
+    let Some(pb) = index.pb_by_port.get(lsp_name) else {
+        return Some(Check::fail(
+            "pod-binding",
+            scope,
+            format!(
+                "port {lsp_name} of pod {}/{} has no Port_Binding in the SB database",
+                p.namespace, p.name
+            ),
+            "ovn-northd creates Port_Bindings from NB ports: see the northd and SB checks",
+        ));
+    };
+    let Some(uuid) = pb.chassis.as_deref() else {
+        return Some(Check::fail(
+            "pod-binding",
+            scope,
+            format!(
+                "port {lsp_name} of pod {}/{} is not bound to any chassis (pod runs on {node})",
+                p.namespace, p.name
+            ),
+            format!(
+                "ovn-controller on {node} binds the port when an OVS interface has external_ids:iface-id={lsp_name}: `kubectl ko vsctl {node} find interface external_ids:iface-id={lsp_name}`"
+            ),
+        ));
+    };
+    let bound_node = index.chassis_node.get(uuid).map(String::as_str);
+    if bound_node != p.node.as_deref() {
+        let on = bound_node
+            .map(str::to_string)
+            .or_else(|| index.chassis_name.get(uuid).map(|c| format!("chassis {c}")))
+            .unwrap_or_else(|| format!("unknown chassis {uuid}"));
+        return Some(Check::fail(
+            "pod-binding",
+            scope,
+            format!(
+                "port {lsp_name} of pod {}/{} is bound to {on}, but the pod runs on {node}",
+                p.namespace, p.name
+            ),
+            format!(
+                "a stale iface-id on the other node claims the port; remove it there (`kubectl ko vsctl <node> find interface external_ids:iface-id={lsp_name}`)"
+            ),
+        ));
+    }
+    (pb.up == Some(false)).then(|| {
+        Check::fail(
+            "pod-binding",
+            scope,
+            format!(
+                "port {lsp_name} of pod {}/{} is bound on {node} but not up",
+                p.namespace, p.name
+            ),
+            format!("ovn-controller on {node} has not finished installing its flows; see its log"),
+        )
+    })
+}
+
+/// LSPs created for a pod that no longer exists.
+fn stale_ports(filter: PodFilter<'_>, pods: &[PodFacts], lsps: &[Lsp]) -> Option<Check> {
     let existing: BTreeSet<String> = pods
         .iter()
         .map(|p| format!("{}/{}", p.namespace, p.name))
@@ -299,8 +310,8 @@ pub fn pod_checks(
             stale.push(l.name.clone());
         }
     }
-    if !stale.is_empty() {
-        out.push(Check::warn(
+    (!stale.is_empty()).then(|| {
+        Check::warn(
             "stale-ports",
             filter.scope(),
             format!(
@@ -309,16 +320,8 @@ pub fn pod_checks(
                 stale.join(", ")
             ),
             "kube-ovn-controller's GC removes them; if they persist, `kubectl ko nbctl lsp-del <port>` after checking no pod uses the IP",
-        ));
-    }
-    if problems == 0 {
-        out.push(Check::pass(
-            "pod-ports",
-            filter.scope(),
-            format!("{checked} running pod(s): ports exist, addresses match annotations, bound on their node and up"),
-        ));
-    }
-    out
+        )
+    })
 }
 
 #[cfg(test)]

@@ -2,14 +2,14 @@
 //! (`cluster/status`, `ovn-northd status`), the leader labels and the
 //! ovn-nb/ovn-sb/ovn-northd EndpointSlices.
 
-use std::collections::BTreeMap;
-
 use ko_ovn::raft::{ClusterStatus, Role};
 
 use crate::check::{Check, Scope};
 use crate::cluster::{Cluster, PodRef};
 use crate::cmd::diagnose::Objects;
-use crate::cmd::diagnose::collect::{self, OvnTables};
+use crate::cmd::diagnose::collect;
+use crate::cmd::diagnose::facts::{CentralPod, MemberView, OvnTables};
+use crate::cmd::diagnose::first_line;
 
 /// A follower this many entries behind the leader's highest match_index is lagging.
 pub const LAG_WARN_ENTRIES: u64 = 50;
@@ -75,30 +75,6 @@ pub(in crate::cmd::diagnose) async fn stage(cluster: &Cluster, objects: &Objects
     }
 }
 
-/// One ovn-central pod as Kubernetes sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CentralPod {
-    pub name: String,
-    pub node: Option<String>,
-    pub ip: Option<String>,
-    /// Why it cannot be exec'd into, if so.
-    pub unusable: Option<String>,
-    pub labels: BTreeMap<String, String>,
-}
-
-impl CentralPod {
-    fn label_true(&self, key: &str) -> bool {
-        self.labels.get(key).map(String::as_str) == Some("true")
-    }
-}
-
-/// What one pod's database server said (or why it said nothing).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberView {
-    pub pod: String,
-    pub status: Result<ClusterStatus, String>,
-}
-
 /// `tcp:10.0.0.1:6643` / `ssl:[fd00::1]:6643` -> the host part.
 fn address_host(addr: &str) -> &str {
     let rest = addr.split_once(':').map(|(_, r)| r).unwrap_or(addr);
@@ -160,39 +136,7 @@ pub fn raft(
 ) -> Vec<Check> {
     let s = db.short();
     let t = db.title();
-    let mut out = Vec::new();
-
-    // 1. every member answers
-    let mut silent = Vec::new();
-    for v in views {
-        if let Err(e) = &v.status {
-            silent.push(format!("pod {}: {}", v.pod, first_line(e)));
-        }
-    }
-    if silent.is_empty() {
-        out.push(Check::pass(
-            &format!("{s}-raft-servers"),
-            Scope::Cluster,
-            format!(
-                "{t} database server answers in all {} ovn-central pod(s)",
-                views.len()
-            ),
-        ));
-    } else {
-        out.push(Check::fail(
-            &format!("{s}-raft-servers"),
-            Scope::Cluster,
-            format!(
-                "{t} database server ({}) does not answer cluster/status in {}",
-                db.name(),
-                silent.join("; ")
-            ),
-            format!(
-                "`kubectl -n {namespace} logs <pod> -c ovn-central` and /var/log/ovn/ovsdb-server-{s}.log in that pod; restart the pod if ovsdb-server died"
-            ),
-        ));
-    }
-
+    let mut out = vec![servers_answer(db, namespace, views)];
     let ok: Vec<(&str, &ClusterStatus)> = views
         .iter()
         .filter_map(|v| v.status.as_ref().ok().map(|st| (v.pod.as_str(), st)))
@@ -207,58 +151,124 @@ pub fn raft(
         return out;
     }
 
-    // 2. exactly one leader, and everybody agrees on it
-    let leaders: Vec<&(&str, &ClusterStatus)> = ok
-        .iter()
-        .filter(|(_, st)| st.role == Role::Leader)
-        .collect();
     let candidates: Vec<&str> = ok
         .iter()
         .filter(|(_, st)| st.role == Role::Candidate)
         .map(|(p, _)| *p)
         .collect();
-    let leader = match leaders.as_slice() {
-        [one] => Some(*one),
-        [] => {
-            out.push(Check::fail(
-                &format!("{s}-raft-leader"),
-                Scope::Cluster,
-                format!(
-                    "{t} has no RAFT leader{}",
-                    if candidates.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            "; election not settled (candidate: {})",
-                            candidates.join(", ")
-                        )
-                    }
-                ),
-                "a majority of members must be up and connected; check the stopped/failed members above",
-            ));
-            None
-        }
-        many => {
-            let who: Vec<String> = many
-                .iter()
-                .map(|(p, st)| format!("{p} (term {})", st.term.unwrap_or(0)))
-                .collect();
-            out.push(Check::fail(
-                &format!("{s}-raft-leader"),
-                Scope::Cluster,
-                format!(
-                    "{t} has {} servers claiming leadership: {}",
-                    many.len(),
-                    who.join(", ")
-                ),
-                "a stale leader that lost contact; check the network between ovn-central pods",
-            ));
-            None
-        }
-    };
-    let Some(&(leader_pod, lst)) = leader else {
+    let leaders: Vec<(&str, &ClusterStatus)> = ok
+        .iter()
+        .filter(|(_, st)| st.role == Role::Leader)
+        .copied()
+        .collect();
+    let [(leader_pod, lst)] = leaders[..] else {
+        out.push(no_sole_leader(db, &leaders, &candidates));
         return out;
     };
+    out.push(leader_agreed(db, leader_pod, lst, &ok, &candidates));
+    out.push(members_connected(db, namespace, pods, views, lst));
+    out.extend(non_members(db, pods, lst));
+    // the leader label and EndpointSlice follow the real leader
+    out.push(leader_label(
+        &format!("{s}-leader-label"),
+        &format!("ovn-{s}-leader"),
+        t,
+        leader_pod,
+        pods,
+    ));
+    out.push(endpoints_check(
+        &format!("{s}-endpoints"),
+        &format!("ovn-{s}"),
+        namespace,
+        leader_pod,
+        endpoints,
+    ));
+    out
+}
+
+/// Every member answers `cluster/status`.
+fn servers_answer(db: Db, namespace: &str, views: &[MemberView]) -> Check {
+    let s = db.short();
+    let t = db.title();
+    let mut silent = Vec::new();
+    for v in views {
+        if let Err(e) = &v.status {
+            silent.push(format!("pod {}: {}", v.pod, first_line(e)));
+        }
+    }
+    if silent.is_empty() {
+        Check::pass(
+            &format!("{s}-raft-servers"),
+            Scope::Cluster,
+            format!(
+                "{t} database server answers in all {} ovn-central pod(s)",
+                views.len()
+            ),
+        )
+    } else {
+        Check::fail(
+            &format!("{s}-raft-servers"),
+            Scope::Cluster,
+            format!(
+                "{t} database server ({}) does not answer cluster/status in {}",
+                db.name(),
+                silent.join("; ")
+            ),
+            format!(
+                "`kubectl -n {namespace} logs <pod> -c ovn-central` and /var/log/ovn/ovsdb-server-{s}.log in that pod; restart the pod if ovsdb-server died"
+            ),
+        )
+    }
+}
+
+/// Why there is no single leader: none (an election not settled), or several.
+fn no_sole_leader(db: Db, leaders: &[(&str, &ClusterStatus)], candidates: &[&str]) -> Check {
+    let s = db.short();
+    let t = db.title();
+    if leaders.is_empty() {
+        return Check::fail(
+            &format!("{s}-raft-leader"),
+            Scope::Cluster,
+            format!(
+                "{t} has no RAFT leader{}",
+                if candidates.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; election not settled (candidate: {})",
+                        candidates.join(", ")
+                    )
+                }
+            ),
+            "a majority of members must be up and connected; check the stopped/failed members above",
+        );
+    }
+    let who: Vec<String> = leaders
+        .iter()
+        .map(|(p, st)| format!("{p} (term {})", st.term.unwrap_or(0)))
+        .collect();
+    Check::fail(
+        &format!("{s}-raft-leader"),
+        Scope::Cluster,
+        format!(
+            "{t} has {} servers claiming leadership: {}",
+            leaders.len(),
+            who.join(", ")
+        ),
+        "a stale leader that lost contact; check the network between ovn-central pods",
+    )
+}
+
+/// Every other member follows that leader, and none is campaigning.
+fn leader_agreed(
+    db: Db,
+    leader_pod: &str,
+    lst: &ClusterStatus,
+    ok: &[(&str, &ClusterStatus)],
+    candidates: &[&str],
+) -> Check {
+    let s = db.short();
+    let t = db.title();
     let leader_sid = lst.server_id.short.clone();
     let disagree: Vec<String> = ok
         .iter()
@@ -272,16 +282,16 @@ pub fn raft(
         })
         .collect();
     if disagree.is_empty() && candidates.is_empty() {
-        out.push(Check::pass(
+        Check::pass(
             &format!("{s}-raft-leader"),
             Scope::Cluster,
             format!(
                 "{t} leader is {leader_sid} in pod {leader_pod} (term {}), all members agree",
                 lst.term.unwrap_or(0)
             ),
-        ));
+        )
     } else {
-        out.push(Check::fail(
+        Check::fail(
             &format!("{s}-raft-leader"),
             Scope::Cluster,
             format!(
@@ -293,10 +303,20 @@ pub fn raft(
                     .join("; ")
             ),
             "an election is in progress or a member is partitioned; re-run in a few seconds, then check the member's connectivity",
-        ));
+        )
     }
+}
 
-    // 3. members connected and not lagging, from the leader's view
+/// The members are connected and not lagging, from the leader's view.
+fn members_connected(
+    db: Db,
+    namespace: &str,
+    pods: &[CentralPod],
+    views: &[MemberView],
+    lst: &ClusterStatus,
+) -> Check {
+    let s = db.short();
+    let t = db.title();
     let timer = lst.election_timer_ms.unwrap_or(1000).max(1000);
     let mut down = Vec::new();
     let mut down_pods = Vec::new();
@@ -323,7 +343,7 @@ pub fn raft(
         }
     }
     if !down.is_empty() {
-        out.push(Check::fail(
+        Check::fail(
             &format!("{s}-raft-members"),
             Scope::Cluster,
             format!("{t}: {}", down.join("; ")),
@@ -340,26 +360,30 @@ pub fn raft(
                 db.cluster_status_argv().join(" "),
                 down_addrs.join(", ")
             ),
-        ));
+        )
     } else if !lagging.is_empty() {
-        out.push(Check::warn(
+        Check::warn(
             &format!("{s}-raft-members"),
             Scope::Cluster,
             format!("{t}: {}", lagging.join("; ")),
             "a member far behind may be overloaded or on a slow disk; watch whether the gap closes",
-        ));
+        )
     } else {
-        out.push(Check::pass(
+        Check::pass(
             &format!("{s}-raft-members"),
             Scope::Cluster,
             format!(
                 "{t}: all {} members connected to the leader and up to date",
                 lst.servers.len()
             ),
-        ));
+        )
     }
+}
 
-    // pods that are not in the cluster at all
+/// ovn-central pods that are not in the RAFT cluster at all.
+fn non_members(db: Db, pods: &[CentralPod], lst: &ClusterStatus) -> Option<Check> {
+    let s = db.short();
+    let t = db.title();
     let outsiders: Vec<&str> = pods
         .iter()
         .filter(|p| p.ip.is_some())
@@ -370,8 +394,8 @@ pub fn raft(
         })
         .map(|p| p.name.as_str())
         .collect();
-    if !outsiders.is_empty() {
-        out.push(Check::warn(
+    (!outsiders.is_empty()).then(|| {
+        Check::warn(
             &format!("{s}-raft-membership"),
             Scope::Cluster,
             format!(
@@ -379,25 +403,8 @@ pub fn raft(
                 outsiders.join(", ")
             ),
             "NODE_IPS of ovn-central must list every master; a removed member needs `kubectl ko {s} kick` and a rejoin",
-        ));
-    }
-
-    // 4. leader label and EndpointSlice follow the real leader
-    out.push(leader_label(
-        &format!("{s}-leader-label"),
-        &format!("ovn-{s}-leader"),
-        t,
-        leader_pod,
-        pods,
-    ));
-    out.push(endpoints_check(
-        &format!("{s}-endpoints"),
-        &format!("ovn-{s}"),
-        namespace,
-        leader_pod,
-        endpoints,
-    ));
-    out
+        )
+    })
 }
 
 fn leader_label(
@@ -541,13 +548,6 @@ pub fn northd(
         )),
     }
     out
-}
-
-pub(crate) fn first_line(s: &str) -> &str {
-    s.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or(s)
 }
 
 #[cfg(test)]
