@@ -9,11 +9,14 @@
 //! 2. `resolve::resolve_destination`: the destination MAC (the subnet is read
 //!    only when it must be derived)
 //! 3. `microflow::build_microflow`: the packet, and the Service backend to follow
-//! 4. `tools::run_tools`: ovn-trace in the SB leader ‖ ofproto/trace in the
-//!    node's ovs-ovn, then the SB rows (chassis, encaps, the logical flows the
-//!    traces named: one exec)
-//! 5. `tunnels::follow_tunnels`: per tunnel hop, the next node's interfaces,
-//!    then ofproto/trace there
+//! 4. `tools::run_tools`: ovn-trace in the SB leader ‖ the OVS walk
+//!    (ofproto/trace in the node's ovs-ovn, then across each tunnel on the
+//!    node it reaches, named by its address: `tunnels::follow_guessed`) ‖ the
+//!    node's versions and ovn-controller; then the SB rows (chassis, encaps,
+//!    the logical flows every trace named: one exec)
+//! 5. `tunnels::follow_tunnels`: keeps the hops the SB confirms, traces on
+//!    from the first it does not (`reads.rs`: the small remote reads the
+//!    steps share)
 //! 6. `verdict::build_verdict`: path health, then the verdict
 //!
 //! `--reply` (`reply::trace_reply`) runs steps 3-6 again for the server's
@@ -25,6 +28,7 @@ mod args;
 pub mod destination;
 mod health;
 mod microflow;
+mod reads;
 pub mod reply;
 mod resolve;
 pub(crate) mod service;
@@ -46,8 +50,9 @@ use crate::cli::TraceArgs;
 use crate::cluster::{self, Cluster, Subnet, container};
 use crate::error::{Error, Result};
 pub use args::{Request, SourceRef};
+use reads::interfaces;
 use source::Sender;
-use tools::{Leg, interfaces};
+use tools::Leg;
 use verdict::Judge;
 use view::TraceView;
 
@@ -116,7 +121,7 @@ async fn trace_forward(
         tokio::join!(trace_steps(cluster, req, ovn_only), health::northd(cluster));
     let (origin, target, packet, traced, versions) = steps?;
     let mut traced = traced;
-    let raw_runs = std::mem::take(&mut traced.raw_runs);
+    let raw_runs = std::mem::take(&mut traced.walk.raw_runs);
     let judge = Judge {
         sender: &origin.sender,
         source: verdict::source_of(&origin.sender, origin.src_ip),
@@ -170,7 +175,7 @@ async fn trace_steps(
         ifaces: target.local_ifaces.as_deref(),
         packet: &packet,
     };
-    let (mut traced, versions) = tunnels::trace_leg(
+    let (mut traced, versions) = tools::trace_leg(
         cluster,
         &origin,
         &leg,
@@ -178,7 +183,7 @@ async fn trace_steps(
         ovn_only,
     )
     .await?;
-    traced.warnings.extend(versions.skew());
+    traced.walk.warnings.extend(versions.skew());
     Ok((origin, target, packet, traced, versions))
 }
 

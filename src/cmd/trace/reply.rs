@@ -9,40 +9,18 @@ use std::net::{IpAddr, SocketAddr};
 use ko_ovn::microflow::Mac;
 use ko_ovn::verdict::ovs::OvsInterface;
 use ko_ovn::verdict::{TraceReport, Verdict};
-use serde::Serialize;
 
 use super::microflow::{Packet, build_reply_microflow};
+use super::reads::interfaces;
 use super::resolve::{Origin, Target, pod_on_node, resolve_sender};
 use super::source::Sender;
-use super::tools::{Leg, interfaces};
+use super::tools::{self, Leg};
 use super::verdict::{Judge, build_verdict, destination_of, source_of};
+use super::view::RoundTrip;
 use super::view::TraceView;
-use super::{Forward, Request, SourceRef, destination_mac, source, tunnels};
+use super::{Forward, Request, SourceRef, destination_mac, source};
 use crate::cluster::{Cluster, PodRef};
 use crate::error::Result;
-
-/// Both directions in one answer (`round_trip` in `-o json`).
-#[derive(Debug, Clone, Serialize)]
-pub struct RoundTrip {
-    /// Both directions delivered.
-    pub works: bool,
-    pub forward: Verdict,
-    /// Where the reply leaves from: the server's address (and port).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
-    /// The reply's verdict; absent when it was not traced.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reply: Option<Verdict>,
-    /// Why the reply was not traced.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub not_traced: Option<String>,
-    /// For a Service: what conntrack does to the reply that the traces do not show.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nat: Option<String>,
-    /// The reply's full report, as for the forward direction.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace: Option<Box<TraceReport>>,
-}
 
 /// The forward view with the reply direction added.
 pub(super) async fn trace_reply(
@@ -109,8 +87,8 @@ pub(super) async fn trace_reply(
         ifaces: ifaces.as_deref(),
         packet: &reply_packet,
     };
-    let (mut traced, versions) = tunnels::trace_leg(cluster, &origin, &leg, None, ovn_only).await?;
-    let raw_runs = std::mem::take(&mut traced.raw_runs);
+    let (mut traced, versions) = tools::trace_leg(cluster, &origin, &leg, None, ovn_only).await?;
+    let raw_runs = std::mem::take(&mut traced.walk.raw_runs);
     let judge = Judge {
         sender: &server,
         source: source_of(&server, server_ip),

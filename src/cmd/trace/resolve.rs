@@ -8,8 +8,8 @@ use ko_ovn::microflow::{ArpOp, Mac, Protocol};
 use ko_ovn::verdict::nb::NbSnapshot;
 use ko_ovn::verdict::ovs::OvsInterface;
 
+use super::reads::{interfaces, tool_version};
 use super::source::{self, Sender};
-use super::tools::{interfaces, tool_version};
 use super::{Request, SourceRef, destination_mac, service};
 use crate::cluster::{self, Cluster, PodRef, container, unusable_reason};
 use crate::error::{Error, Result};

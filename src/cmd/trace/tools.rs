@@ -4,17 +4,18 @@
 
 use k8s_openapi::api::core::v1::Pod;
 use ko_ovn::microflow;
-use ko_ovn::ofproto::{self, OfprotoTrace};
+use ko_ovn::ofproto;
 use ko_ovn::trace::{self as ovntrace, OvnTrace};
 use ko_ovn::verdict::nb::SbSnapshot;
-use ko_ovn::verdict::ovs::{self as vovs, OvsInterface, OvsSegment};
-use ko_ovn::versions::{self, NodeVersions};
+use ko_ovn::verdict::ovs::{self as vovs, OvsInterface};
+use ko_ovn::versions::Versions;
 
-use super::health::{self, ControllerState, Controllers};
+use super::health;
 use super::microflow::Packet;
+use super::reads::{RawRun, fetch_sb, node_versions};
+use super::resolve::Origin;
 use super::source::Sender;
 use super::tunnels::{self, OvsWalk};
-use super::view::RawRun;
 use crate::cluster::{self, Cluster, PodRef, container};
 use crate::error::{Error, Result};
 
@@ -36,50 +37,42 @@ pub(super) struct Traced {
     pub ovn: OvnTrace,
     /// Set when ovn-trace itself failed: its last message.
     pub ovn_failure: Option<String>,
-    pub raw_runs: Vec<RawRun>,
-    pub warnings: Vec<String>,
-    /// One OVS segment per node, the sender's first.
-    pub segments: Vec<(OvsSegment, OfprotoTrace)>,
-    /// ovn-controller and ovs-vswitchd versions, the sender's node first.
-    pub node_versions: Vec<NodeVersions>,
+    /// The OVS walk across nodes; its raw runs start with ovn-trace's and
+    /// its versions with the sender node's.
+    pub walk: OvsWalk,
     pub sb: Option<SbSnapshot>,
-    /// ovn-controller's answer on each node asked so far.
-    pub controllers: Controllers,
-    /// Segments after the first, traced before the SB was read (see
-    /// `tunnels::OvsWalk::guessed`): checked against it in step 5.
-    pub guessed: Vec<(String, usize)>,
     /// ofproto/trace options every node's trace takes (conntrack state).
     pub ofproto_options: Vec<String>,
 }
 
-/// The reads a tunnel hop needs on the node it reaches.
-pub(super) struct FarEnd {
-    pub pod: PodRef,
-    pub ifaces: cluster::Result<Vec<OvsInterface>>,
-    pub versions: NodeVersions,
-}
-
-/// The reads of the node a tunnel reaches, concurrently, and ovn-controller's
-/// answer there.
-pub(super) async fn read_far_end(
+/// Steps 4 and 5 of one direction: both tools on the sender's node (and the
+/// OVS walk across tunnels), then (with OVS) the walk checked against the SB
+/// and continued; the nodes' versions as they were read.
+pub(super) async fn trace_leg(
     cluster: &Cluster,
-    ovs_pods: &[Pod],
-    pod: PodRef,
-    node: &str,
-) -> (FarEnd, Option<ControllerState>) {
-    let (ifaces, versions, state) = tokio::join!(
-        interfaces(cluster, &pod),
-        node_versions(cluster, &pod, node),
-        health::ask_controller(cluster, ovs_pods, node),
-    );
-    (
-        FarEnd {
-            pod,
-            ifaces,
-            versions,
-        },
-        state,
-    )
+    origin: &Origin,
+    leg: &Leg<'_>,
+    ovn_central: Option<String>,
+    ovn_only: bool,
+) -> Result<(Traced, Versions)> {
+    let mut traced = run_tools(cluster, leg).await?;
+    if !ovn_only {
+        tunnels::follow_tunnels(
+            cluster,
+            &origin.ovs_pods,
+            &origin.ns,
+            &origin.sb_leader,
+            &mut traced.sb,
+            &mut traced.walk,
+            &traced.ofproto_options,
+        )
+        .await;
+    }
+    let versions = Versions {
+        ovn_central,
+        nodes: std::mem::take(&mut traced.walk.versions),
+    };
+    Ok((traced, versions))
 }
 
 /// Step 4: ovn-trace in the SB leader ‖ the OVS walk (ofproto/trace on the
@@ -137,29 +130,28 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
     });
     let parsed = ovntrace::parse(&ovn_text);
 
-    let mut raw_runs = vec![RawRun {
-        pod: leg.sb_leader.to_string(),
-        argv: ovn_argv.clone(),
-        output: format!("{}{}", ovn_text, ovn_out.stderr_str()),
-    }];
-    let OvsWalk {
-        mut segments,
-        raw_runs: walk_runs,
-        mut warnings,
-        mut controllers,
-        versions: walk_versions,
-        guessed,
-    } = walk.unwrap_or_default();
-    // the walk's raw runs follow ovn-trace's
-    let guessed = guessed.into_iter().map(|(ip, i)| (ip, i + 1)).collect();
-    raw_runs.extend(walk_runs);
-    if let Some(s) = own_state {
-        controllers.insert(sender.node.clone(), s);
+    let mut walk = walk.unwrap_or_default();
+    // ovn-trace's raw run comes first; the walk's indices shift by one
+    walk.raw_runs.insert(
+        0,
+        RawRun {
+            pod: leg.sb_leader.to_string(),
+            argv: ovn_argv.clone(),
+            output: format!("{}{}", ovn_text, ovn_out.stderr_str()),
+        },
+    );
+    for g in &mut walk.guessed {
+        g.1 += 1;
     }
-    if let (Some((seg, _)), Some(v)) = (segments.first_mut(), &own_versions) {
+    if let Some(s) = own_state {
+        walk.controllers.insert(sender.node.clone(), s);
+    }
+    if let (Some((seg, _)), Some(v)) = (walk.segments.first_mut(), &own_versions) {
         seg.ovn_version = v.ovn_controller.clone();
     }
-    let node_versions: Vec<NodeVersions> = own_versions.into_iter().chain(walk_versions).collect();
+    if let Some(v) = own_versions {
+        walk.versions.insert(0, v);
+    }
 
     // the SB rows for the flows both traces named, on every node
     let mut prefixes: Vec<String> = parsed
@@ -167,20 +159,15 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
         .iter()
         .filter_map(|h| h.hop.uuid.clone())
         .collect();
-    for (seg, t) in &segments {
+    for (seg, t) in &walk.segments {
         prefixes.extend(vovs::logical_cookies(t, seg.ovn_version.as_deref()));
     }
-    let sb = fetch_sb(cluster, leg.sb_leader, &prefixes, &mut warnings).await;
+    let sb = fetch_sb(cluster, leg.sb_leader, &prefixes, &mut walk.warnings).await;
     Ok(Traced {
         ovn: parsed,
         ovn_failure,
-        raw_runs,
-        warnings,
-        segments,
-        node_versions,
+        walk,
         sb,
-        controllers,
-        guessed,
         ofproto_options: of_options,
     })
 }
@@ -228,23 +215,6 @@ async fn ovs_walk(
     Ok(walk)
 }
 
-pub(super) async fn interfaces(
-    cluster: &Cluster,
-    pod: &PodRef,
-) -> cluster::Result<Vec<OvsInterface>> {
-    let argv = vovs::interfaces_argv();
-    let c = pod.container_or_default(container::OPENVSWITCH).to_string();
-    let text = cluster.exec_ok(pod, &c, &argv).await?;
-    vovs::parse_interfaces(&text).map_err(|e| cluster::Error::Api {
-        what: format!("reading `{}` from {pod}", argv.join(" ")),
-        detail: e.to_string(),
-        hint: format!(
-            "run `kubectl ko vsctl {} list interface`",
-            pod.node.as_deref().unwrap_or("<node>")
-        ),
-    })
-}
-
 fn in_port_of(ifaces: &[OvsInterface], sender: &Sender) -> Result<u32> {
     let iface = ifaces
         .iter()
@@ -267,86 +237,4 @@ fn in_port_of(ifaces: &[OvsInterface], sender: &Sender) -> Result<u32> {
             sender.node, iface.name
         ),
     })
-}
-
-/// The version a daemon's `--version` prints, or `None` when it cannot be
-/// run there (the trace does not depend on it).
-pub(super) async fn tool_version(
-    cluster: &Cluster,
-    pod: &PodRef,
-    container: &str,
-    tool: &str,
-) -> Option<String> {
-    let out = cluster
-        .exec_capture(pod, container, &versions::version_argv(tool))
-        .await
-        .ok()?;
-    versions::parse_version(&out.stdout_str())
-}
-
-/// ovn-controller's and ovs-vswitchd's versions on a node's ovs-ovn pod.
-pub(super) async fn node_versions(cluster: &Cluster, pod: &PodRef, node: &str) -> NodeVersions {
-    let c = pod.container_or_default(container::OPENVSWITCH).to_string();
-    let (ovn_controller, ovs_vswitchd) = tokio::join!(
-        tool_version(cluster, pod, &c, "ovn-controller"),
-        tool_version(cluster, pod, &c, "ovs-vswitchd"),
-    );
-    NodeVersions {
-        node: node.to_string(),
-        ovn_controller,
-        ovs_vswitchd,
-    }
-}
-
-pub(super) async fn fetch_sb(
-    cluster: &Cluster,
-    sb_leader: &PodRef,
-    prefixes: &[String],
-    warnings: &mut Vec<String>,
-) -> Option<SbSnapshot> {
-    let mut prefixes = prefixes.to_vec();
-    // A flow can vanish between the trace and this read (northd recomputes);
-    // ovsdb then names the missing row and the rest is asked again.
-    for _ in 0..4 {
-        let argv = SbSnapshot::argv(&prefixes);
-        let out = match cluster
-            .exec_capture(sb_leader, container::OVN_CENTRAL, &argv)
-            .await
-        {
-            Ok(o) => o,
-            Err(e) => {
-                warnings.push(format!("could not read SB logical flows and chassis: {e}"));
-                return None;
-            }
-        };
-        if out.success() {
-            return match SbSnapshot::parse(&out.stdout_str()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    warnings.push(format!("could not read SB rows: {e}"));
-                    None
-                }
-            };
-        }
-        let err = out.stderr_str();
-        let missing = err
-            .split("no row \"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .map(str::to_string);
-        match missing {
-            Some(m) if prefixes.contains(&m) => prefixes.retain(|p| p != &m),
-            _ => {
-                warnings.push(format!(
-                    "could not read SB logical flows and chassis ({}); stages are shown without their NB objects",
-                    err.trim()
-                ));
-                return None;
-            }
-        }
-    }
-    warnings.push(
-        "could not read SB logical flows: too many of them disappeared while tracing; retry".into(),
-    );
-    None
 }

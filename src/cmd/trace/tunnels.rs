@@ -10,44 +10,15 @@ use ko_ovn::microflow::{self, TunnelMetadata};
 use ko_ovn::ofproto::{self, OfprotoTrace};
 use ko_ovn::verdict::nb::SbSnapshot;
 use ko_ovn::verdict::ovs::{self as vovs, OvsExit, OvsSegment};
-use ko_ovn::versions::{NodeVersions, Versions};
+use ko_ovn::versions::NodeVersions;
 
 use super::health::Controllers;
-use super::resolve::{Origin, pod_on_node};
-use super::tools::{FarEnd, Leg, Traced, fetch_sb, read_far_end, run_tools};
-use super::view::RawRun;
+use super::reads::{FarEnd, RawRun, fetch_sb, read_far_end};
+use super::resolve::pod_on_node;
 use crate::cluster::{Cluster, PodRef, container};
 
 /// How many nodes an OVS trace may cross (source node + tunnel hops).
 const MAX_OVS_HOPS: usize = 4;
-
-/// Steps 4 and 5 of one direction: both tools on the sender's node, then (with
-/// OVS) the tunnels to the next nodes; the nodes' versions as they were read.
-pub(super) async fn trace_leg(
-    cluster: &Cluster,
-    origin: &Origin,
-    leg: &Leg<'_>,
-    ovn_central: Option<String>,
-    ovn_only: bool,
-) -> crate::error::Result<(Traced, Versions)> {
-    let mut traced = run_tools(cluster, leg).await?;
-    let mut versions = Versions {
-        ovn_central,
-        nodes: std::mem::take(&mut traced.node_versions),
-    };
-    if !ovn_only {
-        follow_tunnels(
-            cluster,
-            &origin.ovs_pods,
-            &origin.ns,
-            &origin.sb_leader,
-            &mut traced,
-            &mut versions.nodes,
-        )
-        .await;
-    }
-    Ok((traced, versions))
-}
 
 /// An OVS walk across nodes: the segments, the raw runs and what was read on
 /// the nodes reached. The tools step fills it while ovn-trace still runs.
@@ -268,19 +239,18 @@ pub(super) async fn follow_tunnels(
     ovs_pods: &[Pod],
     ns: &str,
     sb_leader: &PodRef,
-    traced: &mut Traced,
-    versions: &mut Vec<NodeVersions>,
+    sb: &mut Option<SbSnapshot>,
+    walk: &mut OvsWalk,
+    ofproto_options: &[String],
 ) {
-    let Traced {
-        sb,
+    let OvsWalk {
         segments,
         raw_runs,
         warnings,
-        ofproto_options,
         controllers,
+        versions,
         guessed,
-        ..
-    } = traced;
+    } = walk;
     let Some(sbs) = sb.as_ref() else {
         // nothing to check the hops against: keep only the sender's node
         if let Some((_, first_raw)) = guessed.first() {

@@ -9,6 +9,7 @@ use ko_ovn::verdict::{self, Destination, Source, TraceReport};
 use super::microflow::Packet;
 use super::source::Sender;
 use super::tools::Traced;
+use super::tunnels::OvsWalk;
 use super::{explain, health, service, stale_side};
 use crate::cluster::Cluster;
 
@@ -70,10 +71,14 @@ pub(super) async fn build_verdict(cluster: &Cluster, j: Judge<'_>, traced: Trace
     let Traced {
         ovn,
         ovn_failure,
-        mut warnings,
-        segments,
+        walk:
+            OvsWalk {
+                mut warnings,
+                segments,
+                controllers,
+                ..
+            },
         sb,
-        controllers,
         ..
     } = traced;
     let flow = &j.packet.flow;

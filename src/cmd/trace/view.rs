@@ -9,16 +9,32 @@ use ko_ovn::verdict::{TraceReport, Verdict};
 use ko_ovn::versions::Versions;
 use serde::Serialize;
 
+use super::reads::RawRun;
 use super::view_compact;
 use super::view_path::{exit_text, ovs_path, shown_actions};
 use crate::render::{Render, Style};
 
-/// One remote command and what it printed (stdout then stderr).
+/// Both directions in one answer (`round_trip` in `-o json`).
 #[derive(Debug, Clone, Serialize)]
-pub struct RawRun {
-    pub pod: String,
-    pub argv: Vec<String>,
-    pub output: String,
+pub struct RoundTrip {
+    /// Both directions delivered.
+    pub works: bool,
+    pub forward: Verdict,
+    /// Where the reply leaves from: the server's address (and port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The reply's verdict; absent when it was not traced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Verdict>,
+    /// Why the reply was not traced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_traced: Option<String>,
+    /// For a Service: what conntrack does to the reply that the traces do not show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nat: Option<String>,
+    /// The reply's full report, as for the forward direction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Box<TraceReport>>,
 }
 
 /// What `trace` renders.
@@ -41,7 +57,7 @@ pub struct TraceView {
     pub full: bool,
     /// With `--reply`: both directions' verdicts and the reply's report.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub round_trip: Option<crate::cmd::trace::reply::RoundTrip>,
+    pub round_trip: Option<RoundTrip>,
 }
 
 impl Render for TraceView {
@@ -76,11 +92,7 @@ fn verdict_word(v: Verdict) -> String {
 }
 
 /// `--reply`'s first line: does the round trip work, and which way fails.
-fn render_round_trip_head(
-    rt: &crate::cmd::trace::reply::RoundTrip,
-    out: &mut dyn Write,
-    style: &Style,
-) -> io::Result<()> {
+fn render_round_trip_head(rt: &RoundTrip, out: &mut dyn Write, style: &Style) -> io::Result<()> {
     let head = if rt.works {
         style.ok("ROUND TRIP WORKS")
     } else {
@@ -98,12 +110,7 @@ fn render_round_trip_head(
 }
 
 /// `--reply`: the reply's verdict block after the forward one.
-fn render_reply(
-    rt: &crate::cmd::trace::reply::RoundTrip,
-    full: bool,
-    out: &mut dyn Write,
-    style: &Style,
-) -> io::Result<()> {
+fn render_reply(rt: &RoundTrip, full: bool, out: &mut dyn Write, style: &Style) -> io::Result<()> {
     writeln!(out, "\n{}", style.bold("Reply (the way back)"))?;
     if let Some(why) = &rt.not_traced {
         writeln!(out, "  not traced: {why}")?;
