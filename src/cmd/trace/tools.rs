@@ -4,7 +4,7 @@
 
 use ko_ovn::microflow;
 use ko_ovn::ofproto::{self, OfprotoTrace};
-use ko_ovn::trace::{self as ovntrace, OvnTrace};
+use ko_ovn::ovn_trace::{self, OvnTrace};
 use ko_ovn::verdict::nb::SbSnapshot;
 use ko_ovn::verdict::ovs::{self as vovs, OvsInterface, OvsSegment};
 use ko_ovn::versions::{self, NodeVersions};
@@ -84,7 +84,7 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
             .to_string();
         format!("ovn-trace exited with {}: {msg}", ovn_out.exit_code)
     });
-    let parsed = ovntrace::parse(&ovn_text);
+    let parsed = ovn_trace::parse(&ovn_text);
 
     let mut raw_runs = vec![RawRun {
         pod: leg.sb_leader.to_string(),

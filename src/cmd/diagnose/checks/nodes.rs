@@ -171,7 +171,7 @@ impl SbChassisView {
     pub fn encap_ips(&self, ch: &Chassis) -> Vec<&str> {
         self.encaps
             .iter()
-            .filter(|e| ch.encaps.contains(&e.uuid) || e.chassis_name == ch.name)
+            .filter(|e| e.belongs_to(ch))
             .map(|e| e.ip.as_str())
             .filter(|ip| !ip.is_empty())
             .collect()
@@ -339,12 +339,7 @@ pub fn node_checks(
             peers += 1;
             let ips = view.encap_ips(ch);
             if !ips.iter().any(|ip| remote_ips.contains(ip)) {
-                let who = ch
-                    .external_ids
-                    .get("node")
-                    .cloned()
-                    .unwrap_or_else(|| ch.hostname.clone());
-                missing.push(format!("{who} ({})", ips.join(", ")));
+                missing.push(format!("{} ({})", ch.node, ips.join(", ")));
             }
         }
         if missing.is_empty() {
