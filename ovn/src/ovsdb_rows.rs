@@ -1,6 +1,7 @@
 //! The OVSDB rows every command reads, defined once: NB `Logical_Switch_Port`
-//! and `Port_Group`, SB `Chassis`, `Encap`, `Port_Binding` and
-//! `Logical_Flow` (with the logical [`Pipeline`] it belongs to), OVS
+//! and `Port_Group`, SB `Chassis`, `Encap`, `Port_Binding`,
+//! `Datapath_Binding` and `Logical_Flow` (with the logical [`Pipeline`] it
+//! belongs to), OVS
 //! `Interface`; the Kube-OVN rules on them ("this port group is a
 //! NetworkPolicy / SecurityGroup", "this interface is a tunnel"); and how an
 //! OpenFlow cookie is written as a logical flow UUID prefix.
@@ -265,6 +266,12 @@ pub struct PortBinding {
     pub chassis: Option<String>,
     /// `up` column; `None` on OVN releases without it.
     pub up: Option<bool>,
+    /// `Datapath_Binding` row UUID (when the `datapath` column was read).
+    #[serde(default)]
+    pub datapath: String,
+    /// The port's key within its datapath.
+    #[serde(default)]
+    pub tunnel_key: Option<i64>,
 }
 
 impl PortBinding {
@@ -277,6 +284,33 @@ impl PortBinding {
                 // an optional boolean: a bare atom, or a set of zero or one
                 r.set("up").into_iter().next().map(|s| s == "true")
             }),
+            datapath: r.str("datapath"),
+            tunnel_key: r.int("tunnel_key"),
+        }
+    }
+}
+
+/// SB `Datapath_Binding`: a logical switch or router as the SB knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatapathBinding {
+    pub uuid: String,
+    /// The NB switch/router name (`external_ids:name`), else the row UUID.
+    pub name: String,
+    /// The datapath's key (OpenFlow `metadata`, the geneve VNI).
+    pub tunnel_key: Option<i64>,
+}
+
+impl DatapathBinding {
+    pub fn from_row(r: &Row) -> Self {
+        let uuid = r.str("_uuid");
+        DatapathBinding {
+            name: r
+                .map("external_ids")
+                .get("name")
+                .cloned()
+                .unwrap_or_else(|| uuid.clone()),
+            uuid,
+            tunnel_key: r.int("tunnel_key"),
         }
     }
 }
@@ -381,15 +415,9 @@ pub fn parse_logical_flows(
 ) -> Result<Vec<LogicalFlow>, TableError> {
     let mut dp_names: HashMap<String, String> = HashMap::new();
     if let Some(j) = datapath_bindings {
-        for row in rows(j)? {
-            let uuid = row.str("_uuid");
-            if !uuid.is_empty() {
-                let name = row
-                    .map("external_ids")
-                    .get("name")
-                    .cloned()
-                    .unwrap_or_else(|| uuid.clone());
-                dp_names.insert(uuid, name);
+        for dp in rows(j)?.iter().map(DatapathBinding::from_row) {
+            if !dp.uuid.is_empty() {
+                dp_names.insert(dp.uuid, dp.name);
             }
         }
     }
