@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use ko_ovn::{flows, lflow, ofproto, trace};
+use ko_ovn::{flows, lflow_list, ofproto, ovn_trace};
 
 fn fixture(rel: &str) -> String {
     ko_testkit::fixture!(rel)
@@ -43,13 +43,17 @@ fn main() {
 
     // ovn-trace / ofproto/trace / lflow-list: each fixture parsed many times
     for (what, rel, f) in [
-        ("trace::parse + outcome", "ovn-trace/pod-to-lb-vip.txt", 0),
+        (
+            "ovn_trace::parse + outcome",
+            "ovn-trace/pod-to-lb-vip.txt",
+            0,
+        ),
         (
             "ofproto::parse",
             "ofproto/pod-to-pod-remote-node-geneve.txt",
             1,
         ),
-        ("lflow::parse_list", "lflow-list/all.txt", 2),
+        ("lflow_list::parse", "lflow-list/all.txt", 2),
     ] {
         let text = fixture(rel);
         let n = (20_000_000 / text.len()).max(1);
@@ -57,9 +61,9 @@ fn main() {
         let mut sink = 0usize;
         for _ in 0..n {
             sink += match f {
-                0 => trace::parse(&text).outcome().outputs.len(),
+                0 => ovn_trace::parse(&text).outcome().outputs.len(),
                 1 => ofproto::parse(&text).passes.len(),
-                _ => lflow::parse_list(&text).len(),
+                _ => lflow_list::parse(&text).len(),
             };
         }
         report(what, text.len() * n, t.elapsed().as_secs_f64());

@@ -20,7 +20,7 @@
 
 use serde::Serialize;
 
-use crate::trace::Pipeline;
+use crate::ovsdb_rows::Pipeline;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -16,9 +16,9 @@
 //! - SB: `ovn-sbctl --format=json list Logical_Flow`, plus
 //!   `ovn-sbctl --format=json list Datapath_Binding` and
 //!   `ovn-sbctl --format=json list Logical_DP_Group` for datapath names →
-//!   [`crate::lflow::parse_json`] → [`CookieIndex::new`].
+//!   [`crate::ovsdb_rows::parse_logical_flows`] → [`CookieIndex::new`].
 //!   (Cheaper, no external_ids: `ovn-sbctl --uuid lflow-list [<datapath>]` →
-//!   [`crate::lflow::parse_list`].)
+//!   [`crate::lflow_list::parse`].)
 //! - NB: `ovn-nbctl --format=json list <Table>` for the tables
 //!   [`nb_tables_for_stage`] names (ACL, Load_Balancer, Logical_Switch_Port,
 //!   Logical_Router_Port, Logical_Router_Static_Route, Logical_Router_Policy,
@@ -28,9 +28,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::lflow::LogicalFlow;
 use crate::ovsdb_json::{TableError, cell_str, map, rows};
-pub use crate::rows::{cookie_prefix as lflow_prefix, uuid_prefix};
+use crate::ovsdb_rows::LogicalFlow;
+pub use crate::ovsdb_rows::{cookie_prefix as lflow_prefix, uuid_prefix};
 
 /// Logical flows (and optionally port bindings / multicast groups) indexed
 /// by the cookie their OpenFlow rules carry.

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cookie::{CookieIndex, CookieOwner};
-use crate::lflow::LogicalFlow;
+use crate::ovsdb_rows::LogicalFlow;
 use crate::verdict::DropCause;
 use crate::verdict::nb::{NbSnapshot, PolicyKind, PolicyRef};
 use crate::verdict::routing::{self, RouterObject};

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::trace::Pipeline;
+use crate::ovsdb_rows::Pipeline;
 
 /// One ovn-controller table: number, `OFTABLE_*` name in lower case, meaning.
 pub type PhysicalTable = (u32, &'static str, &'static str);

@@ -6,15 +6,16 @@ use ko_ovn::catalog;
 use ko_ovn::cookie::{CookieIndex, CookieOwner, NbIndex, NbTable, lflow_prefix};
 use ko_ovn::flows;
 use ko_ovn::layout::{OpenFlowLayout, OpenFlowTable};
-use ko_ovn::lflow::{self, LogicalFlow};
-use ko_ovn::trace;
+use ko_ovn::lflow_list;
+use ko_ovn::ovn_trace;
+use ko_ovn::ovsdb_rows::{self, LogicalFlow};
 
 fn read(rel: &str) -> String {
     ko_testkit::fixture!(rel)
 }
 
 fn sb_flows() -> Vec<LogicalFlow> {
-    lflow::parse_json(
+    ovsdb_rows::parse_logical_flows(
         &read("sb-json/Logical_Flow.txt"),
         Some(&read("sb-json/Datapath_Binding.txt")),
         Some(&read("sb-json/Logical_DP_Group.txt")),
@@ -163,7 +164,7 @@ fn cookie_prefix_is_zero_padded() {
 #[test]
 fn lflow_list_text_matches_the_json_rows() {
     let text = read("lflow-list/all.txt");
-    let listed = lflow::parse_list(&text);
+    let listed = lflow_list::parse(&text);
     let lines = text
         .lines()
         .filter(|l| l.trim_start().starts_with("table="))
@@ -176,7 +177,7 @@ fn lflow_list_text_matches_the_json_rows() {
     );
 
     let json = sb_flows();
-    let with_uuid = lflow::parse_list(&read("lflow-list/uuid-ovn-default.txt"));
+    let with_uuid = lflow_list::parse(&read("lflow-list/uuid-ovn-default.txt"));
     assert!(!with_uuid.is_empty());
     let idx = CookieIndex::new(json.clone());
     for f in &with_uuid {
@@ -200,7 +201,7 @@ fn lflow_list_text_matches_the_json_rows() {
 
 #[test]
 fn every_stage_in_lflow_list_is_catalogued() {
-    let listed = lflow::parse_list(&read("lflow-list/all.txt"));
+    let listed = lflow_list::parse(&read("lflow-list/all.txt"));
     let mut stages = std::collections::BTreeSet::new();
     for f in &listed {
         let name = f.stage.as_deref().unwrap();
@@ -215,7 +216,7 @@ fn every_stage_in_lflow_list_is_catalogued() {
 
 #[test]
 fn acl_drop_hop_leads_to_the_networkpolicy_acl() {
-    let t = trace::parse(&read("ovn-trace/acl-drop.txt"));
+    let t = ovn_trace::parse(&read("ovn-trace/acl-drop.txt"));
     let drop = t.outcome().drops.remove(0);
     let idx = CookieIndex::new(sb_flows());
     let flows = idx.lookup_str(drop.uuid.as_deref().unwrap());
@@ -284,7 +285,7 @@ fn seed_002_dump_flow_lines() {
 
 #[test]
 fn every_register_in_lflow_list_is_explained() {
-    let listed = lflow::parse_list(&read("lflow-list/all.txt"));
+    let listed = lflow_list::parse(&read("lflow-list/all.txt"));
     let mut tokens = 0;
     for f in &listed {
         let kind = catalog::DatapathKind::of_stage(f.stage.as_deref().unwrap()).unwrap();

@@ -3,7 +3,7 @@
 
 use ko_ovn::catalog::{self, DatapathKind};
 use ko_ovn::cookie::{CookieIndex, NbIndex, NbTable, uuid_prefix};
-use ko_ovn::{flows, lflow, ofproto, trace};
+use ko_ovn::{flows, lflow_list, ofproto, ovn_trace, ovsdb_rows};
 use proptest::prelude::*;
 
 fn fixtures() -> &'static [String] {
@@ -32,19 +32,19 @@ fn load_fixtures() -> Vec<String> {
 
 /// Runs every parser and helper on `s`.
 fn exercise(s: &str) {
-    let t = trace::parse(s);
+    let t = ovn_trace::parse(s);
     let _ = t.hops();
     let o = t.outcome();
     let _ = t.first_inport();
     serde_json::to_string(&t).unwrap();
     serde_json::to_string(&o).unwrap();
-    let su = trace::parse_summary(s);
+    let su = ovn_trace::parse_summary(s);
     let _ = su.outputs();
     serde_json::to_string(&su).unwrap();
     for line in s.lines().take(50) {
-        let _ = trace::parse_hop(line);
-        let _ = trace::classify_action(line);
-        let _ = trace::section_kind(line);
+        let _ = ovn_trace::parse_hop(line);
+        let _ = ovn_trace::classify_action(line);
+        let _ = ovn_trace::section_kind(line);
         let _ = ofproto::parse_rule(line);
         let _ = ofproto::classify_action(line);
         let _ = ofproto::parse_datapath_actions(line);
@@ -62,9 +62,9 @@ fn exercise(s: &str) {
     serde_json::to_string(&of).unwrap();
     let d = flows::parse(s);
     let _ = flows::diff(&d, &flows::parse(&s.replace("n_packets=1", "n_packets=0")));
-    let l = lflow::parse_list(s);
+    let l = lflow_list::parse(s);
     let _ = CookieIndex::new(l).lookup(0x1234);
-    if let Ok(j) = lflow::parse_json(s, Some(s), Some(s)) {
+    if let Ok(j) = ovsdb_rows::parse_logical_flows(s, Some(s), Some(s)) {
         let _ = CookieIndex::new(j);
     }
     let mut nb = NbIndex::default();

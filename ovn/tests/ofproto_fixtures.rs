@@ -3,15 +3,15 @@
 //! (fixtures/seeds, source file and lines in each .cmd).
 
 use ko_ovn::cookie::{CookieIndex, CookieOwner};
-use ko_ovn::lflow;
 use ko_ovn::ofproto::{self, OfActionKind, OfStep};
+use ko_ovn::ovsdb_rows;
 
 fn read(rel: &str) -> String {
     ko_testkit::fixture!(rel)
 }
 
 fn sb_index() -> CookieIndex {
-    let flows = lflow::parse_json(
+    let flows = ovsdb_rows::parse_logical_flows(
         &read("sb-json/Logical_Flow.txt"),
         Some(&read("sb-json/Datapath_Binding.txt")),
         Some(&read("sb-json/Logical_DP_Group.txt")),

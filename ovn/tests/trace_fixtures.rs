@@ -3,7 +3,8 @@
 //! to it; re-create them with fixtures/capture.sh).
 
 use ko_ovn::catalog;
-use ko_ovn::trace::{self, ActionKind, DropReason, Pipeline, SectionKind, Step};
+use ko_ovn::ovn_trace::{self, ActionKind, DropReason, SectionKind, Step};
+use ko_ovn::ovsdb_rows::Pipeline;
 
 fn fixture(name: &str) -> String {
     ko_testkit::fixture!(&format!("ovn-trace/{name}.txt"))
@@ -34,7 +35,7 @@ fn titles(steps: &[Step]) -> Vec<&str> {
 
 #[test]
 fn pod_to_pod_same_switch_is_delivered() {
-    let t = trace::parse(&fixture("pod-to-pod-detailed"));
+    let t = ovn_trace::parse(&fixture("pod-to-pod-detailed"));
     let flow = t.flow.as_deref().unwrap();
     assert!(flow.starts_with("icmp,reg14=0x2,"), "{flow}");
     assert!(flow.contains("nw_dst=10.16.0.11"));
@@ -89,7 +90,7 @@ fn pod_to_pod_same_switch_is_delivered() {
 
 #[test]
 fn network_policy_drop_names_the_acl_stage() {
-    let t = trace::parse(&fixture("acl-drop"));
+    let t = ovn_trace::parse(&fixture("acl-drop"));
     let o = t.outcome();
     assert!(o.outputs.is_empty());
     assert_eq!(o.drops.len(), 1);
@@ -128,7 +129,7 @@ fn network_policy_drop_names_the_acl_stage() {
 
 #[test]
 fn port_security_drop_is_a_drop_action_in_ingress_table_1() {
-    let o = trace::parse(&fixture("port-security-drop")).outcome();
+    let o = ovn_trace::parse(&fixture("port-security-drop")).outcome();
     assert_eq!(o.drops.len(), 1);
     assert_eq!(o.drops[0].reason, DropReason::DropAction);
     assert_eq!(o.drops[0].stage.as_deref(), Some("ls_in_apply_port_sec"));
@@ -138,7 +139,7 @@ fn port_security_drop_is_a_drop_action_in_ingress_table_1() {
 
 #[test]
 fn unknown_destination_mac_drops_in_l2_unknown() {
-    let o = trace::parse(&fixture("unknown-dst-mac")).outcome();
+    let o = ovn_trace::parse(&fixture("unknown-dst-mac")).outcome();
     assert_eq!(o.drops[0].stage.as_deref(), Some("ls_in_l2_unknown"));
     assert_eq!(
         o.drops[0].match_expr.as_deref(),
@@ -148,7 +149,7 @@ fn unknown_destination_mac_drops_in_l2_unknown() {
 
 #[test]
 fn load_balancer_backend_choice_is_reported() {
-    let t = trace::parse(&fixture("pod-to-lb-vip"));
+    let t = ovn_trace::parse(&fixture("pod-to-lb-vip"));
     let o = t.outcome();
     assert_eq!(o.load_balancing.len(), 1);
     let lb = &o.load_balancing[0];
@@ -164,13 +165,13 @@ fn load_balancer_backend_choice_is_reported() {
     assert!(datapaths.contains(&"ovn-cluster"));
 
     // with --lb-dst the chosen backend is pod-c and the allow ACL logs it
-    let o = trace::parse(&fixture("pod-to-lb-vip-lb-dst")).outcome();
+    let o = ovn_trace::parse(&fixture("pod-to-lb-vip-lb-dst")).outcome();
     assert_eq!(o.outputs[0].port, "pod-c.default");
 }
 
 #[test]
 fn routed_trace_crosses_three_datapaths() {
-    let t = trace::parse(&fixture("pod-to-join-via-router"));
+    let t = ovn_trace::parse(&fixture("pod-to-join-via-router"));
     let mut dps: Vec<&str> = Vec::new();
     for h in t.hops() {
         if let Some(dp) = h.datapath
@@ -197,7 +198,7 @@ fn routed_trace_crosses_three_datapaths() {
 
 #[test]
 fn missing_mac_binding_becomes_an_arp_request_flooded_by_multicast() {
-    let t = trace::parse(&fixture("router-no-mac-binding"));
+    let t = ovn_trace::parse(&fixture("router-no-mac-binding"));
     let o = t.outcome();
     let ports: Vec<_> = o.outputs.iter().map(|d| d.port.as_str()).collect();
     assert_eq!(ports, vec!["node-kod-n1", "node-kod-n2"]);
@@ -223,7 +224,7 @@ fn missing_mac_binding_becomes_an_arp_request_flooded_by_multicast() {
 
 #[test]
 fn ttl_expiry_is_an_icmp_error_back_to_the_sender() {
-    let o = trace::parse(&fixture("ttl-expired-via-router")).outcome();
+    let o = ovn_trace::parse(&fixture("ttl-expired-via-router")).outcome();
     assert_eq!(o.outputs.len(), 1);
     assert_eq!(o.outputs[0].port, "pod-a.default");
     assert!(o.outputs[0].back_to_sender);
@@ -232,7 +233,7 @@ fn ttl_expiry_is_an_icmp_error_back_to_the_sender() {
 
 #[test]
 fn arp_for_a_known_ip_is_answered_by_the_responder() {
-    let t = trace::parse(&fixture("arp-request"));
+    let t = ovn_trace::parse(&fixture("arp-request"));
     assert!(
         t.hops()
             .iter()
@@ -240,23 +241,23 @@ fn arp_for_a_known_ip_is_answered_by_the_responder() {
     );
     let o = t.outcome();
     assert!(o.outputs[0].back_to_sender);
-    let o = trace::parse(&fixture("arp-reply")).outcome();
+    let o = ovn_trace::parse(&fixture("arp-reply")).outcome();
     assert_eq!(o.outputs[0].port, "pod-b.default");
 }
 
 #[test]
 fn notes_are_surfaced() {
-    let o = trace::parse(&fixture("acl-allow")).outcome();
+    let o = ovn_trace::parse(&fixture("acl-allow")).outcome();
     assert_eq!(o.notes, vec!["dns_lookup action not implemented"]);
     assert_eq!(o.outputs[0].port, "pod-c.default");
-    let o = trace::parse(&fixture("ovs-acl-drop")).outcome();
+    let o = ovn_trace::parse(&fixture("ovs-acl-drop")).outcome();
     assert_eq!(o.notes, vec!["no OpenFlow flows"]);
     assert_eq!(o.drops[0].stage.as_deref(), Some("ls_out_acl"));
 }
 
 #[test]
 fn ovs_mode_openflow_lines_carry_the_hop_cookie() {
-    let t = trace::parse(&fixture("ovs-pod-to-lb-vip"));
+    let t = ovn_trace::parse(&fixture("ovs-pod-to-lb-vip"));
     let mut checked = 0;
     for h in t.hops() {
         let Some(uuid) = h.hop.uuid.as_deref() else {
@@ -289,7 +290,7 @@ fn ovs_mode_openflow_lines_carry_the_hop_cookie() {
 
 #[test]
 fn localnet_output_on_an_underlay_switch() {
-    let o = trace::parse(&fixture("underlay-to-localnet")).outcome();
+    let o = ovn_trace::parse(&fixture("underlay-to-localnet")).outcome();
     assert_eq!(o.outputs[0].port, "localnet.underlay");
     assert_eq!(o.outputs[0].port_type.as_deref(), Some("localnet"));
 }
@@ -298,16 +299,16 @@ fn localnet_output_on_an_underlay_switch() {
 fn aborted_run_has_empty_stdout_and_parses_to_nothing() {
     // ovn-trace aborts (exit 134) on an unknown inport; the caller must look
     // at the exit status: the parser just sees no trace
-    let t = trace::parse(&fixture("unknown-inport"));
+    let t = ovn_trace::parse(&fixture("unknown-inport"));
     assert!(t.steps.is_empty() && t.flow.is_none());
-    assert_eq!(t.outcome(), trace::TraceOutcome::default());
+    assert_eq!(t.outcome(), ovn_trace::TraceOutcome::default());
 }
 
 #[test]
 fn every_hop_stage_is_catalogued_in_its_pipeline() {
     let mut seen = 0;
     for (name, text) in detailed_fixtures() {
-        let t = trace::parse(&text);
+        let t = ovn_trace::parse(&text);
         for h in t.hops() {
             let stage = h
                 .hop
@@ -326,7 +327,7 @@ fn every_hop_stage_is_catalogued_in_its_pipeline() {
 
 #[test]
 fn summary_and_minimal_forms() {
-    let s = trace::parse_summary(&fixture("pod-to-pod-summary"));
+    let s = ovn_trace::parse_summary(&fixture("pod-to-pod-summary"));
     assert!(s.flow.as_deref().unwrap().starts_with("icmp,"));
     assert_eq!(s.outputs(), vec!["pod-b.default"]);
     assert!(matches!(
@@ -336,12 +337,12 @@ fn summary_and_minimal_forms() {
             ..
         })
     ));
-    let m = trace::parse_summary(&fixture("pod-to-pod-minimal"));
+    let m = ovn_trace::parse_summary(&fixture("pod-to-pod-minimal"));
     assert_eq!(m.outputs(), vec!["pod-b.default"]);
     assert_eq!(m.nodes[0].text, "ct_lb_mark");
-    let d = trace::parse_summary(&fixture("acl-drop-minimal"));
+    let d = ovn_trace::parse_summary(&fixture("acl-drop-minimal"));
     assert!(d.outputs().is_empty());
-    let lb = trace::parse_summary(&fixture("pod-to-lb-vip-summary"));
+    let lb = ovn_trace::parse_summary(&fixture("pod-to-lb-vip-summary"));
     assert_eq!(
         lb.outputs().last().map(String::as_str),
         Some("pod-c.default")
@@ -350,15 +351,15 @@ fn summary_and_minimal_forms() {
 
 #[test]
 fn ipv6_and_node_traces() {
-    let t = trace::parse(&fixture("ipv6-pod-to-pod-delivered"));
+    let t = ovn_trace::parse(&fixture("ipv6-pod-to-pod-delivered"));
     assert!(t.flow.as_deref().unwrap().starts_with("icmp6,"));
     assert_eq!(t.outcome().outputs[0].port, "pod-b.default");
     // the same pod towards pod-c is dropped by the NetworkPolicy ACL, which matches `ip`
-    let o = trace::parse(&fixture("ipv6-pod-to-pod")).outcome();
+    let o = ovn_trace::parse(&fixture("ipv6-pod-to-pod")).outcome();
     assert_eq!(o.drops[0].reason, DropReason::AclVerdict);
 
     // a node (join LSP) reaching a pod goes join -> ovn-cluster -> ovn-default
-    let t = trace::parse(&fixture("node-to-pod-via-join"));
+    let t = ovn_trace::parse(&fixture("node-to-pod-via-join"));
     assert_eq!(t.first_inport(), Some("node-kod-n1"));
     let mut dps: Vec<&str> = Vec::new();
     for h in t.hops() {
@@ -375,7 +376,7 @@ fn ipv6_and_node_traces() {
 #[test]
 fn seed_003_trace_without_indentation_still_yields_hops_and_outcome() {
     let text = ko_testkit::fixture!("seeds/003-ovn-trace.txt");
-    let t = trace::parse(&text);
+    let t = ovn_trace::parse(&text);
     assert!(t.flow.as_deref().unwrap().starts_with("udp,reg14=0x1e"));
     let hops = t.hops();
     assert_eq!(hops.len(), 13);

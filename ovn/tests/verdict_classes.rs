@@ -4,12 +4,13 @@
 //! and a property test of the rule the verdict rests on: no `Delivered`
 //! without an output of the traced packet to a port owning the destination.
 
-use ko_ovn::trace::{self, ControllerAction, Delivery, DropPoint, DropReason, Pipeline, Terminal};
+use ko_ovn::ovn_trace::{self, ControllerAction, Delivery, DropPoint, DropReason, Terminal};
+use ko_ovn::ovsdb_rows::Pipeline;
 use ko_ovn::verdict::outcome::{Class, Expect, classify};
 use proptest::prelude::*;
 
-fn fixture(name: &str) -> trace::OvnTrace {
-    trace::parse(&ko_testkit::fixture!(&format!("verdict/class-{name}.txt")))
+fn fixture(name: &str) -> ovn_trace::OvnTrace {
+    ovn_trace::parse(&ko_testkit::fixture!(&format!("verdict/class-{name}.txt")))
 }
 
 fn expect(owners: &[&str], dst: &str) -> Expect {
@@ -140,7 +141,7 @@ fn unknown_mac_is_dropped_at_l2_unknown() {
 
 #[test]
 fn controller_actions_are_recognised_by_name() {
-    use ko_ovn::trace::controller_action;
+    use ko_ovn::ovn_trace::controller_action;
     assert_eq!(
         controller_action("arp { eth.dst = ff:ff:ff:ff:ff:ff; arp.op = 1; output; };"),
         Some("arp")

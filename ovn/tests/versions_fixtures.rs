@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use ko_ovn::catalog;
 use ko_ovn::cookie::CookieIndex;
 use ko_ovn::layout::{Observation, OpenFlowLayout, OpenFlowTable};
-use ko_ovn::trace::{self, Pipeline};
-use ko_ovn::{flows, lflow, ofproto, versions};
+use ko_ovn::ovn_trace;
+use ko_ovn::ovsdb_rows::Pipeline;
+use ko_ovn::{flows, lflow_list, ofproto, ovsdb_rows, versions};
 
 const VERSIONS: [&str; 3] = ["23.03.1", "25.03.0", "26.03.1"];
 
@@ -25,7 +26,7 @@ fn controller_version(ver: &str) -> String {
 #[test]
 fn every_stage_in_each_releases_lflow_list_is_explained() {
     for ver in VERSIONS {
-        let listed = lflow::parse_list(&read(ver, "lflow-list.txt"));
+        let listed = lflow_list::parse(&read(ver, "lflow-list.txt"));
         assert!(listed.len() > 300, "{ver}: {} flows", listed.len());
         let mut stages = BTreeSet::new();
         for f in &listed {
@@ -85,7 +86,7 @@ fn every_stage_each_release_defines_is_explained() {
 fn lflow_list_table_numbers_match_the_source() {
     for ver in VERSIONS {
         let defined = source_stages(&ver[..5]);
-        for f in lflow::parse_list(&read(ver, "lflow-list.txt")) {
+        for f in lflow_list::parse(&read(ver, "lflow-list.txt")) {
             let name = f.stage.as_deref().unwrap();
             assert!(
                 defined.iter().any(|(n, t)| n == name && *t == f.table),
@@ -97,7 +98,9 @@ fn lflow_list_table_numbers_match_the_source() {
 }
 
 fn sb_index(ver: &str) -> CookieIndex {
-    CookieIndex::new(lflow::parse_json(&read(ver, "sb-logical-flow.txt"), None, None).unwrap())
+    CookieIndex::new(
+        ovsdb_rows::parse_logical_flows(&read(ver, "sb-logical-flow.txt"), None, None).unwrap(),
+    )
 }
 
 fn observations(idx: &CookieIndex, rules: &[(u32, u64)]) -> Vec<Observation> {
@@ -167,7 +170,7 @@ fn every_dump_flows_table_with_a_logical_cookie_is_that_flows_stage() {
 fn ovn_debug_agrees_with_the_calibrated_layout() {
     // ovn-debug (25.03+) prints the OpenFlow table of a stage
     for ver in ["25.03.0", "26.03.1"] {
-        let listed = lflow::parse_list(&read(ver, "lflow-list.txt"));
+        let listed = lflow_list::parse(&read(ver, "lflow-list.txt"));
         let idx = sb_index(ver);
         let dump = flows::parse(&read(ver, "dump-flows.txt"));
         let rules: Vec<(u32, u64)> = dump.flows.iter().map(|f| (f.table, f.cookie)).collect();
@@ -204,18 +207,18 @@ fn ovn_debug_agrees_with_the_calibrated_layout() {
 #[test]
 fn traces_parse_and_agree_on_every_release() {
     for ver in VERSIONS {
-        let ok = trace::parse(&read(ver, "ovn-trace-pod-to-pod.txt")).outcome();
+        let ok = ovn_trace::parse(&read(ver, "ovn-trace-pod-to-pod.txt")).outcome();
         assert_eq!(ok.outputs.len(), 1, "{ver}: {ok:?}");
         assert_eq!(ok.outputs[0].port, "pod-b.default", "{ver}");
-        let denied = trace::parse(&read(ver, "ovn-trace-np-denied.txt")).outcome();
+        let denied = ovn_trace::parse(&read(ver, "ovn-trace-np-denied.txt")).outcome();
         assert!(denied.outputs.is_empty(), "{ver}: {denied:?}");
         let drop = &denied.drops[0];
         let stage = drop.stage.as_deref().unwrap();
         assert!(stage.starts_with("ls_out_acl"), "{ver}: {stage}");
         assert_eq!(drop.pipeline, Some(Pipeline::Egress));
-        let svc = trace::parse(&read(ver, "ovn-trace-service.txt")).outcome();
+        let svc = ovn_trace::parse(&read(ver, "ovn-trace-service.txt")).outcome();
         assert!(!svc.load_balancing.is_empty(), "{ver}");
-        let join = trace::parse(&read(ver, "ovn-trace-to-join.txt"));
+        let join = ovn_trace::parse(&read(ver, "ovn-trace-to-join.txt"));
         assert!(join.stray.is_empty(), "{ver}: {:?}", join.stray);
     }
 }

@@ -17,7 +17,9 @@ mod verdict_text;
 
 use serde::{Deserialize, Serialize};
 
-use crate::trace::{ActionKind, DropReason, OvnTrace, Pipeline, Step, Terminal};
+use crate::catalog;
+use crate::ovn_trace::{ActionKind, DropPoint, DropReason, Hop, OvnTrace, Step, Terminal};
+use crate::ovsdb_rows::{LogicalFlow, Pipeline};
 use nb::{AclRef, NbSnapshot, PolicyKind, PolicyRef, SbSnapshot};
 use ovs::{OvsExit, OvsSegment};
 
@@ -275,8 +277,6 @@ pub struct Inputs<'a> {
     /// None for `ovn-trace` (logical only).
     pub ovs: Option<Vec<OvsSegment>>,
     pub warnings: Vec<String>,
-    /// Stage name → one-line explanation (the stage catalogue).
-    pub explain: &'a dyn Fn(&str) -> Option<String>,
 }
 
 pub fn build(inp: Inputs<'_>) -> TraceReport {
@@ -442,11 +442,7 @@ fn lb_backend_ip(b: &str) -> &str {
 }
 
 fn pipeline_name(p: Option<Pipeline>) -> String {
-    match p {
-        Some(Pipeline::Ingress) => "ingress".into(),
-        Some(Pipeline::Egress) => "egress".into(),
-        None => String::new(),
-    }
+    p.map(Pipeline::as_str).unwrap_or_default().to_string()
 }
 
 fn stages(inp: &Inputs<'_>) -> Vec<Stage> {
@@ -475,7 +471,7 @@ fn stages(inp: &Inputs<'_>) -> Vec<Stage> {
                 datapath: h.datapath.unwrap_or_default().to_string(),
                 pipeline: pipeline_name(h.pipeline),
                 table: h.hop.table,
-                explanation: (inp.explain)(&stage),
+                explanation: catalog::stage(&stage).map(|s| s.summary.to_string()),
                 object: object_of(&stage, h.hop.uuid.as_deref(), &match_expr, &actions, inp),
                 stage,
                 match_expr,
@@ -665,7 +661,7 @@ fn classify(stage: &str, match_expr: &str, reason: &DropReason) -> (DropCause, S
     (DropCause::Other, how.into())
 }
 
-fn logical_drop_info(d: &crate::trace::DropPoint, inp: &Inputs<'_>) -> DropInfo {
+fn logical_drop_info(d: &DropPoint, inp: &Inputs<'_>) -> DropInfo {
     let stage = d.stage.clone().unwrap_or_default();
     let match_expr = d.match_expr.clone().unwrap_or_default();
     let (cause, mut reason) = classify(&stage, &match_expr, &d.reason);
@@ -726,10 +722,7 @@ fn logical_drop_info(d: &crate::trace::DropPoint, inp: &Inputs<'_>) -> DropInfo 
 /// For a drop in an ACL `*_action` stage (OVN >= 24.03), the last hop of
 /// the same datapath and pipeline before it that [`acl_eval::decides`] it
 /// (the ACL that set the verdict bit).
-fn acl_eval_hop<'a>(
-    d: &crate::trace::DropPoint,
-    inp: &Inputs<'a>,
-) -> Option<&'a crate::trace::Hop> {
+fn acl_eval_hop<'a>(d: &DropPoint, inp: &Inputs<'a>) -> Option<&'a Hop> {
     let action = acl_eval::AclFlow {
         datapath: d.datapath.as_deref(),
         stage: d.stage.as_deref(),
@@ -780,7 +773,7 @@ fn annotate_ovs(path: &mut OvsPath, sb: &SbSnapshot, nb: Option<&NbSnapshot>) {
     for seg in &mut path.segments {
         for hop in &mut seg.hops {
             if let Some(f) = hop.cookie.as_deref().and_then(|c| sb.lflow(c)) {
-                hop.stage = f.stage_name.clone();
+                hop.stage = f.stage.clone();
                 hop.object = nb.and_then(|nb| nb_object_of_flow(f, nb));
             }
         }
@@ -801,8 +794,8 @@ fn annotate_ovs(path: &mut OvsPath, sb: &SbSnapshot, nb: Option<&NbSnapshot>) {
 
 /// The ACL (with its policy), load balancer or router row a logical flow
 /// came from.
-fn nb_object_of_flow(f: &nb::LogicalFlow, nb: &NbSnapshot) -> Option<String> {
-    let stage = f.stage_name.as_deref().unwrap_or_default();
+fn nb_object_of_flow(f: &LogicalFlow, nb: &NbSnapshot) -> Option<String> {
+    let stage = f.stage.as_deref().unwrap_or_default();
     let hint = f.stage_hint.as_deref()?;
     if let Some(obj) = routing::object_of(stage, hint, nb) {
         return Some(obj.describe());
@@ -842,7 +835,7 @@ fn ovs_drop_info(
     let lflow = cookie
         .as_deref()
         .and_then(|c| sb.and_then(|sb| sb.lflow(c)));
-    let stage = lflow.and_then(|f| f.stage_name.clone());
+    let stage = lflow.and_then(|f| f.stage.clone());
     let lmatch = lflow.map(|f| f.match_expr.clone());
     let (cause, mut reason) = classify(
         stage.as_deref().unwrap_or_default(),
@@ -875,11 +868,11 @@ fn ovs_drop_info(
     Some(DropInfo {
         layer: "openflow".into(),
         datapath: None,
-        pipeline: lflow.map(|f| f.pipeline.clone()),
+        pipeline: lflow.map(|f| pipeline_name(f.pipeline)),
         table: *table,
         stage,
         match_expr: lmatch.or_else(|| match_expr.clone()),
-        priority: lflow.and_then(|f| u32::try_from(f.priority).ok()),
+        priority: lflow.map(|f| f.priority),
         flow: cookie.clone(),
         cause,
         reason,

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::microflow::Mac;
 use crate::ovsdb_json::{Cells, Row, TableError, tables as parse_tables};
-pub use crate::rows::{Chassis, Encap, Lsp, PolicyKind, PortGroup, cookie_to_prefix};
+pub use crate::ovsdb_rows::{Chassis, Encap, Lsp, PolicyKind, PortGroup, cookie_to_prefix};
+use crate::ovsdb_rows::{LogicalFlow, PortBinding, port_group_owner};
 
 /// `NB_Global`'s change counters: the sequence number clients asked for
 /// (`nb_cfg`, bumped by `--wait`), the one northd has put in the SB (`sb_cfg`)
@@ -401,15 +402,14 @@ impl NbSnapshot {
             port_group: Some(pg_name.clone()),
             acl: None,
         };
-        if let Some(np) = pg.and_then(|p| p.external_ids.get("np")) {
-            policy.kind = PolicyKind::NetworkPolicy;
-            policy.name = Some(np.clone());
-        } else if let Some(sg) = pg.and_then(|p| p.external_ids.get("sg")) {
-            policy.kind = PolicyKind::SecurityGroup;
-            policy.name = Some(sg.clone());
-        } else if let Some(sg) = pg_name.strip_prefix("ovn.sg.") {
-            policy.kind = PolicyKind::SecurityGroup;
-            policy.name = Some(sg.replace('.', "-"));
+        // the group's row when it was read, else what its name says
+        let owner = match pg {
+            Some(p) => p.owner(),
+            None => port_group_owner(&pg_name, &BTreeMap::new()),
+        };
+        if let Some((kind, name)) = owner {
+            policy.kind = kind;
+            policy.name = Some(name);
         }
         Some(policy)
     }
@@ -507,33 +507,6 @@ impl PolicyRef {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogicalFlow {
-    pub uuid: String,
-    pub stage_name: Option<String>,
-    /// First 8 hex digits of the NB row this flow was generated from.
-    pub stage_hint: Option<String>,
-    pub source: Option<String>,
-    pub pipeline: String,
-    pub table_id: i64,
-    pub priority: i64,
-    #[serde(rename = "match")]
-    pub match_expr: String,
-    pub actions: String,
-}
-
-impl LogicalFlow {
-    /// Pipeline and logical table number, as the SB row states them.
-    pub fn pipeline_table(&self) -> Option<(crate::trace::Pipeline, u32)> {
-        let p = match self.pipeline.as_str() {
-            "ingress" => crate::trace::Pipeline::Ingress,
-            "egress" => crate::trace::Pipeline::Egress,
-            _ => return None,
-        };
-        Some((p, u32::try_from(self.table_id).ok()?))
-    }
-}
-
 /// The SB rows a trace needs, fetched in one exec after the traces ran.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SbSnapshot {
@@ -623,33 +596,18 @@ impl SbSnapshot {
             .iter()
             .map(|r| Chassis::from_row(r).with_encaps(&encaps))
             .collect();
-        let lflows = flows
-            .iter()
-            .map(|r| {
-                let ext = r.map("external_ids");
-                LogicalFlow {
-                    uuid: r.str("_uuid"),
-                    stage_name: ext.get("stage-name").cloned(),
-                    stage_hint: ext.get("stage-hint").cloned(),
-                    source: ext.get("source").cloned(),
-                    pipeline: r.str("pipeline"),
-                    table_id: r.int("table_id").unwrap_or_default(),
-                    priority: r.int("priority").unwrap_or_default(),
-                    match_expr: r.str("match"),
-                    actions: r.str("actions"),
-                }
-            })
-            .collect();
+        let lflows = flows.iter().map(|r| LogicalFlow::from_row(r)).collect();
         let bindings = with("logical_port", "-")
-            .iter()
-            .map(|r| {
-                let ch = r.str("chassis");
-                let name = chassis
-                    .iter()
-                    .find(|c| !ch.is_empty() && c.uuid == ch)
-                    .map(|c| c.name.clone())
-                    .or_else(|| (!ch.is_empty()).then_some(ch));
-                (r.str("logical_port"), name)
+            .into_iter()
+            .map(PortBinding::from_row)
+            .map(|b| {
+                let name = b.chassis.map(|ch| {
+                    chassis
+                        .iter()
+                        .find(|c| c.uuid == ch)
+                        .map_or(ch, |c| c.name.clone())
+                });
+                (b.logical_port, name)
             })
             .collect();
         let chassis_nb_cfg = with("nb_cfg", "-")
@@ -675,7 +633,9 @@ impl SbSnapshot {
     /// The logical flow whose UUID starts with `prefix` (an ovn-trace uuid
     /// or an OpenFlow cookie as 8 hex digits).
     pub fn lflow(&self, prefix: &str) -> Option<&LogicalFlow> {
-        uuid_prefix_find(&self.lflows, prefix, |f| &f.uuid)
+        uuid_prefix_find(&self.lflows, prefix, |f| {
+            f.uuid.as_deref().unwrap_or_default()
+        })
     }
 
     /// The chassis that owns tunnel endpoint `ip`.
@@ -752,7 +712,7 @@ mod tests {
     fn sb_joins() {
         let sb = SbSnapshot::parse(SB).unwrap();
         let f = sb.lflow("7b3bc022").unwrap();
-        assert_eq!(f.stage_name.as_deref(), Some("ls_out_acl"));
+        assert_eq!(f.stage.as_deref(), Some("ls_out_acl"));
         assert_eq!(f.stage_hint.as_deref(), Some("2cc50968"));
         assert_eq!(sb.chassis_by_encap_ip("172.31.77.12").unwrap().node, "n2");
         assert!(sb.chassis_by_encap_ip("172.31.77.99").is_none());
@@ -776,6 +736,37 @@ mod tests {
         assert_eq!(sb.chassis_nb_cfg.len(), 3);
         assert!(sb.chassis_nb_cfg.values().all(|have| *have == want));
         assert!(sb.lflows.is_empty());
+    }
+
+    #[test]
+    fn a_matchs_port_group_is_named_by_the_one_port_group_rule() {
+        let node_pg = PortGroup {
+            uuid: "1".into(),
+            name: "node.w1".into(),
+            ports: vec![],
+            acls: vec![],
+            external_ids: [("node", "w1"), ("np", "node/w1")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+        };
+        let nb = NbSnapshot {
+            port_groups: vec![node_pg],
+            ..NbSnapshot::default()
+        };
+        // a node's group carries `np=` too, but is no NetworkPolicy
+        let p = nb.policy_of_match("inport == @node.w1 && ip").unwrap();
+        assert_eq!(
+            (p.kind, p.name.as_deref()),
+            (PolicyKind::NodeAcl, Some("w1"))
+        );
+        // a group not read is named by its name alone
+        let p = nb
+            .policy_of_match("outport == @ovn.sg.web.sg && ip")
+            .unwrap();
+        assert_eq!(
+            (p.kind, p.name.as_deref()),
+            (PolicyKind::SecurityGroup, Some("web-sg"))
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! owns the destination (see [`Expect::owners`]), or, for an ARP/ND request
 //! to an address some port owns, OVN's responder answering the sender.
 
-use crate::trace::{ControllerAction, Delivery, DropPoint, DropReason, Terminal};
+use crate::ovn_trace::{ControllerAction, Delivery, DropPoint, DropReason, Terminal};
 
 /// What the caller knows about the destination.
 #[derive(Debug, Clone, Default)]

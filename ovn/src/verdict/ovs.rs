@@ -8,8 +8,8 @@ use crate::layout::{Observation, OpenFlowLayout, OpenFlowTable};
 use crate::microflow::TunnelMetadata;
 use crate::ofproto::{OfActionKind, OfStep, OfprotoTrace, Pass};
 use crate::ovsdb_json::{Cells, TableError, tables as parse_tables};
-pub use crate::rows::{OvsInterface, is_tunnel_type};
-use crate::trace::Pipeline;
+pub use crate::ovsdb_rows::OvsInterface;
+use crate::ovsdb_rows::Pipeline;
 
 /// argv listing the node's interfaces with the bridge/port tables that say
 /// which bridge each belongs to (OpenFlow port numbers are per bridge).
@@ -59,10 +59,6 @@ pub fn parse_interfaces(text: &str) -> Result<Vec<OvsInterface>, TableError> {
         })
         .map(OvsInterface::from_row)
         .collect())
-}
-
-pub fn is_tunnel(iface: &OvsInterface) -> bool {
-    iface.is_tunnel()
 }
 
 /// One OpenFlow table the packet went through.
@@ -314,7 +310,7 @@ pub fn segment(
         Some(ExitKind::Output(port)) => {
             let iface = interfaces.iter().find(|i| i.ofport.to_string() == *port);
             match iface {
-                Some(i) if is_tunnel(i) => OvsExit::Tunnel {
+                Some(i) if i.is_tunnel() => OvsExit::Tunnel {
                     ofport: port.to_string(),
                     interface: Some(i.name.clone()),
                     remote_ip: i.remote_ip.clone(),

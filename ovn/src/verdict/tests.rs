@@ -5,7 +5,7 @@
 use super::nb::{NbSnapshot, SbSnapshot};
 use super::ovs::{self, OvsExit};
 use super::*;
-use crate::{ofproto, trace};
+use crate::{ofproto, ovn_trace};
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -43,10 +43,6 @@ fn dest(ip: &str, protocol: &str, port: Option<u16>) -> Destination {
     }
 }
 
-fn explain(stage: &str) -> Option<String> {
-    (stage == "ls_out_acl").then(|| "egress ACLs".to_string())
-}
-
 fn segment(node: &str, text: &str, ifaces: &str) -> ovs::OvsSegment {
     let t = ofproto::parse(text);
     let i = ovs::parse_interfaces(ifaces).unwrap();
@@ -70,7 +66,7 @@ fn only_br_int_interfaces_are_kept() {
 #[test]
 fn cross_node_delivered_with_tunnel() {
     let (nb, sb) = (nb(), sb());
-    let t = trace::parse(fixture!("ovn-trace-cross-node.txt"));
+    let t = ovn_trace::parse(fixture!("ovn-trace-cross-node.txt"));
     let first = segment(
         "n1",
         fixture!("ofproto-cross-node.txt"),
@@ -113,7 +109,6 @@ fn cross_node_delivered_with_tunnel() {
         service: None,
         ovs: Some(vec![first, second]),
         warnings: vec![],
-        explain: &explain,
     });
     assert_eq!(r.verdict, Verdict::Delivered, "{r:#?}");
     assert_eq!(r.logical.outport.as_deref(), Some("pod-b.default"));
@@ -137,7 +132,12 @@ fn cross_node_delivered_with_tunnel() {
         .iter()
         .find(|s| s.stage == "ls_out_acl")
         .unwrap();
-    assert_eq!(acl.explanation.as_deref(), Some("egress ACLs"));
+    // explained by the stage catalogue itself
+    assert_eq!(
+        acl.explanation.as_deref(),
+        crate::catalog::stage("ls_out_acl").map(|s| s.summary)
+    );
+    assert!(acl.explanation.is_some());
     assert!(r.drop.is_none());
     // the stable JSON field names
     let v = serde_json::to_value(&r).unwrap();
@@ -149,7 +149,7 @@ fn cross_node_delivered_with_tunnel() {
 #[test]
 fn network_policy_drop_names_the_policy() {
     let (nb, sb) = (nb(), sb());
-    let t = trace::parse(fixture!("ovn-trace-np-denied.txt"));
+    let t = ovn_trace::parse(fixture!("ovn-trace-np-denied.txt"));
     let seg = segment(
         "n1",
         fixture!("ofproto-np-denied.txt"),
@@ -167,7 +167,6 @@ fn network_policy_drop_names_the_policy() {
         service: None,
         ovs: Some(vec![seg]),
         warnings: vec![],
-        explain: &explain,
     });
     assert_eq!(r.verdict, Verdict::Dropped);
     let d = r.drop.as_ref().unwrap();
@@ -210,7 +209,6 @@ fn network_policy_drop_names_the_policy() {
         service: None,
         ovs: None,
         warnings: vec![],
-        explain: &explain,
     });
     assert_eq!(r2.drop.unwrap().policy.as_deref(), Some("default/deny-a"));
 }
@@ -218,7 +216,7 @@ fn network_policy_drop_names_the_policy() {
 #[test]
 fn service_goes_through_load_balancer() {
     let nb = nb();
-    let t = trace::parse(fixture!("ovn-trace-service.txt"));
+    let t = ovn_trace::parse(fixture!("ovn-trace-service.txt"));
     let (lb, vip, backends) = nb.vip("10.96.0.10".parse().unwrap(), 80, "tcp").unwrap();
     let r = build(Inputs {
         source: source(),
@@ -236,7 +234,6 @@ fn service_goes_through_load_balancer() {
         service: None,
         ovs: None,
         warnings: vec![],
-        explain: &explain,
     });
     assert_eq!(r.verdict, Verdict::Delivered, "{r:#?}");
     assert_eq!(r.logical.outport.as_deref(), Some("pod-b.default"));
@@ -255,7 +252,7 @@ fn service_goes_through_load_balancer() {
 
 #[test]
 fn arp_request_is_answered_by_ovn() {
-    let t = trace::parse(fixture!("ovn-trace-arp-request.txt"));
+    let t = ovn_trace::parse(fixture!("ovn-trace-arp-request.txt"));
     let mut d = dest("10.16.0.11", "arp", None);
     d.arp = Some("request".into());
     let r = build(Inputs {
@@ -269,7 +266,6 @@ fn arp_request_is_answered_by_ovn() {
         service: None,
         ovs: None,
         warnings: vec![],
-        explain: &explain,
     });
     assert_eq!(r.verdict, Verdict::Delivered);
     assert_eq!(r.logical.outport.as_deref(), Some("pod-a.default"));
@@ -278,7 +274,7 @@ fn arp_request_is_answered_by_ovn() {
 
 #[test]
 fn no_route_outside_the_cluster() {
-    let t = trace::parse(fixture!("ovn-trace-outside-cidr.txt"));
+    let t = ovn_trace::parse(fixture!("ovn-trace-outside-cidr.txt"));
     let r = build(Inputs {
         source: source(),
         destination: dest("172.31.99.9", "icmp", None),
@@ -290,7 +286,6 @@ fn no_route_outside_the_cluster() {
         service: None,
         ovs: None,
         warnings: vec![],
-        explain: &explain,
     });
     assert_eq!(r.verdict, Verdict::Dropped);
     let d = r.drop.unwrap();
@@ -301,7 +296,7 @@ fn no_route_outside_the_cluster() {
 
 #[test]
 fn ovn_trace_errors_are_an_error_verdict() {
-    let t = trace::parse(fixture!("ovn-trace-error.txt"));
+    let t = ovn_trace::parse(fixture!("ovn-trace-error.txt"));
     let r = build(Inputs {
         source: source(),
         destination: dest("10.16.0.11", "tcp", Some(80)),
@@ -313,14 +308,13 @@ fn ovn_trace_errors_are_an_error_verdict() {
         service: None,
         ovs: None,
         warnings: vec![],
-        explain: &explain,
     });
     assert_eq!(r.verdict, Verdict::Error);
     assert!(r.error.is_some());
     let failed = build(Inputs {
         source: source(),
         destination: dest("10.16.0.11", "tcp", Some(80)),
-        ovn_trace: &trace::parse(""),
+        ovn_trace: &ovn_trace::parse(""),
         ovn_trace_failure: Some("ovn-trace exited with 134: assertion in_key failed".into()),
         nb: None,
         sb: None,
@@ -328,14 +322,13 @@ fn ovn_trace_errors_are_an_error_verdict() {
         service: None,
         ovs: None,
         warnings: vec![],
-        explain: &explain,
     });
     assert_eq!(failed.verdict, Verdict::Error);
     assert!(failed.summary.contains("assertion"));
     let unknown = build(Inputs {
         source: source(),
         destination: dest("10.16.0.11", "icmp", None),
-        ovn_trace: &trace::parse(fixture!("ovn-trace-unknown-datapath.txt")),
+        ovn_trace: &ovn_trace::parse(fixture!("ovn-trace-unknown-datapath.txt")),
         ovn_trace_failure: None,
         nb: None,
         sb: None,
@@ -343,7 +336,6 @@ fn ovn_trace_errors_are_an_error_verdict() {
         service: None,
         ovs: None,
         warnings: vec![],
-        explain: &explain,
     });
     assert_eq!(unknown.verdict, Verdict::Error);
     assert!(unknown.error.unwrap().contains("no-such-switch"));
@@ -391,7 +383,7 @@ fn routed_packet_names_static_route_and_reroute_policy() {
     let sb = SbSnapshot::parse(fixture!("routed-sb-snapshot.json")).unwrap();
     assert!(nb.routers.iter().any(|r| r.name == "ovn-cluster"));
     assert!(nb.nats.is_empty(), "the sandbox has no NAT rules");
-    let t = trace::parse(fixture!("ovn-trace-routed-external.txt"));
+    let t = ovn_trace::parse(fixture!("ovn-trace-routed-external.txt"));
     let mut src = source();
     src.name = "default/client-1".into();
     src.logical_port = "client-1.default".into();
@@ -406,7 +398,6 @@ fn routed_packet_names_static_route_and_reroute_policy() {
         service: None,
         ovs: None,
         warnings: vec![],
-        explain: &explain,
     });
     assert_eq!(r.verdict, Verdict::Delivered, "{r:#?}");
     let routing = r.routing.as_ref().expect("routing");
@@ -493,7 +484,7 @@ fn nb_snapshot_reads_the_routing_tables() {
 fn snat_on_a_gateway_router_is_named() {
     let nb = NbSnapshot::parse(fixture!("nat-nb-snapshot.json")).unwrap();
     let sb = SbSnapshot::parse(fixture!("nat-sb-snapshot.json")).unwrap();
-    let t = trace::parse(fixture!("ovn-trace-nat-snat.txt"));
+    let t = ovn_trace::parse(fixture!("ovn-trace-nat-snat.txt"));
     let mut src = source();
     src.logical_switch = "ls1".into();
     src.logical_port = "p2".into();
@@ -508,7 +499,6 @@ fn snat_on_a_gateway_router_is_named() {
         service: None,
         ovs: None,
         warnings: vec![],
-        explain: &explain,
     });
     assert_eq!(r.verdict, Verdict::Delivered, "{r:#?}");
     assert_eq!(r.logical.outport.as_deref(), Some("upstream"));

@@ -7,7 +7,7 @@ use super::{
     DropCause, DropInfo, Inputs, Logical, NextHop, Responsible, TraceReport, Verdict,
     logical_drop_info, owner_of_port,
 };
-use crate::trace::{ControllerAction, DropReason};
+use crate::ovn_trace::{ControllerAction, DropReason};
 
 pub(super) fn apply(
     report: &mut TraceReport,
@@ -184,7 +184,7 @@ fn rejected(report: &mut TraceReport, a: &ControllerAction, inp: &Inputs<'_>) {
     let v6 = inp.destination.ip.contains(':');
     report.reply = Some(reply_words(a, v6));
     let stage = a.stage.clone().unwrap_or_default();
-    let point = crate::trace::DropPoint {
+    let point = crate::ovn_trace::DropPoint {
         datapath: a.datapath.clone(),
         pipeline: a.pipeline,
         table: None,
@@ -192,7 +192,7 @@ fn rejected(report: &mut TraceReport, a: &ControllerAction, inp: &Inputs<'_>) {
         match_expr: a.match_expr.clone(),
         priority: None,
         uuid: a.uuid.clone(),
-        reason: crate::trace::DropReason::Rejected,
+        reason: crate::ovn_trace::DropReason::Rejected,
     };
     let mut d = logical_drop_info(&point, inp);
     let reply = report.reply.clone().unwrap_or_default();
@@ -295,7 +295,7 @@ fn flooded(
         .terminals
         .iter()
         .find_map(|t| match t {
-            crate::trace::Terminal::Output(d)
+            crate::ovn_trace::Terminal::Output(d)
                 if d.multicast.is_some() || d.generated_by.is_some() =>
             {
                 d.datapath.clone()
@@ -394,7 +394,7 @@ fn service_without_vip(report: &mut TraceReport, inp: &Inputs<'_>) {
             .terminals
             .iter()
             .find_map(|t| match t {
-                crate::trace::Terminal::Output(d) if d.generated_by.is_none() => Some(format!(
+                crate::ovn_trace::Terminal::Output(d) if d.generated_by.is_none() => Some(format!(
                     "; OVN routes it like any other address, out of {}",
                     d.port
                 )),

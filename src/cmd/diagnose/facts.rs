@@ -94,7 +94,7 @@ impl SbChassisView {
     pub fn encap_ips(&self, ch: &Chassis) -> Vec<&str> {
         self.encaps
             .iter()
-            .filter(|e| ch.encaps.contains(&e.uuid) || e.chassis_name == ch.name)
+            .filter(|e| e.belongs_to(ch))
             .map(|e| e.ip.as_str())
             .filter(|ip| !ip.is_empty())
             .collect()

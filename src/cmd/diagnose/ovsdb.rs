@@ -70,8 +70,10 @@ pub fn rows(json: &str) -> Result<Vec<Row>, TableError> {
 }
 
 // The rows and the rules on them are ko-ovn's, shared with trace.
-use ko_ovn::rows::parse_rows;
-pub use ko_ovn::rows::{Chassis, Encap, Lsp, OvsInterface as Interface, PortBinding, PortGroup};
+use ko_ovn::ovsdb_rows::parse_rows;
+pub use ko_ovn::ovsdb_rows::{
+    Chassis, Encap, Lsp, OvsInterface as Interface, PortBinding, PortGroup,
+};
 
 fn typed<T>(json: &str, from_row: fn(&Row) -> T) -> Result<Vec<T>, TableError> {
     // the same JSON errors as `rows`, typed with ko-ovn's row model

@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 
-use ko_ovn::lflow::{self, LogicalFlow};
+use ko_ovn::lflow_list;
+use ko_ovn::ovsdb_rows::LogicalFlow;
 
 use super::report::{Expectation, ExpectedFlow};
 use super::resolve::Setup;
@@ -133,7 +134,7 @@ pub async fn select(cluster: &Cluster, setup: &Setup, what: &[String]) -> Result
         .exec_ok(&setup.sb_leader, container::OVN_CENTRAL, &argv)
         .await
         .map_err(Error::from)?;
-    let flows = lflow::parse_list(&text);
+    let flows = lflow_list::parse(&text);
     let items = what
         .iter()
         .map(|w| {

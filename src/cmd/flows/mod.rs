@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Service;
 use ko_ovn::flow_owner::{self, Meaning};
 use ko_ovn::flowwatch::{RoundDiff, Tracker};
-use ko_ovn::lflow;
+use ko_ovn::ovsdb_rows::{self, LogicalFlow};
 
 use super::trace::service;
 use super::{Ctx, Outcome};
@@ -353,7 +353,7 @@ async fn fetch_lflows(
     cluster: &Cluster,
     setup: &Setup,
     mut prefixes: Vec<String>,
-) -> std::result::Result<Vec<lflow::LogicalFlow>, String> {
+) -> std::result::Result<Vec<LogicalFlow>, String> {
     for _ in 0..8 {
         if prefixes.is_empty() {
             return Ok(Vec::new());
@@ -367,7 +367,7 @@ async fn fetch_lflows(
             .await
             .map_err(|e| format!("could not read logical flows: {e}"))?;
         if out.success() {
-            return lflow::parse_json(
+            return ovsdb_rows::parse_logical_flows(
                 &out.stdout_str(),
                 Some(&setup.sb.datapath_json),
                 Some(&setup.sb.dp_group_json),

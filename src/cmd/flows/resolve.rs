@@ -10,7 +10,8 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::Service;
 use ko_ovn::cookie::CookieIndex;
 use ko_ovn::flowwatch::Scope;
-use ko_ovn::ovsdb_json::{Cells, Row, tables};
+use ko_ovn::ovsdb_json::tables;
+use ko_ovn::ovsdb_rows::{DatapathBinding, PortBinding, PortGroup};
 use ko_ovn::verdict::nb::NbSnapshot;
 use ko_ovn::verdict::ovs::{self as vovs, OvsInterface};
 use serde::Serialize;
@@ -227,8 +228,7 @@ async fn peer_sender(
             return Ok(None);
         };
         let Some((ns, name)) = lsp
-            .external_ids
-            .get("pod")
+            .pod()
             .and_then(|p| p.split_once('/'))
             .map(|(a, b)| (a.to_string(), b.to_string()))
         else {
@@ -258,21 +258,16 @@ fn parse_sb(text: &str) -> Result<SbTables> {
     let t = tables(text).map_err(|e| remote(&what, &e))?;
     let mut sb = SbTables::default();
     let mut dp_by_uuid: HashMap<String, u64> = HashMap::new();
-    for r in &t[0] {
-        let Some(key) = r.int("tunnel_key").and_then(|k| u64::try_from(k).ok()) else {
+    for dp in t[0].iter().map(DatapathBinding::from_row) {
+        let Some(key) = dp.tunnel_key.and_then(|k| u64::try_from(k).ok()) else {
             continue;
         };
-        dp_by_uuid.insert(r.str("_uuid"), key);
-        let name = r
-            .map("external_ids")
-            .get("name")
-            .cloned()
-            .unwrap_or_else(|| r.str("_uuid"));
-        sb.datapaths.insert(key, name);
+        dp_by_uuid.insert(dp.uuid, key);
+        sb.datapaths.insert(key, dp.name);
     }
-    for r in &t[1] {
-        if let (Some(dp), Some(key)) = (dp_of(r, &dp_by_uuid), r.int("tunnel_key")) {
-            sb.ports.insert((dp, key as u64), r.str("logical_port"));
+    for pb in t[1].iter().map(PortBinding::from_row) {
+        if let (Some(dp), Some(key)) = (dp_by_uuid.get(&pb.datapath), pb.tunnel_key) {
+            sb.ports.insert((*dp, key as u64), pb.logical_port);
         }
     }
     sb.index
@@ -286,16 +281,13 @@ fn parse_sb(text: &str) -> Result<SbTables> {
     Ok(sb)
 }
 
-fn dp_of(r: &Row, dp_by_uuid: &HashMap<String, u64>) -> Option<u64> {
-    dp_by_uuid.get(&r.str("datapath")).copied()
-}
-
 fn parse_pg_sizes(text: &str) -> Result<HashMap<String, usize>> {
     let t = tables(text).map_err(|e| remote(&PG_ARGV.join(" "), &e))?;
     Ok(t.first()
         .map(|rows| {
             rows.iter()
-                .map(|r| (r.str("name"), r.set("ports").len()))
+                .map(PortGroup::from_row)
+                .map(|pg| (pg.name, pg.ports.len()))
                 .collect()
         })
         .unwrap_or_default())

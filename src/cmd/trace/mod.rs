@@ -205,11 +205,6 @@ fn stale_side(report: &mut TraceReport) {
     }
 }
 
-/// One line on what a logical stage does (the ko-ovn stage catalogue).
-fn explain(stage: &str) -> Option<String> {
-    ko_ovn::catalog::stage(stage).map(|s| s.summary.to_string())
-}
-
 /// The destination MAC, as upstream finds it.
 async fn destination_mac(
     cluster: &Cluster,

@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::Pod;
 use ko_ovn::microflow;
 use ko_ovn::ofproto;
-use ko_ovn::trace::{self as ovntrace, OvnTrace};
+use ko_ovn::ovn_trace::{self as ovntrace, OvnTrace};
 use ko_ovn::verdict::nb::SbSnapshot;
 use ko_ovn::verdict::ovs::{self as vovs, OvsInterface};
 use ko_ovn::versions::Versions;

@@ -141,7 +141,7 @@ async fn trace_hop(
         // the receiving tunnel port is the one whose remote is the sender
         let Some(tun_port) = ifaces
             .iter()
-            .find(|i| vovs::is_tunnel(i) && local_ip.is_some() && i.remote_ip == local_ip)
+            .find(|i| i.is_tunnel() && local_ip.is_some() && i.remote_ip == local_ip)
         else {
             return Err(Some(format!(
                 "node {remote_node} has no tunnel port toward {} ({}); the OVS trace stops at the tunnel",

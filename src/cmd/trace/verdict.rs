@@ -10,7 +10,7 @@ use super::microflow::Packet;
 use super::source::Sender;
 use super::tools::Traced;
 use super::tunnels::OvsWalk;
-use super::{explain, health, service, stale_side};
+use super::{health, service, stale_side};
 use crate::cluster::Cluster;
 
 /// What the verdict is judged against, besides the traces.
@@ -91,7 +91,6 @@ pub(super) async fn build_verdict(cluster: &Cluster, j: Judge<'_>, traced: Trace
             j.packet.lb.is_some(),
         )
     });
-    let catalog = |stage: &str| explain(stage);
     // where it left OVN, else (a drop) the port owning the destination
     let outport = ovn
         .outcome()
@@ -133,7 +132,6 @@ pub(super) async fn build_verdict(cluster: &Cluster, j: Judge<'_>, traced: Trace
         service,
         ovs: (!j.ovn_only).then(|| segments.into_iter().map(|(s, _)| s).collect()),
         warnings,
-        explain: &catalog,
     });
     stale_side(&mut report);
     report

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
 use ko_ovn::ovsdb_json::{self, Row};
+use ko_ovn::ovsdb_rows::{PolicyKind, port_group_owner};
 
 use super::model::{Acl, Desired, ext_args};
 use super::sg::{DENY_ALL, port_group_name as sg_pg};
@@ -157,13 +158,14 @@ pub fn parse(text: &str) -> Result<Current> {
     Ok(cur)
 }
 
-/// Port groups the controller owns: NetworkPolicy ones (`np=` without the `node`
-/// and `subnet` keys of the per-node groups) and SecurityGroup ones but deny-all.
-fn owned_pg(ext: &BTreeMap<String, String>) -> bool {
-    let np = ext.contains_key("np") && !ext.contains_key("node") && !ext.contains_key("subnet");
-    let sg = ext.get("type").map(String::as_str) == Some("security_group")
-        && ext.get("sg").map(String::as_str) != Some(DENY_ALL);
-    np || sg
+/// Port groups the controller owns: NetworkPolicy ones and SecurityGroup ones
+/// but deny-all (which group is which is ko-ovn's rule, shared with the plugin).
+fn owned_pg(name: &str, ext: &BTreeMap<String, String>) -> bool {
+    match port_group_owner(name, ext) {
+        Some((PolicyKind::NetworkPolicy, _)) => true,
+        Some((PolicyKind::SecurityGroup, sg)) => sg != DENY_ALL,
+        _ => false,
+    }
 }
 
 fn owned_set(ext: &BTreeMap<String, String>) -> bool {
@@ -280,7 +282,7 @@ pub fn diff(cur: &Current, want: &Desired) -> Txn {
         );
     }
     for (name, pg) in &cur.pgs {
-        if owned_pg(&pg.external_ids) && !want.port_groups.contains_key(name) {
+        if owned_pg(name, &pg.external_ids) && !want.port_groups.contains_key(name) {
             t.add(vec!["pg-del".into(), name.clone()]);
         }
     }

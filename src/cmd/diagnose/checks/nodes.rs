@@ -298,12 +298,7 @@ fn tunnels(node: &NodeFacts, view: &SbChassisView, ifaces: &[Interface]) -> Chec
         peers += 1;
         let ips = view.encap_ips(ch);
         if !ips.iter().any(|ip| remote_ips.contains(ip)) {
-            let who = ch
-                .external_ids
-                .get("node")
-                .cloned()
-                .unwrap_or_else(|| ch.hostname.clone());
-            missing.push(format!("{who} ({})", ips.join(", ")));
+            missing.push(format!("{} ({})", ch.node, ips.join(", ")));
         }
     }
     if missing.is_empty() {

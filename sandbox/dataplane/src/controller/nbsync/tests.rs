@@ -18,9 +18,14 @@ fn a_real_nb_dump_is_read() {
             .iter()
             .any(|(_, a)| a.priority == 2000 && a.action == "drop")
     );
-    assert!(owned_pg(&np.external_ids));
-    assert!(!owned_pg(&cur.pgs["node.kube.ovn.worker"].external_ids));
-    assert!(!owned_pg(&cur.pgs["ovn.sg.kubeovn_deny_all"].external_ids));
+    assert!(owned_pg("protect.db.default", &np.external_ids));
+    for other in [
+        "node.kube.ovn.worker",
+        "ovn.default.kube.ovn.worker",
+        "ovn.sg.kubeovn_deny_all",
+    ] {
+        assert!(!owned_pg(other, &cur.pgs[other].external_ids), "{other}");
+    }
     assert!(
         cur.lbs["cluster-tcp-loadbalancer"]
             .1

@@ -1,5 +1,7 @@
 //! The OVSDB rows every command reads, defined once: NB `Logical_Switch_Port`
-//! and `Port_Group`, SB `Chassis`, `Encap` and `Port_Binding`, OVS
+//! and `Port_Group`, SB `Chassis`, `Encap`, `Port_Binding`,
+//! `Datapath_Binding` and `Logical_Flow` (with the logical [`Pipeline`] it
+//! belongs to), OVS
 //! `Interface`; the Kube-OVN rules on them ("this port group is a
 //! NetworkPolicy / SecurityGroup", "this interface is a tunnel"); and how an
 //! OpenFlow cookie is written as a logical flow UUID prefix.
@@ -9,9 +11,10 @@
 //! between OVN/OVS releases are handled here: `Port_Binding.up` is absent
 //! before OVN 21.06 (`None`), `Logical_Router_Policy.nexthop` became
 //! `nexthops` (read in `verdict::nb`), an `Interface.ofport` not yet assigned
-//! is an empty set (-1).
+//! is an empty set (-1). `ovn-sbctl lflow-list` text gives the same
+//! [`LogicalFlow`] ([`crate::lflow_list`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -210,7 +213,7 @@ impl Chassis {
     pub fn with_encaps(mut self, encaps: &[Encap]) -> Self {
         self.encap_ips = encaps
             .iter()
-            .filter(|e| e.chassis_name == self.name || self.encaps.contains(&e.uuid))
+            .filter(|e| e.belongs_to(&self))
             .map(|e| e.ip.clone())
             .filter(|ip| !ip.is_empty())
             .collect();
@@ -246,6 +249,12 @@ impl Encap {
             encap_type: r.str("type"),
         }
     }
+
+    /// Whether this is one of `chassis`'s tunnel endpoints: named by its
+    /// `chassis_name`, or listed in the chassis' `encaps`.
+    pub fn belongs_to(&self, chassis: &Chassis) -> bool {
+        self.chassis_name == chassis.name || chassis.encaps.contains(&self.uuid)
+    }
 }
 
 /// SB `Port_Binding`.
@@ -257,6 +266,12 @@ pub struct PortBinding {
     pub chassis: Option<String>,
     /// `up` column; `None` on OVN releases without it.
     pub up: Option<bool>,
+    /// `Datapath_Binding` row UUID (when the `datapath` column was read).
+    #[serde(default)]
+    pub datapath: String,
+    /// The port's key within its datapath.
+    #[serde(default)]
+    pub tunnel_key: Option<i64>,
 }
 
 impl PortBinding {
@@ -269,8 +284,169 @@ impl PortBinding {
                 // an optional boolean: a bare atom, or a set of zero or one
                 r.set("up").into_iter().next().map(|s| s == "true")
             }),
+            datapath: r.str("datapath"),
+            tunnel_key: r.int("tunnel_key"),
         }
     }
+}
+
+/// SB `Datapath_Binding`: a logical switch or router as the SB knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatapathBinding {
+    pub uuid: String,
+    /// The NB switch/router name (`external_ids:name`), else the row UUID.
+    pub name: String,
+    /// The datapath's key (OpenFlow `metadata`, the geneve VNI).
+    pub tunnel_key: Option<i64>,
+}
+
+impl DatapathBinding {
+    pub fn from_row(r: &Row) -> Self {
+        let uuid = r.str("_uuid");
+        DatapathBinding {
+            name: r
+                .map("external_ids")
+                .get("name")
+                .cloned()
+                .unwrap_or_else(|| uuid.clone()),
+            uuid,
+            tunnel_key: r.int("tunnel_key"),
+        }
+    }
+}
+
+/// The two pipelines of a logical datapath: `Logical_Flow.pipeline`, the
+/// `Pipeline:` of `lflow-list` and ovn-trace's `ingress(...)` / `egress(...)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Pipeline {
+    Ingress,
+    Egress,
+}
+
+impl Pipeline {
+    /// `ingress` / `egress`, as OVSDB and the tools write it.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ingress" => Some(Pipeline::Ingress),
+            "egress" => Some(Pipeline::Egress),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pipeline::Ingress => "ingress",
+            Pipeline::Egress => "egress",
+        }
+    }
+}
+
+/// SB `Logical_Flow`, from `--format=json list Logical_Flow` ([`Self::from_row`],
+/// [`parse_logical_flows`]) or from `lflow-list` text ([`crate::lflow_list`]),
+/// which has no `external_ids`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogicalFlow {
+    /// Full UUID (JSON form) or the 8-hex-digit prefix `lflow-list --uuid` prints
+    /// (without `0x`); `None` for plain `lflow-list`.
+    pub uuid: Option<String>,
+    /// Datapath names (or UUIDs when names were not available).
+    #[serde(default)]
+    pub datapaths: Vec<String>,
+    pub pipeline: Option<Pipeline>,
+    /// The logical table number (`table_id`).
+    pub table: u32,
+    /// `external_ids:stage-name`, or the `(stage)` lflow-list prints.
+    pub stage: Option<String>,
+    pub priority: u32,
+    #[serde(rename = "match")]
+    pub match_expr: String,
+    pub actions: String,
+    /// `external_ids:source`, e.g. `northd.c:6190` (JSON form only).
+    pub source: Option<String>,
+    /// `external_ids:stage-hint`: first 8 hex digits of the NB row's UUID
+    /// (ACL, LSP, LRP, load balancer, NAT, route, policy) (JSON form only).
+    pub stage_hint: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub external_ids: BTreeMap<String, String>,
+}
+
+impl LogicalFlow {
+    /// One row; `datapaths` holds the UUIDs of its `logical_datapath` and
+    /// `logical_dp_group` ([`parse_logical_flows`] turns them into names).
+    pub fn from_row(r: &Row) -> Self {
+        let ext = r.map("external_ids");
+        let mut datapaths = r.set("logical_datapath");
+        datapaths.extend(r.set("logical_dp_group"));
+        LogicalFlow {
+            uuid: Some(r.str("_uuid")).filter(|u| !u.is_empty()),
+            datapaths,
+            pipeline: Pipeline::parse(&r.str("pipeline")),
+            table: r.str("table_id").parse().unwrap_or(0),
+            stage: ext.get("stage-name").cloned(),
+            priority: r.str("priority").parse().unwrap_or(0),
+            match_expr: r.str("match"),
+            actions: r.str("actions"),
+            source: ext.get("source").cloned(),
+            stage_hint: ext.get("stage-hint").cloned(),
+            external_ids: ext,
+        }
+    }
+
+    /// The 32-bit value ovn-controller uses as OpenFlow cookie for this flow.
+    pub fn cookie(&self) -> Option<u32> {
+        self.uuid.as_deref().and_then(uuid_prefix)
+    }
+
+    /// Pipeline and logical table number, as the SB row states them.
+    pub fn pipeline_table(&self) -> Option<(Pipeline, u32)> {
+        Some((self.pipeline?, self.table))
+    }
+}
+
+/// Parses `ovn-sbctl --format=json list Logical_Flow`. `datapath_bindings`
+/// (`--format=json list Datapath_Binding`) and `dp_groups`
+/// (`--format=json list Logical_DP_Group`) resolve datapath names; without
+/// them datapaths are given as UUIDs.
+pub fn parse_logical_flows(
+    logical_flows: &str,
+    datapath_bindings: Option<&str>,
+    dp_groups: Option<&str>,
+) -> Result<Vec<LogicalFlow>, TableError> {
+    let mut dp_names: HashMap<String, String> = HashMap::new();
+    if let Some(j) = datapath_bindings {
+        for dp in rows(j)?.iter().map(DatapathBinding::from_row) {
+            if !dp.uuid.is_empty() {
+                dp_names.insert(dp.uuid, dp.name);
+            }
+        }
+    }
+    let mut groups: HashMap<String, Vec<String>> = HashMap::new();
+    if let Some(j) = dp_groups {
+        for row in rows(j)? {
+            let uuid = row.str("_uuid");
+            if !uuid.is_empty() {
+                groups.insert(uuid, row.set("datapaths"));
+            }
+        }
+    }
+    let name_of = |u: &String| dp_names.get(u).cloned().unwrap_or_else(|| u.clone());
+    let mut out = Vec::new();
+    for row in rows(logical_flows)? {
+        let mut flow = LogicalFlow::from_row(&row);
+        // a group's UUID stands for its members; one not read stays a UUID
+        let mut datapaths = Vec::new();
+        for dp in &flow.datapaths {
+            match groups.get(dp) {
+                Some(members) => datapaths.extend(members.iter().map(name_of)),
+                None => datapaths.push(name_of(dp)),
+            }
+        }
+        datapaths.sort();
+        flow.datapaths = datapaths;
+        out.push(flow);
+    }
+    Ok(out)
 }
 
 // ---- OVS
@@ -304,15 +480,11 @@ impl OvsInterface {
         }
     }
 
+    /// Whether this is a tunnel ovn-controller creates toward another
+    /// chassis (by its `type`).
     pub fn is_tunnel(&self) -> bool {
-        is_tunnel_type(&self.iface_type)
+        matches!(self.iface_type.as_str(), "geneve" | "vxlan" | "stt" | "gre")
     }
-}
-
-/// Whether an OVS `Interface.type` is a tunnel ovn-controller creates
-/// toward other chassis.
-pub fn is_tunnel_type(iface_type: &str) -> bool {
-    matches!(iface_type, "geneve" | "vxlan" | "stt" | "gre")
 }
 
 /// Rows of one `--format=json list <Table>` output, typed.

@@ -42,6 +42,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::indent;
+use crate::ovsdb_rows::Pipeline;
 
 /// A parsed `ovn-trace --detailed` run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -74,13 +75,6 @@ pub struct Section {
     pub title: String,
     pub kind: SectionKind,
     pub steps: Vec<Step>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Pipeline {
-    Ingress,
-    Egress,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -772,11 +766,12 @@ fn step_of(node: &indent::Node<'_>) -> Step {
 /// Parses a title line into its kind.
 pub fn section_kind(title: &str) -> SectionKind {
     let t = title.trim();
-    for (prefix, pipeline) in [
-        ("ingress(", Pipeline::Ingress),
-        ("egress(", Pipeline::Egress),
-    ] {
-        if let Some(args) = t.strip_prefix(prefix).and_then(|r| r.strip_suffix(')')) {
+    for pipeline in [Pipeline::Ingress, Pipeline::Egress] {
+        if let Some(args) = t
+            .strip_prefix(pipeline.as_str())
+            .and_then(|r| r.strip_prefix('('))
+            .and_then(|r| r.strip_suffix(')'))
+        {
             let kv = key_values(args);
             if let Some(dp) = kv.iter().find(|(k, _)| k == "dp") {
                 return SectionKind::Pipeline {
