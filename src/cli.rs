@@ -272,6 +272,10 @@ Verdicts (first line; `verdict` and `cause` in -o json): DELIVERED (the port tha
 owns the destination gets it), DROPPED, REJECTED (OVN answers the sender with a TCP
 RST / ICMP unreachable), FLOODED (no port owns the destination; the copies are
 listed), UNRESOLVED (a router waits for the ARP/ND answer of a next hop), ERROR.
+The object to blame is named: NetworkPolicy, SecurityGroup (for Kube-OVN's deny-all
+group, the pod's own groups), Subnet ACL, Service (also one whose VIP Kube-OVN
+removed for lack of ready endpoints: no pod receives it, and what the sender sees
+then is up to the node the packet is routed to), load balancer, Vpc route or policy.
 Warnings right under the verdict say when no ovn-northd is active or the SB is
 behind the NB (a recent NB change is then not in the trace), and when an
 ovn-controller on the path is down, disconnected or behind the SB, which makes

@@ -116,6 +116,29 @@ fn cross_node_follows_the_tunnel_to_the_other_node() {
     assert!(t.contains("Logical path") && t.contains("OVS path"), "{t}");
 }
 
+/// UDP across nodes: the receiving node's ofproto/trace gets UDP ports (OVS
+/// prints them as tp_src/tp_dst, which its parser takes for TCP only and
+/// refused, so the second node's half was missing with a warning).
+#[test]
+fn cross_node_udp_follows_the_tunnel_to_the_other_node() {
+    let kc = kubeconfig(SB);
+    let dst_node = node_of(&kc, "default", "web-2");
+    let dst = pod_ip(&kc, "default", "web-2");
+    let (code, v, err) = trace(&kc, &["default/client-1", &dst, "udp", "53"]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    assert_eq!(v["verdict"], "delivered");
+    assert!(v.get("warnings").is_none(), "{:#}", v["warnings"]);
+    let segs = segments(&v);
+    assert_eq!(segs.len(), 2, "{segs:#?}");
+    assert_eq!(segs[1]["node"], dst_node.as_str());
+    assert_eq!(segs[1]["exit"]["logical_port"], "web-2.default");
+    let flow = segs[1]["flow"].as_str().unwrap_or_default();
+    assert!(
+        flow.contains("udp_dst=53") && !flow.contains("tp_"),
+        "{flow}"
+    );
+}
+
 /// What `<tool> --version` prints inside a pod, as the trace should report it.
 fn version_in(kc: &Path, pod: &str, tool: &str) -> String {
     let out = run({
@@ -508,6 +531,85 @@ fn ipv6_on_a_dual_stack_cluster() {
     let (code, v, err) = trace(&kc, &["default/client-1", &v6, "icmp"]);
     assert_eq!(code, 0, "{v:#}\n{err}");
     assert_eq!(v["verdict"], "delivered");
+}
+
+/// IPv6 all-nodes multicast (ff02::1) traced without a MAC goes to its group
+/// MAC 33:33:00:00:00:01 and OVN floods the switch; a real ping6 to it is
+/// answered by other pods (duplicates), as the flood says. An unused IPv6
+/// address of the subnet is flooded by the router's neighbour solicitation.
+#[test]
+fn ipv6_multicast_is_flooded_with_its_group_mac() {
+    let kc = dual_stack_kubeconfig();
+    let out = run({
+        let mut c = ko(&kc);
+        c.args([
+            "-o",
+            "json",
+            "trace",
+            "--exit-code",
+            "default/client-1",
+            "ff02::1",
+            "udp",
+            "5000",
+        ]);
+        c
+    });
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("trace ff02::1: no JSON ({e}): {}", text(&out.stderr)));
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    assert_eq!(v["verdict"], "flooded", "{v:#}");
+    assert_eq!(v["cause"], "broadcast", "{v:#}");
+    assert_eq!(v["responsible"]["kind"], "Subnet", "{v:#}");
+    assert_eq!(v["responsible"]["name"], "ovn-default", "{v:#}");
+    assert_eq!(v["destination"]["mac"], "33:33:00:00:00:01", "{v:#}");
+    let from = v["destination"]["mac_from"].as_str().unwrap_or_default();
+    assert!(from.contains("RFC 2464"), "{from}");
+    let to = v["logical"]["flooded_to"].as_array().expect("flooded_to");
+    assert!(to.iter().any(|p| p == "web-2.default"), "{to:?}");
+    assert!(!to.iter().any(|p| p == "client-1.default"), "{to:?}");
+    assert!(v["logical"]["outport"].is_null(), "{v:#}");
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["trace", "default/client-1", "ff02::1", "icmp"]);
+        c
+    });
+    let first = text(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first.starts_with("FLOODED") && first.contains("ff02::1 icmp is a broadcast/multicast"),
+        "{first}"
+    );
+    // the real thing: other pods answer the all-nodes group
+    let out = run({
+        let mut c = kubectl(&kc);
+        c.args([
+            "exec",
+            "client-1",
+            "--",
+            "ping",
+            "-6",
+            "-c",
+            "2",
+            "-W",
+            "1",
+            "ff02::1%eth0",
+        ]);
+        c
+    });
+    let said = text(&out.stdout);
+    assert!(said.contains("duplicates"), "{said}\n{}", text(&out.stderr));
+
+    let (_, v, err) = trace(&kc, &["default/client-1", "fd00:10:16::c8", "icmp"]);
+    assert_eq!(v["verdict"], "flooded", "{v:#}\n{err}");
+    assert_eq!(v["cause"], "unknown_destination", "{v:#}");
+    let summary = v["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("sends an ND neighbour solicitation for it") && !summary.contains("ARPs"),
+        "{summary}"
+    );
 }
 
 fn ko_err(kc: Option<&Path>, args: &[&str]) -> (i32, String) {

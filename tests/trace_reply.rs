@@ -243,7 +243,16 @@ fn subnet_acl_dropping_the_servers_replies_breaks_the_round_trip() {
     };
     // --exit-code: the worse direction (the reply) decides
     let (code, _, _) = trace(&kc, &["--exit-code", client, &server, "tcp", "5432"]);
+    // the text names the OpenFlow table (and its stage) where the reply dies
+    let out = run({
+        let mut c = ko(&kc);
+        c.args(["trace", "--reply", client, &server, "tcp", "5432"]);
+        c
+    });
+    let t = text(&out.stdout);
     patch("null");
+    assert!(!t.contains("table ?"), "{t}");
+    assert!(t.contains("→ dropped in table "), "{t}");
     let rt = &v["round_trip"];
     assert_eq!(v["verdict"], "delivered", "{v:#}");
     assert_eq!(rt["works"], false, "{rt:#}");
@@ -260,4 +269,13 @@ fn subnet_acl_dropping_the_servers_replies_breaks_the_round_trip() {
         "{back:#}"
     );
     assert_eq!(code, 1, "--exit-code with a dropped reply");
+    // ofproto/trace ends in the ACL action rule, which says no `drop`
+    let exit = back["ovs"]["segments"]
+        .as_array()
+        .and_then(|s| s.last())
+        .map(|s| s["exit"].clone())
+        .unwrap_or_default();
+    assert_eq!(exit["kind"], "dropped", "{back:#}");
+    assert!(exit["table"].is_u64(), "{exit:#}");
+    assert!(exit["cookie"].is_string(), "{exit:#}");
 }

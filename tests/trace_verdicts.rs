@@ -450,6 +450,213 @@ fn service_whose_vip_kube_ovn_removed_is_named() {
             && reason.contains("removed its VIP"),
         "{reason}"
     );
+    // what the sender experiences first: nobody serves it; OVN routes it to
+    // the node's host network, whose rules (no kube-proxy rule here) decide
+    let node = node_of(&kc, "default", "client-1");
+    assert!(reason.starts_with("no pod receives it"), "{reason}");
+    assert!(
+        reason.contains(&format!("to node {node}'s host network")),
+        "{reason}"
+    );
+    assert!(!reason.contains("REJECT"), "{reason}");
+    let (_, lines) = trace_text(&kc, &["default/client-1", "10.96.200.13", "tcp", "80"]);
+    let first = lines.first().cloned().unwrap_or_default();
+    assert!(
+        first.contains("no pod receives it, the connection fails: Service default/vd-novip"),
+        "{first}"
+    );
+    // and really: the connection fails (the node answers net unreachable here)
+    assert!(
+        !tcp_connects(&kc, "client-1", "10.96.200.13", 80),
+        "client-1 connected to a Service without endpoints"
+    );
+}
+
+/// A real TCP connect from `pod` (default namespace) within 3 s.
+fn tcp_connects(kc: &Path, pod: &str, ip: &str, port: u16) -> bool {
+    let script = format!("exec 3<>/dev/tcp/{ip}/{port}");
+    run({
+        let mut c = kubectl(kc);
+        c.args(["exec", pod, "--", "timeout", "3", "bash", "-c", &script]);
+        c
+    })
+    .status
+    .success()
+}
+
+/// A real ping from `pod` (default namespace), one packet, 1 s.
+fn pings(kc: &Path, pod: &str, ip: &str) -> bool {
+    run({
+        let mut c = kubectl(kc);
+        c.args(["exec", pod, "--", "ping", "-c", "1", "-W", "1", ip]);
+        c
+    })
+    .status
+    .success()
+}
+
+/// Applies `yaml` with kubectl; the returned undo deletes what it named.
+fn apply(kc: &Path, yaml: &str, delete: &[&str]) -> impl FnMut() + use<> {
+    let mut c = kubectl(kc);
+    c.args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("kubectl apply");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(yaml.as_bytes()).expect("write yaml");
+    }
+    let out = child.wait_with_output().expect("kubectl apply");
+    assert!(out.status.success(), "apply: {}", text(&out.stderr));
+    let kc = kc.to_path_buf();
+    let delete: Vec<String> = delete.iter().map(|d| d.to_string()).collect();
+    move || {
+        for what in &delete {
+            run({
+                let mut c = kubectl(&kc);
+                c.args(["delete", "--wait=false", "--ignore-not-found"])
+                    .args(what.split(' '));
+                c
+            });
+        }
+    }
+}
+
+/// A SecurityGroup CR allowing TCP 8080 from client-2 only, and a pod using
+/// it (`ovn.kubernetes.io/security_groups`): everything else reaching the
+/// pod is dropped by Kube-OVN's deny-all group, whose ACL no SecurityGroup
+/// CR owns. The verdict names the pod's own group, the one to change.
+#[test]
+fn security_group_deny_all_names_the_pods_own_group() {
+    let (_g, kc) = setup();
+    let allowed = pod_ip(&kc, "default", "client-2");
+    let yaml = format!(
+        "apiVersion: kubeovn.io/v1\nkind: SecurityGroup\nmetadata: {{name: vd-sg}}\nspec:\n  ingressRules:\n  - {{ipVersion: ipv4, protocol: tcp, priority: 1, remoteType: address, remoteAddress: {allowed}/32, portRangeMin: 8080, portRangeMax: 8080, policy: allow}}\n  egressRules:\n  - {{ipVersion: ipv4, protocol: all, priority: 1, remoteType: address, remoteAddress: 0.0.0.0/0, policy: allow}}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: vd-sg-srv\n  namespace: default\n  annotations: {{ovn.kubernetes.io/security_groups: vd-sg, ovn.kubernetes.io/port_security: \"true\"}}\nspec:\n  nodeName: kube-ovn-worker2\n  containers: [{{name: app, image: busybox}}]\n"
+    );
+    let _undo = Undo(apply(
+        &kc,
+        &yaml,
+        &["pod vd-sg-srv", "security-groups vd-sg"],
+    ));
+    let out = run({
+        let mut c = kubectl(&kc);
+        c.args([
+            "wait",
+            "--for=condition=Ready",
+            "pod/vd-sg-srv",
+            "--timeout=60s",
+        ]);
+        c
+    });
+    assert!(out.status.success(), "kubectl wait: {}", text(&out.stderr));
+    let srv = pod_ip(&kc, "default", "vd-sg-srv");
+    // the controller puts the port into the groups; wait until the allowed
+    // peer is delivered and the other one is not
+    let mut v = Value::Null;
+    for _ in 0..50 {
+        let (_, ok, _) = trace_json(&kc, &["default/client-2", &srv, "tcp", "8080"]);
+        let (_, bad, _) = trace_json(&kc, &["default/client-1", &srv, "tcp", "8080"]);
+        if ok["verdict"] == "delivered" && bad["verdict"] == "dropped" {
+            v = bad;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(v["drop"]["port_group"], "ovn.sg.kubeovn_deny_all", "{v:#}");
+    for args in [
+        &["default/client-1", srv.as_str(), "tcp", "8080"][..],
+        &["default/client-2", srv.as_str(), "icmp"][..],
+        &["default/client-3", srv.as_str(), "udp", "53"][..],
+    ] {
+        let v = check(
+            &kc,
+            args,
+            "dropped",
+            "acl",
+            ("SecurityGroup", "vd-sg"),
+            "DROPPED",
+        );
+        let reason = v["drop"]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with("no rule of SecurityGroup vd-sg allows it")
+                && reason.contains("ovn.sg.kubeovn_deny_all"),
+            "{reason}"
+        );
+    }
+    // real traffic agrees: ICMP is not among the group's rules
+    assert!(
+        !pings(&kc, "client-2", &srv),
+        "client-2 pinged through vd-sg"
+    );
+    assert!(pings(&kc, "client-2", &pod_ip(&kc, "default", "web-3")));
+}
+
+/// A Vpc `spec.policyRoutes` entry with action `drop` as kube-ovn-controller
+/// writes it (a logical router policy on the Vpc's router, `vendor=kube-ovn`),
+/// behind a static route that would carry the packet: the policy is named.
+#[test]
+fn vpc_policy_route_drop_names_the_vpc_and_the_policy() {
+    let (_g, kc) = setup();
+    nbctl(
+        &kc,
+        &["lr-route-add", "vpc1", "10.99.0.0/16", "192.168.100.254"],
+    );
+    nbctl(
+        &kc,
+        &[
+            "--wait=sb",
+            "--",
+            "--id=@p",
+            "create",
+            "Logical_Router_Policy",
+            "priority=31000",
+            "match=\"ip4.dst == 10.99.0.7\"",
+            "action=drop",
+            "external_ids:vendor=kube-ovn",
+            "--",
+            "add",
+            "Logical_Router",
+            "vpc1",
+            "policies",
+            "@p",
+        ],
+    );
+    let _undo = Undo(|| {
+        nbctl(
+            &kc,
+            &["lr-policy-del", "vpc1", "31000", "ip4.dst == 10.99.0.7"],
+        );
+        nbctl(&kc, &["--wait=sb", "lr-route-del", "vpc1", "10.99.0.0/16"]);
+    });
+    for proto in [&["icmp"][..], &["tcp", "80"][..], &["udp", "53"][..]] {
+        let args = [&["vpc1/vpc1-pod-1", "10.99.0.7"][..], proto].concat();
+        let v = check(
+            &kc,
+            &args,
+            "dropped",
+            "route_policy",
+            ("Vpc", "vpc1"),
+            "DROPPED",
+        );
+        assert_eq!(v["drop"]["stage"], "lr_in_policy", "{v:#}");
+        let detail = v["responsible"]["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("router policy 31000 drop ip4.dst == 10.99.0.7"),
+            "{detail}"
+        );
+    }
+    // the neighbour the route points at is not what stops it: another
+    // address of the routed prefix waits for that next hop instead
+    check(
+        &kc,
+        &["vpc1/vpc1-pod-1", "10.99.0.8", "icmp"],
+        "unresolved",
+        "unresolved_next_hop",
+        ("Vpc", "vpc1"),
+        "UNRESOLVED",
+    );
 }
 
 #[test]
@@ -554,6 +761,13 @@ fn unused_address_of_the_own_subnet_is_flooded() {
     let to = v["logical"]["flooded_to"].as_array().expect("flooded_to");
     assert!(to.iter().any(|p| p == "web-1.default"), "{to:?}");
     assert_eq!(v["next_hop"]["address"], "10.16.0.200");
+    // a copy of the router's ARP request is not where the packet went
+    assert!(v["logical"]["outport"].is_null(), "{v:#}");
+    let (_, lines) = trace_text(&kc, &["default/client-1", "10.16.0.200", "icmp"]);
+    assert!(
+        !lines.iter().any(|l| l.trim_start().starts_with("outport")),
+        "{lines:#?}"
+    );
 }
 
 /// Broadcast and multicast destinations, traced without a MAC: the trace
@@ -574,6 +788,7 @@ fn flooded_group(dst: &str, mac: &str, mac_from: &str) {
     let to = v["logical"]["flooded_to"].as_array().expect("flooded_to");
     assert!(to.iter().any(|p| p == "web-3.default"), "{to:?}");
     assert!(!to.iter().any(|p| p == "client-1.default"), "{to:?}");
+    assert!(v["logical"]["outport"].is_null(), "{v:#}");
 }
 
 #[test]

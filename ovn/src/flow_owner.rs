@@ -334,6 +334,7 @@ pub fn drop_reason(cause: DropCause, owner: Option<&Owner>) -> String {
             format!("port security: the source MAC/IP is not one the logical port may use{by}")
         }
         DropCause::NoRoute => format!("no route / router policy drop{by}"),
+        DropCause::RoutePolicy => format!("a router policy drops it{by}"),
         DropCause::Ttl => format!("TTL expired or invalid IP on a router{by}"),
         DropCause::UnknownDestination => format!("unknown destination on the logical switch{by}"),
         DropCause::LbNoBackends => format!("a load balancer VIP with no backends{by}"),

@@ -429,8 +429,26 @@ pub fn tunnel_continuation_flow(
     if let Some(md) = &tunnel.tun_metadata0 {
         fields.push(format!("tun_metadata0={md}"));
     }
-    for field in packet.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+    let packet_fields: Vec<&str> = packet
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .collect();
+    // OVS prints every L4 port as `tp_src`/`tp_dst`, but its flow parser reads
+    // those names as tcp_src/tcp_dst ("prerequisites not met for setting
+    // tp_src" on a UDP packet): name them for the packet's protocol
+    let l4 = packet_fields.iter().find_map(|f| match *f {
+        "udp" | "udp6" => Some("udp"),
+        "sctp" | "sctp6" => Some("sctp"),
+        _ => None,
+    });
+    for field in packet_fields {
         let key = field.split('=').next().unwrap_or(field);
+        if let (Some(proto), Some(("tp_src" | "tp_dst", value))) = (l4, field.split_once('=')) {
+            let dir = if key == "tp_src" { "src" } else { "dst" };
+            fields.push(format!("{proto}_{dir}={value}"));
+            continue;
+        }
         // `eth` is how OVS prints packet_type=eth; its flow parser rejects it
         let local = key == "eth"
             || key == "in_port"

@@ -140,6 +140,8 @@ pub enum DropCause {
     /// A VIP without backends on a load balancer with `options:reject=true`.
     LbReject,
     UnresolvedNextHop,
+    /// A router policy with action `drop` (a Vpc's `policyRoutes`).
+    RoutePolicy,
     /// The destination's logical port is not bound to any chassis.
     UnboundPort,
     /// A broadcast or multicast destination.
@@ -623,6 +625,9 @@ fn classify(stage: &str, match_expr: &str, reason: &DropReason) -> (DropCause, S
     {
         return (DropCause::Ttl, "TTL expired on the router".into());
     }
+    if s == "lr_in_policy" && *reason == DropReason::DropAction {
+        return (DropCause::RoutePolicy, "a router policy drops it".into());
+    }
     if s == "lr_in_ip_routing"
         || s == "lr_in_ip_routing_ecmp"
         || s == "lr_in_policy" && *reason == DropReason::NoMatch
@@ -697,8 +702,19 @@ fn logical_drop_info(d: &DropPoint, inp: &Inputs<'_>) -> DropInfo {
             d.uuid.clone(),
         ),
     };
-    if let Some(p) = &policy {
-        reason = format!("{} dropped it", p.describe());
+    let mut policy = policy;
+    if let Some(p) = policy.as_mut() {
+        reason = match deny_all_groups(p, inp) {
+            Some(groups) => {
+                let reason = format!(
+                    "no rule of SecurityGroup {groups} allows it: the pod's port is in Kube-OVN's deny-all group {}, which drops what its security groups do not allow",
+                    p.port_group.as_deref().unwrap_or(DENY_ALL_PORT_GROUP)
+                );
+                p.name = Some(groups);
+                reason
+            }
+            None => format!("{} dropped it", p.describe()),
+        };
     }
     DropInfo {
         layer: "logical".into(),
@@ -717,6 +733,34 @@ fn logical_drop_info(d: &DropPoint, inp: &Inputs<'_>) -> DropInfo {
         acl: policy.and_then(|p| p.acl),
         node: None,
     }
+}
+
+/// Kube-OVN's deny-all port group (`util.DenyAllSecurityGroup`): every port
+/// of a pod with security groups joins it; no SecurityGroup CR stands behind it.
+const DENY_ALL_PORT_GROUP: &str = "ovn.sg.kubeovn_deny_all";
+
+/// For a drop by the deny-all group's ACL, the security groups of the pod
+/// the ACL applied to (LSP `external_ids:security_groups`, `/`-separated):
+/// the destination's port for a to-lport ACL, the source's for from-lport.
+fn deny_all_groups(p: &PolicyRef, inp: &Inputs<'_>) -> Option<String> {
+    if p.kind != PolicyKind::SecurityGroup || p.port_group.as_deref() != Some(DENY_ALL_PORT_GROUP) {
+        return None;
+    }
+    let nb = inp.nb?;
+    let lsp = match p.acl.as_ref().map(|a| a.direction.as_str()) {
+        Some("from-lport") => nb.lsp(&inp.source.logical_port),
+        _ => nb
+            .mac_of_ip(inp.destination.ip.parse().ok()?)
+            .map(|(_, lsp)| lsp),
+    }?;
+    let groups: Vec<&str> = lsp
+        .external_ids
+        .get("security_groups")?
+        .split('/')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .collect();
+    (!groups.is_empty()).then(|| groups.join(", "))
 }
 
 /// For a drop in an ACL `*_action` stage (OVN >= 24.03), the last hop of
@@ -990,9 +1034,14 @@ fn summary(r: &TraceReport, logical: &Logical, ovs: Option<&OvsPath>) -> String 
             let list = logical.flooded_to.join(", ");
             match (&r.next_hop, r.cause) {
                 (Some(nh), _) => format!(
-                    "flooded: {from} → {what}: no logical port owns {}; router {} ARPs for it on {n} ports ({list}) and nobody answers",
+                    "flooded: {from} → {what}: no logical port owns {}; router {} {} for it on {n} ports ({list}) and nobody answers",
                     nh.address,
-                    nh.router.as_deref().unwrap_or("?")
+                    nh.router.as_deref().unwrap_or("?"),
+                    if nh.address.contains(':') {
+                        "sends an ND neighbour solicitation"
+                    } else {
+                        "ARPs"
+                    }
                 ),
                 (None, Some(DropCause::Broadcast)) => format!(
                     "flooded: {from} → {what} is a broadcast/multicast: copies to {n} ports: {list}"

@@ -274,6 +274,24 @@ fn nested_exits<'a>(pass_no: usize, steps: &'a [OfStep], exits: &mut Vec<Exit<'a
     }
 }
 
+/// The rule a pass reached last along the chain [`walk_pass`] follows (br-int
+/// rules and the rules printed nested under them; lookups that missed are
+/// conditions, not the chain).
+fn last_rule_reached(steps: &[OfStep]) -> Option<&crate::ofproto::Rule> {
+    let mut last = None;
+    for s in steps {
+        let found = match s {
+            OfStep::Bridge { name, steps } if name == "br-int" => last_rule_reached(steps),
+            OfStep::Rule(r) if !r.no_match => last_rule_reached(&r.steps).or(Some(r)),
+            _ => None,
+        };
+        if found.is_some() {
+            last = found;
+        }
+    }
+    last
+}
+
 /// What one ofproto/trace run says, with ports named from the node's interfaces.
 pub fn segment(
     node: &str,
@@ -337,12 +355,21 @@ pub fn segment(
                 cookie: d.cookie,
                 match_expr: Some(d.match_expr),
             },
-            None if trace.final_actions().is_some_and(|a| a.drop) => OvsExit::Dropped {
-                pass: last_pass,
-                table: None,
-                cookie: None,
-                match_expr: None,
-            },
+            // no rule said `drop`: the last rule reached neither output nor
+            // resubmitted, so the packet ends there (an ACL action stage that
+            // only clears registers, for one)
+            None if trace.final_actions().is_some_and(|a| a.drop) => {
+                let last = trace
+                    .passes
+                    .get(last_pass)
+                    .and_then(|p| last_rule_reached(&p.steps));
+                OvsExit::Dropped {
+                    pass: last_pass,
+                    table: last.map(|r| r.table),
+                    cookie: last.and_then(|r| r.cookie).map(|c| format!("{c:08x}")),
+                    match_expr: last.map(|r| r.match_expr.clone()),
+                }
+            }
             None => OvsExit::Unknown {
                 datapath_actions: datapath_actions.clone(),
             },

@@ -559,3 +559,57 @@ fn kube_ovn_policies_say_what_they_are_for() {
     );
     assert!(purpose(29000, "node", "kube-ovn-worker2").contains("distributed gateway"));
 }
+
+/// A reply dropped by a from-lport Subnet ACL on OVN 25.03: the last rule
+/// (ls_in_acl_action, which only clears registers) neither outputs nor
+/// resubmits, and no rule says `drop`; the drop is named by that rule.
+#[test]
+fn an_implicit_openflow_drop_is_named_by_the_last_rule_reached() {
+    let text = ko_testkit::fixture!("verdict/ofproto-reply-acl-drop.txt");
+    let seg = ovs::segment("n2", "flow", &ofproto::parse(&text), &[]);
+    match &seg.exit {
+        ovs::OvsExit::Dropped {
+            table,
+            cookie,
+            match_expr,
+            ..
+        } => {
+            assert_eq!(*table, Some(18), "{seg:#?}");
+            assert_eq!(cookie.as_deref(), Some("6e5370c8"), "{seg:#?}");
+            assert!(
+                match_expr
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("reg8=0x20000/0x20000")),
+                "{match_expr:?}"
+            );
+        }
+        other => panic!("not a drop: {other:?}"),
+    }
+}
+
+/// The receiving node's flow for a UDP packet: OVS prints its ports as
+/// `tp_src`/`tp_dst`, which its own flow parser takes for TCP ports only.
+#[test]
+fn a_udp_packet_continues_through_the_tunnel_with_udp_ports() {
+    let text = ko_testkit::fixture!("verdict/ofproto-udp-cross-node.txt");
+    let t = ofproto::parse(&text);
+    let packet = t
+        .passes
+        .iter()
+        .rev()
+        .find_map(|p| p.final_flow.clone())
+        .expect("a Final flow line");
+    assert!(packet.contains("tp_src=30000"), "{packet}");
+    let md = crate::microflow::TunnelMetadata {
+        tun_id: "0x2".into(),
+        tun_src: Some("172.18.0.2".into()),
+        tun_dst: Some("172.18.0.4".into()),
+        tun_metadata0: Some("0x50009".into()),
+    };
+    let flow = crate::microflow::tunnel_continuation_flow(2, &md, &packet);
+    assert!(
+        flow.contains(",udp,") && flow.ends_with("udp_src=30000,udp_dst=53"),
+        "{flow}"
+    );
+    assert!(!flow.contains("tp_"), "{flow}");
+}

@@ -61,12 +61,15 @@ pub(super) fn apply(
                     report.cause = Some(d.cause);
                     report.drop = Some(d);
                 }
-                (Some(d), ovs) => {
+                (Some(mut d), ovs) => {
                     if ovs.is_none() && inp.ovs.as_ref().is_some_and(|s| !s.is_empty()) {
                         warnings.push("ovn-trace drops the packet but ofproto/trace does not: the OpenFlow tables on the node may be stale (is ovn-controller there running and caught up? see the other warnings) or conntrack state differs".into());
                     }
                     report.cause = Some(d.cause);
                     report.responsible = responsible_of_drop(&d, inp);
+                    if d.cause == DropCause::RoutePolicy {
+                        route_policy_drop(report, &mut d);
+                    }
                     report.drop = Some(d);
                 }
                 (None, Some(d)) => {
@@ -88,6 +91,17 @@ pub(super) fn apply(
         },
     }
     service_without_vip(report, inp);
+    // ovn-trace's last output may be a packet OVN made (an ARP/ND request's
+    // flood copy, a reject's reply): that is not where the traced packet went
+    if let Some(p) = &logical.outport
+        && report.verdict != Verdict::Delivered
+        && !report.terminals.iter().any(|t| {
+            matches!(t, crate::ovn_trace::Terminal::Output(d) if d.generated_by.is_none() && d.port == *p)
+        })
+    {
+        logical.outport = None;
+        logical.outport_owner = None;
+    }
 }
 
 /// A DropInfo that names only a cause and a reason (no logical flow).
@@ -270,6 +284,10 @@ fn flooded(
 ) {
     report.verdict = Verdict::Flooded;
     logical.flooded_to = ports;
+    // no port owns the destination: ovn-trace's last output is one copy
+    // among many, not where the packet goes
+    logical.outport = None;
+    logical.outport_owner = None;
     let mcast_mac = inp
         .destination
         .mac
@@ -307,6 +325,29 @@ fn flooded(
         kind: "Subnet".into(),
         name: switch,
         detail: group.map(|g| format!("multicast group {g}")),
+    });
+}
+
+/// A drop by a router policy: the policy the trace hit (routing_of found it
+/// by its flow's stage-hint) and its router, which Kube-OVN names after the Vpc.
+fn route_policy_drop(report: &mut TraceReport, d: &mut DropInfo) {
+    let policy = report
+        .routing
+        .as_ref()
+        .and_then(|r| r.policy.as_ref())
+        .filter(|p| p.action == "drop");
+    let router = policy
+        .and_then(|p| p.router.clone())
+        .or_else(|| d.datapath.clone())
+        .unwrap_or_default();
+    d.reason = match policy {
+        Some(p) => format!("{} drops it", p.describe()),
+        None => format!("a router policy of {router} drops it"),
+    };
+    report.responsible = Some(Responsible {
+        kind: "Vpc".into(),
+        name: router,
+        detail: policy.map(|p| p.describe()),
     });
 }
 
@@ -379,7 +420,10 @@ fn responsible_of_drop(d: &DropInfo, inp: &Inputs<'_>) -> Option<Responsible> {
 
 /// A Service whose ClusterIP is not on any load balancer: Kube-OVN removes
 /// the VIP when the Service has no ready endpoint, so OVN routes the packet
-/// like any other address and no pod serves it.
+/// like any other address and no pod serves it. When OVN hands it to a
+/// node's host network, what the sender sees next (an ICMP error, a reset or
+/// a timeout) is up to that node's own rules, which no trace shows: the line
+/// says so instead of guessing.
 fn service_without_vip(report: &mut TraceReport, inp: &Inputs<'_>) {
     let Some(svc) = inp.service.as_ref().filter(|s| !s.vip_in_ovn) else {
         return;
@@ -394,10 +438,20 @@ fn service_without_vip(report: &mut TraceReport, inp: &Inputs<'_>) {
             .terminals
             .iter()
             .find_map(|t| match t {
-                crate::ovn_trace::Terminal::Output(d) if d.generated_by.is_none() => Some(format!(
-                    "; OVN routes it like any other address, out of {}",
-                    d.port
-                )),
+                crate::ovn_trace::Terminal::Output(d) if d.generated_by.is_none() => {
+                    let owner = inp.nb.and_then(|nb| owner_of_port(nb, &d.port));
+                    Some(match owner.as_deref().and_then(|o| o.strip_prefix("node ")) {
+                        Some(node) => format!(
+                            "; OVN routes it like any other address, out of {} to node {node}'s host network, where the node's own rules (kube-proxy's, where it runs) decide whether the sender gets an error back or nothing",
+                            d.port
+                        ),
+                        None => format!(
+                            "; OVN routes it like any other address, out of {}{}",
+                            d.port,
+                            owner.map(|o| format!(" ({o})")).unwrap_or_default()
+                        ),
+                    })
+                }
                 _ => None,
             })
             .unwrap_or_default(),
@@ -412,7 +466,7 @@ fn service_without_vip(report: &mut TraceReport, inp: &Inputs<'_>) {
     report.drop = Some(reasoned(
         DropCause::LbNoBackends,
         format!(
-            "Service {} has no ready endpoints; Kube-OVN removed its VIP {}:{} from the load balancers, so no backend receives it{went}",
+            "no pod receives it, the connection fails: Service {} has no ready endpoints; Kube-OVN removed its VIP {}:{} from the load balancers{went}",
             svc.name, svc.cluster_ip, svc.port
         ),
     ));

@@ -89,9 +89,16 @@ pub(super) fn exit_text(seg: &OvsSegment, style: &Style) -> String {
                 .unwrap_or_default()
         ),
         OvsExit::Dropped { table, cookie, .. } => format!(
-            "{} in table {}{}",
+            "{} in table {}{}{}",
             style.bad("dropped"),
             table.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+            // the stage the hop of that rule was named after
+            seg.hops
+                .iter()
+                .rfind(|h| Some(h.table) == *table && h.cookie == *cookie)
+                .and_then(|h| h.stage.as_ref())
+                .map(|st| format!(" {st}"))
+                .unwrap_or_default(),
             cookie
                 .as_ref()
                 .map(|c| format!(" (cookie {c})"))
