@@ -230,29 +230,43 @@ fn northd_status(stdout: &str) -> Option<String> {
 /// What the staleness warnings about northd are judged on.
 #[derive(Debug, Clone, Default)]
 pub struct Northd {
-    /// Every usable ovn-central pod and its northd's `Status:` (None: no answer).
+    /// The ovn-central pods asked and their northd's `Status:` (None: no answer).
     pub statuses: Vec<(String, Option<String>)>,
-    pub nb_global: Option<NbGlobal>,
 }
 
-/// Asks every ovn-central pod's ovn-northd for its status and the NB leader
-/// (the pod labelled so in the same list) for `NB_Global`. Needs nothing of
-/// the trace, so it runs beside the whole trace; a pod that cannot be asked
-/// gives no status.
+/// Asks ovn-northd for its status: first in the pod Kube-OVN labels as the
+/// northd leader, and when that one is not active (or none is labelled), in
+/// every ovn-central pod. Needs nothing of the trace; a pod that cannot be
+/// asked gives no status.
 pub async fn northd(cluster: &Cluster) -> Northd {
     let ns = cluster.namespace().to_string();
-    let pods = cluster
+    let mut pods = cluster
         .list_pods(Some(&ns), Some("app=ovn-central"))
         .await
         .unwrap_or_default();
-    let usable: Vec<&Pod> = pods
-        .iter()
-        .filter(|p| unusable_reason(p).is_none())
-        .collect();
+    pods.retain(|p| unusable_reason(p).is_none());
+    pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let labelled = |p: &Pod| {
+        p.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(Leader::Northd.label()))
+            .is_some_and(|v| v == "true")
+    };
+    let (leaders, others): (Vec<&Pod>, Vec<&Pod>) = pods.iter().partition(|p| labelled(p));
+    let mut statuses = ask_northd(cluster, &leaders).await;
+    if !statuses.iter().any(|(_, s)| s.as_deref() == Some("active")) {
+        statuses.extend(ask_northd(cluster, &others).await);
+    }
+    Northd { statuses }
+}
+
+/// `ovn-appctl -t ovn-northd status` in each pod, concurrently.
+async fn ask_northd(cluster: &Cluster, pods: &[&Pod]) -> Vec<(String, Option<String>)> {
     let argv: Vec<String> = ["ovn-appctl", "-t", "ovn-northd", "status"]
         .map(String::from)
         .to_vec();
-    let asks = usable.iter().map(|p| PodRef::from_pod(p)).map(|pod| {
+    let asks = pods.iter().map(|p| PodRef::from_pod(p)).map(|pod| {
         let argv = argv.clone();
         async move {
             let c = pod.container_or_default(container::OVN_CENTRAL).to_string();
@@ -263,32 +277,7 @@ pub async fn northd(cluster: &Cluster) -> Northd {
             (pod.name.clone(), status)
         }
     });
-    // several "leaders" right after a failover: the first by name, as `leader()` does
-    let mut leaders: Vec<&&Pod> = usable
-        .iter()
-        .filter(|p| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(Leader::Nb.label()))
-                .is_some_and(|v| v == "true")
-        })
-        .collect();
-    leaders.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let nb_leader = leaders.first().map(|p| PodRef::from_pod(p));
-    let nb_argv = NbGlobal::argv();
-    let (statuses, nb_global) = tokio::join!(futures::future::join_all(asks), async {
-        let leader = nb_leader.as_ref()?;
-        let out = cluster
-            .exec_capture(leader, container::OVN_CENTRAL, &nb_argv)
-            .await
-            .ok()?;
-        NbGlobal::parse(&out.stdout_str()).ok()
-    });
-    Northd {
-        statuses,
-        nb_global,
-    }
+    futures::future::join_all(asks).await
 }
 
 /// Every health warning for the path, one per problem: ovn-controller's

@@ -117,8 +117,23 @@ async fn trace_forward(
     ovn_only: bool,
     raw: bool,
 ) -> Result<Forward> {
-    let (steps, northd) =
-        tokio::join!(trace_steps(cluster, req, ovn_only), health::northd(cluster));
+    // northd is asked while the SB rows are read, the last read of the tools
+    // step, not while the traces run, which it would only slow down; not at
+    // all when the trace fails before
+    let (tx, started) = tokio::sync::oneshot::channel::<()>();
+    let sb_read = tools::Signal::new(tx);
+    let steps = async {
+        let r = trace_steps(cluster, req, ovn_only, &sb_read).await;
+        sb_read.cancel();
+        r
+    };
+    let (steps, northd) = tokio::join!(steps, async {
+        match started.await {
+            Ok(()) => Some(health::northd(cluster).await),
+            Err(_) => None,
+        }
+    });
+    let northd = northd.unwrap_or_default();
     let (origin, target, packet, traced, versions) = steps?;
     let mut traced = traced;
     let raw_runs = std::mem::take(&mut traced.walk.raw_runs);
@@ -132,6 +147,7 @@ async fn trace_forward(
         ovs_pods: &origin.ovs_pods,
         ns: &origin.ns,
         northd: &northd,
+        nb_global: target.nb_global.as_ref(),
         ovn_only,
     };
     let report = verdict::build_verdict(cluster, judge, traced).await;
@@ -157,6 +173,7 @@ async fn trace_steps(
     cluster: &Cluster,
     req: &Request,
     ovn_only: bool,
+    sb_read: &tools::Signal,
 ) -> Result<(
     resolve::Origin,
     resolve::Target,
@@ -174,6 +191,7 @@ async fn trace_steps(
         ovs_pod: origin.ovs_pod.as_ref(),
         ifaces: target.local_ifaces.as_deref(),
         packet: &packet,
+        sb_read,
     };
     let (mut traced, versions) = tools::trace_leg(
         cluster,

@@ -1,15 +1,12 @@
 //! The small remote reads several trace steps share: a node's OVS
-//! interfaces and daemon versions, what a tunnel hop reads on the node it
-//! reaches, the SB rows for the logical flows the traces named, and the raw
-//! output of each remote command for `--raw`.
+//! interfaces and daemon versions, the SB rows for the logical flows the
+//! traces named, and the raw output of each remote command for `--raw`.
 
-use k8s_openapi::api::core::v1::Pod;
 use ko_ovn::verdict::nb::SbSnapshot;
 use ko_ovn::verdict::ovs::{self as vovs, OvsInterface};
 use ko_ovn::versions::{self, NodeVersions};
 use serde::Serialize;
 
-use super::health::{self, ControllerState};
 use crate::cluster::{self, Cluster, PodRef, container};
 
 /// One remote command and what it printed (stdout then stderr).
@@ -18,36 +15,6 @@ pub struct RawRun {
     pub pod: String,
     pub argv: Vec<String>,
     pub output: String,
-}
-
-/// The reads a tunnel hop needs on the node it reaches.
-pub(super) struct FarEnd {
-    pub pod: PodRef,
-    pub ifaces: cluster::Result<Vec<OvsInterface>>,
-    pub versions: NodeVersions,
-}
-
-/// The reads of the node a tunnel reaches, concurrently, and ovn-controller's
-/// answer there.
-pub(super) async fn read_far_end(
-    cluster: &Cluster,
-    ovs_pods: &[Pod],
-    pod: PodRef,
-    node: &str,
-) -> (FarEnd, Option<ControllerState>) {
-    let (ifaces, versions, state) = tokio::join!(
-        interfaces(cluster, &pod),
-        node_versions(cluster, &pod, node),
-        health::ask_controller(cluster, ovs_pods, node),
-    );
-    (
-        FarEnd {
-            pod,
-            ifaces,
-            versions,
-        },
-        state,
-    )
 }
 
 pub(super) async fn interfaces(

@@ -86,6 +86,8 @@ pub(super) async fn trace_reply(
         ovs_pod: ovs_pod.as_ref(),
         ifaces: ifaces.as_deref(),
         packet: &reply_packet,
+        // northd was asked for the forward direction
+        sb_read: &tools::Signal::default(),
     };
     let (mut traced, versions) = tools::trace_leg(cluster, &origin, &leg, None, ovn_only).await?;
     let raw_runs = std::mem::take(&mut traced.walk.raw_runs);
@@ -100,6 +102,7 @@ pub(super) async fn trace_reply(
         ovs_pods: &origin.ovs_pods,
         ns: &origin.ns,
         northd: &northd,
+        nb_global: target.nb_global.as_ref(),
         ovn_only,
     };
     let report = build_verdict(cluster, judge, traced).await;

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use ko_ovn::microflow::{ArpOp, Mac, Protocol};
-use ko_ovn::verdict::nb::NbSnapshot;
+use ko_ovn::verdict::nb::{NbGlobal, NbSnapshot};
 use ko_ovn::verdict::ovs::OvsInterface;
 
 use super::reads::{interfaces, tool_version};
@@ -31,6 +31,8 @@ pub(super) struct Origin {
 /// Step 2's result: the destination MAC and what was read alongside it.
 pub(super) struct Target {
     pub nb: NbSnapshot,
+    /// The NB's `nb_cfg`, read with the rows: is northd behind?
+    pub nb_global: Option<NbGlobal>,
     pub dst_mac: Mac,
     /// Where the MAC came from (argument, LSP, gateway, arping).
     pub mac_from: String,
@@ -44,6 +46,7 @@ pub(super) struct Target {
 /// What step 1 reads for step 2 besides the origin.
 pub(super) struct Reads {
     nb: NbSnapshot,
+    nb_global: Option<NbGlobal>,
     local_ifaces: Option<Vec<OvsInterface>>,
     central_version: Option<String>,
     services: Vec<Service>,
@@ -60,7 +63,7 @@ pub(super) async fn resolve_source(
 ) -> Result<(Origin, Reads)> {
     let ns = cluster.namespace().to_string();
     let arp = matches!(req.protocol, Protocol::Arp { .. });
-    let (side, sb_leader, (nb, central_version), services) = tokio::try_join!(
+    let (side, sb_leader, (nb, nb_global, central_version), services) = tokio::try_join!(
         sender_side(cluster, &req.source, arp, ovn_only, &ns),
         async { Ok(cluster.sb_leader().await?) },
         nb_side(cluster),
@@ -99,6 +102,7 @@ pub(super) async fn resolve_source(
     };
     let reads = Reads {
         nb,
+        nb_global,
         local_ifaces,
         central_version,
         services,
@@ -164,20 +168,30 @@ async fn sender_side(
     })
 }
 
-/// The NB leader, then its rows and ovn-northd's version at once.
-async fn nb_side(cluster: &Cluster) -> Result<(NbSnapshot, Option<String>)> {
+/// The NB leader, then its rows (and `NB_Global`, for the staleness check)
+/// and ovn-northd's version at once.
+async fn nb_side(cluster: &Cluster) -> Result<(NbSnapshot, Option<NbGlobal>, Option<String>)> {
     let nb_leader = cluster.nb_leader().await?;
-    let nb_argv = NbSnapshot::argv();
+    // one ovn-nbctl: the snapshot's tables, then NB_Global on the last line
+    let mut nb_argv = NbSnapshot::argv();
+    nb_argv.push("--".into());
+    nb_argv.extend(NbGlobal::argv().into_iter().skip(2));
     let (nb_text, central_version) = tokio::join!(
         cluster.exec_ok(&nb_leader, container::OVN_CENTRAL, &nb_argv),
         tool_version(cluster, &nb_leader, container::OVN_CENTRAL, "ovn-northd"),
     );
-    let nb = NbSnapshot::parse(&nb_text?).map_err(|e| Error::Remote {
+    let nb_text = nb_text?;
+    let (tables, global) = nb_text
+        .trim_end()
+        .rsplit_once('\n')
+        .unwrap_or((&nb_text, ""));
+    let nb_global = NbGlobal::parse(global).ok();
+    let nb = NbSnapshot::parse(tables).map_err(|e| Error::Remote {
         what: format!("reading `{}` from {nb_leader}", nb_argv.join(" ")),
         detail: e.to_string(),
         hint: "run `kubectl ko nbctl --format=json list ACL` to see what the NB returns".into(),
     })?;
-    Ok((nb, central_version))
+    Ok((nb, nb_global, central_version))
 }
 
 /// Step 2: the destination MAC as upstream finds it, reading the sender's
@@ -191,6 +205,7 @@ pub(super) async fn resolve_destination(
     let sender = &origin.sender;
     let Reads {
         nb,
+        nb_global,
         local_ifaces,
         central_version,
         services,
@@ -220,6 +235,7 @@ pub(super) async fn resolve_destination(
     .await?;
     Ok(Target {
         nb,
+        nb_global,
         dst_mac,
         mac_from,
         local_ifaces,

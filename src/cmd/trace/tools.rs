@@ -30,6 +30,35 @@ pub(super) struct Leg<'a> {
     /// That node's OVS interfaces (`None` for `ovn-trace`).
     pub ifaces: Option<&'a [OvsInterface]>,
     pub packet: &'a Packet,
+    /// Fired when the SB read starts (see [`Signal`]).
+    pub sb_read: &'a Signal,
+}
+
+/// Fired once, when the tools step starts its last read (the SB rows): what
+/// waits for it (northd's health) then runs beside that read instead of
+/// competing with the traces for the cluster's attention.
+#[derive(Default)]
+pub(super) struct Signal(std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
+
+impl Signal {
+    pub fn new(tx: tokio::sync::oneshot::Sender<()>) -> Self {
+        Signal(std::sync::Mutex::new(Some(tx)))
+    }
+
+    pub fn fire(&self) {
+        if let Some(tx) = self.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Nothing will fire any more (the steps ended): the waiter gives up.
+    pub fn cancel(&self) {
+        drop(self.take());
+    }
+
+    fn take(&self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.0.lock().ok().and_then(|mut g| g.take())
+    }
 }
 
 /// What the tools said, gathered for the tunnel and verdict steps.
@@ -90,23 +119,17 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
     };
     let first_flow = in_port.map(|p| flow.ofproto_flow(p));
     let of_options = flow.ofproto_options();
-    let (ovn_out, walk, own_versions, own_state) = tokio::try_join!(
+    let (ovn_out, walked, own_state) = tokio::try_join!(
         cluster.exec_capture(leg.sb_leader, container::OVN_CENTRAL, ovn_argv),
         async {
             match (leg.ovs_pod, &first_flow, leg.ifaces) {
                 (Some(pod), Some(f), Some(ifaces)) => {
-                    ovs_walk(cluster, leg, pod, f, ifaces, &of_options)
+                    walk_and_read_sb(cluster, leg, pod, f, ifaces, &of_options)
                         .await
                         .map(Some)
                 }
                 _ => Ok(None),
             }
-        },
-        async {
-            Ok(match leg.ovs_pod {
-                Some(p) => Some(node_versions(cluster, p, &sender.node).await),
-                None => None,
-            })
         },
         // the sender's own ovn-controller, for the verdict's health warnings
         async {
@@ -130,7 +153,10 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
     });
     let parsed = ovntrace::parse(&ovn_text);
 
-    let mut walk = walk.unwrap_or_default();
+    let (mut walk, sb) = match walked {
+        Some((walk, sb)) => (walk, Some(sb)),
+        None => (OvsWalk::default(), None),
+    };
     // ovn-trace's raw run comes first; the walk's indices shift by one
     walk.raw_runs.insert(
         0,
@@ -146,23 +172,34 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
     if let Some(s) = own_state {
         walk.controllers.insert(sender.node.clone(), s);
     }
-    if let (Some((seg, _)), Some(v)) = (walk.segments.first_mut(), &own_versions) {
-        seg.ovn_version = v.ovn_controller.clone();
-    }
-    if let Some(v) = own_versions {
-        walk.versions.insert(0, v);
-    }
 
-    // the SB rows for the flows both traces named, on every node
-    let mut prefixes: Vec<String> = parsed
+    // the SB rows for the flows ovn-trace named that the walk did not (the
+    // OpenFlow cookies are the logical flows' UUID prefixes, so usually none)
+    let named: Vec<String> = parsed
         .hops()
         .iter()
         .filter_map(|h| h.hop.uuid.clone())
         .collect();
-    for (seg, t) in &walk.segments {
-        prefixes.extend(vovs::logical_cookies(t, seg.ovn_version.as_deref()));
-    }
-    let sb = fetch_sb(cluster, leg.sb_leader, &prefixes, &mut walk.warnings).await;
+    leg.sb_read.fire();
+    let sb = match sb {
+        // without OVS: everything ovn-trace named, now
+        None => fetch_sb(cluster, leg.sb_leader, &named, &mut walk.warnings).await,
+        // the walk's read failed and said so: no second attempt
+        Some(None) => None,
+        Some(Some(mut sb)) => {
+            let missing: Vec<String> = named
+                .into_iter()
+                .filter(|p| sb.lflow(p).is_none())
+                .collect();
+            if !missing.is_empty()
+                && let Some(extra) =
+                    fetch_sb(cluster, leg.sb_leader, &missing, &mut walk.warnings).await
+            {
+                sb.lflows.extend(extra.lflows);
+            }
+            Some(sb)
+        }
+    };
     Ok(Traced {
         ovn: parsed,
         ovn_failure,
@@ -170,6 +207,36 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
         sb,
         ofproto_options: of_options,
     })
+}
+
+/// The OVS walk beside the sender node's versions (they name its OpenFlow
+/// layout), then at once the SB rows for every flow the walk named: ovn-trace
+/// usually still runs, so the read costs no time of its own.
+async fn walk_and_read_sb(
+    cluster: &Cluster,
+    leg: &Leg<'_>,
+    pod: &PodRef,
+    first_flow: &str,
+    ifaces: &[OvsInterface],
+    of_options: &[String],
+) -> cluster::Result<(OvsWalk, Option<SbSnapshot>)> {
+    let (walk, own_versions) = tokio::join!(
+        ovs_walk(cluster, leg, pod, first_flow, ifaces, of_options),
+        node_versions(cluster, pod, &leg.sender.node),
+    );
+    let mut walk = walk?;
+    if let Some((seg, _)) = walk.segments.first_mut() {
+        seg.ovn_version = own_versions.ovn_controller.clone();
+    }
+    walk.versions.insert(0, own_versions);
+    let prefixes: Vec<String> = walk
+        .segments
+        .iter()
+        .flat_map(|(seg, t)| vovs::logical_cookies(t, seg.ovn_version.as_deref()))
+        .collect();
+    leg.sb_read.fire();
+    let sb = fetch_sb(cluster, leg.sb_leader, &prefixes, &mut walk.warnings).await;
+    Ok((walk, sb))
 }
 
 /// ofproto/trace on the sender's node, then across the tunnels it leaves by.

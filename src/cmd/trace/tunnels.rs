@@ -12,8 +12,9 @@ use ko_ovn::verdict::nb::SbSnapshot;
 use ko_ovn::verdict::ovs::{self as vovs, OvsExit, OvsSegment};
 use ko_ovn::versions::NodeVersions;
 
+use super::health;
 use super::health::Controllers;
-use super::reads::{FarEnd, RawRun, fetch_sb, read_far_end};
+use super::reads::{RawRun, fetch_sb, interfaces, node_versions};
 use super::resolve::pod_on_node;
 use crate::cluster::{Cluster, PodRef, container};
 
@@ -126,44 +127,51 @@ async fn trace_hop(
         let packet = vovs::final_packet(t).ok_or(None)?;
         let pod = pod_on_node(ovs_pods, &remote_node, "ovs-ovn (app=ovs)", ns)
             .map_err(|e| Some(format!("cannot continue the OVS trace on {remote_node}: {e}")))?;
-        let (far, state) = read_far_end(cluster, ovs_pods, pod, &remote_node).await;
+        // the versions and ovn-controller's answer beside the walk, which
+        // needs only the interfaces
+        let node_reads = async {
+            tokio::join!(
+                node_versions(cluster, &pod, &remote_node),
+                health::ask_controller(cluster, ovs_pods, &remote_node),
+            )
+        };
+        let walk = async {
+            let ifaces = interfaces(cluster, &pod)
+                .await
+                .map_err(|e| Some(format!("cannot continue the OVS trace on {remote_node}: {e}")))?;
+            // the receiving tunnel port is the one whose remote is the sender
+            let Some(tun_port) = ifaces
+                .iter()
+                .find(|i| i.is_tunnel() && local_ip.is_some() && i.remote_ip == local_ip)
+            else {
+                return Err(Some(format!(
+                    "node {remote_node} has no tunnel port toward {} ({}); the OVS trace stops at the tunnel",
+                    seg.node,
+                    local_ip.as_deref().unwrap_or("unknown encap IP")
+                )));
+            };
+            let tun_ofport = u32::try_from(tun_port.ofport).map_err(|_| None)?;
+            let md = TunnelMetadata {
+                tun_id: meta.tun_id.clone(),
+                tun_src: local_ip.clone(),
+                tun_dst: Some(remote_ip.clone()),
+                tun_metadata0: meta.tun_metadata0.clone(),
+            };
+            let flow = microflow::tunnel_continuation_flow(tun_ofport, &md, &packet);
+            let argv = microflow::ofproto_trace_argv_with("br-int", &flow, options);
+            let c = pod.container_or_default(container::OPENVSWITCH).to_string();
+            let out = cluster
+                .exec_capture(&pod, &c, &argv)
+                .await
+                .map_err(|e| Some(format!("ofproto/trace on {remote_node} failed: {e}")))?;
+            Ok((ifaces, flow, argv, out))
+        };
+        let ((versions, state), walked) = tokio::join!(node_reads, walk);
         if let Some(s) = state {
             controllers.insert(remote_node.clone(), s);
         }
-        let FarEnd {
-            pod,
-            ifaces,
-            versions,
-            ..
-        } = far;
-        let ifaces = ifaces
-            .map_err(|e| Some(format!("cannot continue the OVS trace on {remote_node}: {e}")))?;
-        // the receiving tunnel port is the one whose remote is the sender
-        let Some(tun_port) = ifaces
-            .iter()
-            .find(|i| i.is_tunnel() && local_ip.is_some() && i.remote_ip == local_ip)
-        else {
-            return Err(Some(format!(
-                "node {remote_node} has no tunnel port toward {} ({}); the OVS trace stops at the tunnel",
-                seg.node,
-                local_ip.as_deref().unwrap_or("unknown encap IP")
-            )));
-        };
-        let tun_ofport = u32::try_from(tun_port.ofport).map_err(|_| None)?;
+        let (ifaces, flow, argv, out) = walked?;
         let local_ip = local_ip.unwrap_or_default();
-        let md = TunnelMetadata {
-            tun_id: meta.tun_id.clone(),
-            tun_src: Some(local_ip.clone()),
-            tun_dst: Some(remote_ip.clone()),
-            tun_metadata0: meta.tun_metadata0.clone(),
-        };
-        let flow = microflow::tunnel_continuation_flow(tun_ofport, &md, &packet);
-        let argv = microflow::ofproto_trace_argv_with("br-int", &flow, options);
-        let c = pod.container_or_default(container::OPENVSWITCH).to_string();
-        let out = cluster
-            .exec_capture(&pod, &c, &argv)
-            .await
-            .map_err(|e| Some(format!("ofproto/trace on {remote_node} failed: {e}")))?;
         let text = out.stdout_str();
         if !out.success() {
             return Err(Some(format!(

@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use ko_ovn::microflow::{ArpOp, Direction, Mac, Protocol, SOURCE_PORT};
-use ko_ovn::verdict::nb::NbSnapshot;
+use ko_ovn::verdict::nb::{NbGlobal, NbSnapshot};
 use ko_ovn::verdict::{self, Destination, Source, TraceReport};
 
 use super::microflow::Packet;
@@ -24,8 +24,10 @@ pub(super) struct Judge<'a> {
     /// Every `app=ovs` pod (empty for `ovn-trace`: then listed here).
     pub ovs_pods: &'a [Pod],
     pub ns: &'a str,
-    /// northd's status and NB_Global, read beside the whole trace.
+    /// northd's status, read beside the trace's last read.
     pub northd: &'a health::Northd,
+    /// `NB_Global`, read with the NB rows.
+    pub nb_global: Option<&'a NbGlobal>,
     pub ovn_only: bool,
 }
 
@@ -116,8 +118,7 @@ pub(super) async fn build_verdict(cluster: &Cluster, j: Judge<'_>, traced: Trace
     };
     let path_health =
         health::warnings(cluster, &ovs_for_health, &nodes, sb.as_ref(), &controllers).await;
-    let mut health =
-        health::northd_warnings(&j.northd.statuses, j.northd.nb_global.as_ref(), sb.as_ref());
+    let mut health = health::northd_warnings(&j.northd.statuses, j.nb_global, sb.as_ref());
     health.extend(path_health);
     health.append(&mut warnings);
     let warnings = health;
