@@ -50,6 +50,11 @@ pub(crate) async fn load_config(opts: &ConnectOptions) -> Result<Config> {
             detail: super::error::chain(&e),
         })?
     };
+    // A plain-http server (a local proxy, the sandbox) verifies no certificate:
+    // an empty trust store spares loading and parsing every OS root on each run.
+    if config.cluster_url.scheme_str() == Some("http") && config.root_cert.is_none() {
+        config.root_cert = Some(Vec::new());
+    }
     // A dead API server should fail fast rather than after the OS TCP timeout.
     config.connect_timeout = Some(opts.timeout.min(Duration::from_secs(10)));
     // Named in the API server's audit and request logs, as kubectl names itself.

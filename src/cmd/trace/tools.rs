@@ -229,6 +229,7 @@ async fn walk_and_read_sb(
         seg.ovn_version = own_versions.ovn_controller.clone();
     }
     walk.versions.insert(0, own_versions);
+    tunnels::borrow_versions(&mut walk);
     let prefixes: Vec<String> = walk
         .segments
         .iter()

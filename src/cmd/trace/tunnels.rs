@@ -31,8 +31,10 @@ pub(super) struct OvsWalk {
     pub warnings: Vec<String>,
     /// ovn-controller's answer on each node reached.
     pub controllers: Controllers,
-    /// The versions read on the nodes reached (not the sender's).
+    /// The versions of the nodes reached (the sender's first once known).
     pub versions: Vec<NodeVersions>,
+    /// Nodes whose versions are the sender node's (same image, not read).
+    pub borrowed: Vec<String>,
     /// For each segment after the first taken before the SB was read: the
     /// tunnel source address it was traced with and its raw run's index.
     pub guessed: Vec<(String, usize)>,
@@ -93,6 +95,60 @@ struct Hop {
     raw: RawRun,
     versions: NodeVersions,
     local_ip: String,
+    /// Runs the sender node's ovs-ovn image: `versions` are to be borrowed.
+    same_image: bool,
+}
+
+/// The image an ovs-ovn pod runs: the resolved image ID (digest) when the
+/// kubelet reported it, else the image named in the spec.
+fn ovs_image<'a>(ovs_pods: &'a [Pod], pod_name: &str) -> Option<&'a str> {
+    let pod = ovs_pods
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some(pod_name))?;
+    let reported = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.name == container::OPENVSWITCH)
+                .or(cs.first())
+        })
+        .map(|c| c.image_id.as_str())
+        .filter(|id| !id.is_empty());
+    reported.or_else(|| {
+        let spec = pod.spec.as_ref()?;
+        spec.containers
+            .iter()
+            .find(|c| c.name == container::OPENVSWITCH)
+            .or(spec.containers.first())?
+            .image
+            .as_deref()
+    })
+}
+
+/// The image of the usable ovs-ovn pod on `node`.
+fn image_on_node<'a>(ovs_pods: &'a [Pod], node: &str, ns: &str) -> Option<&'a str> {
+    let pod = pod_on_node(ovs_pods, node, "ovs-ovn (app=ovs)", ns).ok()?;
+    ovs_image(ovs_pods, &pod.name)
+}
+
+/// Gives the nodes that run the sender node's image its versions.
+pub(super) fn borrow_versions(walk: &mut OvsWalk) {
+    let Some(own) = walk.versions.first().cloned() else {
+        return;
+    };
+    for v in walk.versions.iter_mut().skip(1) {
+        if walk.borrowed.contains(&v.node) {
+            v.ovn_controller = own.ovn_controller.clone();
+            v.ovs_vswitchd = own.ovs_vswitchd.clone();
+        }
+    }
+    for (seg, _) in walk.segments.iter_mut().skip(1) {
+        if walk.borrowed.contains(&seg.node) {
+            seg.ovn_version = own.ovn_controller.clone();
+        }
+    }
 }
 
 /// Why a hop was not traced: a sentence for the user, or nothing to say.
@@ -100,15 +156,30 @@ type HopError = Option<String>;
 
 /// Traces the packet leaving `seg` through its tunnel on the node it
 /// reaches (`None` when `seg` does not leave through a tunnel).
+/// What every hop of one walk shares.
+struct Walker<'a> {
+    cluster: &'a Cluster,
+    ovs_pods: &'a [Pod],
+    ns: &'a str,
+    /// ofproto/trace options (conntrack state).
+    options: &'a [String],
+    /// The image of the sender node's ovs-ovn pod.
+    sender_image: Option<&'a str>,
+}
+
 async fn trace_hop(
-    cluster: &Cluster,
-    ovs_pods: &[Pod],
-    ns: &str,
+    w: &Walker<'_>,
     (seg, t): &(OvsSegment, OfprotoTrace),
     endpoints: &Endpoints<'_>,
-    options: &[String],
     controllers: &mut Controllers,
 ) -> Option<Result<Hop, HopError>> {
+    let Walker {
+        cluster,
+        ovs_pods,
+        ns,
+        options,
+        sender_image,
+    } = *w;
     let OvsExit::Tunnel {
         remote_ip: Some(remote_ip),
         metadata: Some(meta),
@@ -129,9 +200,22 @@ async fn trace_hop(
             .map_err(|e| Some(format!("cannot continue the OVS trace on {remote_node}: {e}")))?;
         // the versions and ovn-controller's answer beside the walk, which
         // needs only the interfaces
+        // `--version` prints what the image's binaries are: a node running the
+        // sender node's ovs-ovn image has its versions (filled in afterwards,
+        // `borrow_versions`)
+        let same_image = sender_image.is_some() && ovs_image(ovs_pods, &pod.name) == sender_image;
         let node_reads = async {
             tokio::join!(
-                node_versions(cluster, &pod, &remote_node),
+                async {
+                    if same_image {
+                        NodeVersions {
+                            node: remote_node.clone(),
+                            ..NodeVersions::default()
+                        }
+                    } else {
+                        node_versions(cluster, &pod, &remote_node).await
+                    }
+                },
                 health::ask_controller(cluster, ovs_pods, &remote_node),
             )
         };
@@ -193,6 +277,7 @@ async fn trace_hop(
             },
             versions,
             local_ip,
+            same_image,
         })
     }
     .await)
@@ -209,23 +294,26 @@ pub(super) async fn follow_guessed(
     options: &[String],
 ) {
     let endpoints = Endpoints::NodeAddresses(ovs_pods);
+    let w = Walker {
+        cluster,
+        ovs_pods,
+        ns,
+        options,
+        sender_image: walk
+            .segments
+            .first()
+            .and_then(|(seg, _)| image_on_node(ovs_pods, &seg.node, ns)),
+    };
     while walk.segments.len() < MAX_OVS_HOPS {
         let Some(last) = walk.segments.last() else {
             return;
         };
-        let Some(Ok(hop)) = trace_hop(
-            cluster,
-            ovs_pods,
-            ns,
-            last,
-            &endpoints,
-            options,
-            &mut walk.controllers,
-        )
-        .await
-        else {
+        let Some(Ok(hop)) = trace_hop(&w, last, &endpoints, &mut walk.controllers).await else {
             return;
         };
+        if hop.same_image {
+            walk.borrowed.push(hop.segment.node.clone());
+        }
         walk.raw_runs.push(hop.raw);
         walk.guessed.push((hop.local_ip, walk.raw_runs.len() - 1));
         push_versions(&mut walk.versions, hop.versions);
@@ -258,6 +346,7 @@ pub(super) async fn follow_tunnels(
         controllers,
         versions,
         guessed,
+        ..
     } = walk;
     let Some(sbs) = sb.as_ref() else {
         // nothing to check the hops against: keep only the sender's node
@@ -298,21 +387,20 @@ pub(super) async fn follow_tunnels(
         raw_runs.truncate(first_bad_raw);
         segments.truncate(agreed + 1);
     }
+    let w = Walker {
+        cluster,
+        ovs_pods,
+        ns,
+        options: ofproto_options,
+        sender_image: segments
+            .first()
+            .and_then(|(seg, _)| image_on_node(ovs_pods, &seg.node, ns)),
+    };
     while segments.len() < MAX_OVS_HOPS {
         let (Some(last), Some(sbs)) = (segments.last(), sb.as_ref()) else {
             return;
         };
-        let hop = match trace_hop(
-            cluster,
-            ovs_pods,
-            ns,
-            last,
-            &Endpoints::Sb(sbs),
-            ofproto_options,
-            controllers,
-        )
-        .await
-        {
+        let mut hop = match trace_hop(&w, last, &Endpoints::Sb(sbs), controllers).await {
             None => return,
             Some(Err(why)) => {
                 warnings.extend(why);
@@ -320,6 +408,14 @@ pub(super) async fn follow_tunnels(
             }
             Some(Ok(hop)) => hop,
         };
+        // the sender node's versions are known here: borrow them at once
+        if hop.same_image
+            && let Some(own) = versions.first()
+        {
+            hop.versions.ovn_controller = own.ovn_controller.clone();
+            hop.versions.ovs_vswitchd = own.ovs_vswitchd.clone();
+            hop.segment.ovn_version = own.ovn_controller.clone();
+        }
         // logical flows named only by the new node's cookies
         let missing: Vec<String> =
             vovs::logical_cookies(&hop.trace, hop.segment.ovn_version.as_deref())
