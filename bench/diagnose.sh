@@ -59,6 +59,9 @@ print(len(d["checks"]), len(m.get("probes",[])), m.get("execs","-"), st, str(d["
   fi
   printf '| %s | %s | %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s → %s |\n' \
     "$n" "$pods" "$checks" "$probes" "$execs" "$strategy" "$runs" "$min" "$med" "$bmed" "$healthy" "$load0" "$load1"
-  [[ -n ${KEEP:-} ]] || "$repo/e2e/sandbox" down --name "$name" >/dev/null 2>&1 || true
-  rm -f "/tmp/$name.json"
+  # KEEP=1 leaves the sandbox up and the report in /tmp/db-<n>.json to look into
+  if [[ -z ${KEEP:-} ]]; then
+    "$repo/e2e/sandbox" down --name "$name" >/dev/null 2>&1 || true
+    rm -f "/tmp/$name.json"
+  fi
 done
