@@ -114,7 +114,9 @@ impl RouterObject {
     }
 }
 
-fn router_suffix(router: &Option<String>, extra: &str) -> String {
+/// ` (router <name><extra>)`, the suffix every description of a router's
+/// row ends with.
+pub fn router_suffix(router: &Option<String>, extra: &str) -> String {
     match router {
         Some(r) => format!(" (router {r}{extra})"),
         None if !extra.is_empty() => format!(" ({})", extra.trim_start_matches(", ")),
@@ -288,38 +290,3 @@ fn nat_ref(n: &Nat, stage: &str, nb: &NbSnapshot) -> NatRef {
     }
 }
 
-/// One line for the verdict block: `route … ; policy …; NAT …`.
-pub fn routed_by(r: &Routing) -> String {
-    let mut parts = Vec::new();
-    if let Some(route) = &r.route {
-        parts.push(format!(
-            "route {} via {}{}",
-            route.prefix,
-            route.nexthop,
-            router_suffix(&route.router, &format!(", table {}", route.table))
-        ));
-    }
-    if let Some(p) = &r.policy {
-        let to = if p.nexthops.is_empty() {
-            String::new()
-        } else {
-            format!(" → {}", p.nexthops.join(", "))
-        };
-        parts.push(format!(
-            "policy {} {}{to}{}",
-            p.priority,
-            p.action,
-            router_suffix(&p.router, "")
-        ));
-    }
-    for n in &r.nat {
-        parts.push(format!(
-            "{} {} → {}{}",
-            n.nat_type,
-            n.logical_ip,
-            n.external_ip,
-            router_suffix(&n.router, "")
-        ));
-    }
-    parts.join("; ")
-}

@@ -18,6 +18,25 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Where an ovn-central pod's `/var/log/ovn` lives: the node's directory, so the
+    /// ovs-ovn pod of that node sees ovsdb-server-nb/sb.log and ovn-northd.log next to
+    /// ovn-controller.log as on a real node. Only the first ovn-central pod of a node
+    /// can share it: with fewer than three nodes a node carries several members whose
+    /// log files have the same names (a real cluster never does), so the others keep
+    /// their own.
+    pub fn central_log_dir(&self, pod: &Pod) -> PathBuf {
+        let first_on_node = self
+            .plan
+            .pods
+            .iter()
+            .find(|p| p.role == Role::OvnCentral && p.node == pod.node)
+            .is_some_and(|p| p.key() == pod.key());
+        match self.ovs_pod(pod.node) {
+            Ok(ovs) if first_on_node => self.pod_dir(ovs, "log-ovn"),
+            _ => self.pod_dir(pod, "log-ovn"),
+        }
+    }
+
     pub fn new(paths: Paths, plan: Plan) -> Self {
         let rec = Recorder::new(&paths);
         Ctx {
@@ -98,7 +117,7 @@ impl Ctx {
     pub fn container_log(&self, pod: &Pod) -> PathBuf {
         match pod.role {
             Role::OvnCentral => {
-                crate::host_dirs::central_log_dir(self, pod).join("ovsdb-server-nb.log")
+                self.central_log_dir(pod).join("ovsdb-server-nb.log")
             }
             Role::OvsOvn => {
                 let ovs = self.ovs_pod(pod.node).map(|p| self.pod_dir(p, "log-ovs"));

@@ -11,13 +11,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::argv;
 use crate::exec;
-
-/// A bind of a pod directory (root mount ns path) onto a container path.
-#[derive(Clone, Debug)]
-pub struct Bind {
-    pub src: PathBuf,
-    pub dst: String,
-}
+use crate::rootfs::Bind;
 
 /// Where a pod's root filesystem comes from (see rootfs.rs).
 pub struct PodFs<'a> {

@@ -12,7 +12,7 @@
 use anyhow::{Context, Result};
 
 use crate::ctx::Ctx;
-use crate::holder::Bind;
+use crate::rootfs::Bind;
 use crate::plan::{Pod, Role};
 
 /// Container path → the node's directory for it (an ovs-ovn pod sub-directory).
@@ -46,20 +46,3 @@ pub fn pinger_binds(ctx: &Ctx, pod: &Pod) -> Result<Vec<Bind>> {
     Ok(binds)
 }
 
-/// Where an ovn-central pod's `/var/log/ovn` lives: the node's directory, so the
-/// ovs-ovn pod of that node sees ovsdb-server-nb/sb.log and ovn-northd.log next to
-/// ovn-controller.log as on a real node. Only the first ovn-central pod of a node can
-/// share it: with fewer than three nodes a node carries several members whose log
-/// files have the same names (a real cluster never does), so the others keep their own.
-pub fn central_log_dir(ctx: &Ctx, pod: &Pod) -> std::path::PathBuf {
-    let first_on_node = ctx
-        .plan
-        .pods
-        .iter()
-        .find(|p| p.role == Role::OvnCentral && p.node == pod.node)
-        .is_some_and(|p| p.key() == pod.key());
-    match ctx.ovs_pod(pod.node) {
-        Ok(ovs) if first_on_node => ctx.pod_dir(ovs, "log-ovn"),
-        _ => ctx.pod_dir(pod, "log-ovn"),
-    }
-}

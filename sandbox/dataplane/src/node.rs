@@ -7,8 +7,9 @@ use anyhow::{Context, Result};
 use crate::argv;
 use crate::ctx::Ctx;
 use crate::exec::{self, in_netns, in_pod, ip_batch, run, run_daemon};
-use crate::holder::{self, Bind};
+use crate::holder;
 use crate::plan::{Node, Pod, Role};
+use crate::rootfs::Bind;
 
 pub const NB_PORT: u16 = 6641;
 pub const SB_PORT: u16 = 6642;
@@ -26,7 +27,7 @@ pub fn binds(ctx: &Ctx, pod: &Pod) -> Result<Vec<Bind>> {
             b(pod, "run-ovn", "/var/run/ovn"),
             b(pod, "etc-ovn", "/etc/ovn"),
             Bind {
-                src: crate::host_dirs::central_log_dir(ctx, pod),
+                src: ctx.central_log_dir(pod),
                 dst: "/var/log/ovn".into(),
             },
         ],

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 
 use crate::ctx::Ctx;
-use crate::holder::Bind;
+use crate::rootfs::Bind;
 use crate::state::Created;
 
 const SCRIPT: &str = include_str!("pinger-standin.sh");

@@ -18,7 +18,13 @@ use anyhow::{Context, Result, bail};
 
 use crate::argv;
 use crate::exec::{in_pod, in_pod_mnt, run};
-use crate::holder::Bind;
+
+/// A bind of a pod directory (root mount ns path) onto a container path.
+#[derive(Clone, Debug)]
+pub struct Bind {
+    pub src: PathBuf,
+    pub dst: String,
+}
 
 /// Where the old root is parked during `pivot_root` (removed right after).
 const OLD_ROOT: &str = "/.ko-old-root";

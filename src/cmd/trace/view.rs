@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use ko_ovn::verdict::ovs::OvsSegment;
-use ko_ovn::verdict::routing::routed_by;
+use ko_ovn::verdict::routing::{Routing, router_suffix};
 use ko_ovn::verdict::{TraceReport, Verdict};
 use ko_ovn::versions::Versions;
 use serde::Serialize;
@@ -439,6 +439,42 @@ fn render_segment(seg: &OvsSegment, out: &mut dyn Write, style: &Style) -> io::R
     Ok(())
 }
 
+/// One line for the verdict block: `route … ; policy …; NAT …`.
+fn routed_by(r: &Routing) -> String {
+    let mut parts = Vec::new();
+    if let Some(route) = &r.route {
+        parts.push(format!(
+            "route {} via {}{}",
+            route.prefix,
+            route.nexthop,
+            router_suffix(&route.router, &format!(", table {}", route.table))
+        ));
+    }
+    if let Some(p) = &r.policy {
+        let to = if p.nexthops.is_empty() {
+            String::new()
+        } else {
+            format!(" → {}", p.nexthops.join(", "))
+        };
+        parts.push(format!(
+            "policy {} {}{to}{}",
+            p.priority,
+            p.action,
+            router_suffix(&p.router, "")
+        ));
+    }
+    for n in &r.nat {
+        parts.push(format!(
+            "{} {} → {}{}",
+            n.nat_type,
+            n.logical_ip,
+            n.external_ip,
+            router_suffix(&n.router, "")
+        ));
+    }
+    parts.join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,5 +519,28 @@ mod tests {
         render_segment(&seg, &mut out, &Style { color: false }).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains(" 99 (unknown table)"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod routed_by_tests {
+    use super::*;
+
+    #[test]
+    fn route_policy_and_nat_in_one_line() {
+        let r: Routing = serde_json::from_value(serde_json::json!({
+            "route": {"uuid": "u1", "router": "lr1", "prefix": "0.0.0.0/0",
+                      "nexthop": "172.20.0.254", "policy": "dst-ip", "table": "main"},
+            "policy": {"uuid": "u2", "router": "lr1", "priority": 1000,
+                       "match": "ip4", "action": "allow", "nexthops": []},
+            "nat": [{"uuid": "u3", "router": "lr1", "type": "snat",
+                     "logical_ip": "10.0.0.0/24", "external_ip": "172.20.0.100",
+                     "stage": "lr_out_snat"}]
+        }))
+        .expect("a Routing");
+        assert_eq!(
+            routed_by(&r),
+            "route 0.0.0.0/0 via 172.20.0.254 (router lr1, table main); policy 1000 allow (router lr1); snat 10.0.0.0/24 → 172.20.0.100 (router lr1)"
+        );
     }
 }
