@@ -524,8 +524,8 @@ pub enum PerfTest {
 const PERF_AFTER_HELP: &str = "\
 Creates pods test-server and test-host-server (hostNetwork) on the first node, test-client
 and test-host-client (hostNetwork) on the second (label app=PerfTest, in the Kube-OVN
-namespace), a Service and an OVN load balancer test-server; starts qperf and iperf3 -s
-over exec and measures from the clients. Everything is removed afterwards, also on error
+namespace), a Service and an OVN load balancer test-server (waiting up to 10 s for every
+chassis to install it); starts qperf and iperf3 -s over exec and measures from the clients. Everything is removed afterwards, also on error
 or Ctrl-C. Refuses to start if app=PerfTest objects exist (another run) unless --force.
 
 Examples:

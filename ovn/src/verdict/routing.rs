@@ -289,4 +289,3 @@ fn nat_ref(n: &Nat, stage: &str, nb: &NbSnapshot) -> NatRef {
         stage: stage.to_string(),
     }
 }
-

@@ -446,13 +446,28 @@ fn routed_packet_names_static_route_and_reroute_policy() {
     );
     let route = routing.route.as_ref().expect("route");
     assert_eq!(
-        (route.prefix.as_str(), route.nexthop.as_str(), route.router.as_deref(), route.table.as_str()),
+        (
+            route.prefix.as_str(),
+            route.nexthop.as_str(),
+            route.router.as_deref(),
+            route.table.as_str()
+        ),
         ("0.0.0.0/0", "100.64.0.1", Some("ovn-cluster"), "main")
     );
     let policy = routing.policy.as_ref().expect("policy");
     assert_eq!(
-        (policy.priority, policy.action.as_str(), policy.nexthops.clone(), policy.router.as_deref()),
-        (29000, "reroute", vec!["100.64.0.2".to_string()], Some("ovn-cluster"))
+        (
+            policy.priority,
+            policy.action.as_str(),
+            policy.nexthops.clone(),
+            policy.router.as_deref()
+        ),
+        (
+            29000,
+            "reroute",
+            vec!["100.64.0.2".to_string()],
+            Some("ovn-cluster")
+        )
     );
 }
 
@@ -539,7 +554,12 @@ fn snat_on_a_gateway_router_is_named() {
     );
     let route = routing.route.as_ref().expect("route");
     assert_eq!(
-        (route.prefix.as_str(), route.nexthop.as_str(), route.router.as_deref(), route.table.as_str()),
+        (
+            route.prefix.as_str(),
+            route.nexthop.as_str(),
+            route.router.as_deref(),
+            route.table.as_str()
+        ),
         ("0.0.0.0/0", "172.20.0.254", Some("lr1"), "main")
     );
     let policy = routing.policy.as_ref().expect("policy");
@@ -547,7 +567,13 @@ fn snat_on_a_gateway_router_is_named() {
     let nat: Vec<(&str, &str, &str)> = routing
         .nat
         .iter()
-        .map(|n| (n.nat_type.as_str(), n.logical_ip.as_str(), n.external_ip.as_str()))
+        .map(|n| {
+            (
+                n.nat_type.as_str(),
+                n.logical_ip.as_str(),
+                n.external_ip.as_str(),
+            )
+        })
         .collect();
     assert_eq!(nat, [("snat", "10.0.0.0/24", "172.20.0.100")]);
 }

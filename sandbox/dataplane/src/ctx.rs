@@ -116,9 +116,7 @@ impl Ctx {
     /// Log file the emulator serves for `kubectl logs` of this pod.
     pub fn container_log(&self, pod: &Pod) -> PathBuf {
         match pod.role {
-            Role::OvnCentral => {
-                self.central_log_dir(pod).join("ovsdb-server-nb.log")
-            }
+            Role::OvnCentral => self.central_log_dir(pod).join("ovsdb-server-nb.log"),
             Role::OvsOvn => {
                 let ovs = self.ovs_pod(pod.node).map(|p| self.pod_dir(p, "log-ovs"));
                 ovs.unwrap_or_default().join("ovs-vswitchd.log")

@@ -3,7 +3,7 @@
 //! inside a network namespace.
 //! Exec into a pod = `nsenter -t <holder pid> -m -n`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

@@ -12,8 +12,8 @@
 use anyhow::{Context, Result};
 
 use crate::ctx::Ctx;
-use crate::rootfs::Bind;
 use crate::plan::{Pod, Role};
+use crate::rootfs::Bind;
 
 /// Container path → the node's directory for it (an ovs-ovn pod sub-directory).
 const OVS_OVN_HOST_PATHS: [(&str, &str); 5] = [
@@ -45,4 +45,3 @@ pub fn pinger_binds(ctx: &Ctx, pod: &Pod) -> Result<Vec<Bind>> {
     });
     Ok(binds)
 }
-

@@ -270,6 +270,13 @@ async fn service_test(
     ] {
         cluster.exec_ok(&nb, container::OVN_CENTRAL, &argv).await?;
     }
+    // The VIP works once the client's ovn-controller installed it: wait for every
+    // chassis (best effort: with a chassis down this gives up after 10 s and the
+    // measurement says what it saw).
+    let wait = ["ovn-nbctl", "--wait=hv", "--timeout=10", "sync"];
+    let _ = cluster
+        .exec_capture(&nb, container::OVN_CENTRAL, &wait)
+        .await;
     Ok(unicast::measure(cluster, Network::Service, client, server, &vip, knobs).await)
 }
 
