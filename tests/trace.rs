@@ -116,6 +116,52 @@ fn cross_node_follows_the_tunnel_to_the_other_node() {
     assert!(t.contains("Logical path") && t.contains("OVS path"), "{t}");
 }
 
+/// A trace reads its own rows, not whole tables (they grow with the
+/// cluster): the destination pod through the API server's `status.podIP`
+/// index, the NB and SB through ovsdb-server's own selects; and the verdict
+/// still names every owner and maps every OpenFlow hop to its stage.
+#[test]
+fn a_trace_reads_only_its_own_nb_and_sb_rows() {
+    let kc = kubeconfig(SB);
+    let Some(before) = common::api_request_log(&kc) else {
+        return; // a real cluster has no request log to read
+    };
+    let dst = pod_ip(&kc, "default", "web-2");
+    let (code, v, err) = trace(&kc, &["default/client-1", &dst, "tcp", "8080"]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    assert_eq!(v["verdict"], "delivered");
+    assert_eq!(v["logical"]["outport_owner"], "pod default/web-2");
+    let stages = v["logical"]["stages"].as_array().expect("stages");
+    assert!(
+        stages
+            .iter()
+            .all(|s| s["flow"].is_string() && s["match"].is_string()),
+        "every stage has its SB row: {stages:#?}"
+    );
+    for seg in segments(&v) {
+        let hops = seg["hops"].as_array().expect("hops");
+        assert!(
+            hops.iter()
+                .any(|h| h["stage"] == "ls_in_l2_lkup" || h["stage"] == "ls_out_apply_port_sec"),
+            "{hops:#?}"
+        );
+    }
+    let log = common::api_request_log(&kc).unwrap_or_default();
+    let new = log.get(before.len()..).unwrap_or_default();
+    let field = format!("fieldSelector=status.podIP%3D{dst}");
+    assert!(
+        new.contains(&field),
+        "no pod lookup by address ({field}): {new}"
+    );
+    for db in ["ovnnb_db.sock", "ovnsb_db.sock"] {
+        assert!(
+            new.lines()
+                .any(|l| l.contains("command=ovsdb-client&command=transact") && l.contains(db)),
+            "no ovsdb-client transact on {db}: {new}"
+        );
+    }
+}
+
 /// UDP across nodes: the receiving node's ofproto/trace gets UDP ports (OVS
 /// prints them as tp_src/tp_dst, which its parser takes for TCP only and
 /// refused, so the second node's half was missing with a warning).
@@ -249,6 +295,11 @@ fn service_cluster_ip_names_the_backend() {
         .find(|p| backend.starts_with(&format!("{}:", pod_ip(&kc, "default", p))))
         .unwrap();
     assert_eq!(v["logical"]["outport"], format!("{owner}.default"));
+    // the backend's port was read after ovn-trace chose it
+    assert_eq!(
+        v["logical"]["outport_owner"],
+        format!("pod default/{owner}")
+    );
 }
 
 #[test]

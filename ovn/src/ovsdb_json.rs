@@ -63,6 +63,53 @@ fn table_rows(v: &Value) -> Result<Vec<Row>, TableError> {
         .collect())
 }
 
+/// `ovsdb-client transact <socket> [<db>, ops...]`: ovsdb-server runs the
+/// operations itself, so a `select` with `where` conditions returns only the
+/// matching rows (`ovn-nbctl`/`ovn-sbctl list` load the whole table first).
+pub fn transact_argv(db: &str, socket: &str, ops: Vec<Value>) -> Vec<String> {
+    let mut txn = vec![Value::String(db.to_string())];
+    txn.extend(ops);
+    vec![
+        "ovsdb-client".into(),
+        "transact".into(),
+        socket.into(),
+        Value::Array(txn).to_string(),
+    ]
+}
+
+/// A `select` operation (RFC 7047 5.2.2).
+pub fn select(table: &str, conditions: Vec<Value>, columns: &[&str]) -> Value {
+    serde_json::json!({"op": "select", "table": table, "where": conditions, "columns": columns})
+}
+
+/// The rows of each operation of an `ovsdb-client transact` reply, in order;
+/// an operation's error fails the whole read.
+pub fn transact_results(text: &str) -> Result<Vec<Vec<Row>>, TableError> {
+    let v: Value = serde_json::from_str(text.trim())?;
+    let results = v.as_array().ok_or(TableError::Shape)?;
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        if let Some(err) = r.get("error") {
+            let details = r.get("details").and_then(Value::as_str).unwrap_or("");
+            return Err(TableError::Tables(format!(
+                "ovsdb-server refused a select: {} {details}",
+                err.as_str().unwrap_or("error")
+            )));
+        }
+        let rows = match r.get("rows") {
+            Some(Value::Array(rows)) => rows
+                .iter()
+                .filter_map(Value::as_object)
+                .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .collect(),
+            // a reply without rows (a transaction's trailing "comment") has none
+            _ => Vec::new(),
+        };
+        out.push(rows);
+    }
+    Ok(out)
+}
+
 /// An atom as a string (`["uuid", x]` -> x, strings, numbers, booleans).
 pub fn atom(v: &Value) -> Option<String> {
     match v {

@@ -189,6 +189,15 @@ impl Cluster {
             .await
     }
 
+    /// The pods whose (primary) address is `ip`, from the API server's index
+    /// (`status.podIP` field selector): one pod, not the cluster's 30,000.
+    pub async fn pods_with_ip(&self, ip: std::net::IpAddr) -> Result<Vec<Pod>> {
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let lp = ListParams::default().fields(&format!("status.podIP={ip}"));
+        self.list_paged(&api, &lp, &format!("listing the pods with address {ip}"))
+            .await
+    }
+
     /// List pods in `namespace` (None = all namespaces) matching an optional label selector.
     pub async fn list_pods(
         &self,

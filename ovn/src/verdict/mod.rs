@@ -13,6 +13,7 @@ pub mod nb;
 pub mod outcome;
 pub mod ovs;
 pub mod routing;
+pub mod sb_query;
 mod verdict_text;
 
 use serde::{Deserialize, Serialize};

@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::microflow::Mac;
-use crate::ovsdb_json::{Cells, Row, TableError, tables as parse_tables};
+use crate::ovsdb_json::{
+    Cells, Row, TableError, select, tables as parse_tables, transact_argv, transact_results,
+};
 pub use crate::ovsdb_rows::{Chassis, Encap, Lsp, PolicyKind, PortGroup, cookie_to_prefix};
 use crate::ovsdb_rows::{LogicalFlow, PortBinding, port_group_owner};
 
@@ -132,6 +135,34 @@ pub struct Nat {
     pub external_ids: BTreeMap<String, String>,
 }
 
+/// The nine tables of [`NbSnapshot`], in its order: (columns, table).
+const NB_TABLES: [(&str, &str); 9] = [
+    ("name,addresses,type,external_ids", "Logical_Switch_Port"),
+    ("name,mac,networks", "Logical_Router_Port"),
+    (
+        "_uuid,name,action,direction,match,priority,external_ids",
+        "ACL",
+    ),
+    ("_uuid,name,acls,external_ids", "Port_Group"),
+    ("_uuid,name,protocol,vips,external_ids", "Load_Balancer"),
+    ("name,static_routes,policies,nat", "Logical_Router"),
+    (
+        "_uuid,ip_prefix,nexthop,output_port,policy,route_table,external_ids",
+        "Logical_Router_Static_Route",
+    ),
+    (
+        "_uuid,priority,match,action,nexthop,nexthops,external_ids",
+        "Logical_Router_Policy",
+    ),
+    (
+        "_uuid,type,logical_ip,external_ip,logical_port,external_ids",
+        "NAT",
+    ),
+];
+
+/// The NB's local socket in Kube-OVN's ovn-central pods.
+pub const NB_SOCKET: &str = "unix:/var/run/ovn/ovnnb_db.sock";
+
 /// The NB rows a trace needs, fetched in one exec.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NbSnapshot {
@@ -149,35 +180,17 @@ pub struct NbSnapshot {
     pub router_policies: Vec<RouterPolicy>,
     #[serde(default)]
     pub nats: Vec<Nat>,
+    /// Only some logical switch ports were read ([`Self::narrow_argv`]): a
+    /// port missing from `lsps` may still exist.
+    #[serde(skip)]
+    pub lsps_partial: bool,
 }
 
 impl NbSnapshot {
     /// `ovn-nbctl` argv printing the nine tables, one JSON object per line,
     /// in the order [`NbSnapshot::parse`] reads them.
     pub fn argv() -> Vec<String> {
-        let cmds: [(&str, &str); 9] = [
-            ("name,addresses,type,external_ids", "Logical_Switch_Port"),
-            ("name,mac,networks", "Logical_Router_Port"),
-            (
-                "_uuid,name,action,direction,match,priority,external_ids",
-                "ACL",
-            ),
-            ("_uuid,name,acls,external_ids", "Port_Group"),
-            ("_uuid,name,protocol,vips,external_ids", "Load_Balancer"),
-            ("name,static_routes,policies,nat", "Logical_Router"),
-            (
-                "_uuid,ip_prefix,nexthop,output_port,policy,route_table,external_ids",
-                "Logical_Router_Static_Route",
-            ),
-            (
-                "_uuid,priority,match,action,nexthop,nexthops,external_ids",
-                "Logical_Router_Policy",
-            ),
-            (
-                "_uuid,type,logical_ip,external_ip,logical_port,external_ids",
-                "NAT",
-            ),
-        ];
+        let cmds = NB_TABLES;
         let mut argv = vec!["ovn-nbctl".to_string(), "--format=json".to_string()];
         for (i, (cols, table)) in cmds.iter().enumerate() {
             if i > 0 {
@@ -191,7 +204,103 @@ impl NbSnapshot {
     }
 
     pub fn parse(text: &str) -> Result<Self, TableError> {
-        let tables = parse_tables(text)?;
+        Self::from_tables(parse_tables(text)?)
+    }
+
+    /// `ovsdb-client transact` argv reading the nine tables and `NB_Global`
+    /// with only some logical switch ports: every non-VIF one (router,
+    /// localnet, virtual...: a few per subnet) and those named `lsp_names`
+    /// (the pods a trace is about). On a 30,000-pod cluster the full list is
+    /// 4 MB and seconds of ovn-nbctl; see [`Self::lsps_partial`].
+    pub fn narrow_argv(lsp_names: &[String]) -> Vec<String> {
+        let cols = |c: &'static str| c.split(',').collect::<Vec<_>>();
+        let (lsp_cols, lsp_table) = NB_TABLES[0];
+        let mut ops = vec![select(
+            lsp_table,
+            vec![json!(["type", "!=", ""])],
+            &cols(lsp_cols),
+        )];
+        for name in lsp_names {
+            ops.push(select(
+                lsp_table,
+                vec![json!(["name", "==", name])],
+                &cols(lsp_cols),
+            ));
+        }
+        for (c, table) in &NB_TABLES[1..] {
+            ops.push(select(table, vec![], &cols(c)));
+        }
+        ops.push(select("NB_Global", vec![], &["nb_cfg", "sb_cfg", "hv_cfg"]));
+        transact_argv("OVN_Northbound", NB_SOCKET, ops)
+    }
+
+    /// The reply to [`Self::narrow_argv`] for the same `lsp_names`.
+    pub fn parse_narrow(
+        text: &str,
+        lsp_names: &[String],
+    ) -> Result<(Self, Option<NbGlobal>), TableError> {
+        let mut results = transact_results(text)?;
+        let want = 1 + lsp_names.len() + 8 + 1;
+        if results.len() != want {
+            return Err(TableError::Tables(format!(
+                "expected {want} results from ovsdb-server, got {}",
+                results.len()
+            )));
+        }
+        let global = results.pop().and_then(|rows| {
+            let r = rows.into_iter().next()?;
+            Some(NbGlobal {
+                nb_cfg: r.int("nb_cfg").unwrap_or_default(),
+                sb_cfg: r.int("sb_cfg").unwrap_or_default(),
+                hv_cfg: r.int("hv_cfg").unwrap_or_default(),
+            })
+        });
+        let rest = results.split_off(1 + lsp_names.len());
+        let mut lsps: Vec<Row> = Vec::new();
+        for row in results.into_iter().flatten() {
+            if !lsps.iter().any(|r| r.str("name") == row.str("name")) {
+                lsps.push(row);
+            }
+        }
+        let mut tables = vec![lsps];
+        tables.extend(rest);
+        let mut nb = Self::from_tables(tables)?;
+        nb.lsps_partial = true;
+        Ok((nb, global))
+    }
+
+    /// Adds logical switch ports read later (by name, or all of them).
+    pub fn add_lsps(&mut self, lsps: Vec<Lsp>) {
+        for l in lsps {
+            if self.lsp(&l.name).is_none() {
+                self.lsps.push(l);
+            }
+        }
+    }
+
+    /// `ovsdb-client transact` argv reading the logical switch ports `names`.
+    pub fn lsps_argv(names: &[String]) -> Vec<String> {
+        let (c, table) = NB_TABLES[0];
+        let cols: Vec<&str> = c.split(',').collect();
+        let ops = names
+            .iter()
+            .map(|n| select(table, vec![json!(["name", "==", n])], &cols))
+            .collect();
+        transact_argv("OVN_Northbound", NB_SOCKET, ops)
+    }
+
+    /// The reply to [`Self::lsps_argv`] (or to `ovn-nbctl --format=json list
+    /// Logical_Switch_Port`, which [`Self::parse`] would read as a first table).
+    pub fn parse_lsps(text: &str) -> Result<Vec<Lsp>, TableError> {
+        let tables = if text.trim_start().starts_with('[') {
+            transact_results(text)?
+        } else {
+            parse_tables(text)?
+        };
+        Ok(tables.iter().flatten().map(Lsp::from_row).collect())
+    }
+
+    fn from_tables(tables: Vec<Vec<Row>>) -> Result<Self, TableError> {
         // 5 = a capture from before the routing tables were read
         if tables.len() != 9 && tables.len() != 5 {
             return Err(TableError::Tables(format!(
@@ -266,6 +375,7 @@ impl NbSnapshot {
                     external_ids: r.map("external_ids"),
                 })
                 .collect(),
+            lsps_partial: false,
         })
     }
 
@@ -553,6 +663,20 @@ impl SbSnapshot {
         ]
         .map(String::from)
         .to_vec();
+        let lflows = Self::lflows_argv(lflow_prefixes);
+        if lflows.len() > 1 {
+            argv.push("--".into());
+            argv.extend(lflows.into_iter().skip(2));
+        }
+        argv
+    }
+
+    /// `ovn-sbctl` argv listing only the logical flows whose UUIDs start with
+    /// `lflow_prefixes` (ovn-sbctl reads the whole table to find them: the
+    /// fallback when a flow could not be placed for a narrow read); just
+    /// `["ovn-sbctl", "--format=json"]` when no prefix is usable.
+    pub fn lflows_argv(lflow_prefixes: &[String]) -> Vec<String> {
+        let mut argv: Vec<String> = vec!["ovn-sbctl".into(), "--format=json".into()];
         let mut prefixes: Vec<&String> = lflow_prefixes
             .iter()
             .filter(|p| p.len() >= 4 && p.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -562,7 +686,6 @@ impl SbSnapshot {
         if !prefixes.is_empty() {
             argv.extend(
                 [
-                    "--",
                     // a cookie may be another row's (Port_Binding...): skip misses
                     "--if-exists",
                     "--columns=_uuid,external_ids,pipeline,table_id,priority,match,actions",

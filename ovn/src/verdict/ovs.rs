@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::sb_query::{DatapathRef, FlowPlace, FlowRef};
 use crate::layout::{Observation, OpenFlowLayout, OpenFlowTable};
 use crate::microflow::TunnelMetadata;
 use crate::ofproto::{OfActionKind, OfStep, OfprotoTrace, Pass};
@@ -394,26 +395,56 @@ fn is_banner(note: &str) -> bool {
         || n.starts_with("Modified flow")
 }
 
-/// OpenFlow cookies of the logical-flow tables, as 8-hex-digit logical flow
-/// UUID prefixes (physical tables carry other rows' UUIDs as cookies, and
-/// there is no point asking the SB for those). Tables are placed by the
-/// node's release (`ovn_version`); for an unknown release every table not
-/// known as ovn-controller's own is taken (the SB lookup tolerates misses).
-pub fn logical_cookies(trace: &OfprotoTrace, ovn_version: Option<&str>) -> Vec<String> {
+/// The logical flows an OVS trace went through: each rule of a logical-flow
+/// table gives its cookie (the flow's 8-hex-digit UUID prefix) and where the
+/// flow lives (pipeline and logical table from the node's release layout, the
+/// OpenFlow priority, which is the logical one, and `metadata`, the datapath's
+/// tunnel key). Physical tables carry other rows' UUIDs as cookies and are
+/// skipped; for an unknown release every table not known as ovn-controller's
+/// own is taken without a place (the SB lookup tolerates misses).
+pub fn logical_flow_refs(trace: &OfprotoTrace, ovn_version: Option<&str>) -> Vec<FlowRef> {
     let layout = OpenFlowLayout::for_release(ovn_version);
     trace
         .rules()
         .iter()
-        .filter(|r| {
-            !matches!(
-                layout.classify(r.rule.table),
-                OpenFlowTable::Physical { .. }
-            )
+        .filter_map(|r| {
+            let cookie = r
+                .rule
+                .cookie
+                .filter(|c| *c != 0 && *c <= u64::from(u32::MAX))?;
+            let place = match layout.classify(r.rule.table) {
+                OpenFlowTable::Physical { .. } => return None,
+                OpenFlowTable::Logical { pipeline, table } => {
+                    match (r.rule.priority, metadata_of(&r.rule.match_expr)) {
+                        (Some(priority), Some(key)) => Some(FlowPlace {
+                            pipeline,
+                            table,
+                            priority,
+                            datapath: DatapathRef::TunnelKey(key),
+                        }),
+                        _ => None,
+                    }
+                }
+                OpenFlowTable::Unknown => None,
+            };
+            Some(FlowRef {
+                prefix: format!("{cookie:08x}"),
+                place,
+            })
         })
-        .filter_map(|r| r.rule.cookie)
-        .filter(|c| *c != 0 && *c <= u64::from(u32::MAX))
-        .map(|c| format!("{c:08x}"))
         .collect()
+}
+
+/// `metadata=0x5` of an OpenFlow match: the logical datapath's tunnel key.
+fn metadata_of(match_expr: &str) -> Option<i64> {
+    match_expr.split(',').find_map(|kv| {
+        let v = kv.trim().strip_prefix("metadata=")?;
+        let v = v.split('/').next()?;
+        match v.strip_prefix("0x") {
+            Some(hex) => i64::from_str_radix(hex, 16).ok(),
+            None => v.parse().ok(),
+        }
+    })
 }
 
 /// The OpenFlow layout of a segment's node, calibrated from its hops whose

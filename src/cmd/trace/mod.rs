@@ -182,8 +182,12 @@ async fn trace_steps(
     ko_ovn::versions::Versions,
 )> {
     let (origin, reads) = resolve::resolve_source(cluster, req, ovn_only).await?;
-    let target = resolve::resolve_destination(cluster, req, &origin, reads).await?;
+    let mut target = resolve::resolve_destination(cluster, req, &origin, reads).await?;
     let packet = microflow::build_microflow(req, &origin, &target)?;
+    let dst_lsp = target
+        .nb
+        .mac_of_ip(req.dst_ip)
+        .map(|(_, lsp)| lsp.name.clone());
     let leg = Leg {
         sender: &origin.sender,
         ovs_pods: &origin.ovs_pods,
@@ -191,6 +195,7 @@ async fn trace_steps(
         ovs_pod: origin.ovs_pod.as_ref(),
         ifaces: target.local_ifaces.as_deref(),
         packet: &packet,
+        peer_port: dst_lsp.as_deref(),
         sb_read,
     };
     let (mut traced, versions) = tools::trace_leg(
@@ -201,6 +206,10 @@ async fn trace_steps(
         ovn_only,
     )
     .await?;
+    // the ports ovn-trace delivered to (a Service's backend...) for the verdict
+    let outports = ko_ovn::verdict::sb_query::ovn_trace_ports(&traced.ovn);
+    let nb_leader = target.nb_leader.clone();
+    resolve::add_lsps(cluster, &nb_leader, &mut target.nb, &outports).await;
     traced.walk.warnings.extend(versions.skew());
     Ok((origin, target, packet, traced, versions))
 }

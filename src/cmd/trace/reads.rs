@@ -2,8 +2,10 @@
 //! interfaces and daemon versions, the SB rows for the logical flows the
 //! traces named, and the raw output of each remote command for `--raw`.
 
+use ko_ovn::ovsdb_rows::DatapathBinding;
 use ko_ovn::verdict::nb::SbSnapshot;
 use ko_ovn::verdict::ovs::{self as vovs, OvsInterface};
+use ko_ovn::verdict::sb_query::{self, FlowRef, SbQuery};
 use ko_ovn::versions::{self, NodeVersions};
 use serde::Serialize;
 
@@ -63,9 +65,118 @@ pub(super) async fn node_versions(cluster: &Cluster, pod: &PodRef, node: &str) -
     }
 }
 
+/// Every datapath's UUID, tunnel key and name: what places the flows a trace
+/// names for a narrow SB read. Empty when it cannot be read (every flow then
+/// comes from the full read).
+pub(super) async fn datapaths(cluster: &Cluster, sb_leader: &PodRef) -> Vec<DatapathBinding> {
+    let argv = sb_query::datapaths_argv();
+    match cluster
+        .exec_capture(sb_leader, container::OVN_CENTRAL, &argv)
+        .await
+    {
+        Ok(out) if out.success() => {
+            sb_query::parse_datapaths(&out.stdout_str()).unwrap_or_default()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Where SB rows are read: the leader's pod, and the datapaths that place
+/// the flows a trace names.
+#[derive(Clone, Copy)]
+pub(super) struct SbAt<'a> {
+    pub leader: &'a PodRef,
+    pub datapaths: &'a [DatapathBinding],
+}
+
+/// The SB rows a trace needs: the bindings of `ports`, the logical flows of
+/// `flows` and (with `globals`) the chassis and sync counters, asked of
+/// ovsdb-server with conditions so a large SB costs no more than a small one;
+/// flows it could not place are then read by prefix (the whole table), and
+/// when the narrow read itself fails (no ovsdb-client, refused) everything is.
 pub(super) async fn fetch_sb(
     cluster: &Cluster,
+    at: SbAt<'_>,
+    flows: &[FlowRef],
+    ports: &[String],
+    globals: bool,
+    warnings: &mut Vec<String>,
+) -> Option<SbSnapshot> {
+    let sb_leader = at.leader;
+    let query = SbQuery {
+        flows,
+        ports,
+        datapaths: at.datapaths,
+        globals,
+    };
+    let narrow = match cluster
+        .exec_capture(sb_leader, container::OVN_CENTRAL, &query.argv())
+        .await
+    {
+        Ok(out) if out.success() => query.parse(&out.stdout_str()).ok(),
+        _ => None,
+    };
+    let prefixes = |fs: &[FlowRef]| fs.iter().map(|f| f.prefix.clone()).collect::<Vec<_>>();
+    let Some(mut sb) = narrow else {
+        return read_by_prefix(
+            cluster,
+            sb_leader,
+            SbSnapshot::argv,
+            &prefixes(flows),
+            warnings,
+        )
+        .await;
+    };
+    let missing = sb_query::missing_flows(Some(&sb), flows);
+    if !missing.is_empty()
+        && let Some(extra) = read_by_prefix(
+            cluster,
+            sb_leader,
+            SbSnapshot::lflows_argv,
+            &prefixes(&missing),
+            warnings,
+        )
+        .await
+    {
+        sb_query::merge(&mut sb, extra);
+    }
+    Some(sb)
+}
+
+/// Adds to `sb` what it lacks of `flows` and `ports` (a later hop's flows,
+/// the ports ovn-trace delivered to); nothing when the first read failed
+/// (it said so).
+pub(super) async fn complete_sb(
+    cluster: &Cluster,
+    at: SbAt<'_>,
+    sb: &mut Option<SbSnapshot>,
+    flows: &[FlowRef],
+    ports: &[String],
+    warnings: &mut Vec<String>,
+) {
+    let Some(have) = sb.as_mut() else {
+        return;
+    };
+    let missing = sb_query::missing_flows(Some(have), flows);
+    let ports: Vec<String> = ports
+        .iter()
+        .filter(|p| !have.bindings.contains_key(*p))
+        .cloned()
+        .collect();
+    if missing.is_empty() && ports.is_empty() {
+        return;
+    }
+    if let Some(extra) = fetch_sb(cluster, at, &missing, &ports, false, warnings).await {
+        sb_query::merge(have, extra);
+    }
+}
+
+/// The full read (`ovn-sbctl`, which loads whole tables): `argv_of` the
+/// prefixes, asked again without a flow that vanished meanwhile.
+async fn read_by_prefix(
+    cluster: &Cluster,
     sb_leader: &PodRef,
+    argv_of: fn(&[String]) -> Vec<String>,
     prefixes: &[String],
     warnings: &mut Vec<String>,
 ) -> Option<SbSnapshot> {
@@ -73,7 +184,11 @@ pub(super) async fn fetch_sb(
     // A flow can vanish between the trace and this read (northd recomputes);
     // ovsdb then names the missing row and the rest is asked again.
     for _ in 0..4 {
-        let argv = SbSnapshot::argv(&prefixes);
+        let argv = argv_of(&prefixes);
+        if argv.len() <= 2 {
+            // nothing to list
+            return Some(SbSnapshot::default());
+        }
         let out = match cluster
             .exec_capture(sb_leader, container::OVN_CENTRAL, &argv)
             .await

@@ -86,6 +86,7 @@ pub(super) async fn trace_reply(
         ovs_pod: ovs_pod.as_ref(),
         ifaces: ifaces.as_deref(),
         packet: &reply_packet,
+        peer_port: Some(origin.sender.logical_port.as_str()),
         // northd was asked for the forward direction
         sb_read: &tools::Signal::default(),
     };

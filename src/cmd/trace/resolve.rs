@@ -11,6 +11,7 @@ use ko_ovn::verdict::ovs::OvsInterface;
 use super::reads::{interfaces, tool_version};
 use super::source::{self, Sender};
 use super::{Request, SourceRef, destination_mac, service};
+use crate::cluster::model::{OVN_PROVIDER, PodNetwork};
 use crate::cluster::{self, Cluster, PodRef, container, unusable_reason};
 use crate::error::{Error, Result};
 
@@ -31,6 +32,8 @@ pub(super) struct Origin {
 /// Step 2's result: the destination MAC and what was read alongside it.
 pub(super) struct Target {
     pub nb: NbSnapshot,
+    /// Where the NB rows came from (ports the trace names later are read there).
+    pub nb_leader: PodRef,
     /// The NB's `nb_cfg`, read with the rows: is northd behind?
     pub nb_global: Option<NbGlobal>,
     pub dst_mac: Mac,
@@ -47,6 +50,7 @@ pub(super) struct Target {
 pub(super) struct Reads {
     nb: NbSnapshot,
     nb_global: Option<NbGlobal>,
+    nb_leader: PodRef,
     local_ifaces: Option<Vec<OvsInterface>>,
     central_version: Option<String>,
     services: Vec<Service>,
@@ -63,10 +67,10 @@ pub(super) async fn resolve_source(
 ) -> Result<(Origin, Reads)> {
     let ns = cluster.namespace().to_string();
     let arp = matches!(req.protocol, Protocol::Arp { .. });
-    let (side, sb_leader, (nb, nb_global, central_version), services) = tokio::try_join!(
+    let (side, sb_leader, (nb, nb_global, central_version, nb_leader), services) = tokio::try_join!(
         sender_side(cluster, &req.source, arp, ovn_only, &ns),
         async { Ok(cluster.sb_leader().await?) },
-        nb_side(cluster),
+        nb_side(cluster, req),
         async { Ok(service::list_if_port(cluster, req.protocol.port()).await?) },
     )?;
 
@@ -103,6 +107,7 @@ pub(super) async fn resolve_source(
     let reads = Reads {
         nb,
         nb_global,
+        nb_leader,
         local_ifaces,
         central_version,
         services,
@@ -168,19 +173,64 @@ async fn sender_side(
     })
 }
 
-/// The NB leader, then its rows (and `NB_Global`, for the staleness check)
+/// The NB leader and the logical ports the trace is about, then the NB rows
+/// (only those ports of the cluster's; `NB_Global`, for the staleness check)
 /// and ovn-northd's version at once.
-async fn nb_side(cluster: &Cluster) -> Result<(NbSnapshot, Option<NbGlobal>, Option<String>)> {
-    let nb_leader = cluster.nb_leader().await?;
+async fn nb_side(
+    cluster: &Cluster,
+    req: &Request,
+) -> Result<(NbSnapshot, Option<NbGlobal>, Option<String>, PodRef)> {
+    let (nb_leader, names) = tokio::join!(cluster.nb_leader(), lsp_names(cluster, req));
+    let nb_leader = nb_leader?;
+    let argv = NbSnapshot::narrow_argv(&names);
+    let (out, central_version) = tokio::join!(
+        cluster.exec_capture(&nb_leader, container::OVN_CENTRAL, &argv),
+        tool_version(cluster, &nb_leader, container::OVN_CENTRAL, "ovn-northd"),
+    );
+    if let Ok(out) = out
+        && out.success()
+        && let Ok((nb, global)) = NbSnapshot::parse_narrow(&out.stdout_str(), &names)
+    {
+        return Ok((nb, global, central_version, nb_leader));
+    }
+    // no ovsdb-client there, or it refused: every row through ovn-nbctl
+    let (nb, global) = nb_full(cluster, &nb_leader).await?;
+    Ok((nb, global, central_version, nb_leader))
+}
+
+/// The LSPs a trace is about, known before any NB read: the source pod's
+/// (`<pod>.<namespace>`) or node's (`node-<node>`), and the pods the API
+/// server lists with the destination address. A port not among them is read
+/// later if the trace needs it.
+async fn lsp_names(cluster: &Cluster, req: &Request) -> Vec<String> {
+    let mut names = vec![match &req.source {
+        SourceRef::Pod { namespace, name } => format!("{name}.{namespace}"),
+        SourceRef::Node(node) => format!("node-{node}"),
+    }];
+    // a failed lookup only means the destination's port is read later
+    for pod in cluster.pods_with_ip(req.dst_ip).await.unwrap_or_default() {
+        let net = PodNetwork::of_pod(&pod, OVN_PROVIDER);
+        if net.logical_switch.is_some() && !source::is_host_network(&pod) {
+            let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+            let name = pod.metadata.name.as_deref().unwrap_or_default();
+            names.push(format!("{name}.{ns}"));
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Every row the snapshot holds, through ovn-nbctl (which loads whole
+/// tables): when the narrow read cannot be made.
+async fn nb_full(cluster: &Cluster, nb_leader: &PodRef) -> Result<(NbSnapshot, Option<NbGlobal>)> {
     // one ovn-nbctl: the snapshot's tables, then NB_Global on the last line
     let mut nb_argv = NbSnapshot::argv();
     nb_argv.push("--".into());
     nb_argv.extend(NbGlobal::argv().into_iter().skip(2));
-    let (nb_text, central_version) = tokio::join!(
-        cluster.exec_ok(&nb_leader, container::OVN_CENTRAL, &nb_argv),
-        tool_version(cluster, &nb_leader, container::OVN_CENTRAL, "ovn-northd"),
-    );
-    let nb_text = nb_text?;
+    let nb_text = cluster
+        .exec_ok(nb_leader, container::OVN_CENTRAL, &nb_argv)
+        .await?;
     let (tables, global) = nb_text
         .trim_end()
         .rsplit_once('\n')
@@ -191,7 +241,52 @@ async fn nb_side(cluster: &Cluster) -> Result<(NbSnapshot, Option<NbGlobal>, Opt
         detail: e.to_string(),
         hint: "run `kubectl ko nbctl --format=json list ACL` to see what the NB returns".into(),
     })?;
-    Ok((nb, nb_global, central_version))
+    Ok((nb, nb_global))
+}
+
+/// The logical switch ports `names` that `nb` lacks, read and added (a
+/// narrow snapshot holds only the trace's own); a failed read leaves `nb`
+/// as it was (the verdict then names fewer owners).
+pub(super) async fn add_lsps(
+    cluster: &Cluster,
+    nb_leader: &PodRef,
+    nb: &mut NbSnapshot,
+    names: &[String],
+) {
+    let missing: Vec<String> = names
+        .iter()
+        .filter(|n| !n.is_empty() && nb.lsp(n).is_none())
+        .cloned()
+        .collect();
+    if !nb.lsps_partial || missing.is_empty() {
+        return;
+    }
+    let argv = NbSnapshot::lsps_argv(&missing);
+    if let Ok(out) = cluster
+        .exec_capture(nb_leader, container::OVN_CENTRAL, &argv)
+        .await
+        && out.success()
+        && let Ok(lsps) = NbSnapshot::parse_lsps(&out.stdout_str())
+    {
+        nb.add_lsps(lsps);
+    }
+}
+
+/// Every logical switch port, added to a narrow snapshot: the destination
+/// address is on the sender's subnet but none of the ports read has it.
+async fn add_all_lsps(cluster: &Cluster, nb_leader: &PodRef, nb: &mut NbSnapshot) -> Result<()> {
+    let argv: Vec<String> = NbSnapshot::argv().into_iter().take(5).collect();
+    let text = cluster
+        .exec_ok(nb_leader, container::OVN_CENTRAL, &argv)
+        .await?;
+    let lsps = NbSnapshot::parse_lsps(&text).map_err(|e| Error::Remote {
+        what: format!("reading `{}` from {nb_leader}", argv.join(" ")),
+        detail: e.to_string(),
+        hint: "run `kubectl ko nbctl list Logical_Switch_Port` to see what the NB returns".into(),
+    })?;
+    nb.add_lsps(lsps);
+    nb.lsps_partial = false;
+    Ok(())
 }
 
 /// Step 2: the destination MAC as upstream finds it, reading the sender's
@@ -204,8 +299,9 @@ pub(super) async fn resolve_destination(
 ) -> Result<Target> {
     let sender = &origin.sender;
     let Reads {
-        nb,
+        mut nb,
         nb_global,
+        nb_leader,
         local_ifaces,
         central_version,
         services,
@@ -213,6 +309,28 @@ pub(super) async fn resolve_destination(
     // A pod's subnet is needed only to resolve a destination MAC ourselves:
     // when the destination is outside the sender's own subnet (underlay
     // gateway or logical router MAC), or inside it but no LSP has it.
+    // a hostNetwork pod sends as its node: that port was not named up front
+    add_lsps(
+        cluster,
+        &nb_leader,
+        &mut nb,
+        std::slice::from_ref(&sender.logical_port),
+    )
+    .await;
+    let dst = req.dst_ip.to_string();
+    let is_router_port = nb.lrps.iter().any(|l| {
+        l.networks
+            .iter()
+            .any(|n| n.split('/').next() == Some(dst.as_str()))
+    });
+    if nb.lsps_partial
+        && nb.mac_of_ip(req.dst_ip).is_none()
+        && !is_router_port
+        && source::in_cidrs(req.dst_ip, &sender.cidrs)
+    {
+        // on the sender's subnet but no pod has it: a port of another kind
+        add_all_lsps(cluster, &nb_leader, &mut nb).await?;
+    }
     let may_need_subnet = sender.kind == "pod"
         && req.dst_mac.is_none()
         && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request })
@@ -235,6 +353,7 @@ pub(super) async fn resolve_destination(
     .await?;
     Ok(Target {
         nb,
+        nb_leader,
         nb_global,
         dst_mac,
         mac_from,

@@ -6,13 +6,15 @@ use k8s_openapi::api::core::v1::Pod;
 use ko_ovn::microflow;
 use ko_ovn::ofproto;
 use ko_ovn::ovn_trace::{self as ovntrace, OvnTrace};
+use ko_ovn::ovsdb_rows::DatapathBinding;
 use ko_ovn::verdict::nb::SbSnapshot;
 use ko_ovn::verdict::ovs::{self as vovs, OvsInterface};
+use ko_ovn::verdict::sb_query::{self, FlowRef};
 use ko_ovn::versions::Versions;
 
 use super::health;
 use super::microflow::Packet;
-use super::reads::{RawRun, fetch_sb, node_versions};
+use super::reads::{RawRun, SbAt, complete_sb, datapaths, fetch_sb, node_versions};
 use super::resolve::Origin;
 use super::source::Sender;
 use super::tunnels::{self, OvsWalk};
@@ -30,6 +32,9 @@ pub(super) struct Leg<'a> {
     /// That node's OVS interfaces (`None` for `ovn-trace`).
     pub ifaces: Option<&'a [OvsInterface]>,
     pub packet: &'a Packet,
+    /// The logical port at the other end (the destination's LSP, when known):
+    /// its SB binding is read with the sender's.
+    pub peer_port: Option<&'a str>,
     /// Fired when the SB read starts (see [`Signal`]).
     pub sb_read: &'a Signal,
 }
@@ -70,6 +75,8 @@ pub(super) struct Traced {
     /// its versions with the sender node's.
     pub walk: OvsWalk,
     pub sb: Option<SbSnapshot>,
+    /// The SB's datapaths: where later reads place the flows they look for.
+    pub datapaths: Vec<DatapathBinding>,
     /// ofproto/trace options every node's trace takes (conntrack state).
     pub ofproto_options: Vec<String>,
 }
@@ -90,7 +97,10 @@ pub(super) async fn trace_leg(
             cluster,
             &origin.ovs_pods,
             &origin.ns,
-            &origin.sb_leader,
+            SbAt {
+                leader: &origin.sb_leader,
+                datapaths: &traced.datapaths,
+            },
             &mut traced.sb,
             &mut traced.walk,
             &traced.ofproto_options,
@@ -119,7 +129,7 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
     };
     let first_flow = in_port.map(|p| flow.ofproto_flow(p));
     let of_options = flow.ofproto_options();
-    let (ovn_out, walked, own_state) = tokio::try_join!(
+    let (ovn_out, walked, own_state, ovn_only_datapaths) = tokio::try_join!(
         cluster.exec_capture(leg.sb_leader, container::OVN_CENTRAL, ovn_argv),
         async {
             match (leg.ovs_pod, &first_flow, leg.ifaces) {
@@ -138,6 +148,13 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
                 None => None,
             })
         },
+        // without the walk (which reads them), the datapaths beside ovn-trace
+        async {
+            Ok(match &first_flow {
+                Some(_) => Vec::new(),
+                None => datapaths(cluster, leg.sb_leader).await,
+            })
+        },
     )?;
     let ovn_text = ovn_out.stdout_str();
     let ovn_failure = (!ovn_out.success()).then(|| {
@@ -153,9 +170,9 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
     });
     let parsed = ovntrace::parse(&ovn_text);
 
-    let (mut walk, sb) = match walked {
-        Some((walk, sb)) => (walk, Some(sb)),
-        None => (OvsWalk::default(), None),
+    let (mut walk, sb, datapaths) = match walked {
+        Some((walk, sb, dps)) => (walk, Some(sb), dps),
+        None => (OvsWalk::default(), None, ovn_only_datapaths),
     };
     // ovn-trace's raw run comes first; the walk's indices shift by one
     walk.raw_runs.insert(
@@ -175,29 +192,41 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
 
     // the SB rows for the flows ovn-trace named that the walk did not (the
     // OpenFlow cookies are the logical flows' UUID prefixes, so usually none)
-    let named: Vec<String> = parsed
-        .hops()
-        .iter()
-        .filter_map(|h| h.hop.uuid.clone())
-        .collect();
+    // and the bindings of the ports it delivered to
+    let named = sb_query::ovn_trace_flow_refs(&parsed);
+    let mut ports = leg_ports(leg);
+    ports.extend(sb_query::ovn_trace_ports(&parsed));
     leg.sb_read.fire();
     let sb = match sb {
         // without OVS: everything ovn-trace named, now
-        None => fetch_sb(cluster, leg.sb_leader, &named, &mut walk.warnings).await,
-        // the walk's read failed and said so: no second attempt
-        Some(None) => None,
-        Some(Some(mut sb)) => {
-            let missing: Vec<String> = named
-                .into_iter()
-                .filter(|p| sb.lflow(p).is_none())
-                .collect();
-            if !missing.is_empty()
-                && let Some(extra) =
-                    fetch_sb(cluster, leg.sb_leader, &missing, &mut walk.warnings).await
-            {
-                sb.lflows.extend(extra.lflows);
-            }
-            Some(sb)
+        None => {
+            fetch_sb(
+                cluster,
+                SbAt {
+                    leader: leg.sb_leader,
+                    datapaths: &datapaths,
+                },
+                &named,
+                &ports,
+                true,
+                &mut walk.warnings,
+            )
+            .await
+        }
+        Some(mut sb) => {
+            complete_sb(
+                cluster,
+                SbAt {
+                    leader: leg.sb_leader,
+                    datapaths: &datapaths,
+                },
+                &mut sb,
+                &named,
+                &ports,
+                &mut walk.warnings,
+            )
+            .await;
+            sb
         }
     };
     Ok(Traced {
@@ -205,13 +234,23 @@ pub(super) async fn run_tools(cluster: &Cluster, leg: &Leg<'_>) -> Result<Traced
         ovn_failure,
         walk,
         sb,
+        datapaths,
         ofproto_options: of_options,
     })
 }
 
+/// The logical ports whose bindings every read of this leg asks for.
+fn leg_ports(leg: &Leg<'_>) -> Vec<String> {
+    std::iter::once(leg.sender.logical_port.clone())
+        .chain(leg.peer_port.map(str::to_string))
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
 /// The OVS walk beside the sender node's versions (they name its OpenFlow
-/// layout), then at once the SB rows for every flow the walk named: ovn-trace
-/// usually still runs, so the read costs no time of its own.
+/// layout) and the SB's datapaths, then at once the SB rows for every flow
+/// the walk named: ovn-trace usually still runs, so the read costs no time
+/// of its own.
 async fn walk_and_read_sb(
     cluster: &Cluster,
     leg: &Leg<'_>,
@@ -219,10 +258,11 @@ async fn walk_and_read_sb(
     first_flow: &str,
     ifaces: &[OvsInterface],
     of_options: &[String],
-) -> cluster::Result<(OvsWalk, Option<SbSnapshot>)> {
-    let (walk, own_versions) = tokio::join!(
+) -> cluster::Result<(OvsWalk, Option<SbSnapshot>, Vec<DatapathBinding>)> {
+    let (walk, own_versions, dps) = tokio::join!(
         ovs_walk(cluster, leg, pod, first_flow, ifaces, of_options),
         node_versions(cluster, pod, &leg.sender.node),
+        datapaths(cluster, leg.sb_leader),
     );
     let mut walk = walk?;
     if let Some((seg, _)) = walk.segments.first_mut() {
@@ -230,14 +270,25 @@ async fn walk_and_read_sb(
     }
     walk.versions.insert(0, own_versions);
     tunnels::borrow_versions(&mut walk);
-    let prefixes: Vec<String> = walk
+    let flows: Vec<FlowRef> = walk
         .segments
         .iter()
-        .flat_map(|(seg, t)| vovs::logical_cookies(t, seg.ovn_version.as_deref()))
+        .flat_map(|(seg, t)| vovs::logical_flow_refs(t, seg.ovn_version.as_deref()))
         .collect();
     leg.sb_read.fire();
-    let sb = fetch_sb(cluster, leg.sb_leader, &prefixes, &mut walk.warnings).await;
-    Ok((walk, sb))
+    let sb = fetch_sb(
+        cluster,
+        SbAt {
+            leader: leg.sb_leader,
+            datapaths: &dps,
+        },
+        &flows,
+        &leg_ports(leg),
+        true,
+        &mut walk.warnings,
+    )
+    .await;
+    Ok((walk, sb, dps))
 }
 
 /// ofproto/trace on the sender's node, then across the tunnels it leaves by.

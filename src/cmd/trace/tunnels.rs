@@ -14,9 +14,9 @@ use ko_ovn::versions::NodeVersions;
 
 use super::health;
 use super::health::Controllers;
-use super::reads::{RawRun, fetch_sb, interfaces, node_versions};
+use super::reads::{RawRun, SbAt, complete_sb, interfaces, node_versions};
 use super::resolve::pod_on_node;
-use crate::cluster::{Cluster, PodRef, container};
+use crate::cluster::{Cluster, container};
 
 /// How many nodes an OVS trace may cross (source node + tunnel hops).
 const MAX_OVS_HOPS: usize = 4;
@@ -334,7 +334,7 @@ pub(super) async fn follow_tunnels(
     cluster: &Cluster,
     ovs_pods: &[Pod],
     ns: &str,
-    sb_leader: &PodRef,
+    at: SbAt<'_>,
     sb: &mut Option<SbSnapshot>,
     walk: &mut OvsWalk,
     ofproto_options: &[String],
@@ -417,17 +417,8 @@ pub(super) async fn follow_tunnels(
             hop.segment.ovn_version = own.ovn_controller.clone();
         }
         // logical flows named only by the new node's cookies
-        let missing: Vec<String> =
-            vovs::logical_cookies(&hop.trace, hop.segment.ovn_version.as_deref())
-                .into_iter()
-                .filter(|p| sb.as_ref().is_none_or(|s| s.lflow(p).is_none()))
-                .collect();
-        if !missing.is_empty()
-            && let Some(extra) = fetch_sb(cluster, sb_leader, &missing, warnings).await
-            && let Some(s) = sb.as_mut()
-        {
-            s.lflows.extend(extra.lflows);
-        }
+        let flows = vovs::logical_flow_refs(&hop.trace, hop.segment.ovn_version.as_deref());
+        complete_sb(cluster, at, sb, &flows, &[], warnings).await;
         raw_runs.push(hop.raw);
         push_versions(versions, hop.versions);
         segments.push((hop.segment, hop.trace));
