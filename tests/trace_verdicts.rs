@@ -472,6 +472,71 @@ fn service_whose_vip_kube_ovn_removed_is_named() {
     );
 }
 
+/// A ClusterIP asked on a port its Service does not define, or pinged: no
+/// load balancer rule matches, so OVN routes it as a plain address (to the
+/// node's host network here). The verdict says so and names the Service and
+/// what it serves, instead of a bare "delivered to ovn0".
+#[test]
+fn cluster_ip_on_a_port_or_protocol_its_service_does_not_serve_is_not_load_balanced() {
+    let (_g, kc) = setup();
+    let vip = jsonpath(
+        &kc,
+        &["-n", "default", "get", "svc", "web"],
+        "{.spec.clusterIP}",
+    );
+    let vip = vip.trim();
+    let node = node_of(&kc, "default", "client-1");
+    for args in [["tcp", "81"].as_slice(), ["icmp"].as_slice()] {
+        let mut a = vec!["default/client-1", vip];
+        a.extend_from_slice(args);
+        let (_, v, err) = trace_json(&kc, &a);
+        assert_eq!(v["verdict"], "delivered", "{v:#}\n{err}");
+        assert!(v["lb"].is_null(), "{:#}", v["lb"]);
+        assert_eq!(v["service"]["name"], "default/web", "{v:#}");
+        assert_eq!(v["service"]["serves_packet"], false, "{v:#}");
+        assert_eq!(
+            v["service"]["ports"],
+            serde_json::json!(["tcp/80"]),
+            "{v:#}"
+        );
+        assert_eq!(
+            v["logical"]["outport_owner"],
+            format!("node {node}"),
+            "{v:#}"
+        );
+        let (_, lines) = trace_text(&kc, &a);
+        let first = lines.first().cloned().unwrap_or_default();
+        assert!(
+            first.contains("not load-balanced")
+                && first.contains("ClusterIP of Service default/web, which serves only tcp/80"),
+            "{first}"
+        );
+    }
+    // and really: on port 80 a backend answers (connects, or refuses: the
+    // sandbox's web pods listen on no port), on port 81 no pod does
+    let answer = |port: u16| {
+        let script = format!("exec 3<>/dev/tcp/{vip}/{port}");
+        let out = run({
+            let mut c = kubectl(&kc);
+            c.args([
+                "exec", "client-1", "--", "timeout", "3", "bash", "-c", &script,
+            ]);
+            c
+        });
+        (out.status.success(), text(&out.stderr))
+    };
+    let (ok80, err80) = answer(80);
+    assert!(
+        ok80 || err80.contains("Connection refused"),
+        "web:80: {err80}"
+    );
+    let (ok81, err81) = answer(81);
+    assert!(
+        !ok81 && !err81.contains("Connection refused"),
+        "a pod answered on web's ClusterIP port 81, which the Service does not define: {err81}"
+    );
+}
+
 /// A real TCP connect from `pod` (default namespace) within 3 s.
 fn tcp_connects(kc: &Path, pod: &str, ip: &str, port: u16) -> bool {
     let script = format!("exec 3<>/dev/tcp/{ip}/{port}");

@@ -221,9 +221,31 @@ pub struct ServiceRef {
     /// `ns/name`.
     pub name: String,
     pub cluster_ip: String,
-    pub port: u16,
+    /// The traced packet's port (`None` for ICMP).
+    pub port: Option<u16>,
     /// Whether any OVN load balancer has the VIP.
     pub vip_in_ovn: bool,
+    /// Whether the Service defines the packet's protocol and port; when not,
+    /// no load balancer rule matches it and OVN routes it as a plain address.
+    #[serde(default = "default_true")]
+    pub serves_packet: bool,
+    /// What the Service does serve, e.g. `tcp/80`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl ServiceRef {
+    /// `10.96.0.10:53`, or the bare address for a packet without a port.
+    pub fn address(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}:{p}", self.cluster_ip),
+            None => self.cluster_ip.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -959,6 +981,14 @@ fn summary(r: &TraceReport, logical: &Logical, ovs: Option<&OvsPath>) -> String 
                     ", load-balanced by {} to backend {}",
                     lb.name,
                     lb.backend.as_deref().unwrap_or("?")
+                ));
+            }
+            if let Some(svc) = r.service.as_ref().filter(|s| !s.serves_packet) {
+                s.push_str(&format!(
+                    "; not load-balanced: {} is the ClusterIP of Service {}, which serves only {}, so no backend pod gets this packet and OVN routes it as a plain address",
+                    svc.cluster_ip,
+                    svc.name,
+                    if svc.ports.is_empty() { "no port".to_string() } else { svc.ports.join(", ") }
                 ));
             }
             if let Some(path) = ovs {

@@ -425,7 +425,11 @@ fn responsible_of_drop(d: &DropInfo, inp: &Inputs<'_>) -> Option<Responsible> {
 /// a timeout) is up to that node's own rules, which no trace shows: the line
 /// says so instead of guessing.
 fn service_without_vip(report: &mut TraceReport, inp: &Inputs<'_>) {
-    let Some(svc) = inp.service.as_ref().filter(|s| !s.vip_in_ovn) else {
+    let Some(svc) = inp
+        .service
+        .as_ref()
+        .filter(|s| s.serves_packet && !s.vip_in_ovn)
+    else {
         return;
     };
     if matches!(report.verdict, Verdict::Error) {
@@ -461,13 +465,14 @@ fn service_without_vip(report: &mut TraceReport, inp: &Inputs<'_>) {
     report.responsible = Some(Responsible {
         kind: "Service".into(),
         name: svc.name.clone(),
-        detail: Some(format!("ClusterIP {}:{}", svc.cluster_ip, svc.port)),
+        detail: Some(format!("ClusterIP {}", svc.address())),
     });
     report.drop = Some(reasoned(
         DropCause::LbNoBackends,
         format!(
-            "no pod receives it, the connection fails: Service {} has no ready endpoints; Kube-OVN removed its VIP {}:{} from the load balancers{went}",
-            svc.name, svc.cluster_ip, svc.port
+            "no pod receives it, the connection fails: Service {} has no ready endpoints; Kube-OVN removed its VIP {} from the load balancers{went}",
+            svc.name,
+            svc.address()
         ),
     ));
 }

@@ -342,8 +342,9 @@ fn service_of(o: &flow_owner::Owner, services: &[Service]) -> Option<String> {
     let vip = o.vip.as_ref().filter(|_| o.kind == "LoadBalancer")?;
     let port = vip.port?;
     let proto = vip.protocol.as_deref().unwrap_or("tcp");
-    service::of_destination(services, vip.ip, port, proto, true)
-        .map(|s| format!("{}:{}", s.name, s.port))
+    service::of_destination(services, vip.ip, Some(port), proto, true)
+        .filter(|s| s.serves_packet)
+        .map(|s| format!("{}:{port}", s.name))
 }
 
 /// `ovn-sbctl --format=json list Logical_Flow <prefix>...`; a prefix that

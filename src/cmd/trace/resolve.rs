@@ -42,7 +42,7 @@ pub(super) struct Target {
     /// The OVS interfaces of the sender's node (`None` for `ovn-trace`).
     pub local_ifaces: Option<Vec<OvsInterface>>,
     pub central_version: Option<String>,
-    /// Every Service, listed when the destination has a port (a VIP needs one).
+    /// Every Service (not listed for ARP).
     pub services: Vec<Service>,
 }
 
@@ -71,7 +71,7 @@ pub(super) async fn resolve_source(
         sender_side(cluster, &req.source, arp, ovn_only, &ns),
         async { Ok(cluster.sb_leader().await?) },
         nb_side(cluster, req),
-        async { Ok(service::list_if_port(cluster, req.protocol.port()).await?) },
+        async { Ok(service::list_unless_arp(cluster, arp).await?) },
     )?;
 
     let SenderSide {

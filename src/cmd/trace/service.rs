@@ -1,5 +1,6 @@
 //! The Kubernetes Service behind a destination ClusterIP, so a verdict on a
-//! VIP names it, also when Kube-OVN removed the VIP from OVN.
+//! VIP names it, also when Kube-OVN removed the VIP from OVN or the packet is
+//! for a port (or ICMP) the Service does not serve.
 
 use std::net::IpAddr;
 
@@ -8,19 +9,22 @@ use ko_ovn::verdict::ServiceRef;
 
 use crate::cluster::{Cluster, Result};
 
-/// Lists the Services only when the destination has a port (a VIP needs one).
-pub async fn list_if_port(cluster: &Cluster, port: Option<u16>) -> Result<Vec<Service>> {
-    match port {
-        Some(_) => cluster.list_services().await,
-        None => Ok(Vec::new()),
+/// Lists the Services unless the packet is ARP (a ClusterIP answers no ARP).
+pub async fn list_unless_arp(cluster: &Cluster, arp: bool) -> Result<Vec<Service>> {
+    if arp {
+        Ok(Vec::new())
+    } else {
+        cluster.list_services().await
     }
 }
 
-/// The Service with `ip` among its ClusterIPs and a port `port`/`proto`.
+/// The Service with `ip` among its ClusterIPs; whether it serves the
+/// packet's `proto` and `port` (ICMP: `None`, which no Service port serves)
+/// and what it serves.
 pub fn of_destination(
     services: &[Service],
     ip: IpAddr,
-    port: u16,
+    port: Option<u16>,
     proto: &str,
     vip_in_ovn: bool,
 ) -> Option<ServiceRef> {
@@ -29,14 +33,30 @@ pub fn of_destination(
         let spec = svc.spec.as_ref()?;
         let has_ip = spec.cluster_ip.as_deref() == Some(ip_s.as_str())
             || spec.cluster_ips.iter().flatten().any(|i| *i == ip_s);
-        let has_port = spec.ports.iter().flatten().any(|p| {
-            p.port == i32::from(port)
-                && p.protocol
-                    .as_deref()
-                    .unwrap_or("TCP")
-                    .eq_ignore_ascii_case(proto)
+        if !has_ip {
+            return None;
+        }
+        let svc_ports = spec.ports.iter().flatten();
+        let ports: Vec<String> = svc_ports
+            .clone()
+            .map(|p| {
+                format!(
+                    "{}/{}",
+                    p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase(),
+                    p.port
+                )
+            })
+            .collect();
+        let serves_packet = port.is_some_and(|port| {
+            svc_ports.clone().any(|p| {
+                p.port == i32::from(port)
+                    && p.protocol
+                        .as_deref()
+                        .unwrap_or("TCP")
+                        .eq_ignore_ascii_case(proto)
+            })
         });
-        (has_ip && has_port).then(|| ServiceRef {
+        Some(ServiceRef {
             name: format!(
                 "{}/{}",
                 svc.metadata.namespace.as_deref().unwrap_or_default(),
@@ -45,6 +65,8 @@ pub fn of_destination(
             cluster_ip: ip_s.clone(),
             port,
             vip_in_ovn,
+            serves_packet,
+            ports,
         })
     })
 }

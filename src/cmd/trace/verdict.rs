@@ -84,15 +84,13 @@ pub(super) async fn build_verdict(cluster: &Cluster, j: Judge<'_>, traced: Trace
         ..
     } = traced;
     let flow = &j.packet.flow;
-    let service = flow.protocol.port().and_then(|port| {
-        service::of_destination(
-            j.services,
-            flow.dst_ip,
-            port,
-            flow.protocol.name(),
-            j.packet.lb.is_some(),
-        )
-    });
+    let service = service::of_destination(
+        j.services,
+        flow.dst_ip,
+        flow.protocol.port(),
+        flow.protocol.name(),
+        j.packet.lb.is_some(),
+    );
     // where it left OVN, else (a drop) the port owning the destination
     let outport = ovn
         .outcome()

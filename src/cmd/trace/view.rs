@@ -245,14 +245,22 @@ fn render_verdict(r: &TraceReport, out: &mut dyn Write, style: &Style) -> io::Re
     if let Some(svc) = &r.service {
         writeln!(
             out,
-            "  service      Service {} (ClusterIP {}:{}{})",
+            "  service      Service {} (ClusterIP {}{})",
             svc.name,
-            svc.cluster_ip,
-            svc.port,
-            if svc.vip_in_ovn {
-                ""
+            svc.address(),
+            if !svc.serves_packet {
+                format!(
+                    "; it serves only {}: no load balancer rule matches this packet",
+                    if svc.ports.is_empty() {
+                        "no port".to_string()
+                    } else {
+                        svc.ports.join(", ")
+                    }
+                )
+            } else if svc.vip_in_ovn {
+                String::new()
             } else {
-                ", VIP absent from every OVN load balancer"
+                ", VIP absent from every OVN load balancer".into()
             }
         )?;
     }
