@@ -156,8 +156,8 @@ fn a_trace_reads_only_its_own_nb_and_sb_rows() {
     for db in ["ovnnb_db.sock", "ovnsb_db.sock"] {
         assert!(
             new.lines()
-                .any(|l| l.contains("command=ovsdb-client&command=transact") && l.contains(db)),
-            "no ovsdb-client transact on {db}: {new}"
+                .any(|l| l.contains("command=ovsdb-client&command=query") && l.contains(db)),
+            "no ovsdb-client query on {db}: {new}"
         );
     }
 }

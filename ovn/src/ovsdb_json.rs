@@ -63,15 +63,15 @@ fn table_rows(v: &Value) -> Result<Vec<Row>, TableError> {
         .collect())
 }
 
-/// `ovsdb-client transact <socket> [<db>, ops...]`: ovsdb-server runs the
-/// operations itself, so a `select` with `where` conditions returns only the
+/// `ovsdb-client query <socket> [<db>, ops...]` (a transaction the server
+/// refuses if it would write anything): ovsdb-server runs the operations itself, so a `select` with `where` conditions returns only the
 /// matching rows (`ovn-nbctl`/`ovn-sbctl list` load the whole table first).
-pub fn transact_argv(db: &str, socket: &str, ops: Vec<Value>) -> Vec<String> {
+pub fn query_argv(db: &str, socket: &str, ops: Vec<Value>) -> Vec<String> {
     let mut txn = vec![Value::String(db.to_string())];
     txn.extend(ops);
     vec![
         "ovsdb-client".into(),
-        "transact".into(),
+        "query".into(),
         socket.into(),
         Value::Array(txn).to_string(),
     ]
@@ -82,7 +82,7 @@ pub fn select(table: &str, conditions: Vec<Value>, columns: &[&str]) -> Value {
     serde_json::json!({"op": "select", "table": table, "where": conditions, "columns": columns})
 }
 
-/// The rows of each operation of an `ovsdb-client transact` reply, in order;
+/// The rows of each operation of an `ovsdb-client query` (or `transact`) reply, in order;
 /// an operation's error fails the whole read.
 pub fn transact_results(text: &str) -> Result<Vec<Vec<Row>>, TableError> {
     let v: Value = serde_json::from_str(text.trim())?;

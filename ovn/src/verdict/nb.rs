@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::microflow::Mac;
 use crate::ovsdb_json::{
-    Cells, Row, TableError, select, tables as parse_tables, transact_argv, transact_results,
+    Cells, Row, TableError, query_argv, select, tables as parse_tables, transact_results,
 };
 pub use crate::ovsdb_rows::{Chassis, Encap, Lsp, PolicyKind, PortGroup, cookie_to_prefix};
 use crate::ovsdb_rows::{LogicalFlow, PortBinding, port_group_owner};
@@ -207,7 +207,7 @@ impl NbSnapshot {
         Self::from_tables(parse_tables(text)?)
     }
 
-    /// `ovsdb-client transact` argv reading the nine tables and `NB_Global`
+    /// `ovsdb-client query` argv reading the nine tables and `NB_Global`
     /// with only some logical switch ports: every non-VIF one (router,
     /// localnet, virtual...: a few per subnet) and those named `lsp_names`
     /// (the pods a trace is about). On a 30,000-pod cluster the full list is
@@ -231,7 +231,7 @@ impl NbSnapshot {
             ops.push(select(table, vec![], &cols(c)));
         }
         ops.push(select("NB_Global", vec![], &["nb_cfg", "sb_cfg", "hv_cfg"]));
-        transact_argv("OVN_Northbound", NB_SOCKET, ops)
+        query_argv("OVN_Northbound", NB_SOCKET, ops)
     }
 
     /// The reply to [`Self::narrow_argv`] for the same `lsp_names`.
@@ -278,7 +278,7 @@ impl NbSnapshot {
         }
     }
 
-    /// `ovsdb-client transact` argv reading the logical switch ports `names`.
+    /// `ovsdb-client query` argv reading the logical switch ports `names`.
     pub fn lsps_argv(names: &[String]) -> Vec<String> {
         let (c, table) = NB_TABLES[0];
         let cols: Vec<&str> = c.split(',').collect();
@@ -286,7 +286,7 @@ impl NbSnapshot {
             .iter()
             .map(|n| select(table, vec![json!(["name", "==", n])], &cols))
             .collect();
-        transact_argv("OVN_Northbound", NB_SOCKET, ops)
+        query_argv("OVN_Northbound", NB_SOCKET, ops)
     }
 
     /// The reply to [`Self::lsps_argv`] (or to `ovn-nbctl --format=json list

@@ -3,7 +3,7 @@
 //! `ovn-sbctl list Logical_Flow <uuid>` downloads the whole table into the
 //! client before it picks a row (120,000 flows take ~12 s on a synthetic
 //! 1,000-node cluster), and `list Port_Binding` every port. ovsdb-server's own
-//! `select` with `where` conditions (RFC 7047 §5.2.2, `ovsdb-client transact`)
+//! `select` with `where` conditions (RFC 7047 §5.2.2, `ovsdb-client query`)
 //! returns only matching rows. A flow is named by the 8-hex-digit prefix of its
 //! UUID (ovn-trace's `uuid`, the OpenFlow cookie), which no condition can
 //! match, so each is looked up where northd put it: pipeline, table, priority
@@ -57,16 +57,16 @@ impl FlowRef {
     }
 }
 
-/// `ovsdb-client transact` argv for one list of operations on the SB.
-fn transact_argv(ops: Vec<Value>) -> Vec<String> {
-    ovsdb_json::transact_argv("OVN_Southbound", SB_SOCKET, ops)
+/// `ovsdb-client query` argv for one list of operations on the SB.
+fn query_argv(ops: Vec<Value>) -> Vec<String> {
+    ovsdb_json::query_argv("OVN_Southbound", SB_SOCKET, ops)
 }
 
 use ovsdb_json::select;
 
 /// Every datapath's UUID, tunnel key and name (one row per switch and router).
 pub fn datapaths_argv() -> Vec<String> {
-    transact_argv(vec![select(
+    query_argv(vec![select(
         "Datapath_Binding",
         vec![],
         &["_uuid", "tunnel_key", "external_ids"],
@@ -152,7 +152,7 @@ impl SbQuery<'_> {
             ));
             ops.push(select("Logical_Flow", at(json!(["set", []])), FLOW_COLUMNS));
         }
-        transact_argv(ops)
+        query_argv(ops)
     }
 
     /// The reply as a snapshot: only the flows whose UUID starts with a

@@ -72,7 +72,8 @@ impl Endpoints<'_> {
             Endpoints::NodeAddresses(pods) => pods
                 .iter()
                 .find(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
-                .and_then(|p| p.status.as_ref()?.host_ip.clone()),
+                // the same addresses node_of reads: hostIP, then hostIPs
+                .and_then(|p| pod_addresses(p).next().map(String::from)),
         }
     }
 }

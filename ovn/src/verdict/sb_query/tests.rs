@@ -81,7 +81,7 @@ fn the_query_is_the_captured_command_and_finds_every_flow_and_binding() {
             globals: true,
         };
         let argv = q.argv();
-        assert_eq!(&argv[..3], ["ovsdb-client", "transact", SB_SOCKET]);
+        assert_eq!(&argv[..3], ["ovsdb-client", "query", SB_SOCKET]);
         let (_, captured) = c.query_cmd.trim().split_once(" '").unwrap();
         assert_eq!(
             argv[3],
