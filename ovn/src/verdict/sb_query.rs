@@ -8,8 +8,9 @@
 //! UUID (ovn-trace's `uuid`, the OpenFlow cookie), which no condition can
 //! match, so each is looked up where northd put it: pipeline, table, priority
 //! (ovn-controller installs a flow with its logical priority) and datapath
-//! (its own, or none for a flow shared through a `Logical_DP_Group`); the
-//! prefixes then pick the rows out of that small set.
+//! (its own; a flow shared through a `Logical_DP_Group` has none and is
+//! looked for among its pipeline's shared flows); the prefixes then pick the
+//! rows out of those small sets.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -116,6 +117,11 @@ impl SbQuery<'_> {
             .collect()
     }
 
+    /// The pipelines of the places, for the selects of shared flows.
+    fn shared_pipelines(&self) -> BTreeSet<Pipeline> {
+        self.places().into_iter().map(|(p, ..)| p).collect()
+    }
+
     pub fn argv(&self) -> Vec<String> {
         let mut ops = Vec::new();
         if self.globals {
@@ -135,22 +141,30 @@ impl SbQuery<'_> {
                 &["logical_port", "chassis"],
             ));
         }
+        // each select scans the whole table (it has no index), so a flow
+        // shared through a datapath group is found among all of a pipeline's
+        // shared flows (a few hundred rows), one select per pipeline
         for (pipeline, table, priority, dp) in self.places() {
-            let at = |datapath: Value| {
+            ops.push(select(
+                "Logical_Flow",
                 vec![
                     json!(["pipeline", "==", pipeline.as_str()]),
                     json!(["table_id", "==", table]),
                     json!(["priority", "==", priority]),
-                    json!(["logical_datapath", "==", datapath]),
-                ]
-            };
-            // the datapath's own flow, or one shared through a datapath group
-            ops.push(select(
-                "Logical_Flow",
-                at(json!(["uuid", dp])),
+                    json!(["logical_datapath", "==", ["uuid", dp]]),
+                ],
                 FLOW_COLUMNS,
             ));
-            ops.push(select("Logical_Flow", at(json!(["set", []])), FLOW_COLUMNS));
+        }
+        for pipeline in self.shared_pipelines() {
+            ops.push(select(
+                "Logical_Flow",
+                vec![
+                    json!(["pipeline", "==", pipeline.as_str()]),
+                    json!(["logical_datapath", "==", ["set", []]]),
+                ],
+                FLOW_COLUMNS,
+            ));
         }
         query_argv(ops)
     }
@@ -194,7 +208,7 @@ impl SbQuery<'_> {
             .filter_map(FlowRef::usable_prefix)
             .collect();
         let mut seen = BTreeSet::new();
-        for _ in 0..self.places().len() * 2 {
+        for _ in 0..self.places().len() + self.shared_pipelines().len() {
             for row in next() {
                 let uuid = row.str("_uuid");
                 if wanted.iter().any(|p| uuid.starts_with(p.as_str())) && seen.insert(uuid) {
