@@ -1,12 +1,13 @@
 //! `kubectl ko diagnose all | node <n> | subnet <s> | IPPorts <list>`: a doctor
 //! that checks Kubernetes, OVN NB, OVN SB and OVS agree, on every node at once.
 //!
-//! Flow: validate the arguments (exit 2 on bad input) → gather Kubernetes
-//! objects → ask every ovn-central pod for RAFT/northd state → read NB/SB
-//! tables from the real leaders → probe every node's ovs-ovn pod (bounded
-//! concurrency, per-node timeout) → connectivity matrix from the pinger pods →
-//! upstream's `kube-ovn-pinger --mode=job` where the binary exists → a
-//! [`model::Report`] rendered by `view.rs`.
+//! Flow: validate the arguments (exit 2 on bad input) → gather the nodes and
+//! Kube-OVN's own pods → (beside the listing of every pod) ask every
+//! ovn-central pod for RAFT/northd state, read NB/SB tables from the real
+//! leaders, probe every node's ovs-ovn pod (bounded concurrency, per-node
+//! timeout) → connectivity matrix from the pinger pods → then upstream's
+//! `kube-ovn-pinger --mode=job` where the binary exists (see `pinger::choose`)
+//! → a [`model::Report`] rendered by `view.rs`.
 //!
 //! Decisions worth knowing:
 //! - A probe that gets no answer to a pod selected by a NetworkPolicy is
@@ -211,6 +212,14 @@ struct AllPods {
 }
 
 impl Objects {
+    /// Nodes that run an ovn-central pod.
+    fn control_plane_nodes(&self) -> std::collections::BTreeSet<String> {
+        self.central_pods
+            .iter()
+            .filter_map(|(_, c)| c.node.clone())
+            .collect()
+    }
+
     /// Kube-OVN's pods of one `app` label (ovs, kube-ovn-cni, kube-ovn-pinger).
     fn app_pods<'a>(
         &'a self,
@@ -268,30 +277,37 @@ async fn diagnose(
 
     progress.stage("probing connectivity");
     let probes = matrix::probes(cluster, &objects, what, tables, external, opts).await;
-    let (connectivity, runs) = if probes.sources.is_empty() {
+    let (connectivity, runs, pinger_strategy) = if probes.sources.is_empty() {
         checks.push(matrix::nothing_to_probe_from(what, &objects.ns));
-        (None, Vec::new())
+        (None, Vec::new(), None)
     } else {
-        let (m, runs) = tokio::join!(
-            matrix::stage(
-                cluster,
-                &objects,
-                probes.sources,
-                probes.targets,
-                full_mesh,
-                &progress
-            ),
-            pinger::stage(
-                cluster,
-                &probes.pinger_sources,
-                what,
-                external,
-                objects.timeout
-            ),
+        let m = matrix::stage(
+            cluster,
+            &objects,
+            probes.sources,
+            probes.targets,
+            full_mesh,
+            &progress,
+        )
+        .await;
+        // after the matrix, not beside it: both at once on a large cluster
+        // overloaded the nodes they were judging
+        progress.stage("running kube-ovn-pinger --mode=job");
+        let (chosen, strategy) = pinger::choose(
+            &probes.pinger_sources,
+            m.strategy,
+            &pinger::troubled_nodes(&m),
+            &objects.control_plane_nodes(),
         );
+        let pingers: Vec<(PodRef, model::Source)> = chosen
+            .into_iter()
+            .filter_map(|i| probes.pinger_sources.get(i).cloned())
+            .collect();
+        let runs = pinger::stage(cluster, &pingers, what, external, objects.timeout).await;
         checks.extend(checks::connectivity::matrix_checks(&m));
         checks.extend(pinger::checks(&runs));
-        (Some(m), runs)
+        let strategy = (!pingers.is_empty()).then_some(strategy);
+        (Some(m), runs, strategy)
     };
     progress.finish();
     Ok(Report::new(
@@ -299,6 +315,7 @@ async fn diagnose(
         checks,
         connectivity,
         runs,
+        pinger_strategy,
         elapsed_ms(started),
     ))
 }
