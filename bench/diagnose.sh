@@ -61,9 +61,9 @@ print(len(d["checks"]), len(m.get("probes",[])), m.get("execs","-"), st, pj, str
   fi
   printf '| %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s → %s |\n' \
     "$n" "$pods" "$checks" "$probes" "$execs" "$strategy" "$pingers" "$runs" "$min" "$med" "$bmed" "$healthy" "$load0" "$load1"
-  # KEEP=1 leaves the sandbox up and the report in /tmp/db-<n>.json to look into
+  # the last run's report stays in /tmp/<name>.json (a failing run is explained
+  # there); KEEP=1 also leaves the sandbox up to look into
   if [[ -z ${KEEP:-} ]]; then
     "$repo/e2e/sandbox" down --name "$name" >/dev/null 2>&1 || true
-    rm -f "/tmp/$name.json"
   fi
 done
