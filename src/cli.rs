@@ -396,9 +396,11 @@ pub struct DiagnoseArgs {
     /// An address outside the cluster to test egress against
     #[arg(long, global = true, value_name = "IP")]
     pub external_address: Option<String>,
-    /// Probe every source to every target. By default, past 9 probing or 9 probed
-    /// nodes each node probes 8 peer pods and 8 peer nodes (together covering every
-    /// node and subnet) plus the control plane, Services and other shared targets
+    /// Probe every source to every target, and run kube-ovn-pinger --mode=job in
+    /// every pinger pod. By default, past 9 probing or 9 probed nodes each node
+    /// probes 8 peer pods and 8 peer nodes (together covering every node and
+    /// subnet) plus the control plane, Services and other shared targets, and the
+    /// pinger job runs in 4 pinger pods (each run pings every pinger pod and node)
     #[arg(long, global = true)]
     pub full_mesh: bool,
     /// Output format (also accepted after all/node/subnet/IPPorts)

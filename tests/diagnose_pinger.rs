@@ -54,6 +54,13 @@ fn pinger_job_runs_with_upstream_arguments_and_fails_on_lost_pings() {
     assert_eq!(code, Some(0));
     let runs = v["pinger"].as_array().expect("pinger runs");
     assert_eq!(runs.len(), n);
+    // a small cluster's matrix is a full mesh: the job runs in every pinger pod
+    assert_eq!(
+        v["pinger_strategy"]["kind"], "every",
+        "{}",
+        v["pinger_strategy"]
+    );
+    assert_eq!(v["pinger_strategy"]["pods"], n);
     for r in runs {
         let out = r["output"].as_str().unwrap();
         assert!(

@@ -26,41 +26,45 @@ pub enum TableError {
 }
 
 pub fn rows(json: &str) -> Result<Vec<Row>, TableError> {
+    Ok(each_row(json)?.collect())
+}
+
+/// The rows of one table, built one at a time from the parsed document: a
+/// caller that turns each into something smaller (see `ovsdb_rows::parse_rows`)
+/// never holds every row as a map beside the document (a 30,000-port table
+/// would be held twice).
+pub fn each_row(json: &str) -> Result<impl Iterator<Item = Row>, TableError> {
     let v: Value = serde_json::from_str(json)?;
-    table_rows(&v)
+    table_rows(v)
 }
 
 /// Every table printed in `text` (one JSON object per `--`-chained command).
 pub fn tables(text: &str) -> Result<Vec<Vec<Row>>, TableError> {
     serde_json::Deserializer::from_str(text)
         .into_iter::<Value>()
-        .map(|v| table_rows(&v?))
+        .map(|v| Ok(table_rows(v?)?.collect()))
         .collect()
 }
 
-fn table_rows(v: &Value) -> Result<Vec<Row>, TableError> {
-    let headings: Vec<String> = v
-        .get("headings")
-        .and_then(Value::as_array)
-        .ok_or(TableError::Shape)?
+/// The document's cells are moved into the rows, not copied.
+fn table_rows(v: Value) -> Result<impl Iterator<Item = Row>, TableError> {
+    let Value::Object(mut doc) = v else {
+        return Err(TableError::Shape);
+    };
+    let Some(Value::Array(headings)) = doc.remove("headings") else {
+        return Err(TableError::Shape);
+    };
+    let headings: Vec<String> = headings
         .iter()
         .map(|h| h.as_str().unwrap_or_default().to_string())
         .collect();
-    let data = v
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or(TableError::Shape)?;
-    Ok(data
-        .iter()
-        .filter_map(Value::as_array)
-        .map(|cells| {
-            headings
-                .iter()
-                .cloned()
-                .zip(cells.iter().cloned())
-                .collect()
-        })
-        .collect())
+    let Some(Value::Array(data)) = doc.remove("data") else {
+        return Err(TableError::Shape);
+    };
+    Ok(data.into_iter().filter_map(move |row| match row {
+        Value::Array(cells) => Some(headings.iter().cloned().zip(cells).collect()),
+        _ => None,
+    }))
 }
 
 /// `ovsdb-client query <socket> [<db>, ops...]` (a transaction the server

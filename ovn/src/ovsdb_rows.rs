@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ovsdb_json::{Cells, Row, TableError, rows};
+use crate::ovsdb_json::{Cells, Row, TableError, each_row, rows};
 
 // ---- cookie formatting
 
@@ -489,7 +489,8 @@ impl OvsInterface {
 
 /// Rows of one `--format=json list <Table>` output, typed.
 pub fn parse_rows<T>(json: &str, from_row: fn(&Row) -> T) -> Result<Vec<T>, TableError> {
-    Ok(rows(json)?.iter().map(from_row).collect())
+    // row by row: each map is dropped once typed
+    Ok(each_row(json)?.map(|r| from_row(&r)).collect())
 }
 
 #[cfg(test)]

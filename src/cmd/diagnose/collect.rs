@@ -15,12 +15,13 @@ use kube::api::{Api, ListParams};
 use crate::cluster::{self, Cluster, NodeNetwork, PodNetwork, PodRef, container};
 
 use super::batch::{self, Job, JobOutput};
+use super::conncheck::app_of;
 use super::facts::{
     CentralPod, MemberView, NodeFacts, NodeProbe, OvnTables, PodFacts, SbChassisView, WorkloadKind,
     WorkloadStatus,
 };
 use super::ovsdb::{self, commands};
-use super::{Asked, Objects, not_found};
+use super::{AllPods, Asked, Objects, not_found};
 use crate::cluster::Db;
 use ko_ovn::versions::{self, NodeVersions};
 
@@ -274,25 +275,29 @@ pub async fn central_versions(
     futures::future::join_all(futs).await
 }
 
-/// Stage "reading cluster objects": nodes, pods and the ovn-central pods,
-/// and the node or subnet asked for checked to exist.
+/// Stage "reading cluster objects": the nodes and Kube-OVN's own pods (whole:
+/// their labels, container arguments and status are read), and the node or
+/// subnet asked for checked to exist. Every pod of the cluster is read apart,
+/// by [`all_pods`], beside the stages that do not need them.
 pub(super) async fn objects(cluster: &Cluster, what: &Asked) -> crate::error::Result<Objects> {
     let ns = cluster.namespace().to_string();
-    let (nodes, pods, central) =
-        tokio::try_join!(cluster.list_nodes(), cluster.list_pods(None, None), async {
-            // "not found" here means Kube-OVN is not in this namespace: a usage problem
-            match cluster.central_pods().await {
-                Err(cluster::Error::NotFound { .. }) => Ok(Vec::new()),
-                other => other,
-            }
-        },)?;
+    let nodes_api: Api<Node> = Api::all(cluster.client().clone());
+    let all = ListParams::default();
+    let (node_facts, ko_pods) = tokio::try_join!(
+        // a summary per node as its page arrives: a 1,000-node list is not kept whole
+        cluster.list_mapped(&nodes_api, &all, "listing nodes", |n| Some(node_facts(&n))),
+        cluster.list_pods(Some(&ns), None),
+    )?;
+    let mut central: Vec<&Pod> = ko_pods
+        .iter()
+        .filter(|p| app_of(p) == Some("ovn-central"))
+        .collect();
+    central.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     if central.is_empty() {
         return Err(crate::error::Error::Usage(format!(
             "Kube-OVN was not found in namespace {ns}: no ovn-central pods (label app=ovn-central) there\n  try: `kubectl get pods -A -l app=ovn-central` to find its namespace, then pass --kube-ovn-namespace <ns> or set KUBE_OVN_NS"
         )));
     }
-    let node_facts: Vec<NodeFacts> = nodes.iter().map(node_facts).collect();
-    let pod_facts: Vec<PodFacts> = pods.iter().map(pod_facts).collect();
 
     // validate node / subnet now that we know what exists
     let mut subnet_spec = None;
@@ -328,12 +333,28 @@ pub(super) async fn objects(cluster: &Cluster, what: &Asked) -> crate::error::Re
     Ok(Objects {
         ns,
         timeout: cluster.timeout(),
-        pods,
+        ko_pods,
         node_facts,
-        pod_facts,
+        pods: AllPods::default(),
         central_pods,
         subnet_spec,
     })
+}
+
+/// Every pod of the cluster, each kept only as what the checks read of it
+/// (a 30,000-pod cluster is a few MB this way, not hundreds as whole objects).
+pub(super) async fn all_pods(cluster: &Cluster) -> cluster::Result<AllPods> {
+    let api: Api<Pod> = Api::all(cluster.client().clone());
+    let pods = cluster
+        .list_mapped(
+            &api,
+            &ListParams::default(),
+            "listing pods in all namespaces",
+            |p| Some((PodRef::from_pod(&p), pod_facts(&p))),
+        )
+        .await?;
+    let (refs, facts) = pods.into_iter().unzip();
+    Ok(AllPods { refs, facts })
 }
 
 pub async fn ovn_tables(

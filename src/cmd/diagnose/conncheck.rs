@@ -61,7 +61,8 @@ pub fn ports(opts: &Options, pods: &[Pod]) -> Option<Ports> {
     })
 }
 
-fn app_of(p: &Pod) -> Option<&str> {
+/// A pod's `app` label (how Kube-OVN names its components' pods).
+pub fn app_of(p: &Pod) -> Option<&str> {
     p.metadata.labels.as_ref()?.get("app").map(String::as_str)
 }
 

@@ -27,8 +27,9 @@ use super::sample::{self, Facts};
 use super::{Asked, Objects, conncheck, ipports};
 use crate::check::{Check, Scope};
 
-/// Execs (each a batch of probes) in flight at once.
-pub const EXEC_CONCURRENCY: usize = 16;
+/// Execs (each a batch of up to `batch::MAX_PER_EXEC` probes) in flight at once:
+/// 16 made a 32-node sandbox's userspace datapaths drop the probes themselves.
+pub const EXEC_CONCURRENCY: usize = 8;
 
 /// At most this many NetworkPolicy-selected pods join the matrix as targets.
 const MAX_POLICY_TARGETS: usize = 8;
@@ -102,8 +103,10 @@ fn sources(
         Asked::Subnet(s) => one_per_node(
             objects
                 .pods
+                .refs
                 .iter()
-                .map(|p| (PodRef::from_pod(p), collect::pod_facts(p)))
+                .zip(&objects.pods.facts)
+                .map(|(r, f)| (r.clone(), f.clone()))
                 .filter(|(r, f)| {
                     f.running && r.ip.is_some() && f.logical_switch.as_deref() == Some(s)
                 })
@@ -177,7 +180,12 @@ async fn targets(
     }
     // pods a NetworkPolicy selects: the matrix shows what the policy does
     let mut seen: BTreeSet<String> = targets.iter().map(|t| t.label.clone()).collect();
-    for f in objects.pod_facts.iter().filter(|f| f.is_ovn() && f.running) {
+    for f in objects
+        .pods
+        .facts
+        .iter()
+        .filter(|f| f.is_ovn() && f.running)
+    {
         if targets.iter().filter(|t| !t.policies.is_empty()).count() >= MAX_POLICY_TARGETS {
             break;
         }
@@ -212,7 +220,7 @@ async fn targets(
             });
         }
     } else {
-        let conn_check = conncheck::ports(opts, &objects.pods);
+        let conn_check = conncheck::ports(opts, &objects.ko_pods);
         for n in &objects.node_facts {
             if let Some(ip) = n.internal_ips.first() {
                 targets.push(Target {
@@ -272,20 +280,21 @@ fn policy_sources(
         };
         // peers on the same logical switch: other subnets add routing to the question
         let ls_t = objects
-            .pod_facts
+            .pods
+            .facts
             .iter()
             .find(|f| f.namespace == ns_t && f.name == name_t)
             .and_then(|f| f.logical_switch.clone());
         let mut n = 0;
-        // pod_facts is pods' facts in the same order: read, not rebuilt per target
         for (r, f) in objects
             .pods
+            .refs
             .iter()
-            .zip(&objects.pod_facts)
+            .zip(&objects.pods.facts)
             .filter(|(_, f)| {
                 f.namespace == ns_t && f.is_ovn() && f.running && f.logical_switch == ls_t
             })
-            .map(|(p, f)| (PodRef::from_pod(p), f))
+            .map(|(r, f)| (r.clone(), f))
         {
             if n >= MAX_POLICY_SOURCES_PER_TARGET {
                 break;
@@ -352,12 +361,8 @@ pub(super) async fn stage(
     full_mesh: bool,
     progress: &Progress,
 ) -> Matrix {
-    let subnet_of = subnet_index(&objects.pod_facts);
-    let control_plane: BTreeSet<String> = objects
-        .central_pods
-        .iter()
-        .filter_map(|(_, c)| c.node.clone())
-        .collect();
+    let subnet_of = subnet_index(&objects.pods.facts);
+    let control_plane = objects.control_plane_nodes();
     let facts = sample::Facts {
         subnet_of: &subnet_of,
         control_plane: &control_plane,

@@ -1,12 +1,13 @@
 //! `kubectl ko diagnose all | node <n> | subnet <s> | IPPorts <list>`: a doctor
 //! that checks Kubernetes, OVN NB, OVN SB and OVS agree, on every node at once.
 //!
-//! Flow: validate the arguments (exit 2 on bad input) → gather Kubernetes
-//! objects → ask every ovn-central pod for RAFT/northd state → read NB/SB
-//! tables from the real leaders → probe every node's ovs-ovn pod (bounded
-//! concurrency, per-node timeout) → connectivity matrix from the pinger pods →
-//! upstream's `kube-ovn-pinger --mode=job` where the binary exists → a
-//! [`model::Report`] rendered by `view.rs`.
+//! Flow: validate the arguments (exit 2 on bad input) → gather the nodes and
+//! Kube-OVN's own pods → (beside the listing of every pod) ask every
+//! ovn-central pod for RAFT/northd state, read NB/SB tables from the real
+//! leaders, probe every node's ovs-ovn pod (bounded concurrency, per-node
+//! timeout) → connectivity matrix from the pinger pods → then upstream's
+//! `kube-ovn-pinger --mode=job` where the binary exists (see `pinger::choose`)
+//! → a [`model::Report`] rendered by `view.rs`.
 //!
 //! Decisions worth knowing:
 //! - A probe that gets no answer to a pod selected by a NetworkPolicy is
@@ -157,16 +158,10 @@ enum External {
 
 /// The first `--external-address=<ip>[,<ip>]` among the pinger pods' container
 /// arguments (Kube-OVN's pinger DaemonSet carries the cluster's chosen target).
-fn pinger_external_address(pods: &[k8s_openapi::api::core::v1::Pod]) -> Option<IpAddr> {
-    pods.iter()
-        .filter(|p| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("app"))
-                .map(String::as_str)
-                == Some("kube-ovn-pinger")
-        })
+fn pinger_external_address(ko_pods: &[k8s_openapi::api::core::v1::Pod]) -> Option<IpAddr> {
+    ko_pods
+        .iter()
+        .filter(|p| conncheck::app_of(p) == Some("kube-ovn-pinger"))
         .filter_map(|p| p.spec.as_ref())
         .flat_map(|s| s.containers.iter())
         .flat_map(|c| c.command.iter().flatten().chain(c.args.iter().flatten()))
@@ -197,30 +192,42 @@ struct Objects {
     ns: String,
     /// The per-call --timeout.
     timeout: Duration,
-    pods: Vec<k8s_openapi::api::core::v1::Pod>,
+    /// Kube-OVN's own pods (namespace `ns`), whole.
+    ko_pods: Vec<k8s_openapi::api::core::v1::Pod>,
     node_facts: Vec<NodeFacts>,
-    /// `pods`' facts, in the same order.
-    pod_facts: Vec<PodFacts>,
+    /// Every pod of the cluster; read beside the first stages (see `diagnose`),
+    /// empty until then.
+    pods: AllPods,
     central_pods: Vec<(PodRef, CentralPod)>,
     /// The subnet asked for (`diagnose subnet <s>`).
     subnet_spec: Option<crate::cluster::model::SubnetSpec>,
 }
 
+/// Every pod of the cluster as what the checks read of it: `refs[i]` and
+/// `facts[i]` are the same pod.
+#[derive(Default)]
+struct AllPods {
+    refs: Vec<PodRef>,
+    facts: Vec<PodFacts>,
+}
+
 impl Objects {
+    /// Nodes that run an ovn-central pod.
+    fn control_plane_nodes(&self) -> std::collections::BTreeSet<String> {
+        self.central_pods
+            .iter()
+            .filter_map(|(_, c)| c.node.clone())
+            .collect()
+    }
+
     /// Kube-OVN's pods of one `app` label (ovs, kube-ovn-cni, kube-ovn-pinger).
     fn app_pods<'a>(
         &'a self,
         app: &'a str,
     ) -> impl Iterator<Item = &'a k8s_openapi::api::core::v1::Pod> + 'a {
-        self.pods.iter().filter(move |p| {
-            p.metadata.namespace.as_deref() == Some(self.ns.as_str())
-                && p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("app"))
-                    .map(String::as_str)
-                    == Some(app)
-        })
+        self.ko_pods
+            .iter()
+            .filter(move |p| conncheck::app_of(p) == Some(app))
     }
 }
 
@@ -236,58 +243,71 @@ async fn diagnose(
     progress: Progress,
 ) -> Result<Report> {
     progress.stage("reading cluster objects");
-    let objects = collect::objects(cluster, what).await?;
+    let mut objects = collect::objects(cluster, what).await?;
     let mut checks: Vec<Check> = Vec::new();
-    let external = external_address(external, &objects.pods, &mut checks);
+    let external = external_address(external, &objects.ko_pods, &mut checks);
 
     progress.stage("checking components and OVN databases");
-    let (components, databases) = tokio::join!(
-        components::stage(cluster, &objects, opts),
-        raft_checks::stage(cluster, &objects),
-    );
+    // Listing every pod is the longest read on a large cluster (one page of 500
+    // after the other) and only the pod checks and the matrix need it: it runs
+    // beside the component, database and node stages.
+    let (all_pods, (components, databases, nodes)) =
+        tokio::join!(collect::all_pods(cluster), async {
+            let (components, databases) = tokio::join!(
+                components::stage(cluster, &objects, opts),
+                raft_checks::stage(cluster, &objects),
+            );
+            let nodes = checks::nodes::stage(
+                cluster,
+                &objects,
+                what,
+                &databases.tables,
+                &databases.central_versions,
+                &progress,
+            )
+            .await;
+            (components, databases, nodes)
+        },);
+    objects.pods = all_pods?;
     checks.extend(components);
     checks.extend(databases.checks);
+    checks.extend(nodes);
     let tables = &databases.tables;
-
-    checks.extend(
-        checks::nodes::stage(
-            cluster,
-            &objects,
-            what,
-            tables,
-            &databases.central_versions,
-            &progress,
-        )
-        .await,
-    );
     checks.extend(checks::pods::stage(&objects, what, tables));
 
     progress.stage("probing connectivity");
     let probes = matrix::probes(cluster, &objects, what, tables, external, opts).await;
-    let (connectivity, runs) = if probes.sources.is_empty() {
+    let (connectivity, runs, pinger_strategy) = if probes.sources.is_empty() {
         checks.push(matrix::nothing_to_probe_from(what, &objects.ns));
-        (None, Vec::new())
+        (None, Vec::new(), None)
     } else {
-        let (m, runs) = tokio::join!(
-            matrix::stage(
-                cluster,
-                &objects,
-                probes.sources,
-                probes.targets,
-                full_mesh,
-                &progress
-            ),
-            pinger::stage(
-                cluster,
-                &probes.pinger_sources,
-                what,
-                external,
-                objects.timeout
-            ),
+        let m = matrix::stage(
+            cluster,
+            &objects,
+            probes.sources,
+            probes.targets,
+            full_mesh,
+            &progress,
+        )
+        .await;
+        // after the matrix, not beside it: both at once on a large cluster
+        // overloaded the nodes they were judging
+        progress.stage("running kube-ovn-pinger --mode=job");
+        let (chosen, strategy) = pinger::choose(
+            &probes.pinger_sources,
+            m.strategy,
+            &pinger::troubled_nodes(&m),
+            &objects.control_plane_nodes(),
         );
+        let pingers: Vec<(PodRef, model::Source)> = chosen
+            .into_iter()
+            .filter_map(|i| probes.pinger_sources.get(i).cloned())
+            .collect();
+        let runs = pinger::stage(cluster, &pingers, what, external, objects.timeout).await;
         checks.extend(checks::connectivity::matrix_checks(&m));
         checks.extend(pinger::checks(&runs));
-        (Some(m), runs)
+        let strategy = (!pingers.is_empty()).then_some(strategy);
+        (Some(m), runs, strategy)
     };
     progress.finish();
     Ok(Report::new(
@@ -295,6 +315,7 @@ async fn diagnose(
         checks,
         connectivity,
         runs,
+        pinger_strategy,
         elapsed_ms(started),
     ))
 }
@@ -303,14 +324,14 @@ async fn diagnose(
 /// carry none, a warning says how to ask for it.
 fn external_address(
     external: External,
-    pods: &[k8s_openapi::api::core::v1::Pod],
+    ko_pods: &[k8s_openapi::api::core::v1::Pod],
     checks: &mut Vec<Check>,
 ) -> Option<IpAddr> {
     match external {
         External::Given(ip) => Some(ip),
         External::None => None,
         External::FromPinger => {
-            let ip = pinger_external_address(pods);
+            let ip = pinger_external_address(ko_pods);
             if ip.is_none() {
                 checks.push(Check::warn(
                     "connectivity/external",

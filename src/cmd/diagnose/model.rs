@@ -153,6 +153,18 @@ pub struct PingerRun {
     pub unfinished: Option<String>,
 }
 
+/// Which pinger pods ran upstream's `kube-ovn-pinger --mode=job` (see `pinger::choose`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PingerStrategy {
+    /// Every pinger pod, as upstream's diagnose does.
+    Every { pods: usize },
+    /// `ran` of the `of` pinger pods (the matrix was sampled): each run pings every
+    /// pinger pod and node, so any one covers every target; the runs come from the
+    /// nodes whose matrix row failed, the control plane, then spread over the rest.
+    Sampled { ran: usize, of: usize },
+}
+
 /// Counts per status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -175,6 +187,9 @@ pub struct Report {
     pub connectivity: Option<Matrix>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pinger: Vec<PingerRun>,
+    /// Which pinger pods were asked to run the job (absent when none was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinger_strategy: Option<PingerStrategy>,
     /// Wall time of the run, milliseconds.
     pub elapsed_ms: u64,
 }
@@ -185,6 +200,7 @@ impl Report {
         mut checks: Vec<Check>,
         connectivity: Option<Matrix>,
         pinger: Vec<PingerRun>,
+        pinger_strategy: Option<PingerStrategy>,
         elapsed_ms: u64,
     ) -> Self {
         // Stable sort: within a status the collection order (cluster, databases,
@@ -205,6 +221,7 @@ impl Report {
             checks,
             connectivity,
             pinger,
+            pinger_strategy,
             elapsed_ms,
         }
     }
@@ -231,6 +248,7 @@ mod tests {
             ],
             None,
             vec![],
+            None,
             0,
         );
         assert!(!r.healthy);
@@ -254,6 +272,7 @@ mod tests {
             vec![Check::warn("b", Scope::Cluster, "meh", "look")],
             None,
             vec![],
+            None,
             0,
         );
         assert!(r.healthy);

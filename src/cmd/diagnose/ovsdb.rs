@@ -62,11 +62,15 @@ pub enum TableError {
 pub use ko_ovn::ovsdb_json::{Row, atom, map, set};
 
 pub fn rows(json: &str) -> Result<Vec<Row>, TableError> {
-    ko_ovn::ovsdb_json::rows(json).map_err(|e| match e {
+    ko_ovn::ovsdb_json::rows(json).map_err(table_error)
+}
+
+fn table_error(e: ko_ovn::ovsdb_json::TableError) -> TableError {
+    match e {
         ko_ovn::ovsdb_json::TableError::Json(j) => TableError::Json(j.to_string()),
         ko_ovn::ovsdb_json::TableError::Shape => TableError::Shape,
         ko_ovn::ovsdb_json::TableError::Tables(t) => TableError::Json(t),
-    })
+    }
 }
 
 // The rows and the rules on them are ko-ovn's, shared with trace.
@@ -76,9 +80,8 @@ pub use ko_ovn::ovsdb_rows::{
 };
 
 fn typed<T>(json: &str, from_row: fn(&Row) -> T) -> Result<Vec<T>, TableError> {
-    // the same JSON errors as `rows`, typed with ko-ovn's row model
-    rows(json)?;
-    parse_rows(json, from_row).map_err(|e| TableError::Json(e.to_string()))
+    // the same errors as `rows`, typed with ko-ovn's row model (parsed once)
+    parse_rows(json, from_row).map_err(table_error)
 }
 
 /// SB `Chassis` rows.

@@ -4,20 +4,91 @@
 //! and fatal lines, "loss count N" with N > 0, and "... connectivity ... failed".
 //! Fixtures: `tests/fixtures/diagnose/pinger/` (the sandbox's stand-in, which
 //! logs upstream's messages; see COMMANDS.tsv).
-//! [`stage`] runs the job in every pinger pod; [`checks`] judges the runs.
+//! [`choose`] picks the pinger pods, [`stage`] runs the job in them after the
+//! matrix, [`checks`] judges the runs.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::model::{PingerRun, Source};
+use super::model::{Matrix, MatrixStrategy, PingerRun, PingerStrategy, ProbeResult, Source};
 use super::{Asked, first_line};
 use crate::check::{Check, Scope};
 use crate::cluster::{Cluster, PodRef};
 
-/// Upstream pinger jobs at once (each may run for the whole --timeout, so wide).
-const PINGER_CONCURRENCY: usize = 32;
+/// Upstream pinger jobs at once. Each job pings every pinger pod and node in
+/// turn, so a job's own load grows with the cluster: many at once on a large
+/// cluster made the nodes' datapaths drop the very pings being judged.
+const PINGER_CONCURRENCY: usize = 4;
+
+/// Pinger pods that run the job when the matrix is sampled (`--full-mesh`: all).
+pub const SAMPLED_PINGER_JOBS: usize = 4;
+
+/// The pinger pods (indices into `sources`) that run upstream's job, and the
+/// strategy the report names. A full-mesh matrix runs it in every pinger pod,
+/// as upstream does. A sampled one runs it in at most [`SAMPLED_PINGER_JOBS`]:
+/// every run pings every pinger pod and every node, so any one run covers all
+/// targets and more runs only add places to ping from. Those places are, in
+/// order: the nodes whose own matrix row had a failure (upstream's view from
+/// where the trouble is), the control-plane nodes, then nodes spread evenly
+/// over the rest in name order.
+pub(super) fn choose(
+    sources: &[(PodRef, Source)],
+    strategy: MatrixStrategy,
+    troubled: &BTreeSet<String>,
+    control_plane: &BTreeSet<String>,
+) -> (Vec<usize>, PingerStrategy) {
+    let n = sources.len();
+    if matches!(strategy, MatrixStrategy::FullMesh) || n <= SAMPLED_PINGER_JOBS {
+        return ((0..n).collect(), PingerStrategy::Every { pods: n });
+    }
+    let mut by_node: Vec<usize> = (0..n).collect();
+    by_node.sort_by(|&a, &b| sources[a].1.node.cmp(&sources[b].1.node));
+    let mut picked: Vec<usize> = Vec::new();
+    let take = |i: usize, picked: &mut Vec<usize>| {
+        if picked.len() < SAMPLED_PINGER_JOBS && !picked.contains(&i) {
+            picked.push(i);
+        }
+    };
+    for &i in &by_node {
+        if troubled.contains(&sources[i].1.node) {
+            take(i, &mut picked);
+        }
+    }
+    for &i in &by_node {
+        if control_plane.contains(&sources[i].1.node) {
+            take(i, &mut picked);
+        }
+    }
+    let rest: Vec<usize> = by_node
+        .iter()
+        .copied()
+        .filter(|i| !picked.contains(i))
+        .collect();
+    let want = SAMPLED_PINGER_JOBS
+        .saturating_sub(picked.len())
+        .min(rest.len());
+    for k in 0..want {
+        take(rest[k * rest.len() / want], &mut picked);
+    }
+    picked.sort_unstable();
+    let ran = picked.len();
+    (picked, PingerStrategy::Sampled { ran, of: n })
+}
+
+/// Nodes whose pinger row of the matrix has a failed probe (not a policy's
+/// denial, not open|filtered).
+pub(super) fn troubled_nodes(m: &Matrix) -> BTreeSet<String> {
+    m.probes
+        .iter()
+        .filter(|p| matches!(p.result, ProbeResult::Unreachable | ProbeResult::Error))
+        .filter_map(|p| m.sources.get(p.from))
+        .filter(|s| !s.policy_probe)
+        .map(|s| s.node.clone())
+        .collect()
+}
 
 /// klog's header `Lmmdd hh:mm:ss.uuuuuu threadid file:line] ` -> (severity, message).
 fn klog(line: &str) -> Option<(char, &str)> {
@@ -118,8 +189,9 @@ pub(super) fn checks(runs: &[PingerRun]) -> Vec<Check> {
     checks
 }
 
-/// Stage "pinger": upstream's `kube-ovn-pinger --mode=job`, where the binary exists in the
-/// pinger pods. Pods without it (the sandbox, custom images) are skipped.
+/// Stage "pinger": upstream's `kube-ovn-pinger --mode=job` in `sources` (see
+/// [`choose`]), where the binary exists in the pinger pods. Pods without it
+/// (custom images) are skipped.
 pub(super) async fn stage(
     cluster: &Cluster,
     sources: &[(PodRef, Source)],
@@ -211,6 +283,122 @@ fn last_line(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::diagnose::model::Probe;
+
+    /// Pinger pods on nodes n00..n{count-1}, listed in reverse to show the
+    /// choice does not depend on the input order.
+    fn pingers(count: usize) -> Vec<(PodRef, Source)> {
+        (0..count)
+            .rev()
+            .map(|i| {
+                let node = format!("n{i:02}");
+                let pod = PodRef {
+                    namespace: "kube-system".into(),
+                    name: format!("pinger-{node}"),
+                    node: Some(node.clone()),
+                    ip: Some(format!("10.16.0.{}", i + 2)),
+                    containers: vec!["pinger".into()],
+                };
+                let src = Source {
+                    node,
+                    pod: pod.to_string(),
+                    ip: format!("10.16.0.{}", i + 2),
+                    policies: vec![],
+                    policy_probe: false,
+                };
+                (pod, src)
+            })
+            .collect()
+    }
+
+    fn nodes(of: &[(PodRef, Source)], chosen: &[usize]) -> Vec<String> {
+        let mut v: Vec<String> = chosen.iter().map(|&i| of[i].1.node.clone()).collect();
+        v.sort();
+        v
+    }
+
+    fn set(v: &[&str]) -> BTreeSet<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    const SAMPLED: MatrixStrategy = MatrixStrategy::Sampled { peers: 8 };
+
+    #[test]
+    fn a_full_mesh_or_a_few_pingers_run_everywhere() {
+        let p = pingers(12);
+        let (all, s) = choose(&p, MatrixStrategy::FullMesh, &set(&[]), &set(&[]));
+        assert_eq!(all, (0..12).collect::<Vec<_>>());
+        assert_eq!(s, PingerStrategy::Every { pods: 12 });
+        let few = pingers(SAMPLED_PINGER_JOBS);
+        let (all, s) = choose(&few, SAMPLED, &set(&[]), &set(&[]));
+        assert_eq!(all.len(), SAMPLED_PINGER_JOBS);
+        assert_eq!(
+            s,
+            PingerStrategy::Every {
+                pods: SAMPLED_PINGER_JOBS
+            }
+        );
+    }
+
+    #[test]
+    fn sampled_runs_are_bounded_and_spread_over_the_nodes() {
+        let p = pingers(32);
+        let (chosen, s) = choose(&p, SAMPLED, &set(&[]), &set(&[]));
+        assert_eq!(
+            s,
+            PingerStrategy::Sampled {
+                ran: SAMPLED_PINGER_JOBS,
+                of: 32
+            }
+        );
+        // evenly round the nodes in name order: every 8th
+        assert_eq!(nodes(&p, &chosen), ["n00", "n08", "n16", "n24"]);
+    }
+
+    #[test]
+    fn troubled_nodes_then_the_control_plane_come_first() {
+        let p = pingers(32);
+        let (chosen, _) = choose(&p, SAMPLED, &set(&["n30", "n05"]), &set(&["n01"]));
+        let got = nodes(&p, &chosen);
+        assert_eq!(got.len(), SAMPLED_PINGER_JOBS);
+        for must in ["n05", "n30", "n01"] {
+            assert!(
+                got.contains(&must.to_string()),
+                "{must} missing from {got:?}"
+            );
+        }
+        // more troubled nodes than runs: the bound holds, troubled ones fill it
+        let many: Vec<String> = (0..10).map(|i| format!("n{:02}", i * 3)).collect();
+        let many: BTreeSet<String> = many.into_iter().collect();
+        let (chosen, s) = choose(&p, SAMPLED, &many, &set(&["n01"]));
+        assert_eq!(nodes(&p, &chosen), ["n00", "n03", "n06", "n09"]);
+        assert_eq!(s, PingerStrategy::Sampled { ran: 4, of: 32 });
+    }
+
+    #[test]
+    fn troubled_nodes_are_the_rows_with_a_hard_failure() {
+        let p = pingers(3);
+        let mut sources: Vec<Source> = p.into_iter().map(|(_, s)| s).collect();
+        sources[1].policy_probe = true;
+        let probe = |from, result| Probe {
+            from,
+            to: 0,
+            result,
+            detail: String::new(),
+        };
+        let m = Matrix {
+            sources,
+            probes: vec![
+                probe(0, ProbeResult::Unreachable),
+                // a policy probe's failure says nothing about its node
+                probe(1, ProbeResult::Error),
+                probe(2, ProbeResult::BlockedByPolicy),
+                probe(2, ProbeResult::OpenOrFiltered),
+            ],
+            ..Matrix::default()
+        };
+        assert_eq!(troubled_nodes(&m), set(&["n02"]));
+    }
 
     fn fx(name: &str) -> String {
         ko_testkit::fixture!(&format!("diagnose/pinger/{name}"))

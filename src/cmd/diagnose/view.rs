@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::model::{Matrix, MatrixStrategy, ProbeResult, Report};
+use super::model::{Matrix, MatrixStrategy, PingerStrategy, ProbeResult, Report};
 use crate::check::{Check, Status};
 
 use crate::render::{Render, Style};
@@ -56,6 +56,9 @@ impl Render for Report {
         if let Some(m) = &self.connectivity {
             writeln!(out)?;
             render_matrix(m, out, style)?;
+        }
+        if let Some(p) = self.pinger_strategy {
+            writeln!(out, "  {}", pinger_line(p))?;
         }
         // a passing run is one PASS line above; only a failing run's log helps
         // on screen (all logs are in -o json|yaml)
@@ -110,6 +113,18 @@ fn strategy_line(m: &Matrix) -> String {
         m.probes.len(),
         m.execs
     )
+}
+
+/// Where upstream's pinger job ran, e.g. "kube-ovn-pinger --mode=job: from 4 of 32 ...".
+fn pinger_line(p: PingerStrategy) -> String {
+    match p {
+        PingerStrategy::Every { pods } => {
+            format!("kube-ovn-pinger --mode=job: from every pinger pod ({pods})")
+        }
+        PingerStrategy::Sampled { ran, of } => format!(
+            "kube-ovn-pinger --mode=job: from {ran} of {of} pinger pods (each run pings every pinger pod and node: nodes with a failed row first, then the control plane, then spread); --full-mesh runs it from every one"
+        ),
+    }
 }
 
 /// Sources as rows, targets as numbered columns with a legend below.
@@ -213,6 +228,7 @@ mod tests {
                 }],
             }),
             vec![],
+            Some(PingerStrategy::Sampled { ran: 4, of: 32 }),
             1200,
         )
     }
@@ -230,6 +246,7 @@ mod tests {
         assert!(fail < pass);
         assert!(s.contains("hint: restart ovs-ovn"));
         assert!(s.contains("policy") && s.contains("NetworkPolicy default/deny"));
+        assert!(s.contains("kube-ovn-pinger --mode=job: from 4 of 32 pinger pods"));
         assert!(!s.contains('\u{1b}'));
     }
 
@@ -246,5 +263,8 @@ mod tests {
             v["connectivity"]["probes"][0]["result"],
             "blocked-by-policy"
         );
+        assert_eq!(v["pinger_strategy"]["kind"], "sampled");
+        assert_eq!(v["pinger_strategy"]["ran"], 4);
+        assert_eq!(v["pinger_strategy"]["of"], 32);
     }
 }

@@ -29,7 +29,7 @@ pub(in crate::cmd::diagnose) fn stage(
         checks.extend(pod_checks(
             &objects.ns,
             f,
-            &objects.pod_facts,
+            &objects.pods.facts,
             &objects.node_facts,
             &tables.lsps,
             &tables.bindings,
