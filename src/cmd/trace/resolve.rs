@@ -289,6 +289,40 @@ async fn add_all_lsps(cluster: &Cluster, nb_leader: &PodRef, nb: &mut NbSnapshot
     Ok(())
 }
 
+/// The ports a narrow NB snapshot may lack once the sender is known: a
+/// hostNetwork pod's node port (not named up front), and every LSP when the
+/// destination is on the sender's subnet but none of the ports read has it
+/// (a port of another kind than a pod's; a router port's address is known).
+async fn complete_nb(
+    cluster: &Cluster,
+    nb_leader: &PodRef,
+    nb: &mut NbSnapshot,
+    req: &Request,
+    sender: &Sender,
+) -> Result<()> {
+    add_lsps(
+        cluster,
+        nb_leader,
+        nb,
+        std::slice::from_ref(&sender.logical_port),
+    )
+    .await;
+    let dst = req.dst_ip.to_string();
+    let is_router_port = nb.lrps.iter().any(|l| {
+        l.networks
+            .iter()
+            .any(|n| n.split('/').next() == Some(dst.as_str()))
+    });
+    if nb.lsps_partial
+        && nb.mac_of_ip(req.dst_ip).is_none()
+        && !is_router_port
+        && source::in_cidrs(req.dst_ip, &sender.cidrs)
+    {
+        add_all_lsps(cluster, nb_leader, nb).await?;
+    }
+    Ok(())
+}
+
 /// Step 2: the destination MAC as upstream finds it, reading the sender's
 /// subnet only when it is needed.
 pub(super) async fn resolve_destination(
@@ -306,31 +340,10 @@ pub(super) async fn resolve_destination(
         central_version,
         services,
     } = reads;
+    complete_nb(cluster, &nb_leader, &mut nb, req, sender).await?;
     // A pod's subnet is needed only to resolve a destination MAC ourselves:
     // when the destination is outside the sender's own subnet (underlay
     // gateway or logical router MAC), or inside it but no LSP has it.
-    // a hostNetwork pod sends as its node: that port was not named up front
-    add_lsps(
-        cluster,
-        &nb_leader,
-        &mut nb,
-        std::slice::from_ref(&sender.logical_port),
-    )
-    .await;
-    let dst = req.dst_ip.to_string();
-    let is_router_port = nb.lrps.iter().any(|l| {
-        l.networks
-            .iter()
-            .any(|n| n.split('/').next() == Some(dst.as_str()))
-    });
-    if nb.lsps_partial
-        && nb.mac_of_ip(req.dst_ip).is_none()
-        && !is_router_port
-        && source::in_cidrs(req.dst_ip, &sender.cidrs)
-    {
-        // on the sender's subnet but no pod has it: a port of another kind
-        add_all_lsps(cluster, &nb_leader, &mut nb).await?;
-    }
     let may_need_subnet = sender.kind == "pod"
         && req.dst_mac.is_none()
         && !matches!(req.protocol, Protocol::Arp { op: ArpOp::Request })
