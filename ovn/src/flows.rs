@@ -267,7 +267,7 @@ const STAT_KEYS: &[&str] = &[
     "out_group",
 ];
 
-fn parse_u64(v: &str) -> Option<u64> {
+pub(crate) fn parse_u64(v: &str) -> Option<u64> {
     match v.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16).ok(),
         None => v.parse().ok(),

@@ -68,8 +68,9 @@ fn table_rows(v: Value) -> Result<impl Iterator<Item = Row>, TableError> {
 }
 
 /// `ovsdb-client query <socket> [<db>, ops...]` (a transaction the server
-/// refuses if it would write anything): ovsdb-server runs the operations itself, so a `select` with `where` conditions returns only the
-/// matching rows (`ovn-nbctl`/`ovn-sbctl list` load the whole table first).
+/// refuses if it would write anything): ovsdb-server runs the operations
+/// itself, so a `select` with `where` conditions returns only the matching
+/// rows (`ovn-nbctl`/`ovn-sbctl list` load the whole table first).
 pub fn query_argv(db: &str, socket: &str, ops: Vec<Value>) -> Vec<String> {
     let mut txn = vec![Value::String(db.to_string())];
     txn.extend(ops);
@@ -89,10 +90,14 @@ pub fn select(table: &str, conditions: Vec<Value>, columns: &[&str]) -> Value {
 /// The rows of each operation of an `ovsdb-client query` (or `transact`) reply, in order;
 /// an operation's error fails the whole read.
 pub fn transact_results(text: &str) -> Result<Vec<Vec<Row>>, TableError> {
-    let v: Value = serde_json::from_str(text.trim())?;
-    let results = v.as_array().ok_or(TableError::Shape)?;
+    let Value::Array(results) = serde_json::from_str(text.trim())? else {
+        return Err(TableError::Shape);
+    };
     let mut out = Vec::with_capacity(results.len());
     for r in results {
+        let Value::Object(mut r) = r else {
+            return Err(TableError::Shape);
+        };
         if let Some(err) = r.get("error") {
             let details = r.get("details").and_then(Value::as_str).unwrap_or("");
             return Err(TableError::Tables(format!(
@@ -100,11 +105,14 @@ pub fn transact_results(text: &str) -> Result<Vec<Vec<Row>>, TableError> {
                 err.as_str().unwrap_or("error")
             )));
         }
-        let rows = match r.get("rows") {
+        let rows = match r.remove("rows") {
+            // the cells are moved into the rows, not copied
             Some(Value::Array(rows)) => rows
-                .iter()
-                .filter_map(Value::as_object)
-                .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .into_iter()
+                .filter_map(|row| match row {
+                    Value::Object(o) => Some(o.into_iter().collect()),
+                    _ => None,
+                })
                 .collect(),
             // a reply without rows (a transaction's trailing "comment") has none
             _ => Vec::new(),

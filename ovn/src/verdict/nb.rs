@@ -45,11 +45,15 @@ impl NbGlobal {
             .first()
             .and_then(|t| t.first())
             .ok_or_else(|| TableError::Tables("NB_Global has no row".into()))?;
-        Ok(NbGlobal {
+        Ok(Self::from_row(row))
+    }
+
+    fn from_row(row: &Row) -> Self {
+        NbGlobal {
             nb_cfg: row.int("nb_cfg").unwrap_or_default(),
             sb_cfg: row.int("sb_cfg").unwrap_or_default(),
             hv_cfg: row.int("hv_cfg").unwrap_or_default(),
-        })
+        }
     }
 
     /// How far northd is behind: `(asked, in the SB)` when the SB's
@@ -160,6 +164,17 @@ const NB_TABLES: [(&str, &str); 9] = [
     ),
 ];
 
+/// A table's columns for an OVSDB `select`.
+fn columns(list: &'static str) -> Vec<&'static str> {
+    list.split(',').collect()
+}
+
+/// Logical switch ports matching one condition, with the snapshot's columns.
+fn lsp_select(condition: serde_json::Value) -> serde_json::Value {
+    let (cols, table) = NB_TABLES[0];
+    select(table, vec![condition], &columns(cols))
+}
+
 /// The NB's local socket in Kube-OVN's ovn-central pods.
 pub const NB_SOCKET: &str = "unix:/var/run/ovn/ovnnb_db.sock";
 
@@ -213,22 +228,14 @@ impl NbSnapshot {
     /// (the pods a trace is about). On a 30,000-pod cluster the full list is
     /// 4 MB and seconds of ovn-nbctl; see [`Self::lsps_partial`].
     pub fn narrow_argv(lsp_names: &[String]) -> Vec<String> {
-        let cols = |c: &'static str| c.split(',').collect::<Vec<_>>();
-        let (lsp_cols, lsp_table) = NB_TABLES[0];
-        let mut ops = vec![select(
-            lsp_table,
-            vec![json!(["type", "!=", ""])],
-            &cols(lsp_cols),
-        )];
-        for name in lsp_names {
-            ops.push(select(
-                lsp_table,
-                vec![json!(["name", "==", name])],
-                &cols(lsp_cols),
-            ));
-        }
+        let mut ops = vec![lsp_select(json!(["type", "!=", ""]))];
+        ops.extend(
+            lsp_names
+                .iter()
+                .map(|n| lsp_select(json!(["name", "==", n]))),
+        );
         for (c, table) in &NB_TABLES[1..] {
-            ops.push(select(table, vec![], &cols(c)));
+            ops.push(select(table, vec![], &columns(c)));
         }
         ops.push(select("NB_Global", vec![], &["nb_cfg", "sb_cfg", "hv_cfg"]));
         query_argv("OVN_Northbound", NB_SOCKET, ops)
@@ -247,14 +254,9 @@ impl NbSnapshot {
                 results.len()
             )));
         }
-        let global = results.pop().and_then(|rows| {
-            let r = rows.into_iter().next()?;
-            Some(NbGlobal {
-                nb_cfg: r.int("nb_cfg").unwrap_or_default(),
-                sb_cfg: r.int("sb_cfg").unwrap_or_default(),
-                hv_cfg: r.int("hv_cfg").unwrap_or_default(),
-            })
-        });
+        let global = results
+            .pop()
+            .and_then(|rows| rows.first().map(NbGlobal::from_row));
         let rest = results.split_off(1 + lsp_names.len());
         let mut lsps: Vec<Row> = Vec::new();
         for row in results.into_iter().flatten() {
@@ -278,26 +280,26 @@ impl NbSnapshot {
         }
     }
 
-    /// `ovsdb-client query` argv reading the logical switch ports `names`.
-    pub fn lsps_argv(names: &[String]) -> Vec<String> {
-        let (c, table) = NB_TABLES[0];
-        let cols: Vec<&str> = c.split(',').collect();
-        let ops = names
-            .iter()
-            .map(|n| select(table, vec![json!(["name", "==", n])], &cols))
-            .collect();
+    /// `ovsdb-client query` argv reading the logical switch ports `names`,
+    /// or every one with `None`.
+    pub fn lsps_argv(names: Option<&[String]>) -> Vec<String> {
+        let ops = match names {
+            Some(names) => names
+                .iter()
+                .map(|n| lsp_select(json!(["name", "==", n])))
+                .collect(),
+            None => vec![select(NB_TABLES[0].1, vec![], &columns(NB_TABLES[0].0))],
+        };
         query_argv("OVN_Northbound", NB_SOCKET, ops)
     }
 
-    /// The reply to [`Self::lsps_argv`] (or to `ovn-nbctl --format=json list
-    /// Logical_Switch_Port`, which [`Self::parse`] would read as a first table).
+    /// The reply to [`Self::lsps_argv`].
     pub fn parse_lsps(text: &str) -> Result<Vec<Lsp>, TableError> {
-        let tables = if text.trim_start().starts_with('[') {
-            transact_results(text)?
-        } else {
-            parse_tables(text)?
-        };
-        Ok(tables.iter().flatten().map(Lsp::from_row).collect())
+        Ok(transact_results(text)?
+            .iter()
+            .flatten()
+            .map(Lsp::from_row)
+            .collect())
     }
 
     fn from_tables(tables: Vec<Vec<Row>>) -> Result<Self, TableError> {
@@ -418,6 +420,16 @@ impl NbSnapshot {
                     .any(|w| w.parse::<IpAddr>().ok() == Some(ip))
                     .then_some((mac, lsp))
             })
+        })
+    }
+
+    /// Whether a logical router port has `ip` (a subnet's gateway, a join address).
+    pub fn is_router_port_ip(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_string();
+        self.lrps.iter().any(|l| {
+            l.networks
+                .iter()
+                .any(|n| n.split('/').next() == Some(ip.as_str()))
         })
     }
 

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::sb_query::{DatapathRef, FlowPlace, FlowRef};
+use crate::flows::{match_field, parse_u64};
 use crate::layout::{Observation, OpenFlowLayout, OpenFlowTable};
 use crate::microflow::TunnelMetadata;
 use crate::ofproto::{OfActionKind, OfStep, OfprotoTrace, Pass};
@@ -415,7 +416,10 @@ pub fn logical_flow_refs(trace: &OfprotoTrace, ovn_version: Option<&str>) -> Vec
             let place = match layout.classify(r.rule.table) {
                 OpenFlowTable::Physical { .. } => return None,
                 OpenFlowTable::Logical { pipeline, table } => {
-                    match (r.rule.priority, metadata_of(&r.rule.match_expr)) {
+                    let key = match_field(&r.rule.match_expr, "metadata")
+                        .and_then(|v| parse_u64(v.split('/').next().unwrap_or(v)))
+                        .and_then(|k| i64::try_from(k).ok());
+                    match (r.rule.priority, key) {
                         (Some(priority), Some(key)) => Some(FlowPlace {
                             pipeline,
                             table,
@@ -433,18 +437,6 @@ pub fn logical_flow_refs(trace: &OfprotoTrace, ovn_version: Option<&str>) -> Vec
             })
         })
         .collect()
-}
-
-/// `metadata=0x5` of an OpenFlow match: the logical datapath's tunnel key.
-fn metadata_of(match_expr: &str) -> Option<i64> {
-    match_expr.split(',').find_map(|kv| {
-        let v = kv.trim().strip_prefix("metadata=")?;
-        let v = v.split('/').next()?;
-        match v.strip_prefix("0x") {
-            Some(hex) => i64::from_str_radix(hex, 16).ok(),
-            None => v.parse().ok(),
-        }
-    })
 }
 
 /// The OpenFlow layout of a segment's node, calibrated from its hops whose

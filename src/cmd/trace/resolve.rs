@@ -261,7 +261,7 @@ pub(super) async fn add_lsps(
     if !nb.lsps_partial || missing.is_empty() {
         return;
     }
-    let argv = NbSnapshot::lsps_argv(&missing);
+    let argv = NbSnapshot::lsps_argv(Some(&missing));
     if let Ok(out) = cluster
         .exec_capture(nb_leader, container::OVN_CENTRAL, &argv)
         .await
@@ -273,9 +273,10 @@ pub(super) async fn add_lsps(
 }
 
 /// Every logical switch port, added to a narrow snapshot: the destination
-/// address is on the sender's subnet but none of the ports read has it.
+/// address is on the sender's subnet but none of the ports read has it
+/// (the narrow read worked, so ovsdb-client is there).
 async fn add_all_lsps(cluster: &Cluster, nb_leader: &PodRef, nb: &mut NbSnapshot) -> Result<()> {
-    let argv: Vec<String> = NbSnapshot::argv().into_iter().take(5).collect();
+    let argv = NbSnapshot::lsps_argv(None);
     let text = cluster
         .exec_ok(nb_leader, container::OVN_CENTRAL, &argv)
         .await?;
@@ -307,15 +308,9 @@ async fn complete_nb(
         std::slice::from_ref(&sender.logical_port),
     )
     .await;
-    let dst = req.dst_ip.to_string();
-    let is_router_port = nb.lrps.iter().any(|l| {
-        l.networks
-            .iter()
-            .any(|n| n.split('/').next() == Some(dst.as_str()))
-    });
     if nb.lsps_partial
         && nb.mac_of_ip(req.dst_ip).is_none()
-        && !is_router_port
+        && !nb.is_router_port_ip(req.dst_ip)
         && source::in_cidrs(req.dst_ip, &sender.cidrs)
     {
         add_all_lsps(cluster, nb_leader, nb).await?;
