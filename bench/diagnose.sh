@@ -49,7 +49,7 @@ m=d.get("connectivity") or {}
 s=m.get("strategy",{})
 st=s.get("kind","-")+(("/%d" % s["peers"]) if "peers" in s else "")
 p=d.get("pinger_strategy") or {}
-pj={"every": lambda: "every/%d" % p["pods"], "sampled": lambda: "sampled/%d-of-%d" % (p["ran"], p["of"])}.get(p.get("kind"), lambda: "-")()
+pj={"every": lambda: "every/%d" % p["pods"], "troubled": lambda: "troubled/%d-of-%d" % (p["ran"], p["of"]), "skipped": lambda: "skipped/0-of-%d" % p["of"]}.get(p.get("kind"), lambda: "-")()
 print(len(d["checks"]), len(m.get("probes",[])), m.get("execs","-"), st, pj, str(d["healthy"]).lower())' "/tmp/$name.json")
   sorted=$(printf '%s\n' "${ours[@]}" | sort -n)
   min=$(echo "$sorted" | head -1)

@@ -400,7 +400,8 @@ pub struct DiagnoseArgs {
     /// every pinger pod. By default, past 9 probing or 9 probed nodes each node
     /// probes 8 peer pods and 8 peer nodes (together covering every node and
     /// subnet) plus the control plane, Services and other shared targets, and the
-    /// pinger job runs in 4 pinger pods (each run pings every pinger pod and node)
+    /// pinger job runs only in the pinger pods (at most 4) of nodes whose matrix
+    /// row failed (each run pings every pinger pod and node, one after another)
     #[arg(long, global = true)]
     pub full_mesh: bool,
     /// Output format (also accepted after all/node/subnet/IPPorts)

@@ -155,3 +155,78 @@ fn pinger_job_runs_with_upstream_arguments_and_fails_on_lost_pings() {
         "{on_broken}"
     );
 }
+
+/// Past the full-mesh size (10 nodes here) the matrix is sampled and upstream's
+/// job, which pings every pinger pod and node one after another, runs only from
+/// the nodes whose matrix row failed: not at all on a healthy cluster, and from
+/// a broken node's side when one breaks. Own sandbox (`diag10`), torn down at
+/// the end.
+#[test]
+fn a_sampled_matrix_runs_the_pinger_job_only_where_a_row_failed() {
+    if std::env::var_os("KO_E2E_KUBECONFIG").is_some() {
+        eprintln!("skipped: needs a 10-node sandbox");
+        return;
+    }
+    const LARGE: &str = "diag10";
+    let kc = common::kubeconfig_with(LARGE, &["--nodes", "10"]);
+    let st = common::status_json(LARGE);
+    let ext = st["external_host"]["ip4"]
+        .as_str()
+        .expect("external_host.ip4")
+        .to_string();
+    let n = nodes(&kc).len();
+    assert_eq!(n, 10);
+
+    let (code, v) = diagnose(&kc, &["all", "--external-address", &ext]);
+    let healthy_strategy = v["pinger_strategy"].clone();
+    let healthy_matrix = v["connectivity"]["strategy"]["kind"].clone();
+    let healthy_runs = v["pinger"].as_array().map_or(0, Vec::len);
+    let healthy_checks = pinger_checks(&v).len();
+    let mut c = ko(&kc);
+    c.args(["diagnose", "all", "--external-address", &ext]);
+    let screen = text(&run(c).stdout);
+
+    // a node without its chassis: its row fails, and so do its peers' probes to it
+    let broken = nodes(&kc)[4].clone();
+    let f = common::sandbox(LARGE, &["fault", "delete-chassis", &broken]);
+    assert!(f.status.success(), "{}", text(&f.stderr));
+    let mut c = ko(&kc);
+    c.args(["--timeout", "8s", "diagnose", "all"]);
+    c.args(["--external-address", &ext, "-o", "json"]);
+    let out = run(c);
+    let _ = common::sandbox(LARGE, &["down"]);
+
+    assert_eq!(code, Some(0), "healthy 10 nodes: {:#}", v["checks"]);
+    assert_eq!(healthy_matrix, "sampled");
+    assert_eq!(healthy_strategy["kind"], "skipped", "{healthy_strategy}");
+    assert_eq!(healthy_strategy["of"], n);
+    assert_eq!((healthy_runs, healthy_checks), (0, 0));
+    assert!(
+        screen.contains("kube-ovn-pinger --mode=job: not run") && screen.contains("--full-mesh"),
+        "{screen}"
+    );
+
+    let v: Value = serde_json::from_slice(&out.stdout).expect("diagnose JSON");
+    assert_eq!(out.status.code(), Some(1));
+    let strategy = &v["pinger_strategy"];
+    assert_eq!(strategy["kind"], "troubled", "{strategy}");
+    let ran = strategy["ran"].as_u64().expect("ran") as usize;
+    assert!((1..=4).contains(&ran), "{strategy}");
+    let runs = v["pinger"].as_array().expect("pinger runs");
+    assert_eq!(runs.len(), ran);
+    // every job ran on a node whose own matrix row failed
+    let failed_rows: Vec<String> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["name"] == "connectivity" && c["status"] == "fail")
+        .filter_map(|c| c["scope"].as_str().map(String::from))
+        .collect();
+    for r in runs {
+        let scope = format!("node/{}", r["node"].as_str().expect("node"));
+        assert!(
+            failed_rows.contains(&scope),
+            "{scope} not in {failed_rows:?}"
+        );
+    }
+}

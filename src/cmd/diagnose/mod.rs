@@ -62,8 +62,9 @@ use checks::raft as raft_checks;
 use facts::{CentralPod, NodeFacts, PodFacts};
 use model::Report;
 
-/// Nodes probed at once.
-pub const NODE_CONCURRENCY: usize = 8;
+/// Nodes probed at once (one exec each, on its own node: the bound is for the
+/// API server and this client).
+pub const NODE_CONCURRENCY: usize = 32;
 
 /// What the user asked for, validated.
 enum Asked {
@@ -291,22 +292,24 @@ async fn diagnose(
         )
         .await;
         // after the matrix, not beside it: both at once on a large cluster
-        // overloaded the nodes they were judging
-        progress.stage("running kube-ovn-pinger --mode=job");
+        // overloaded the nodes they were judging; and which nodes run it
+        // depends on the matrix's failures
         let (chosen, strategy) = pinger::choose(
             &probes.pinger_sources,
             m.strategy,
             &pinger::troubled_nodes(&m),
-            &objects.control_plane_nodes(),
         );
         let pingers: Vec<(PodRef, model::Source)> = chosen
             .into_iter()
             .filter_map(|i| probes.pinger_sources.get(i).cloned())
             .collect();
+        if !pingers.is_empty() {
+            progress.stage("running kube-ovn-pinger --mode=job");
+        }
         let runs = pinger::stage(cluster, &pingers, what, external, objects.timeout).await;
         checks.extend(checks::connectivity::matrix_checks(&m));
         checks.extend(pinger::checks(&runs));
-        let strategy = (!pingers.is_empty()).then_some(strategy);
+        let strategy = (!probes.pinger_sources.is_empty()).then_some(strategy);
         (Some(m), runs, strategy)
     };
     progress.finish();

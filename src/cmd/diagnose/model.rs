@@ -157,12 +157,15 @@ pub struct PingerRun {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum PingerStrategy {
-    /// Every pinger pod, as upstream's diagnose does.
+    /// Every pinger pod, as upstream's diagnose does (the matrix was a full mesh).
     Every { pods: usize },
-    /// `ran` of the `of` pinger pods (the matrix was sampled): each run pings every
-    /// pinger pod and node, so any one covers every target; the runs come from the
-    /// nodes whose matrix row failed, the control plane, then spread over the rest.
-    Sampled { ran: usize, of: usize },
+    /// `ran` of the `of` pinger pods, those on nodes whose matrix row failed
+    /// (the matrix was sampled).
+    Troubled { ran: usize, of: usize },
+    /// None of the `of` pinger pods: the matrix was sampled and no row failed.
+    /// Each run pings every pinger pod and node one after another, so it grows
+    /// with the cluster, and the matrix probed those targets already.
+    Skipped { of: usize },
 }
 
 /// Counts per status.
@@ -187,7 +190,8 @@ pub struct Report {
     pub connectivity: Option<Matrix>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pinger: Vec<PingerRun>,
-    /// Which pinger pods were asked to run the job (absent when none was).
+    /// Which pinger pods were asked to run the job (absent when the matrix
+    /// had no pinger pod to choose from).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pinger_strategy: Option<PingerStrategy>,
     /// Wall time of the run, milliseconds.

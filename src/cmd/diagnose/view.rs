@@ -121,8 +121,11 @@ fn pinger_line(p: PingerStrategy) -> String {
         PingerStrategy::Every { pods } => {
             format!("kube-ovn-pinger --mode=job: from every pinger pod ({pods})")
         }
-        PingerStrategy::Sampled { ran, of } => format!(
-            "kube-ovn-pinger --mode=job: from {ran} of {of} pinger pods (each run pings every pinger pod and node: nodes with a failed row first, then the control plane, then spread); --full-mesh runs it from every one"
+        PingerStrategy::Troubled { ran, of } => format!(
+            "kube-ovn-pinger --mode=job: from {ran} of {of} pinger pods, on the nodes whose matrix row failed (the matrix is sampled; --full-mesh runs it from every one)"
+        ),
+        PingerStrategy::Skipped { of } => format!(
+            "kube-ovn-pinger --mode=job: not run (the matrix is sampled and no row failed; each run pings every pinger pod and node one after another, so it grows with the cluster); --full-mesh runs it from all {of} pinger pods"
         ),
     }
 }
@@ -228,7 +231,7 @@ mod tests {
                 }],
             }),
             vec![],
-            Some(PingerStrategy::Sampled { ran: 4, of: 32 }),
+            Some(PingerStrategy::Troubled { ran: 2, of: 32 }),
             1200,
         )
     }
@@ -246,7 +249,7 @@ mod tests {
         assert!(fail < pass);
         assert!(s.contains("hint: restart ovs-ovn"));
         assert!(s.contains("policy") && s.contains("NetworkPolicy default/deny"));
-        assert!(s.contains("kube-ovn-pinger --mode=job: from 4 of 32 pinger pods"));
+        assert!(s.contains("kube-ovn-pinger --mode=job: from 2 of 32 pinger pods, on the nodes whose matrix row failed"));
         assert!(!s.contains('\u{1b}'));
     }
 
@@ -263,8 +266,8 @@ mod tests {
             v["connectivity"]["probes"][0]["result"],
             "blocked-by-policy"
         );
-        assert_eq!(v["pinger_strategy"]["kind"], "sampled");
-        assert_eq!(v["pinger_strategy"]["ran"], 4);
+        assert_eq!(v["pinger_strategy"]["kind"], "troubled");
+        assert_eq!(v["pinger_strategy"]["ran"], 2);
         assert_eq!(v["pinger_strategy"]["of"], 32);
     }
 }
