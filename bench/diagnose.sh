@@ -6,7 +6,8 @@
 # For each node count: bring up sandbox `db-<n>` (`$KO_SANDBOX_PREFIX<n>` when set), run both RUNS times (default 3)
 # against the sandbox's own external host, record wall time, the report's counters
 # (checks, probes, execs, matrix strategy, pinger-job strategy, healthy) and the load, tear the sandbox
-# down. Prints a Markdown table on stdout. Needs root.
+# down. Prints a Markdown table on stdout. Needs root. The runs start once the
+# bring-up's load has settled (SETTLE_LOAD, see below).
 # KO_BIN=<kubectl-ko> to use another binary than target/release/kubectl-ko.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,6 +26,13 @@ for n in "${counts[@]}"; do
   # status exits 1 when it sees a problem; the JSON is printed either way
   ext=$({ "$repo/e2e/sandbox" status --name "$name" -o json || true; } | python3 -c 'import json,sys; print(json.load(sys.stdin)["external_host"]["ip4"])')
   pods=$(kubectl --kubeconfig "$kc" get pods -A --no-headers | wc -l)
+  # a fresh sandbox's ovn-controllers are still installing flows (load 20-40 at
+  # 32 nodes for a minute): wait until the 1-minute load is under SETTLE_LOAD
+  # (default 8), at most 180 s, so the runs measure diagnose, not the bring-up
+  for _ in $(seq 1 36); do
+    awk -v max="${SETTLE_LOAD:-8}" '{exit !($1 < max)}' /proc/loadavg && break
+    sleep 5
+  done
   load0=$(cut -d' ' -f1 /proc/loadavg)
   ours=() theirs=() rc=-
   for _ in $(seq 1 "$runs"); do
