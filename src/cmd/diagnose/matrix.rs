@@ -28,9 +28,10 @@ use super::{Asked, Objects, conncheck, ipports};
 use crate::check::{Check, Scope};
 
 /// Execs (each a batch of up to `batch::MAX_PER_EXEC` probes) in flight at once.
-/// Each source is a different node's pod, so execs at once load different
-/// nodes, not one: the bound is for the API server and this client. With 8,
-/// a sampled matrix took one round of probe timeouts per 8 nodes (19 s at 32).
+/// The sources are one pod per node (plus a few policy-probe pods), so execs at
+/// once mostly load different nodes: the bound is for the API server and this
+/// client. With 8, a sampled matrix waited out one round of probe timeouts per
+/// 8 nodes (19 s of 35 at 32 nodes).
 pub const EXEC_CONCURRENCY: usize = 64;
 
 /// At most this many NetworkPolicy-selected pods join the matrix as targets.
