@@ -328,6 +328,35 @@ fn push_versions(all: &mut Vec<NodeVersions>, v: NodeVersions) {
     }
 }
 
+/// How many of the hops traced before the SB was read the SB confirms, from
+/// the first: a hop stands when the tunnel it left by leads to the node it
+/// was traced on (`node_of` the tunnel's remote address) and was traced with
+/// the address the SB gives the node it left (`ip_of`). Everything after the
+/// first hop that fails is dropped and traced again.
+fn hops_the_sb_confirms<T>(
+    segments: &[(OvsSegment, T)],
+    guessed: &[(String, usize)],
+    node_of: impl Fn(&str) -> Option<String>,
+    ip_of: impl Fn(&str) -> Option<String>,
+) -> usize {
+    segments
+        .windows(2)
+        .zip(guessed.iter())
+        .take_while(|(pair, (local_ip, _))| {
+            let (prev, next) = (&pair[0].0, &pair[1].0);
+            let remote = match &prev.exit {
+                OvsExit::Tunnel {
+                    remote_ip: Some(ip),
+                    ..
+                } => node_of(ip),
+                _ => None,
+            };
+            remote.as_deref() == Some(next.node.as_str())
+                && ip_of(&prev.node).as_deref() == Some(local_ip.as_str())
+        })
+        .count()
+}
+
 /// Step 5 with the SB at hand: keeps the hops traced before it where the SB
 /// agrees on both ends, and traces on from the last agreed segment, reading
 /// the logical flows that only the new hops name.
@@ -365,22 +394,12 @@ pub(super) async fn follow_tunnels(
     };
     let agreed = {
         let sb_ends = Endpoints::Sb(sbs);
-        segments
-            .windows(2)
-            .zip(guessed.iter())
-            .take_while(|(pair, (local_ip, _))| {
-                let (prev, next) = (&pair[0].0, &pair[1].0);
-                let remote = match &prev.exit {
-                    OvsExit::Tunnel {
-                        remote_ip: Some(ip),
-                        ..
-                    } => sb_ends.node_of(ip),
-                    _ => None,
-                };
-                remote.as_deref() == Some(next.node.as_str())
-                    && sb_ends.ip_of(&prev.node).as_deref() == Some(local_ip.as_str())
-            })
-            .count()
+        hops_the_sb_confirms(
+            segments,
+            guessed,
+            |ip| sb_ends.node_of(ip),
+            |node| sb_ends.ip_of(node),
+        )
     };
     if agreed < guessed.len() {
         // the SB names other nodes: drop what was traced on the wrong ones
@@ -423,5 +442,85 @@ pub(super) async fn follow_tunnels(
         raw_runs.push(hop.raw);
         push_versions(versions, hop.versions);
         segments.push((hop.segment, hop.trace));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(node: &str, exit: OvsExit) -> (OvsSegment, ()) {
+        let seg = OvsSegment {
+            node: node.into(),
+            bridge: "br-int".into(),
+            flow: String::new(),
+            hops: vec![],
+            exit,
+            datapath_actions: None,
+            notes: vec![],
+            ovn_version: None,
+        };
+        (seg, ())
+    }
+
+    fn tunnel_to(ip: &str) -> OvsExit {
+        OvsExit::Tunnel {
+            ofport: "3".into(),
+            interface: None,
+            remote_ip: Some(ip.into()),
+            remote_node: None,
+            metadata: None,
+        }
+    }
+
+    /// The SB's view: node n<i> owns 172.18.0.<i>.
+    fn node_of(ip: &str) -> Option<String> {
+        ip.strip_prefix("172.18.0.").map(|i| format!("n{i}"))
+    }
+    fn ip_of(node: &str) -> Option<String> {
+        node.strip_prefix('n').map(|i| format!("172.18.0.{i}"))
+    }
+
+    #[test]
+    fn hops_stand_while_the_sb_names_the_same_nodes_and_addresses() {
+        // n1 -> tunnel -> n2 -> tunnel -> n3, traced with the addresses the SB gives
+        let segs = [
+            seg("n1", tunnel_to("172.18.0.2")),
+            seg("n2", tunnel_to("172.18.0.3")),
+            seg("n3", OvsExit::Group { group: "1".into() }),
+        ];
+        let guessed = [("172.18.0.1".to_string(), 1), ("172.18.0.2".to_string(), 2)];
+        assert_eq!(hops_the_sb_confirms(&segs, &guessed, node_of, ip_of), 2);
+
+        // the second tunnel's address belongs to n4 in the SB, not n3
+        let wrong_node = [
+            seg("n1", tunnel_to("172.18.0.2")),
+            seg("n2", tunnel_to("172.18.0.4")),
+            seg("n3", OvsExit::Group { group: "1".into() }),
+        ];
+        assert_eq!(
+            hops_the_sb_confirms(&wrong_node, &guessed, node_of, ip_of),
+            1
+        );
+
+        // the first hop was traced with an address the SB does not give n1
+        // (a dedicated tunnel interface): nothing stands
+        let other_src = [("10.0.0.1".to_string(), 1), ("172.18.0.2".to_string(), 2)];
+        assert_eq!(hops_the_sb_confirms(&segs, &other_src, node_of, ip_of), 0);
+
+        // a tunnel address the SB does not know, or a hop not left by a tunnel
+        let unknown = [
+            seg("n1", tunnel_to("192.0.2.9")),
+            seg("n2", OvsExit::Group { group: "1".into() }),
+        ];
+        assert_eq!(hops_the_sb_confirms(&unknown, &guessed, node_of, ip_of), 0);
+        let no_tunnel = [
+            seg("n1", OvsExit::Group { group: "1".into() }),
+            seg("n2", OvsExit::Group { group: "1".into() }),
+        ];
+        assert_eq!(
+            hops_the_sb_confirms(&no_tunnel, &guessed, node_of, ip_of),
+            0
+        );
     }
 }
