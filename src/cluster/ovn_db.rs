@@ -2,7 +2,7 @@
 //! control sockets inside the ovn-central pods (facts §4), shared by
 //! `nb|sb`, `diagnose` and `bundle`.
 
-use super::{Leader, PodRef, container};
+use super::{Cluster, Leader, PodRef, Result, container, unusable_reason};
 
 /// Which RAFT database, and where its files and control socket live (facts §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -74,4 +74,39 @@ pub(crate) fn appctl(db: Db, args: &[&str]) -> Vec<String> {
 /// The container the database tools run in, for this pod.
 pub(crate) fn central_container(pod: &PodRef) -> &str {
     pod.container_or_default(container::OVN_CENTRAL)
+}
+
+impl Cluster {
+    /// The ovn-central pod whose `db` server says, through `cluster/status`,
+    /// that it is the RAFT leader (the highest term if several do); None when
+    /// no usable member says so (an election in progress). Every member is
+    /// asked at once. The `ovn-nb-leader` / `ovn-sb-leader` labels are
+    /// Kube-OVN's view and lag an election; this is the servers' own.
+    pub async fn raft_leader(&self, db: Db) -> Result<Option<PodRef>> {
+        let pods = self.central_pods().await?;
+        let usable: Vec<PodRef> = pods
+            .iter()
+            .filter(|p| unusable_reason(p).is_none())
+            .map(PodRef::from_pod)
+            .collect();
+        let argv = db.cluster_status_argv();
+        let answers = futures::future::join_all(
+            usable
+                .iter()
+                .map(|p| self.exec_capture(p, central_container(p), &argv)),
+        )
+        .await;
+        Ok(usable
+            .into_iter()
+            .zip(answers)
+            .filter_map(|(pod, answer)| {
+                let out = answer.ok().filter(|o| o.success())?;
+                let status = ko_ovn::raft::parse_cluster_status(&out.stdout_str()).ok()?;
+                status
+                    .is_leader()
+                    .then_some((status.term.unwrap_or(0), pod))
+            })
+            .max_by_key(|(term, _)| *term)
+            .map(|(_, pod)| pod))
+    }
 }

@@ -3,9 +3,11 @@
 //! its output, and return its exit code. `dpctl` on a node whose br-int uses the
 //! userspace datapath (`datapath_type=netdev`, where `ovs-dpctl` finds no kernel
 //! datapath) runs the same command through ovs-vswitchd: `ovs-appctl dpctl/<command>`.
+//! `nbctl`/`sbctl` on a pod labelled leader whose server has lost the leadership
+//! (the label lags an election) run again, once, on the RAFT leader.
 
 use super::{Ctx, Outcome};
-use crate::cluster::{Leader, PodRef, container};
+use crate::cluster::{Db, Leader, PodRef, container};
 use crate::error::Result;
 
 /// Which OVN database tool, and where it runs.
@@ -24,6 +26,15 @@ impl DbTool {
             DbTool::Sbctl => "ovn-sbctl",
             DbTool::IcNbctl => "ovn-ic-nbctl",
             DbTool::IcSbctl => "ovn-ic-sbctl",
+        }
+    }
+
+    /// The RAFT database the tool talks to, when it is one of ovn-central's.
+    pub fn raft_db(self) -> Option<Db> {
+        match self {
+            DbTool::Nbctl => Some(Db::Nb),
+            DbTool::Sbctl => Some(Db::Sb),
+            DbTool::IcNbctl | DbTool::IcSbctl => None,
         }
     }
 
@@ -69,7 +80,99 @@ pub async fn run_db(ctx: &Ctx, tool: DbTool, args: &[String]) -> Result<Outcome>
     let leader = tool.leader();
     let pod = cluster.leader(leader).await?;
     let container = pod.container_or_default(leader.container()).to_string();
-    stream(ctx, &pod, &container, &argv(tool.binary(), args)).await
+    let argv = argv(tool.binary(), args);
+    let Some(db) = tool.raft_db() else {
+        return stream(ctx, &pod, &container, &argv).await;
+    };
+    // stdout streams; stderr waits for the exit, so that a run refused by a
+    // server that is no longer the leader is not shown before it is redone
+    let mut out = Counting::new(tokio::io::stdout());
+    let mut err: Vec<u8> = Vec::new();
+    tracing::info!(pod = %pod, container, ?argv, "exec");
+    let code = cluster
+        .exec_stream(&pod, &container, &argv, &mut out, &mut err, None)
+        .await?;
+    if code != 0 && out.written == 0 && lost_its_database(&err) {
+        match cluster.raft_leader(db).await? {
+            Some(real) if real.name != pod.name => {
+                eprintln!(
+                    "kubectl-ko: {pod} is labelled {label}=true but its {title} server is not the RAFT leader (the label lags an election); running on {real}, the leader by cluster/status",
+                    label = leader.label(),
+                    title = db.title(),
+                );
+                let container = real.container_or_default(leader.container()).to_string();
+                return stream(ctx, &real, &container, &argv).await;
+            }
+            Some(_) => {}
+            None => {
+                write_stderr(&err).await;
+                eprintln!(
+                    "kubectl-ko: no ovn-central member reports itself {} RAFT leader right now (an election in progress?); try again in a few seconds, `kubectl ko {} status` shows each member's view",
+                    db.title(),
+                    db.short(),
+                );
+                return Ok(Outcome::Exit(code));
+            }
+        }
+    }
+    write_stderr(&err).await;
+    Ok(Outcome::Exit(code))
+}
+
+/// ovn-nbctl / ovn-sbctl never reached the database through the pod's
+/// socket: what they print when that server is not (or no longer) the
+/// leader of a clustered database. Nothing was read or written.
+fn lost_its_database(stderr: &[u8]) -> bool {
+    String::from_utf8_lossy(stderr).contains("database connection failed")
+}
+
+async fn write_stderr(bytes: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    let mut err = tokio::io::stderr();
+    // a closed stderr has nobody left to tell
+    let _ = err.write_all(bytes).await;
+    let _ = err.flush().await;
+}
+
+/// A writer that counts what went through it.
+struct Counting<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W> Counting<W> {
+    fn new(inner: W) -> Self {
+        Counting { inner, written: 0 }
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counting<W> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &polled {
+            this.written += *n as u64;
+        }
+        polled
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 pub async fn run_ovs(ctx: &Ctx, tool: OvsTool, node: &str, args: &[String]) -> Result<Outcome> {
