@@ -415,27 +415,23 @@ fn central_pods(kc: &Path) -> Vec<String> {
     names.split_whitespace().map(String::from).collect()
 }
 
-/// Kube-OVN's leader label lags an election (here: frozen and moved to a
-/// follower by hand, with the sandbox's leader checker told to leave it):
-/// `nbctl` is refused by the labelled pod's server, says so, and runs once
-/// more on the pod whose server says it leads. The label comes back when the
-/// checker runs again.
+/// Kube-OVN's leader labels lag an election (here: frozen and moved to a
+/// follower by hand, with the sandbox's leader checker told to leave them):
+/// `nbctl`, `sbctl`, `trace` and `flows` are refused by the labelled pod's
+/// servers, say so, and run once more where the servers say they lead. The
+/// labels come back when the checker runs again.
 #[test]
-fn fault_lagging_nb_leader_label_runs_nbctl_on_the_raft_leader() {
+fn fault_lagging_leader_labels_are_overridden_by_the_raft_leaders() {
     const FREEZE: &str = "sandbox.kubectl-ko.io/freeze-leader-labels";
     let kc = kubeconfig(FAULTS);
     let healed = sandbox(FAULTS, &["fault", "heal"]);
     assert!(healed.status.success(), "{}", text(&healed.stderr));
-    wait_until(60, "a healthy NB cluster", || {
-        status_json(&kc, "nb").0 == Some(0)
-    });
-    let leader = leader_pod(&kc, "ovn-nb-leader");
+    for db in ["nb", "sb"] {
+        wait_until(60, "a healthy cluster", || {
+            status_json(&kc, db).0 == Some(0)
+        });
+    }
     let pods = central_pods(&kc);
-    let follower = pods
-        .iter()
-        .find(|p| **p != leader)
-        .expect("a second ovn-central pod")
-        .clone();
     let kubectl_ok = |args: &[&str]| {
         let out = run({
             let mut c = kubectl(&kc);
@@ -453,53 +449,87 @@ fn fault_lagging_nb_leader_label_runs_nbctl_on_the_raft_leader() {
             "--overwrite",
         ]);
     }
-    kubectl_ok(&[
-        "label",
-        "pod",
-        &leader,
-        "ovn-nb-leader=false",
-        "--overwrite",
-    ]);
-    kubectl_ok(&[
-        "label",
-        "pod",
-        &follower,
-        "ovn-nb-leader=true",
-        "--overwrite",
-    ]);
-
-    let out = run({
-        let mut c = ko(&kc);
-        c.args([
-            "nbctl",
-            "--bare",
-            "--columns=name",
-            "list",
-            "Logical_Switch",
+    // (label, leader, follower now labelled)
+    let mut moved = Vec::new();
+    for label in ["ovn-nb-leader", "ovn-sb-leader"] {
+        let leader = leader_pod(&kc, label);
+        let follower = pods
+            .iter()
+            .find(|p| **p != leader)
+            .expect("a second ovn-central pod")
+            .clone();
+        kubectl_ok(&[
+            "label",
+            "pod",
+            &leader,
+            &format!("{label}=false"),
+            "--overwrite",
         ]);
-        c
-    });
+        kubectl_ok(&[
+            "label",
+            "pod",
+            &follower,
+            &format!("{label}=true"),
+            "--overwrite",
+        ]);
+        moved.push((label, leader, follower));
+    }
+    let ko_run = |args: &[&str]| {
+        run({
+            let mut c = ko(&kc);
+            c.args(args);
+            c
+        })
+    };
+    let nbctl = ko_run(&[
+        "nbctl",
+        "--bare",
+        "--columns=name",
+        "list",
+        "Logical_Switch",
+    ]);
+    let sbctl = ko_run(&["sbctl", "--bare", "--columns=name", "list", "Chassis"]);
+    let trace = ko_run(&["trace", "default/client-1", "default/web-2", "tcp", "8080"]);
+    let flows = ko_run(&["flows", "default/client-1"]);
     for p in &pods {
         kubectl_ok(&["annotate", "pod", p, &format!("{FREEZE}-")]);
     }
-    wait_until(30, "the leader label back on the leader", || {
-        leader_pod(&kc, "ovn-nb-leader") == leader
-    });
+    for (label, leader, _) in &moved {
+        wait_until(30, "the leader labels back on the leaders", || {
+            leader_pod(&kc, label) == *leader
+        });
+    }
 
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout: {stdout}\nstderr: {stderr}"
-    );
-    assert!(stdout.lines().any(|l| l == "ovn-default"), "{stdout}");
-    assert!(
-        stderr.contains(&format!(
-            "kube-system/{follower} is labelled ovn-nb-leader=true"
-        )) && stderr.contains("not the RAFT leader")
-            && stderr.contains(&format!("running on kube-system/{leader}")),
-        "{stderr}"
-    );
+    let said = |label: &str, verb: &str, s: &str| -> bool {
+        let (_, leader, follower) = moved.iter().find(|(l, ..)| *l == label).expect("moved");
+        s.contains(&format!("kube-system/{follower} is labelled {label}=true"))
+            && s.contains("not the RAFT leader")
+            && s.contains(&format!("{verb} kube-system/{leader}"))
+    };
+    let (out, err) = (text(&nbctl.stdout), text(&nbctl.stderr));
+    assert_eq!(nbctl.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.lines().any(|l| l == "ovn-default"), "{out}");
+    assert!(said("ovn-nb-leader", "running on", &err), "{err}");
     // the refused attempt's own error is not shown: the run that counts succeeded
-    assert!(!stderr.contains("database connection failed"), "{stderr}");
+    assert!(!err.contains("database connection failed"), "{err}");
+
+    let (out, err) = (text(&sbctl.stdout), text(&sbctl.stderr));
+    assert_eq!(sbctl.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.lines().any(|l| !l.trim().is_empty()), "{out}");
+    assert!(said("ovn-sb-leader", "running on", &err), "{err}");
+
+    let out = text(&trace.stdout);
+    assert_eq!(
+        trace.status.code(),
+        Some(0),
+        "{out}\n{}",
+        text(&trace.stderr)
+    );
+    assert!(out.starts_with("DELIVERED"), "{out}");
+    assert!(said("ovn-sb-leader", "traced on", &out), "{out}");
+
+    let all = format!("{}{}", text(&flows.stdout), text(&flows.stderr));
+    assert_eq!(flows.status.code(), Some(0), "{all}");
+    assert!(said("ovn-sb-leader", "read from", &all), "{all}");
+    assert!(said("ovn-nb-leader", "read from", &all), "{all}");
 }

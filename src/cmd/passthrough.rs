@@ -7,7 +7,7 @@
 //! (the label lags an election) run again, once, on the RAFT leader.
 
 use super::{Ctx, Outcome};
-use crate::cluster::{Db, Leader, PodRef, container};
+use crate::cluster::{Db, Leader, PodRef, container, ovn_db};
 use crate::error::Result;
 
 /// Which OVN database tool, and where it runs.
@@ -92,7 +92,10 @@ pub async fn run_db(ctx: &Ctx, tool: DbTool, args: &[String]) -> Result<Outcome>
     let code = cluster
         .exec_stream(&pod, &container, &argv, &mut out, &mut err, None)
         .await?;
-    if code != 0 && out.written == 0 && lost_its_database(&err) {
+    if code != 0
+        && out.written == 0
+        && ovn_db::refused_by_a_follower(&String::from_utf8_lossy(&err))
+    {
         match cluster.raft_leader(db).await? {
             Some(real) if real.name != pod.name => {
                 eprintln!(
@@ -117,13 +120,6 @@ pub async fn run_db(ctx: &Ctx, tool: DbTool, args: &[String]) -> Result<Outcome>
     }
     write_stderr(&err).await;
     Ok(Outcome::Exit(code))
-}
-
-/// ovn-nbctl / ovn-sbctl never reached the database through the pod's
-/// socket: what they print when that server is not (or no longer) the
-/// leader of a clustered database. Nothing was read or written.
-fn lost_its_database(stderr: &[u8]) -> bool {
-    String::from_utf8_lossy(stderr).contains("database connection failed")
 }
 
 async fn write_stderr(bytes: &[u8]) {

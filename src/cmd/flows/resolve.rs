@@ -16,7 +16,7 @@ use ko_ovn::verdict::nb::NbSnapshot;
 use ko_ovn::verdict::ovs::{self as vovs, OvsInterface};
 use serde::Serialize;
 
-use crate::cluster::{self, Cluster, PodRef, container};
+use crate::cluster::{self, Cluster, Db, PodRef, container, ovn_db};
 use crate::cmd::tcpdump::parse_pod_ref;
 use crate::cmd::trace::source::{self, Sender};
 use crate::error::{Error, Result};
@@ -135,41 +135,34 @@ pub async fn setup(
         async { Ok(cluster.sb_leader().await?) },
         async { Ok(cluster.nb_leader().await?) },
     )?;
-    let nb_argv = NbSnapshot::argv();
-    let (sb_text, nb_text, pg_text, services) = tokio::try_join!(
-        async {
-            Ok::<_, Error>(
-                cluster
-                    .exec_ok(&sb_leader, container::OVN_CENTRAL, SB_ARGV)
-                    .await?,
-            )
-        },
-        async {
-            Ok::<_, Error>(
-                cluster
-                    .exec_ok(&nb_leader, container::OVN_CENTRAL, &nb_argv)
-                    .await?,
-            )
-        },
-        async {
-            Ok::<_, Error>(
-                cluster
-                    .exec_ok(&nb_leader, container::OVN_CENTRAL, PG_ARGV)
-                    .await?,
-            )
-        },
-        async {
-            // a cluster that forbids listing Services still gets its flows,
-            // load balancer rules then name the OVN load balancer only
-            Ok::<_, Error>(
-                cluster
-                    .list_services()
-                    .await
-                    .map_err(|e| format!("load balancer rules are not mapped to Services: {e}")),
-            )
-        },
-    )?;
     let mut warnings = Vec::new();
+    let mut leaders = (sb_leader, nb_leader);
+    let nb_argv = NbSnapshot::argv();
+    let read = match read_tables(cluster, &leaders, &nb_argv).await {
+        // a labelled pod whose server is not the leader (the label lags an
+        // election) refused: once more at the RAFT leaders
+        Err(Error::Cluster(crate::cluster::Error::RemoteFailed { stderr, .. }))
+            if ovn_db::refused_by_a_follower(&stderr) =>
+        {
+            let (sb, nb) = tokio::join!(cluster.raft_leader(Db::Sb), cluster.raft_leader(Db::Nb));
+            for (label, old, real) in [
+                ("ovn-sb-leader", &mut leaders.0, sb?),
+                ("ovn-nb-leader", &mut leaders.1, nb?),
+            ] {
+                if let Some(real) = real.filter(|r| r.name != old.name) {
+                    warnings.push(format!(
+                        "{old} is labelled {label}=true but its server is not the RAFT leader (the label lags an election); read from {real}, the leader by cluster/status"
+                    ));
+                    *old = real;
+                }
+            }
+            read_tables(cluster, &leaders, &nb_argv).await
+        }
+        other => other,
+    };
+    let (sb_text, nb_text, pg_text, services) = read?;
+    let (sb_leader, _) = leaders;
+
     let services = services.unwrap_or_else(|w| {
         warnings.push(w);
         Vec::new()
@@ -206,6 +199,53 @@ pub async fn setup(
         services,
         warnings,
     })
+}
+
+/// The SB rows, the NB snapshot and the port groups from the (sb, nb)
+/// leaders, and the Services, at once.
+async fn read_tables(
+    cluster: &Cluster,
+    (sb_leader, nb_leader): &(PodRef, PodRef),
+    nb_argv: &[String],
+) -> Result<(
+    String,
+    String,
+    String,
+    std::result::Result<Vec<Service>, String>,
+)> {
+    tokio::try_join!(
+        async {
+            Ok::<_, Error>(
+                cluster
+                    .exec_ok(sb_leader, container::OVN_CENTRAL, SB_ARGV)
+                    .await?,
+            )
+        },
+        async {
+            Ok::<_, Error>(
+                cluster
+                    .exec_ok(nb_leader, container::OVN_CENTRAL, nb_argv)
+                    .await?,
+            )
+        },
+        async {
+            Ok::<_, Error>(
+                cluster
+                    .exec_ok(nb_leader, container::OVN_CENTRAL, PG_ARGV)
+                    .await?,
+            )
+        },
+        async {
+            // a cluster that forbids listing Services still gets its flows,
+            // load balancer rules then name the OVN load balancer only
+            Ok::<_, Error>(
+                cluster
+                    .list_services()
+                    .await
+                    .map_err(|e| format!("load balancer rules are not mapped to Services: {e}")),
+            )
+        },
+    )
 }
 
 fn remote(what: &str, e: &dyn std::fmt::Display) -> Error {

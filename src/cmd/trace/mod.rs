@@ -47,7 +47,7 @@ use ko_ovn::verdict::{TraceReport, Verdict};
 
 use super::{Ctx, Outcome};
 use crate::cli::TraceArgs;
-use crate::cluster::{self, Cluster, Subnet, container};
+use crate::cluster::{self, Cluster, Db, Subnet, container};
 use crate::error::{Error, Result};
 pub use args::{Request, SourceRef};
 use reads::interfaces;
@@ -181,31 +181,54 @@ async fn trace_steps(
     tools::Traced,
     ko_ovn::versions::Versions,
 )> {
-    let (origin, reads) = resolve::resolve_source(cluster, req, ovn_only).await?;
+    let (mut origin, reads) = resolve::resolve_source(cluster, req, ovn_only).await?;
     let mut target = resolve::resolve_destination(cluster, req, &origin, reads).await?;
     let packet = microflow::build_microflow(req, &origin, &target)?;
     let dst_lsp = target
         .nb
         .mac_of_ip(req.dst_ip)
         .map(|(_, lsp)| lsp.name.clone());
-    let leg = Leg {
-        sender: &origin.sender,
-        ovs_pods: &origin.ovs_pods,
-        sb_leader: &origin.sb_leader,
-        ovs_pod: origin.ovs_pod.as_ref(),
-        ifaces: target.local_ifaces.as_deref(),
-        packet: &packet,
-        peer_port: dst_lsp.as_deref(),
-        sb_read,
+    let mut relabelled = None;
+    let (mut traced, versions) = loop {
+        let leg = Leg {
+            sender: &origin.sender,
+            ovs_pods: &origin.ovs_pods,
+            sb_leader: &origin.sb_leader,
+            ovs_pod: origin.ovs_pod.as_ref(),
+            ifaces: target.local_ifaces.as_deref(),
+            packet: &packet,
+            peer_port: dst_lsp.as_deref(),
+            sb_read,
+        };
+        let (traced, versions) = tools::trace_leg(
+            cluster,
+            &origin,
+            &leg,
+            target.central_version.clone(),
+            ovn_only,
+        )
+        .await?;
+        // the pod labelled SB leader refused ovn-trace (its server is not the
+        // leader: the label lags an election): once more on the RAFT leader
+        let refused = traced
+            .ovn_failure
+            .as_deref()
+            .is_some_and(cluster::ovn_db::refused_by_a_follower);
+        if !refused || relabelled.is_some() {
+            break (traced, versions);
+        }
+        match cluster.raft_leader(Db::Sb).await {
+            Ok(Some(real)) if real.name != origin.sb_leader.name => {
+                relabelled = Some(format!(
+                    "{} is labelled ovn-sb-leader=true but its OVN SB server is not the RAFT leader (the label lags an election); traced on {real}, the leader by cluster/status",
+                    origin.sb_leader
+                ));
+                origin.sb_leader = real;
+            }
+            _ => break (traced, versions),
+        }
     };
-    let (mut traced, versions) = tools::trace_leg(
-        cluster,
-        &origin,
-        &leg,
-        target.central_version.clone(),
-        ovn_only,
-    )
-    .await?;
+    traced.walk.warnings.extend(relabelled);
     // the ports ovn-trace delivered to (a Service's backend...) for the verdict
     let outports = ko_ovn::verdict::sb_query::ovn_trace_ports(&traced.ovn);
     let nb_leader = target.nb_leader.clone();
