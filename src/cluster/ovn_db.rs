@@ -71,7 +71,6 @@ pub(crate) fn appctl(db: Db, args: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// The container the database tools run in, for this pod.
 /// What ovn-nbctl, ovn-sbctl and ovn-trace print when the ovn-central pod
 /// they run in has a server that is not (or no longer) the RAFT leader: they
 /// connect leader-only through the pod's socket and give up. Nothing was read
@@ -80,6 +79,7 @@ pub fn refused_by_a_follower(stderr: &str) -> bool {
     stderr.contains("database connection failed")
 }
 
+/// The container the database tools run in, for this pod.
 pub(crate) fn central_container(pod: &PodRef) -> &str {
     pod.container_or_default(container::OVN_CENTRAL)
 }
