@@ -432,13 +432,11 @@ fn fault_lagging_leader_labels_are_overridden_by_the_raft_leaders() {
         });
     }
     let pods = central_pods(&kc);
+    // in Kube-OVN's namespace; must succeed
     let kubectl_ok = |args: &[&str]| {
-        let out = run({
-            let mut c = kubectl(&kc);
-            c.args(["-n", "kube-system"]).args(args);
-            c
-        });
-        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let mut all = vec!["-n", "kube-system"];
+        all.extend_from_slice(args);
+        common::kubectl_ok(&kc, &all);
     };
     for p in &pods {
         kubectl_ok(&[

@@ -28,8 +28,9 @@ fn pinger_checks(v: &Value) -> Vec<&Value> {
         .collect()
 }
 
-fn external_host() -> String {
-    let st = common::status_json(SANDBOX);
+/// The sandbox's external host (outside the cluster, answers ping).
+fn external_host(sandbox: &str) -> String {
+    let st = common::status_json(sandbox);
     st["external_host"]["ip4"]
         .as_str()
         .expect("external_host.ip4")
@@ -44,7 +45,7 @@ fn pinger_job_runs_with_upstream_arguments_and_fails_on_lost_pings() {
     }
     let kc = common::kubeconfig(SANDBOX);
     let n = nodes(&kc).len();
-    let ext = external_host();
+    let ext = external_host(SANDBOX);
 
     // healthy: one passing pinger-job check per node; the job got upstream's flags
     let (code, v) = diagnose(&kc, &["all", "--external-address", &ext]);
@@ -169,11 +170,7 @@ fn a_sampled_matrix_runs_the_pinger_job_only_where_a_row_failed() {
     }
     const LARGE: &str = "diag10";
     let kc = common::kubeconfig_with(LARGE, &["--nodes", "10"]);
-    let st = common::status_json(LARGE);
-    let ext = st["external_host"]["ip4"]
-        .as_str()
-        .expect("external_host.ip4")
-        .to_string();
+    let ext = external_host(LARGE);
     let n = nodes(&kc).len();
     assert_eq!(n, 10);
 

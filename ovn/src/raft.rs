@@ -265,6 +265,17 @@ pub fn parse_cluster_status(text: &str) -> Result<ClusterStatus, ParseError> {
     Ok(st)
 }
 
+/// Of several members' views, the member that leads: the one reporting role
+/// leader with the highest term (right after a failover two may claim it; the
+/// newer term is the real one). None when no view says leader.
+pub fn leading<'a, T>(views: impl IntoIterator<Item = (T, &'a ClusterStatus)>) -> Option<T> {
+    views
+        .into_iter()
+        .filter(|(_, s)| s.is_leader())
+        .max_by_key(|(_, s)| s.term)
+        .map(|(member, _)| member)
+}
+
 impl ClusterStatus {
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
@@ -339,6 +350,17 @@ mod tests {
 
     fn fixture(name: &str) -> String {
         ko_testkit::fixture!(&format!("raft/{name}"))
+    }
+
+    #[test]
+    fn the_leader_with_the_newest_term_leads() {
+        let leader = parse_cluster_status(&fixture("status-leader.txt")).unwrap();
+        let follower = parse_cluster_status(&fixture("status-follower.txt")).unwrap();
+        let mut stale = leader.clone();
+        stale.term = leader.term.map(|t| t.saturating_sub(1));
+        let views = [("a", &stale), ("b", &follower), ("c", &leader)];
+        assert_eq!(leading(views), Some("c"));
+        assert_eq!(leading([("b", &follower)]), None);
     }
 
     #[test]

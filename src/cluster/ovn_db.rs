@@ -104,17 +104,15 @@ impl Cluster {
                 .map(|p| self.exec_capture(p, central_container(p), &argv)),
         )
         .await;
-        Ok(usable
+        let views: Vec<(PodRef, ko_ovn::raft::ClusterStatus)> = usable
             .into_iter()
             .zip(answers)
             .filter_map(|(pod, answer)| {
                 let out = answer.ok().filter(|o| o.success())?;
                 let status = ko_ovn::raft::parse_cluster_status(&out.stdout_str()).ok()?;
-                status
-                    .is_leader()
-                    .then_some((status.term.unwrap_or(0), pod))
+                Some((pod, status))
             })
-            .max_by_key(|(term, _)| *term)
-            .map(|(_, pod)| pod))
+            .collect();
+        Ok(ko_ovn::raft::leading(views.iter().map(|(p, s)| (p, s))).cloned())
     }
 }

@@ -151,10 +151,7 @@ fn build_report(db: Db, views: &[PodView]) -> DbStatusReport {
         ));
     }
     // The reference view: the leader with the highest term, else the most recent view.
-    let reference = leaders
-        .iter()
-        .max_by_key(|(_, s)| s.term)
-        .map(|x| **x)
+    let reference = raft::leading(parsed.iter().map(|&(v, s)| ((v, s), s)))
         .or_else(|| parsed.iter().max_by_key(|(_, s)| s.term).copied());
     let leader = reference.filter(|(_, s)| s.is_leader());
     if leader.is_none() {

@@ -138,7 +138,18 @@ pub async fn setup(
     let mut warnings = Vec::new();
     let mut leaders = (sb_leader, nb_leader);
     let nb_argv = NbSnapshot::argv();
-    let read = match read_tables(cluster, &leaders, &nb_argv).await {
+    let (read, services) = tokio::join!(
+        read_tables(cluster, &leaders, &nb_argv),
+        // a cluster that forbids listing Services still gets its flows,
+        // load balancer rules then name the OVN load balancer only
+        async {
+            cluster
+                .list_services()
+                .await
+                .map_err(|e| format!("load balancer rules are not mapped to Services: {e}"))
+        },
+    );
+    let read = match read {
         // a labelled pod whose server is not the leader (the label lags an
         // election) refused: once more at the RAFT leaders
         Err(Error::Cluster(crate::cluster::Error::RemoteFailed { stderr, .. }))
@@ -160,7 +171,7 @@ pub async fn setup(
         }
         other => other,
     };
-    let (sb_text, nb_text, pg_text, services) = read?;
+    let (sb_text, nb_text, pg_text) = read?;
     let (sb_leader, _) = leaders;
 
     let services = services.unwrap_or_else(|w| {
@@ -202,50 +213,18 @@ pub async fn setup(
 }
 
 /// The SB rows, the NB snapshot and the port groups from the (sb, nb)
-/// leaders, and the Services, at once.
+/// leaders, at once.
 async fn read_tables(
     cluster: &Cluster,
     (sb_leader, nb_leader): &(PodRef, PodRef),
     nb_argv: &[String],
-) -> Result<(
-    String,
-    String,
-    String,
-    std::result::Result<Vec<Service>, String>,
-)> {
-    tokio::try_join!(
-        async {
-            Ok::<_, Error>(
-                cluster
-                    .exec_ok(sb_leader, container::OVN_CENTRAL, SB_ARGV)
-                    .await?,
-            )
-        },
-        async {
-            Ok::<_, Error>(
-                cluster
-                    .exec_ok(nb_leader, container::OVN_CENTRAL, nb_argv)
-                    .await?,
-            )
-        },
-        async {
-            Ok::<_, Error>(
-                cluster
-                    .exec_ok(nb_leader, container::OVN_CENTRAL, PG_ARGV)
-                    .await?,
-            )
-        },
-        async {
-            // a cluster that forbids listing Services still gets its flows,
-            // load balancer rules then name the OVN load balancer only
-            Ok::<_, Error>(
-                cluster
-                    .list_services()
-                    .await
-                    .map_err(|e| format!("load balancer rules are not mapped to Services: {e}")),
-            )
-        },
-    )
+) -> Result<(String, String, String)> {
+    let c = container::OVN_CENTRAL;
+    Ok(tokio::try_join!(
+        cluster.exec_ok(sb_leader, c, SB_ARGV),
+        cluster.exec_ok(nb_leader, c, nb_argv),
+        cluster.exec_ok(nb_leader, c, PG_ARGV),
+    )?)
 }
 
 fn remote(what: &str, e: &dyn std::fmt::Display) -> Error {

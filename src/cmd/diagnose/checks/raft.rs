@@ -51,9 +51,11 @@ pub(in crate::cmd::diagnose) async fn stage(cluster: &Cluster, objects: &Objects
     checks.extend(northd(ns, &cps, &northd_views, &northd_eps));
 
     let leader_ref = |views: &[MemberView]| -> Option<PodRef> {
-        let pod = views
-            .iter()
-            .find(|v| v.status.as_ref().is_ok_and(|s| s.is_leader()))?;
+        let pod = ko_ovn::raft::leading(
+            views
+                .iter()
+                .filter_map(|v| v.status.as_ref().ok().map(|s| (v, s))),
+        )?;
         central_pods
             .iter()
             .find(|(_, c)| c.name == pod.pod)
