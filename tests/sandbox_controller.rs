@@ -568,3 +568,308 @@ fn a_restarted_controller_adds_nothing_twice_and_diagnose_stays_healthy() {
         text(&out.stderr)
     );
 }
+
+/// One pod of `ns` on `node`, without metadata beyond its name.
+fn ns_pod_yaml(name: &str, ns: &str, node: &str, annotations: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations: {{{annotations}}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: app\n    image: busybox\n---\n"
+    )
+}
+
+fn subnet_condition(kc: &Path, name: &str, kind: &str) -> (String, String) {
+    let get = |field: &str| {
+        common::jsonpath(
+            kc,
+            &["get", "subnet", name],
+            &format!("{{.status.conditions[?(@.type==\"{kind}\")].{field}}}"),
+        )
+    };
+    (get("status"), get("message"))
+}
+
+#[test]
+fn a_subnet_created_through_the_api_gets_its_switch_routes_and_pods_and_goes_with_them() {
+    let kc = kc();
+    let ns = "sub-api";
+    let cleanup = |kc: &Path| {
+        delete(kc, &["namespace", ns]);
+        for p in ["sub-annotated", "sub-refused"] {
+            let _ = run({
+                let mut c = kubectl(kc);
+                c.args(["delete", "pod", p, "--ignore-not-found", "--wait=true"]);
+                c
+            });
+        }
+        wait_for("the test pods to go", Duration::from_secs(60), || {
+            let left = kubectl_ok(
+                kc,
+                &[
+                    "get",
+                    "pods",
+                    "-A",
+                    "-o",
+                    "jsonpath={.items[*].metadata.namespace}/{.items[*].metadata.name}",
+                ],
+            );
+            !left.contains("sub-")
+        });
+        delete(kc, &["subnet", "sub-api", "sub-overlap"]);
+    };
+    cleanup(&kc);
+    // a subnet bound to a namespace, pods on two nodes, and one pod elsewhere that
+    // names the subnet by annotation; everything applied at once
+    let yaml = format!(
+        "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata: {{name: sub-api}}\nspec:\n  cidrBlock: 10.77.0.0/16\n  namespaces: [{ns}]\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n"
+    ) + &ns_pod_yaml("a", ns, "kube-ovn-control-plane", "")
+        + &ns_pod_yaml("b", ns, "kube-ovn-worker", "")
+        + &ns_pod_yaml(
+            "sub-annotated",
+            "default",
+            "kube-ovn-worker2",
+            "ovn.kubernetes.io/logical_switch: sub-api",
+        );
+    apply(&kc, &yaml);
+    for (pod, in_ns) in [("a", ns), ("b", ns), ("sub-annotated", "default")] {
+        kubectl_ok(
+            &kc,
+            &[
+                "-n",
+                in_ns,
+                "wait",
+                "--for=condition=Ready",
+                &format!("pod/{pod}"),
+                "--timeout=60s",
+            ],
+        );
+    }
+    assert_eq!(subnet_condition(&kc, "sub-api", "Ready").0, "True");
+    // what kube-ovn-controller fills in, and the address counters
+    let spec = kubectl_ok(
+        &kc,
+        &[
+            "get",
+            "subnet",
+            "sub-api",
+            "-o",
+            "jsonpath={.spec.gateway} {.spec.vpc} {.spec.provider}",
+        ],
+    );
+    assert_eq!(spec, "10.77.0.1 ovn-cluster ovn");
+    wait_for(
+        "v4usingIPs to count the 3 pods",
+        Duration::from_secs(10),
+        || common::jsonpath(&kc, &["get", "subnet", "sub-api"], "{.status.v4usingIPs}") == "3",
+    );
+    let pod_ip = |in_ns: &str, pod: &str| {
+        common::jsonpath(&kc, &["-n", in_ns, "get", "pod", pod], "{.status.podIP}")
+    };
+    let (a, b, c) = (
+        pod_ip(ns, "a"),
+        pod_ip(ns, "b"),
+        pod_ip("default", "sub-annotated"),
+    );
+    for addr in [&a, &b, &c] {
+        assert!(
+            addr.starts_with("10.77."),
+            "{addr} is not in the subnet's CIDR"
+        );
+    }
+    // the NB has the switch, its router port and the cluster router's policies
+    assert!(nbctl(&kc, &["ls-list"]).contains("(sub-api)"));
+    let lrp = nb_find(
+        &kc,
+        "networks",
+        "Logical_Router_Port",
+        "name=ovn-cluster-sub-api",
+    );
+    assert!(lrp.contains("10.77.0.1/16"), "{lrp}");
+    let policies = nbctl(&kc, &["lr-policy-list", "ovn-cluster"]);
+    assert!(policies.contains("ip4.dst == 10.77.0.0/16"), "{policies}");
+    assert!(
+        policies.contains("$sub.api.kube.ovn.worker_ip4"),
+        "{policies}"
+    );
+
+    // real traffic and the trace agree: across nodes inside the subnet, to another
+    // subnet through the router, and out through the node to the external host
+    let from = format!("{ns}/a");
+    let ext = common::status_json(NAME)["external_host"]["ip4"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("the sandbox status has no external host"));
+    let client = ip(&kc, "client-2");
+    for (dst, hint) in [
+        (&b, "b.sub-api"),
+        (&c, "sub-annotated.default"),
+        (&client, "client-2.default"),
+        (&ext, "node-"),
+    ] {
+        let t = ko_json(&kc, &["trace", &from, dst, "icmp"]).1;
+        assert_eq!(t["verdict"], "delivered", "trace {from} -> {dst}: {t:#}");
+        let out = t["outport"]["name"]
+            .as_str()
+            .or(t["outport"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            format!("{t}").contains(hint),
+            "trace {from} -> {dst} does not leave at {hint}: {out}"
+        );
+        let ping = run({
+            let mut k = kubectl(&kc);
+            k.args([
+                "-n", ns, "exec", "a", "--", "ping", "-c", "1", "-W", "2", dst,
+            ]);
+            k
+        });
+        assert!(ping.status.success(), "a cannot ping {dst}");
+    }
+    let t = ko_json(&kc, &["trace", &from, &client, "icmp"]).1;
+    assert!(format!("{t}").contains("lr_in_policy"), "{t:#}");
+
+    // what the sandbox cannot realise says why, and its pods wait instead of landing
+    // elsewhere
+    let overlap = "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata: {name: sub-overlap}\nspec:\n  cidrBlock: 10.16.200.0/24\n---\n".to_string()
+        + &ns_pod_yaml("sub-refused", "default", "kube-ovn-worker", "ovn.kubernetes.io/logical_switch: sub-overlap");
+    apply(&kc, &overlap);
+    wait_for(
+        "sub-overlap to say why it is not ready",
+        Duration::from_secs(10),
+        || {
+            subnet_condition(&kc, "sub-overlap", "Validated")
+                .1
+                .contains("overlaps subnet ovn-default")
+        },
+    );
+    wait_for(
+        "sub-refused to be held Pending",
+        Duration::from_secs(10),
+        || {
+            common::jsonpath(
+                &kc,
+                &["get", "pod", "sub-refused"],
+                "{.status.conditions[*].message}",
+            )
+            .contains("subnet sub-overlap is not ready")
+        },
+    );
+    assert_eq!(
+        common::jsonpath(&kc, &["get", "pod", "sub-refused"], "{.status.phase}"),
+        "Pending"
+    );
+
+    // gone with its pods: switch, policies and the nodes' routes
+    cleanup(&kc);
+    wait_for("the switch to go", Duration::from_secs(15), || {
+        !nbctl(&kc, &["ls-list"]).contains("(sub-api)")
+    });
+    let policies = nbctl(&kc, &["lr-policy-list", "ovn-cluster"]);
+    assert!(
+        !policies.contains("10.77.0.0/16") && !policies.contains("sub.api"),
+        "{policies}"
+    );
+}
+
+#[test]
+fn a_vpc_created_through_the_api_routes_its_subnet_and_its_policy_routes_follow_the_spec() {
+    let kc = kc();
+    let ns = "vpc-api";
+    let cleanup = |kc: &Path| {
+        delete(kc, &["namespace", ns]);
+        wait_for("the VPC's pods to go", Duration::from_secs(60), || {
+            kubectl_ok(kc, &["-n", ns, "get", "pods", "-o", "name"])
+                .trim()
+                .is_empty()
+        });
+        delete(kc, &["subnet", "vpc-api-net"]);
+        wait_for("the VPC's switch to go", Duration::from_secs(15), || {
+            !nbctl(kc, &["ls-list"]).contains("(vpc-api-net)")
+        });
+        delete(kc, &["vpc", "vpc-api"]);
+    };
+    cleanup(&kc);
+    let vpc = |policies: &str| {
+        format!(
+            "apiVersion: kubeovn.io/v1\nkind: Vpc\nmetadata: {{name: vpc-api}}\nspec:\n  namespaces: [{ns}]\n  staticRoutes:\n  - {{cidr: 10.99.0.0/16, nextHopIP: 10.78.0.254, policy: policyDst}}\n  policyRoutes: [{policies}]\n---\n"
+        )
+    };
+    let drop = "{priority: 31000, match: ip4.dst == 10.99.0.7, action: drop}";
+    let yaml = vpc(drop)
+        + &format!(
+            "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata: {{name: vpc-api-net}}\nspec:\n  vpc: vpc-api\n  cidrBlock: 10.78.0.0/24\n  namespaces: [{ns}]\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n"
+        )
+        + &ns_pod_yaml("a", ns, "kube-ovn-control-plane", "")
+        + &ns_pod_yaml("b", ns, "kube-ovn-worker", "");
+    apply(&kc, &yaml);
+    for pod in ["a", "b"] {
+        kubectl_ok(
+            &kc,
+            &[
+                "-n",
+                ns,
+                "wait",
+                "--for=condition=Ready",
+                &format!("pod/{pod}"),
+                "--timeout=60s",
+            ],
+        );
+    }
+    let status = kubectl_ok(
+        &kc,
+        &[
+            "get",
+            "vpc",
+            "vpc-api",
+            "-o",
+            "jsonpath={.status.router} {.status.standby} {.status.tcpLoadBalancer}",
+        ],
+    );
+    assert_eq!(status, "vpc-api true vpc-vpc-api-tcp-load");
+    let b = common::jsonpath(&kc, &["-n", ns, "get", "pod", "b"], "{.status.podIP}");
+    assert!(b.starts_with("10.78.0."), "{b}");
+    assert_eq!(
+        common::jsonpath(
+            &kc,
+            &["-n", ns, "get", "pod", "b"],
+            "{.metadata.annotations.ovn\\.kubernetes\\.io/logical_router}"
+        ),
+        "vpc-api"
+    );
+    let from = format!("{ns}/a");
+    // inside the VPC: delivered across nodes, and the packets agree
+    let t = ko_json(&kc, &["trace", &from, &b, "icmp"]).1;
+    assert_eq!(t["verdict"], "delivered", "{t:#}");
+    let ping = run({
+        let mut k = kubectl(&kc);
+        k.args([
+            "-n", ns, "exec", "a", "--", "ping", "-c", "1", "-W", "2", &b,
+        ]);
+        k
+    });
+    assert!(ping.status.success(), "a cannot ping b in its VPC");
+    // the spec's policy route drops, and the trace names it and the VPC
+    let t = ko_json(&kc, &["trace", &from, "10.99.0.7", "icmp"]).1;
+    assert_eq!(t["verdict"], "dropped", "{t:#}");
+    assert!(format!("{t}").contains("ip4.dst == 10.99.0.7"), "{t:#}");
+    assert!(format!("{t}").contains("vpc-api"), "{t:#}");
+    let routes = nbctl(&kc, &["lr-route-list", "vpc-api"]);
+    assert!(
+        routes.contains("10.99.0.0/16") && routes.contains("10.78.0.254"),
+        "{routes}"
+    );
+    // the VPC is isolated from the cluster network, as in Kube-OVN
+    let client = ip(&kc, "client-1");
+    let t = ko_json(&kc, &["trace", &from, &client, "icmp"]).1;
+    assert_ne!(t["verdict"], "delivered", "{t:#}");
+    // the policy leaves the spec: it leaves the NB, and the trace no longer blames it
+    apply(&kc, &vpc(""));
+    wait_for(
+        "the policy route to leave the NB",
+        Duration::from_secs(10),
+        || !nbctl(&kc, &["lr-policy-list", "vpc-api"]).contains("10.99.0.7"),
+    );
+    cleanup(&kc);
+    wait_for("the VPC's router to go", Duration::from_secs(15), || {
+        !nbctl(&kc, &["lr-list"]).contains("(vpc-api)")
+    });
+}

@@ -268,6 +268,12 @@ async fn handle(
             if is_crds(&t.info) {
                 app.refresh_registry();
             }
+            if t.info.group.is_empty() && t.info.plural == "namespaces" {
+                // the namespace controller's job: nothing stays behind in a deleted namespace
+                for key in app.store.keys_in_namespace(name) {
+                    let _ = app.store.delete(&key);
+                }
+            }
             if is_pods(&t.info)
                 && controller::is_controlled(&obj)
                 && !crate::workloads::pod_has_managed_owner(app, &obj)

@@ -316,6 +316,19 @@ impl Store {
         (past, self.events.subscribe())
     }
 
+    /// Every key of a namespace's objects, workloads (group `apps`) first.
+    pub fn keys_in_namespace(&self, namespace: &str) -> Vec<Key> {
+        let mut keys: Vec<Key> = self
+            .read()
+            .objects
+            .keys()
+            .filter(|k| k.namespace == namespace)
+            .cloned()
+            .collect();
+        keys.sort_by_key(|k| k.group != "apps");
+        keys
+    }
+
     /// Every key currently stored (for background tasks that scan objects).
     pub fn keys(&self, group: &str, plural: &str) -> Vec<Key> {
         self.read()

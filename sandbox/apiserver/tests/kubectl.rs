@@ -755,3 +755,42 @@ spec:
     let plain = table(&sb.kubectl_ok(&["get", "rs", "rs-t"]));
     assert_eq!(plain[0], ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]);
 }
+
+#[test]
+fn deleting_a_namespace_deletes_what_it_holds() {
+    let sb = Sandbox::start();
+    sb.kubectl_ok(&["create", "namespace", "doomed"]);
+    sb.kubectl_ok(&[
+        "-n",
+        "doomed",
+        "create",
+        "configmap",
+        "c",
+        "--from-literal=a=b",
+    ]);
+    sb.kubectl_ok(&[
+        "-n",
+        "doomed",
+        "create",
+        "deployment",
+        "d",
+        "--image=busybox",
+    ]);
+    sb.kubectl_ok(&[
+        "-n",
+        "default",
+        "create",
+        "configmap",
+        "keep",
+        "--from-literal=a=b",
+    ]);
+    sb.kubectl_ok(&["delete", "namespace", "doomed"]);
+    for kind in ["configmaps", "deployments", "replicasets", "pods"] {
+        let left = sb.kubectl_ok(&["-n", "doomed", "get", kind, "-o", "name"]);
+        assert_eq!(left.trim(), "", "{kind} left in a deleted namespace");
+    }
+    assert!(
+        sb.kubectl_ok(&["-n", "default", "get", "configmap", "keep", "-o", "name"])
+            .contains("keep")
+    );
+}

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api;
+use crate::api_subnet;
 use crate::background;
 use crate::ctx::Ctx;
 use crate::objects;
@@ -79,6 +80,21 @@ pub fn run(paths: &Paths, state_dir: &Path) -> Result<()> {
     let ctx = Ctx::load(paths.clone())?;
     let port = api::port(paths)?;
     let (tx, rx) = mpsc::channel::<()>();
+    // a subnet turning Ready releases the pods waiting for it
+    let subnet_tx = tx.clone();
+    std::thread::spawn(move || {
+        loop {
+            let r = watch::resource(port, "/apis/kubeovn.io/v1/subnets", 300, |_| {
+                let _ = subnet_tx.send(());
+            });
+            if r.is_err() {
+                std::thread::sleep(Duration::from_secs(5));
+            }
+            if subnet_tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
     std::thread::spawn(move || {
         // an emulator that is gone must not turn the log into a stream of errors
         let mut pause = Duration::from_secs(1);
@@ -103,9 +119,12 @@ pub fn run(paths: &Paths, state_dir: &Path) -> Result<()> {
             }
         }
     });
+    let planned_subnets = ctx.plan.subnets.iter().map(|s| s.name.clone()).collect();
     let mut k = Kubelet {
         ctx,
         port,
+        planned_subnets,
+        pending_subnets: BTreeMap::new(),
         managed: managed(paths),
         refused: HashMap::new(),
         released: std::fs::read_to_string(released_file(paths))
@@ -159,8 +178,12 @@ const WIRE_ATTEMPTS: u32 = 3;
 const WIRE_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 struct Kubelet {
+    /// The plan, its subnets joined by those created through the API once Ready.
     ctx: Ctx,
     port: u16,
+    planned_subnets: BTreeSet<String>,
+    /// API subnets not realised (yet): name -> (namespaces, why).
+    pending_subnets: BTreeMap<String, (Vec<String>, String)>,
     managed: BTreeMap<String, Managed>,
     /// Pods not running, by uid: not looked at again unless a retry is due.
     refused: HashMap<String, Refusal>,
@@ -193,7 +216,65 @@ impl Kubelet {
         serde_json::from_str(&body).with_context(|| format!("parsing the answer to GET {path}"))
     }
 
+    /// Join the Ready API subnets to the plan this kubelet places pods with, note the
+    /// others as pending, and drop the deleted ones no managed pod still uses.
+    fn refresh_subnets(&mut self) -> Result<BTreeMap<String, Value>> {
+        let list = self.get("/apis/kubeovn.io/v1/subnets")?;
+        let objs: BTreeMap<String, Value> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| {
+                (
+                    o["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    o.clone(),
+                )
+            })
+            .collect();
+        self.pending_subnets.clear();
+        for (name, obj) in objs
+            .iter()
+            .filter(|(n, _)| !self.planned_subnets.contains(*n))
+        {
+            let realised = api_subnet::from_cr(&self.ctx.plan, obj).and_then(|s| {
+                match api_subnet::is_ready(obj) {
+                    true => Ok(s),
+                    false => Err("the controller has not realised it yet".to_string()),
+                }
+            });
+            let plan = &mut self.ctx.plan;
+            match realised {
+                Ok(s) => match plan.subnets.iter_mut().find(|p| p.name == *name) {
+                    Some(p) => *p = s,
+                    None => plan.subnets.push(s),
+                },
+                Err(why) => {
+                    let namespaces = obj["spec"]["namespaces"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|n| n.as_str().map(str::to_string))
+                        .collect();
+                    self.pending_subnets.insert(name.clone(), (namespaces, why));
+                }
+            }
+        }
+        let in_use: BTreeSet<String> = self
+            .managed
+            .values()
+            .filter_map(|m| m.pod.subnet.clone())
+            .collect();
+        let (planned, pending) = (&self.planned_subnets, &self.pending_subnets);
+        self.ctx.plan.subnets.retain(|s| {
+            planned.contains(&s.name)
+                || in_use.contains(&s.name)
+                || (objs.contains_key(&s.name) && !pending.contains_key(&s.name))
+        });
+        Ok(objs)
+    }
+
     fn reconcile(&mut self) -> Result<()> {
+        let subnet_list = self.refresh_subnets()?;
         let pods = self.get("/api/v1/pods")?;
         let items: Vec<Value> = pods["items"].as_array().cloned().unwrap_or_default();
         let planned: BTreeSet<String> = self.ctx.plan.pods.iter().map(|p| p.key()).collect();
@@ -243,11 +324,9 @@ impl Kubelet {
             }
         }
         let mut taken: BTreeSet<String> = self.managed.values().flat_map(|m| m.pod.ips()).collect();
-        // Subnet objects fetched once per pass, however many new pods share a subnet.
-        let mut subnet_objs: HashMap<String, Option<Value>> = HashMap::new();
         let mut starts = Vec::new();
         for obj in new {
-            match self.place(obj, &nodes, &load, &items, &taken, &mut subnet_objs) {
+            match self.place(obj, &nodes, &load, &items, &taken, &subnet_list) {
                 Ok(s) => {
                     if let Some(l) = load.get_mut(s.pod.node) {
                         *l += 1;
@@ -271,7 +350,7 @@ impl Kubelet {
         load: &[usize],
         items: &[Value],
         taken: &BTreeSet<String>,
-        subnet_objs: &mut HashMap<String, Option<Value>>,
+        subnet_objs: &BTreeMap<String, Value>,
     ) -> Result<Start, NotPlaced> {
         let plan = &self.ctx.plan;
         let name = obj["metadata"]["name"].as_str().unwrap_or("");
@@ -295,6 +374,7 @@ impl Kubelet {
             return Err(NotPlaced {
                 reason: "FailedCreatePodSandBox",
                 message: "the pod has no containers".into(),
+                waiting: false,
             });
         };
         // Start from a planned workload pod so fields added to Pod later get their
@@ -303,6 +383,7 @@ impl Kubelet {
             return Err(NotPlaced {
                 reason: "FailedCreatePodSandBox",
                 message: "the sandbox plan has no workload pod to start from".into(),
+                waiting: false,
             });
         };
         let n = &plan.nodes[node];
@@ -331,12 +412,8 @@ impl Kubelet {
             pod.netns = n.netns.clone();
             pod.veth = None;
         } else {
-            let s = place::subnet(plan, obj)?;
-            let subnet_obj = subnet_objs.entry(s.name.clone()).or_insert_with(|| {
-                self.get(&format!("/apis/kubeovn.io/v1/subnets/{}", s.name))
-                    .ok()
-            });
-            let mut used = place::used_ips(plan, s, subnet_obj.as_ref(), items);
+            let s = place::subnet(plan, &self.pending_subnets, obj)?;
+            let mut used = place::used_ips(plan, s, subnet_objs.get(&s.name), items);
             used.extend(taken.iter().cloned());
             let mut avoid = used.clone();
             avoid.extend(self.released.iter().cloned());
@@ -400,6 +477,7 @@ impl Kubelet {
                     let np = NotPlaced {
                         reason: "FailedCreatePodSandBox",
                         message: format!("the sandbox could not wire the pod: {e:#}"),
+                        waiting: false,
                     };
                     self.refuse(&st.obj, &np, true);
                 }
@@ -652,12 +730,20 @@ impl Kubelet {
     /// Leave the pod Pending with the reason; `retry`: try again later, a few times.
     fn refuse(&mut self, obj: &Value, np: &NotPlaced, retry: bool) {
         let uid = obj["metadata"]["uid"].as_str().unwrap_or("").to_string();
-        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
-        let name = obj["metadata"]["name"].as_str().unwrap_or("");
         let r = self.refused.entry(uid).or_insert(Refusal {
             attempts: 0,
             retry_at: None,
         });
+        if np.waiting {
+            // on its way: tried on every pass, the pod told once
+            r.retry_at = Some(Instant::now());
+            let first = r.attempts == 0;
+            r.attempts = 1;
+            if first {
+                self.tell_not_started(obj, np);
+            }
+            return;
+        }
         r.attempts += 1;
         r.retry_at =
             (retry && r.attempts < WIRE_ATTEMPTS).then(|| Instant::now() + WIRE_RETRY_AFTER);
@@ -676,6 +762,13 @@ impl Kubelet {
                 ),
             };
         }
+        self.tell_not_started(obj, &np);
+    }
+
+    /// The pod's Pending condition and Warning event for why it did not start.
+    fn tell_not_started(&self, obj: &Value, np: &NotPlaced) {
+        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
         eprintln!("kubelet: pod {ns}/{name} not started: {}", np.message);
         let condition = if np.reason == "Unschedulable" {
             json!({"type": "PodScheduled", "status": "False", "reason": np.reason,

@@ -4,6 +4,7 @@
 #![allow(clippy::useless_vec)] // argv![] builds a Vec on purpose (it is extended)
 
 mod api;
+mod api_subnet;
 mod background;
 mod controller;
 mod ctx;

@@ -13,7 +13,7 @@ use crate::argv;
 use crate::ctx::Ctx;
 use crate::exec::{in_pod, run_with};
 use crate::node::NB_PORT;
-use crate::plan::{self, CLUSTER_ROUTER, DEFAULT_SUBNET, JOIN_SUBNET, Plan, Subnet};
+use crate::plan::{self, CLUSTER_ROUTER, JOIN_SUBNET, Plan, Subnet};
 
 const V: &str = "external_ids:vendor=kube-ovn";
 
@@ -21,12 +21,21 @@ const V: &str = "external_ids:vendor=kube-ovn";
 #[derive(Default)]
 pub struct Txn {
     cmds: Vec<Vec<String>>,
+    ids: usize,
 }
 
 impl Txn {
     pub fn add(&mut self, cmd: Vec<String>) -> &mut Self {
         self.cmds.push(cmd);
         self
+    }
+    /// A fresh `@name` for `--id=` within this transaction.
+    pub fn id(&mut self, prefix: &str) -> String {
+        self.ids += 1;
+        format!("@{prefix}{}", self.ids)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.cmds.is_empty()
     }
     pub fn argv(&self) -> Vec<String> {
         let mut v = Vec::new();
@@ -92,7 +101,8 @@ fn addresses(mac: &str, ips: &[String]) -> String {
     s
 }
 
-fn switch(t: &mut Txn, s: &Subnet) {
+/// A subnet's switch, its router port pair (overlay) or localnet port (underlay).
+pub fn switch(t: &mut Txn, s: &Subnet) {
     t.add(argv!["ls-add", s.name]);
     t.add(argv![
         "set",
@@ -167,11 +177,9 @@ pub fn pod_port(t: &mut Txn, p: &plan::Pod) {
 
 /// The distributed-gateway port group of a pod (`ovn.default.<node>`), if it has one.
 pub fn pod_port_group(plan: &Plan, p: &plan::Pod) -> Option<String> {
-    if p.subnet.as_deref() != Some(DEFAULT_SUBNET) {
-        return None;
-    }
+    let s = plan.subnet(p.subnet.as_deref()?)?;
     let node = plan.nodes.get(p.node)?;
-    Some(pg_name(&format!("{DEFAULT_SUBNET}.{}", node.name)))
+    has_distributed_gateway(s).then(|| gateway_port_group(s, node))
 }
 
 /// Transaction 1: routers, switches, router/localnet/node/pod ports, load balancers.
@@ -293,63 +301,121 @@ pub fn policies(plan: &Plan, acl_tiers: bool) -> Txn {
     t
 }
 
+/// One policy of the cluster router.
+fn policy(
+    t: &mut Txn,
+    prio: u32,
+    m: String,
+    action: &str,
+    nexthop: Option<&str>,
+    ext: Vec<String>,
+) {
+    let id = t.id("p");
+    let mut c = argv![
+        format!("--id={id}"),
+        "create",
+        "logical_router_policy",
+        format!("priority={prio}"),
+        format!("match={}", q(&m)),
+        format!("action={action}"),
+        V
+    ];
+    if let Some(nh) = nexthop {
+        c.push(format!("nexthops={}", q(nh)));
+    }
+    c.extend(ext);
+    t.add(c);
+    t.add(argv![
+        "add",
+        "logical_router",
+        CLUSTER_ROUTER,
+        "policies",
+        id
+    ]);
+}
+
+/// Whether Kube-OVN gives the subnet a distributed gateway in the cluster router:
+/// per-node port groups `<subnet>.<node>` and 29000 reroutes through each node.
+pub fn has_distributed_gateway(s: &Subnet) -> bool {
+    s.vpc == CLUSTER_ROUTER && s.router.is_some() && s.name != JOIN_SUBNET
+}
+
+/// A cluster-router subnet's own policies: its addresses stay local (31000), and
+/// with a distributed gateway each node's pods leave through that node (29000).
+pub fn subnet_policies(t: &mut Txn, s: &Subnet, nodes: &[plan::Node]) {
+    let sub = || vec![format!("external_ids:subnet={}", q(&s.name))];
+    policy(
+        t,
+        31000,
+        format!("ip4.dst == {}", s.cidr4),
+        "allow",
+        None,
+        sub(),
+    );
+    if let Some(c6) = &s.cidr6 {
+        policy(t, 31000, format!("ip6.dst == {c6}"), "allow", None, sub());
+    }
+    if !has_distributed_gateway(s) {
+        return;
+    }
+    for n in nodes {
+        let pg = gateway_port_group(s, n);
+        let sext = vec![
+            format!("external_ids:subnet={}", q(&s.name)),
+            format!("external_ids:node={}", q(&n.name)),
+        ];
+        policy(
+            t,
+            29000,
+            format!("ip4.src == ${pg}_ip4"),
+            "reroute",
+            Some(&n.join_ip4),
+            sext.clone(),
+        );
+        if let Some(j6) = &n.join_ip6 {
+            policy(
+                t,
+                29000,
+                format!("ip6.src == ${pg}_ip6"),
+                "reroute",
+                Some(j6),
+                sext,
+            );
+        }
+    }
+}
+
+/// The distributed gateway's port group of a subnet on a node.
+pub fn gateway_port_group(s: &Subnet, n: &plan::Node) -> String {
+    pg_name(&format!("{}.{}", s.name, n.name))
+}
+
+/// Create that port group with its first members.
+pub fn add_gateway_port_group(t: &mut Txn, s: &Subnet, n: &plan::Node, members: Vec<String>) {
+    let pg = gateway_port_group(s, n);
+    let mut add = argv!["pg-add", pg];
+    add.extend(members);
+    t.add(add);
+    t.add(argv![
+        "set",
+        "port_group",
+        pg,
+        V,
+        format!("external_ids:subnet={}", q(&s.name)),
+        format!("external_ids:node={}", q(&n.name)),
+        format!("external_ids:np={}", q(&format!("{}/{}", s.name, n.name)))
+    ]);
+}
+
 /// The cluster router's policies: subnets stay local (31000), node addresses go
 /// through the node's join IP (30000), and each node's pods leave through it (29000).
 fn router_policies(plan: &Plan, t: &mut Txn) {
-    let mut k = 0;
-    let mut policy = |t: &mut Txn,
-                      prio: u32,
-                      m: String,
-                      action: &str,
-                      nexthop: Option<&str>,
-                      ext: Vec<String>| {
-        k += 1;
-        let id = format!("@p{k}");
-        let mut c = argv![
-            format!("--id={id}"),
-            "create",
-            "logical_router_policy",
-            format!("priority={prio}"),
-            format!("match={}", q(&m)),
-            format!("action={action}"),
-            V
-        ];
-        if let Some(nh) = nexthop {
-            c.push(format!("nexthops={}", q(nh)));
-        }
-        c.extend(ext);
-        t.add(c);
-        t.add(argv![
-            "add",
-            "logical_router",
-            CLUSTER_ROUTER,
-            "policies",
-            id
-        ]);
-    };
     for s in plan
         .subnets
         .iter()
         .filter(|s| s.vpc == CLUSTER_ROUTER && s.router.is_some())
     {
-        policy(
-            t,
-            31000,
-            format!("ip4.dst == {}", s.cidr4),
-            "allow",
-            None,
-            vec![format!("external_ids:subnet={}", q(&s.name))],
-        );
-        if let Some(c6) = &s.cidr6 {
-            policy(
-                t,
-                31000,
-                format!("ip6.dst == {c6}"),
-                "allow",
-                None,
-                vec![format!("external_ids:subnet={}", q(&s.name))],
-            );
-        }
+        subnet_policies(t, s, &plan.nodes);
     }
     for n in &plan.nodes {
         let ext = |af: &str| {
@@ -374,30 +440,6 @@ fn router_policies(plan: &Plan, t: &mut Txn) {
                 "reroute",
                 Some(j6),
                 ext("6"),
-            );
-        }
-        // distributed gateway: pods of this node leave through this node
-        let pg = pg_name(&format!("{DEFAULT_SUBNET}.{}", n.name));
-        let sext = vec![
-            format!("external_ids:subnet={}", q(DEFAULT_SUBNET)),
-            format!("external_ids:node={}", q(&n.name)),
-        ];
-        policy(
-            t,
-            29000,
-            format!("ip4.src == ${pg}_ip4"),
-            "reroute",
-            Some(&n.join_ip4),
-            sext.clone(),
-        );
-        if let Some(j6) = &n.join_ip6 {
-            policy(
-                t,
-                29000,
-                format!("ip6.src == ${pg}_ip6"),
-                "reroute",
-                Some(j6),
-                sext,
             );
         }
     }
@@ -445,27 +487,15 @@ fn node_port_groups(plan: &Plan, t: &mut Txn) {
             format!("external_ids:node={}", q(&n.name)),
             format!("external_ids:np={}", q(&format!("node/{}", n.name)))
         ]);
-        let pg = pg_name(&format!("{DEFAULT_SUBNET}.{}", n.name));
-        let mut add = argv!["pg-add", pg];
-        add.extend(
-            plan.pods
+        for s in plan.subnets.iter().filter(|s| has_distributed_gateway(s)) {
+            let members = plan
+                .pods
                 .iter()
-                .filter(|p| p.node == i && p.subnet.as_deref() == Some(DEFAULT_SUBNET))
-                .map(|p| p.lsp()),
-        );
-        t.add(add);
-        t.add(argv![
-            "set",
-            "port_group",
-            pg,
-            V,
-            format!("external_ids:subnet={}", q(DEFAULT_SUBNET)),
-            format!("external_ids:node={}", q(&n.name)),
-            format!(
-                "external_ids:np={}",
-                q(&format!("{DEFAULT_SUBNET}/{}", n.name))
-            )
-        ]);
+                .filter(|p| p.node == i && p.subnet.as_deref() == Some(s.name.as_str()))
+                .map(|p| p.lsp())
+                .collect();
+            add_gateway_port_group(t, s, n, members);
+        }
     }
 }
 

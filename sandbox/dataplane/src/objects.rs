@@ -527,15 +527,13 @@ pub fn subnet_usage(plan: &Plan, s: &Subnet, extra: usize) -> Value {
             0
         }
         + extra;
-    let size4: u64 = match s.prefix4() {
-        "16" => 65533,
-        _ => 253,
-    };
+    let size4 = crate::api_subnet::size4(&s.cidr4);
+    let size6 = s.cidr6.as_deref().map(crate::api_subnet::size6);
     json!({
         "v4availableIPs": size4.saturating_sub(used as u64),
         "v4usingIPs": used,
-        "v6availableIPs": if plan.dual_stack { 65533u64.saturating_sub(used as u64) } else { 0 },
-        "v6usingIPs": if plan.dual_stack { used } else { 0 },
+        "v6availableIPs": size6.map_or(0, |z| z.saturating_sub(used as u64)),
+        "v6usingIPs": if size6.is_some() { used } else { 0 },
     })
 }
 

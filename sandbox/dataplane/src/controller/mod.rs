@@ -1,7 +1,7 @@
 //! `ko-sandbox controller`: the sandbox's stand-in for kube-ovn-controller (and the
 //! Kubernetes endpoints/endpointslice controllers). One background process per
 //! sandbox (started by `up`, killed by `down`) that watches the emulator and keeps the
-//! NB in line with the API: NetworkPolicies, SecurityGroups, Subnet ACLs, Service
+//! NB in line with the API: VPCs (routers, routes, policies), Subnets (their switches), NetworkPolicies, SecurityGroups, Subnet ACLs, Service
 //! VIPs, and the Endpoints/EndpointSlices of Services with a selector. Each pass
 //! reads everything and writes only the difference, so a restart adds nothing twice
 //! and a deleted object's rows go away. Shapes follow Kube-OVN (see sandbox/README.md
@@ -13,7 +13,9 @@ pub mod netpol;
 mod selector;
 pub mod service;
 pub mod sg;
+mod subnet;
 mod subnet_acl;
+pub mod vpc;
 pub mod world;
 
 use std::path::{Path, PathBuf};
@@ -133,6 +135,16 @@ pub fn run(paths: &Paths, state_dir: &Path) -> Result<()> {
 /// One reconcile: read the API and the NB, write the differences to both.
 fn pass(ctx: &Ctx, port: u16) -> Result<()> {
     let mut w = World::fetch(port)?;
+    // routers of new VPCs, then switches of new subnets: their ACLs, LBs and pods
+    // need them; a failure here holds up only those objects (their status says so)
+    let mut subnet_writes = vpc::sync(ctx, &w).unwrap_or_else(|e| {
+        eprintln!("controller: {e:#}");
+        Vec::new()
+    });
+    subnet_writes.extend(subnet::sync(ctx, &w).unwrap_or_else(|e| {
+        eprintln!("controller: {e:#}");
+        Vec::new()
+    }));
     let nb_text =
         crate::nb::nbctl_timeout(ctx, &nbsync::read_args(), 20).context("reading the NB")?;
     let cur = nbsync::parse(&nb_text)?;
@@ -151,6 +163,7 @@ fn pass(ctx: &Ctx, port: u16) -> Result<()> {
     }
     // statuses say "synced" only after the NB transaction went through
     writes.extend(sg::status_writes(&w));
+    writes.extend(subnet_writes);
     for wr in &writes {
         apply(port, wr)?;
     }

@@ -27,6 +27,7 @@ pub struct World {
     pub endpoints: Vec<Value>,
     pub policies: Vec<Value>,
     pub security_groups: Vec<Value>,
+    pub vpcs: Vec<Value>,
     pub lsps: BTreeMap<String, Lsp>,
 }
 
@@ -40,6 +41,7 @@ pub const COLLECTIONS: &[&str] = &[
     "/apis/networking.k8s.io/v1/networkpolicies",
     "/apis/kubeovn.io/v1/subnets",
     "/apis/kubeovn.io/v1/security-groups",
+    "/apis/kubeovn.io/v1/vpcs",
 ];
 
 /// The collections whose changes call for a pass (the controller's own writes to
@@ -52,6 +54,7 @@ pub const WATCHED: &[&str] = &[
     "/apis/networking.k8s.io/v1/networkpolicies",
     "/apis/kubeovn.io/v1/subnets",
     "/apis/kubeovn.io/v1/security-groups",
+    "/apis/kubeovn.io/v1/vpcs",
 ];
 
 fn list(port: u16, path: &str) -> Result<Vec<Value>> {
@@ -86,6 +89,7 @@ impl World {
                         .map(|s| (name(&s).to_string(), s))
                         .collect()
                 }
+                "/apis/kubeovn.io/v1/vpcs" => w.vpcs = items,
                 _ => w.security_groups = items,
             }
         }

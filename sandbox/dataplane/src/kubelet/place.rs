@@ -2,7 +2,7 @@
 //! its subnet and its addresses (what kube-ovn-controller decides). Pure functions of
 //! the plan and the API objects, so they are tested without a sandbox.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
@@ -15,12 +15,16 @@ use crate::plan::{self, DEFAULT_SUBNET, JOIN_SUBNET, Plan, Subnet};
 pub struct NotPlaced {
     pub reason: &'static str,
     pub message: String,
+    /// Waiting for something that is on its way (a subnet being realised): tried
+    /// again on every pass, without counting as a failed attempt.
+    pub waiting: bool,
 }
 
 fn unschedulable(message: String) -> NotPlaced {
     NotPlaced {
         reason: "Unschedulable",
         message,
+        waiting: false,
     }
 }
 
@@ -78,23 +82,46 @@ fn node_names(plan: &Plan) -> String {
 
 /// The pod's subnet as Kube-OVN picks it: the `ovn.kubernetes.io/logical_switch`
 /// annotation, else the subnet listing the namespace, else `ovn-default`.
-pub fn subnet<'a>(plan: &'a Plan, pod: &Value) -> Result<&'a Subnet, NotPlaced> {
+/// `pending`: subnets created through the API and not (yet) realised, with their
+/// namespaces and why; a pod bound to one waits for it, as kube-ovn-cni does.
+pub fn subnet<'a>(
+    plan: &'a Plan,
+    pending: &BTreeMap<String, (Vec<String>, String)>,
+    pod: &Value,
+) -> Result<&'a Subnet, NotPlaced> {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
     let wanted = pod["metadata"]["annotations"]["ovn.kubernetes.io/logical_switch"].as_str();
     let fail = |message: String| NotPlaced {
         reason: "FailedCreatePodSandBox",
         message,
+        waiting: false,
+    };
+    let wait = |name: &str| {
+        let why = pending.get(name).map(|(_, why)| why.as_str()).unwrap_or("");
+        NotPlaced {
+            reason: "FailedCreatePodSandBox",
+            message: format!("subnet {name} is not ready: {why}"),
+            waiting: true,
+        }
     };
     let s = match wanted {
+        Some(name) if pending.contains_key(name) => return Err(wait(name)),
         Some(name) => plan
             .subnet(name)
             .ok_or_else(|| fail(format!("subnet {name} not found")))?,
-        None => plan
-            .subnets
-            .iter()
-            .find(|s| s.namespaces.iter().any(|n| n == ns))
-            .or_else(|| plan.subnet(DEFAULT_SUBNET))
-            .ok_or_else(|| fail(format!("no subnet {DEFAULT_SUBNET} in the sandbox plan")))?,
+        None => {
+            if let Some((name, _)) = pending
+                .iter()
+                .find(|(_, (nss, _))| nss.iter().any(|n| n == ns))
+            {
+                return Err(wait(name));
+            }
+            plan.subnets
+                .iter()
+                .find(|s| s.namespaces.iter().any(|n| n == ns))
+                .or_else(|| plan.subnet(DEFAULT_SUBNET))
+                .ok_or_else(|| fail(format!("no subnet {DEFAULT_SUBNET} in the sandbox plan")))?
+        }
     };
     if s.name == JOIN_SUBNET {
         return Err(fail(format!(
@@ -134,6 +161,7 @@ pub fn allocate(
     let fail = |message: String| NotPlaced {
         reason: "FailedCreatePodSandBox",
         message,
+        waiting: false,
     };
     let (base4, len4) = parse_cidr4(&s.cidr4)
         .ok_or_else(|| fail(format!("bad CIDR {} in subnet {}", s.cidr4, s.name)))?;
@@ -205,6 +233,7 @@ pub fn valid_names(name: &str, ns: &str) -> Result<(), NotPlaced> {
             message: format!(
                 "pod name {name:?} or namespace {ns:?} is not a DNS-1123 name the sandbox can use for a network namespace"
             ),
+            waiting: false,
         })
     }
 }
@@ -308,19 +337,54 @@ mod tests {
     #[test]
     fn subnet_follows_annotation_then_namespace_then_default() {
         let plan = plan::build("t", 3, false);
+        let none = BTreeMap::new();
         let pod = |ns: &str, ann: Value| json!({"metadata": {"namespace": ns, "annotations": ann}});
         assert_eq!(
-            subnet(&plan, &pod("default", json!({}))).unwrap().name,
+            subnet(&plan, &none, &pod("default", json!({})))
+                .unwrap()
+                .name,
             "ovn-default"
         );
         assert_eq!(
-            subnet(&plan, &pod("vpc1", json!({}))).unwrap().name,
+            subnet(&plan, &none, &pod("vpc1", json!({}))).unwrap().name,
             "vpc1-subnet"
         );
         let ul = json!({"ovn.kubernetes.io/logical_switch": "underlay"});
-        assert_eq!(subnet(&plan, &pod("default", ul)).unwrap().name, "underlay");
+        assert_eq!(
+            subnet(&plan, &none, &pod("default", ul)).unwrap().name,
+            "underlay"
+        );
         let bad = json!({"ovn.kubernetes.io/logical_switch": "nope"});
-        assert!(subnet(&plan, &pod("default", bad)).is_err());
+        let e = subnet(&plan, &none, &pod("default", bad)).unwrap_err();
+        assert!(!e.waiting);
+    }
+
+    #[test]
+    fn a_pod_bound_to_a_subnet_not_yet_realised_waits_for_it() {
+        let plan = plan::build("t", 3, false);
+        let pending = BTreeMap::from([(
+            "s2".to_string(),
+            (
+                vec!["ns2".to_string()],
+                "the controller has not realised it yet".to_string(),
+            ),
+        )]);
+        let pod = |ns: &str, ann: Value| json!({"metadata": {"namespace": ns, "annotations": ann}});
+        let by_ns = subnet(&plan, &pending, &pod("ns2", json!({}))).unwrap_err();
+        assert!(by_ns.waiting && by_ns.message.contains("subnet s2 is not ready"));
+        let by_ann = json!({"ovn.kubernetes.io/logical_switch": "s2"});
+        assert!(
+            subnet(&plan, &pending, &pod("default", by_ann))
+                .unwrap_err()
+                .waiting
+        );
+        // other namespaces are not held up
+        assert_eq!(
+            subnet(&plan, &pending, &pod("default", json!({})))
+                .unwrap()
+                .name,
+            "ovn-default"
+        );
     }
 
     #[test]

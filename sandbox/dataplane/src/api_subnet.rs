@@ -1,0 +1,283 @@
+//! Subnets created through the API (`kubectl apply` of a `kubeovn.io/v1` Subnet):
+//! the one rule for what the sandbox makes of such an object, shared by the
+//! controller (which writes its switch, router port and policies, then marks it
+//! Ready) and the kubelet (which places pods on it once it is Ready).
+//!
+//! The sandbox realises what its data plane can carry: overlay subnets (IPv4, or dual
+//! stack on a `--dual-stack` sandbox) with the distributed gateway, in the cluster
+//! router `ovn-cluster` or a custom VPC (whose router must exist: the controller
+//! checks that). Anything else is refused with a
+//! `Validated=False` condition that says why, so a test never mistakes a subnet the
+//! sandbox ignored for one that works.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde_json::Value;
+
+use crate::plan::{self, CLUSTER_ROUTER, Plan, Subnet};
+
+/// The condition Kube-OVN sets once a subnet's logical switch is in place.
+pub const READY: &str = "Ready";
+
+/// The plan's shape of an API Subnet, or why the sandbox cannot realise it.
+pub fn from_cr(plan: &Plan, obj: &Value) -> Result<Subnet, String> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    let spec = &obj["spec"];
+    let text = |k: &str| spec[k].as_str().unwrap_or("").trim().to_string();
+    if !text("vlan").is_empty() {
+        return Err(
+            "underlay subnets (spec.vlan) created through the API are not realised by the sandbox; use the planned subnet `underlay`".into(),
+        );
+    }
+    if text("gatewayType") == "centralized" {
+        return Err(
+            "centralized gateways are not realised by the sandbox; only the distributed gateway (the default) is".into(),
+        );
+    }
+    let provider = text("provider");
+    if !provider.is_empty() && provider != "ovn" {
+        return Err(format!(
+            "provider {provider}: only OVN subnets (provider `ovn`) are realised by the sandbox"
+        ));
+    }
+    let cidrs = text("cidrBlock");
+    let (mut cidr4, mut cidr6) = (None, None);
+    for c in cidrs.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        if c.contains(':') {
+            cidr6 =
+                Some(network6(c).ok_or_else(|| format!("spec.cidrBlock {c} is not an IPv6 CIDR"))?);
+        } else {
+            cidr4 =
+                Some(network4(c).ok_or_else(|| format!("spec.cidrBlock {c} is not an IPv4 CIDR"))?);
+        }
+    }
+    let Some((net4, len4)) = cidr4 else {
+        return Err(if cidrs.is_empty() {
+            "spec.cidrBlock is empty".into()
+        } else {
+            "IPv6-only subnets are not realised by the sandbox (its pods always have an IPv4 address)".into()
+        });
+    };
+    if len4 > 30 {
+        return Err(format!(
+            "spec.cidrBlock {cidrs}: a /{len4} has no room for pods"
+        ));
+    }
+    if cidr6.is_some() && !plan.dual_stack {
+        return Err(
+            "an IPv6 CIDR needs a dual-stack sandbox (`ko-sandbox up --dual-stack`)".into(),
+        );
+    }
+    let gateways: Vec<String> = text("gateway")
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect();
+    let gw4 = match gateways.iter().find(|g| !g.contains(':')) {
+        Some(g) => {
+            let ip: Ipv4Addr = g
+                .parse()
+                .map_err(|_| format!("spec.gateway {g} is not an IPv4 address"))?;
+            if !in4(net4, len4, ip) {
+                return Err(format!("spec.gateway {g} is outside {net4}/{len4}"));
+            }
+            g.clone()
+        }
+        None => Ipv4Addr::from(u32::from(net4) + 1).to_string(),
+    };
+    let (cidr6_s, gw6) = match cidr6 {
+        Some((net6, len6)) => {
+            let gw = match gateways.iter().find(|g| g.contains(':')) {
+                Some(g) => g.clone(),
+                None => Ipv6Addr::from(u128::from(net6) + 1).to_string(),
+            };
+            (Some(format!("{net6}/{len6}")), Some(gw))
+        }
+        None => (None, None),
+    };
+    let vpc = match text("vpc") {
+        v if v.is_empty() => CLUSTER_ROUTER.to_string(),
+        v => v,
+    };
+    let cidr4_s = format!("{net4}/{len4}");
+    for other in &plan.subnets {
+        if other.name == name {
+            continue;
+        }
+        if let Some((o_net, o_len)) = network4(&other.cidr4)
+            && overlap4((net4, len4), (o_net, o_len))
+        {
+            return Err(format!(
+                "{cidr4_s} overlaps subnet {} ({})",
+                other.name, other.cidr4
+            ));
+        }
+    }
+    let namespaces = spec["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect();
+    Ok(Subnet {
+        name: name.to_string(),
+        cidr4: cidr4_s,
+        gw4,
+        cidr6: cidr6_s,
+        gw6,
+        router: Some(vpc.clone()),
+        vpc,
+        lrp_mac: plan::mac_for(&format!("{}/lrp/{name}", plan.name)),
+        vlan: None,
+        namespaces,
+        default: false,
+    })
+}
+
+/// Whether the controller has marked the object Ready (its switch is in the NB).
+pub fn is_ready(obj: &Value) -> bool {
+    obj["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == READY && c["status"] == "True")
+}
+
+/// The API subnets the sandbox did not plan, each realisable or not.
+pub fn unplanned<'a>(
+    plan: &'a Plan,
+    objs: impl IntoIterator<Item = &'a Value> + 'a,
+) -> impl Iterator<Item = (&'a Value, Result<Subnet, String>)> + 'a {
+    objs.into_iter()
+        .filter(|o| {
+            plan.subnet(o["metadata"]["name"].as_str().unwrap_or(""))
+                .is_none()
+        })
+        .map(|o| (o, from_cr(plan, o)))
+}
+
+/// Addresses a subnet hands out: the hosts of its IPv4 CIDR minus the gateway
+/// (Kube-OVN's `v4availableIPs` of an empty subnet, e.g. 65533 for a /16).
+pub fn size4(cidr: &str) -> u64 {
+    let len = cidr
+        .split_once('/')
+        .and_then(|(_, l)| l.parse::<u32>().ok())
+        .filter(|l| *l <= 30)
+        .unwrap_or(24);
+    (1u64 << (32 - len)).saturating_sub(3)
+}
+
+/// The same for IPv6 (capped: a /64 is "a lot", as in Kube-OVN's float counters).
+pub fn size6(cidr: &str) -> u64 {
+    let len = cidr
+        .split_once('/')
+        .and_then(|(_, l)| l.parse::<u32>().ok())
+        .filter(|l| *l <= 126)
+        .unwrap_or(112);
+    let bits = (128 - len).min(62);
+    (1u64 << bits).saturating_sub(3)
+}
+
+fn network4(c: &str) -> Option<(Ipv4Addr, u32)> {
+    let (ip, len) = c.trim().split_once('/')?;
+    let ip: Ipv4Addr = ip.parse().ok()?;
+    let len: u32 = len.parse().ok().filter(|l| *l <= 32)?;
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    Some((Ipv4Addr::from(u32::from(ip) & mask), len))
+}
+
+fn network6(c: &str) -> Option<(Ipv6Addr, u32)> {
+    let (ip, len) = c.trim().split_once('/')?;
+    let ip: Ipv6Addr = ip.parse().ok()?;
+    let len: u32 = len.parse().ok().filter(|l| *l <= 128)?;
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len)
+    };
+    Some((Ipv6Addr::from(u128::from(ip) & mask), len))
+}
+
+fn in4(net: Ipv4Addr, len: u32, ip: Ipv4Addr) -> bool {
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    u32::from(ip) & mask == u32::from(net)
+}
+
+fn overlap4(a: (Ipv4Addr, u32), b: (Ipv4Addr, u32)) -> bool {
+    let len = a.1.min(b.1);
+    in4(a.0, len, b.0) || in4(b.0, len, a.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn plan(dual: bool) -> Plan {
+        plan::build("t", 3, dual)
+    }
+
+    fn cr(spec: Value) -> Value {
+        json!({"metadata": {"name": "s2"}, "spec": spec})
+    }
+
+    #[test]
+    fn an_overlay_subnet_gets_its_gateway_router_port_and_namespaces() {
+        let s = from_cr(
+            &plan(false),
+            &cr(json!({"cidrBlock": "10.17.3.9/16", "namespaces": ["ns2"]})),
+        )
+        .unwrap();
+        assert_eq!(s.cidr4, "10.17.0.0/16");
+        assert_eq!(s.gw4, "10.17.0.1");
+        assert_eq!(s.vpc, "ovn-cluster");
+        assert_eq!(s.router.as_deref(), Some("ovn-cluster"));
+        assert_eq!(s.namespaces, vec!["ns2".to_string()]);
+        assert!(s.cidr6.is_none() && s.vlan.is_none() && !s.lrp_mac.is_empty());
+        let v = from_cr(
+            &plan(true),
+            &cr(json!({"cidrBlock": "10.18.0.0/24,fd00:10:18::/112", "gateway": "10.18.0.254", "vpc": "vpc1"})),
+        )
+        .unwrap();
+        assert_eq!(v.gw4, "10.18.0.254");
+        assert_eq!(v.gw6.as_deref(), Some("fd00:10:18::1"));
+        assert_eq!(v.router.as_deref(), Some("vpc1"));
+    }
+
+    #[test]
+    fn what_the_sandbox_cannot_carry_is_refused_with_the_reason() {
+        let p = plan(false);
+        let refused = |spec: Value| from_cr(&p, &cr(spec)).unwrap_err();
+        assert!(
+            refused(json!({"cidrBlock": "10.16.5.0/24"})).contains("overlaps subnet ovn-default")
+        );
+        assert!(refused(json!({"cidrBlock": "10.17.0.0/16", "vlan": "v1"})).contains("underlay"));
+        assert!(refused(json!({"cidrBlock": "fd00::/112"})).contains("IPv6-only"));
+        assert!(refused(json!({"cidrBlock": "10.17.0.0/16,fd00:17::/112"})).contains("dual-stack"));
+        assert!(
+            refused(json!({"cidrBlock": "10.17.0.0/16", "gateway": "10.99.0.1"}))
+                .contains("outside")
+        );
+        assert!(
+            refused(json!({"cidrBlock": "10.17.0.0/16", "gatewayType": "centralized"}))
+                .contains("centralized")
+        );
+        assert!(refused(json!({})).contains("empty"));
+    }
+
+    #[test]
+    fn sizes_follow_the_prefix() {
+        assert_eq!(size4("10.16.0.0/16"), 65533);
+        assert_eq!(size4("10.16.0.0/24"), 253);
+        assert_eq!(size6("fd00::/112"), 65533);
+    }
+
+    #[test]
+    fn readiness_is_the_ready_condition() {
+        assert!(!is_ready(&cr(json!({}))));
+        let mut o = cr(json!({}));
+        o["status"] = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+        assert!(is_ready(&o));
+    }
+}

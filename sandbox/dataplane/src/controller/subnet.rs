@@ -1,0 +1,603 @@
+//! Subnets created through the API -> their logical switch, router port pair, load
+//! balancers and (in `ovn-cluster`) the 31000 allow and the distributed gateway's
+//! per-node port groups and 29000 reroutes, as kube-ovn-controller's `handleAddOrUpdateSubnet`
+//! writes them; then the object's spec defaults and `Validated`/`Ready` conditions.
+//! Planned subnets are `up`'s and never touched. A subnet's rows go when its object
+//! is gone and no pod is left on it (Kube-OVN holds the object until then).
+//!
+//! What the sandbox can realise is one rule, `api_subnet::from_cr`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result};
+use ko_ovn::ovsdb_json::{self, Row};
+use serde_json::{Value, json};
+
+use super::service::ApiWrite;
+use super::world::{self, World};
+use crate::api_subnet::{self, READY};
+use crate::argv;
+use crate::ctx::Ctx;
+use crate::nb::{self, Txn, q};
+use crate::plan::{CLUSTER_ROUTER, Plan, Subnet};
+
+/// The external_ids key that marks the switches this controller created.
+pub const OWNER: &str = "sandbox.kubectl-ko.io/controller";
+/// Beside it, the subnet's CIDRs: the node routes to take away with the switch.
+pub const CIDRS: &str = "sandbox.kubectl-ko.io/cidr";
+
+/// What the NB holds that this step compares against.
+#[derive(Debug, Default)]
+pub struct NbSubnets {
+    /// Switch name -> its external_ids.
+    pub switches: BTreeMap<String, BTreeMap<String, String>>,
+    /// Cluster router policies tagged `subnet=`: (uuid, subnet).
+    pub policies: Vec<(String, String)>,
+    pub port_groups: BTreeSet<String>,
+    pub load_balancers: BTreeSet<String>,
+    pub routers: BTreeSet<String>,
+}
+
+const TABLES: &[(&str, &str)] = &[
+    ("Logical_Switch", "name,external_ids"),
+    ("Logical_Router_Policy", "_uuid,external_ids"),
+    ("Port_Group", "name"),
+    ("Load_Balancer", "name"),
+    ("Logical_Router", "name"),
+];
+
+fn read_args() -> Vec<String> {
+    let mut a = vec!["--format=json".to_string()];
+    for (i, (t, cols)) in TABLES.iter().enumerate() {
+        if i > 0 {
+            a.push("--".into());
+        }
+        a.extend([format!("--columns={cols}"), "list".into(), t.to_string()]);
+    }
+    a
+}
+
+fn parse(text: &str) -> Result<NbSubnets> {
+    let tables = ovsdb_json::tables(text).context("reading the NB's switches and policies")?;
+    let [switches, policies, pgs, lbs, routers] = &tables[..] else {
+        anyhow::bail!(
+            "ovn-nbctl printed {} tables, expected {}",
+            tables.len(),
+            TABLES.len()
+        );
+    };
+    let s = |r: &Row, c: &str| ovsdb_json::cell_str(r, c).unwrap_or_default();
+    let map = |r: &Row, c: &str| r.get(c).map(ovsdb_json::map).unwrap_or_default();
+    Ok(NbSubnets {
+        switches: switches
+            .iter()
+            .map(|r| (s(r, "name"), map(r, "external_ids")))
+            .collect(),
+        policies: policies
+            .iter()
+            .filter_map(|r| Some((s(r, "_uuid"), map(r, "external_ids").remove("subnet")?)))
+            .collect(),
+        port_groups: pgs.iter().map(|r| s(r, "name")).collect(),
+        load_balancers: lbs.iter().map(|r| s(r, "name")).collect(),
+        routers: routers.iter().map(|r| s(r, "name")).collect(),
+    })
+}
+
+/// Read the NB, write the switches of new subnets and remove those of deleted ones
+/// (one transaction), and return the API writes for the objects' spec and status.
+pub fn sync(ctx: &Ctx, w: &World) -> Result<Vec<ApiWrite>> {
+    let text = nb::nbctl_timeout(ctx, &read_args(), 20).context("reading the NB for subnets")?;
+    let cur = parse(&text)?;
+    let (txn, created) = plan_changes(&ctx.plan, w, &cur);
+    let mut realised: BTreeSet<String> = cur.switches.keys().cloned().collect();
+    if !txn.is_empty() {
+        match nb::nbctl_timeout(ctx, &txn.argv(), 20) {
+            Ok(_) => {
+                eprintln!("controller: subnet switches updated");
+                realised.extend(created);
+                host_routes(ctx, w, &cur);
+            }
+            // the objects say so (Ready=False) and the next pass tries again
+            Err(e) => eprintln!("controller: writing the switches of API subnets: {e:#}"),
+        }
+    }
+    Ok(object_writes(&ctx.plan, w, &realised, &cur.routers))
+}
+
+/// The transaction that brings the NB's API-subnet rows in line with the objects,
+/// and the switches it creates (a subnet waits for its VPC's router).
+pub fn plan_changes(plan: &Plan, w: &World, cur: &NbSubnets) -> (Txn, BTreeSet<String>) {
+    let mut t = Txn::default();
+    let mut created = BTreeSet::new();
+    for (_, sub) in api_subnet::unplanned(plan, w.subnets.values()) {
+        let Ok(s) = sub else { continue };
+        if !cur.switches.contains_key(&s.name) && cur.routers.contains(&s.vpc) {
+            create(&mut t, plan, &s, cur);
+            created.insert(s.name.clone());
+        }
+    }
+    for (ls, ext) in &cur.switches {
+        if removable(plan, w, ls, ext) {
+            remove(&mut t, plan, ls, ext, cur);
+        }
+    }
+    (t, created)
+}
+
+/// A switch this controller created whose object is gone (or no longer realisable)
+/// and that no pod holds any more.
+fn removable(plan: &Plan, w: &World, ls: &str, ext: &BTreeMap<String, String>) -> bool {
+    let ours = ext.get(OWNER).is_some_and(|v| v == "true");
+    let wanted = w
+        .subnets
+        .get(ls)
+        .is_some_and(|o| api_subnet::from_cr(plan, o).is_ok());
+    ours && !wanted && plan.subnet(ls).is_none() && pods_on(w, ls) == 0
+}
+
+fn create(t: &mut Txn, plan: &Plan, s: &Subnet, cur: &NbSubnets) {
+    nb::switch(t, s);
+    t.add(argv![
+        "set",
+        "logical_switch",
+        s.name,
+        format!("external_ids:{}=\"true\"", q(OWNER)),
+        format!("external_ids:{}={}", q(CIDRS), q(&s.cidr_block()))
+    ]);
+    // the VPC's load balancers, as Kube-OVN attaches them to every subnet of it
+    let lbs: Vec<String> = if s.vpc == CLUSTER_ROUTER {
+        ["tcp", "udp", "sctp"]
+            .iter()
+            .flat_map(|p| {
+                [
+                    format!("cluster-{p}-loadbalancer"),
+                    format!("cluster-{p}-session-loadbalancer"),
+                ]
+            })
+            .collect()
+    } else {
+        ["tcp", "udp", "sctp"]
+            .iter()
+            .flat_map(|p| {
+                [
+                    format!("vpc-{}-{p}-load", s.vpc),
+                    format!("vpc-{}-{p}-sess-load", s.vpc),
+                ]
+            })
+            .collect()
+    };
+    for lb in lbs.iter().filter(|lb| cur.load_balancers.contains(*lb)) {
+        t.add(argv!["ls-lb-add", s.name, lb]);
+    }
+    if s.vpc == CLUSTER_ROUTER {
+        for n in &plan.nodes {
+            if !cur.port_groups.contains(&nb::gateway_port_group(s, n))
+                && nb::has_distributed_gateway(s)
+            {
+                nb::add_gateway_port_group(t, s, n, Vec::new());
+            }
+        }
+        nb::subnet_policies(t, s, &plan.nodes);
+    }
+}
+
+fn remove(t: &mut Txn, plan: &Plan, ls: &str, ext: &BTreeMap<String, String>, cur: &NbSubnets) {
+    let router = ext
+        .get("vpc")
+        .cloned()
+        .unwrap_or_else(|| CLUSTER_ROUTER.to_string());
+    t.add(argv!["--if-exists", "lrp-del", format!("{router}-{ls}")]);
+    t.add(argv!["--if-exists", "ls-del", ls]);
+    for (uuid, _) in cur.policies.iter().filter(|(_, s)| s == ls) {
+        t.add(argv!["--if-exists", "lr-policy-del", CLUSTER_ROUTER, uuid]);
+    }
+    for n in &plan.nodes {
+        let pg = nb::pg_name(&format!("{ls}.{}", n.name));
+        if cur.port_groups.contains(&pg) {
+            t.add(argv!["pg-del", pg]);
+        }
+    }
+}
+
+/// What kube-ovn-cni does on every node for a cluster-router subnet: route its CIDRs
+/// into OVN through ovn0; and the sandbox's external host routes them back through
+/// the first node, as it does the planned pod CIDR. Added for the switches just
+/// created, taken away with the switches just removed (the planned ones never).
+fn host_routes(ctx: &Ctx, w: &World, cur: &NbSubnets) {
+    let plan = &ctx.plan;
+    let mut changes: Vec<(String, bool)> = Vec::new();
+    for (_, sub) in api_subnet::unplanned(plan, w.subnets.values()) {
+        if let Ok(s) = sub
+            && s.vpc == CLUSTER_ROUTER
+            && !cur.switches.contains_key(&s.name)
+        {
+            changes.push((s.cidr_block(), true));
+        }
+    }
+    for (ls, ext) in &cur.switches {
+        if removable(plan, w, ls, ext)
+            && ext.get("vpc").is_none_or(|v| v == CLUSTER_ROUTER)
+            && let Some(c) = ext.get(CIDRS)
+        {
+            changes.push((c.clone(), false));
+        }
+    }
+    for (netns, lines) in route_lines(plan, &changes) {
+        if let Err(e) = crate::exec::ip_batch(Some(&netns), &lines) {
+            eprintln!("controller: routes in {netns}: {e:#}");
+        }
+    }
+}
+
+/// Per network namespace, the `ip` lines for those CIDR changes (add or delete).
+pub fn route_lines(plan: &Plan, changes: &[(String, bool)]) -> Vec<(String, Vec<String>)> {
+    let join = plan.subnet(crate::plan::JOIN_SUBNET);
+    let first = plan.nodes.first();
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (cidrs, add) in changes {
+        for cidr in cidrs.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            let v6 = cidr.contains(':');
+            let verb = if *add { "replace" } else { "del" };
+            let via_join = join.and_then(|j| {
+                if v6 {
+                    j.gw6.clone()
+                } else {
+                    Some(j.gw4.clone())
+                }
+            });
+            if let Some(gw) = via_join {
+                for n in &plan.nodes {
+                    out.entry(n.netns.clone())
+                        .or_default()
+                        .push(format!("route {verb} {cidr} via {gw} dev ovn0"));
+                }
+            }
+            let via_node = first.and_then(|n| {
+                if v6 {
+                    n.ip6.clone()
+                } else {
+                    Some(n.ip4.clone())
+                }
+            });
+            if let Some(nh) = via_node {
+                out.entry(plan.external.netns.clone())
+                    .or_default()
+                    .push(format!("route {verb} {cidr} via {nh}"));
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Pods Kube-OVN placed on the switch (they hold the subnet, as its finalizer does).
+fn pods_on(w: &World, ls: &str) -> usize {
+    w.pods
+        .iter()
+        .filter(|p| world::annotation(p, "ovn.kubernetes.io/logical_switch") == Some(ls))
+        .count()
+}
+
+/// Spec defaults and conditions, written only where they differ (each write wakes
+/// the controller again). `realised`: the switches the NB has; `routers`: its routers.
+pub fn object_writes(
+    plan: &Plan,
+    w: &World,
+    realised: &BTreeSet<String>,
+    routers: &BTreeSet<String>,
+) -> Vec<ApiWrite> {
+    let mut out = Vec::new();
+    for (obj, sub) in api_subnet::unplanned(plan, w.subnets.values()) {
+        let name = world::name(obj);
+        if name.is_empty() {
+            continue;
+        }
+        let base = format!("/apis/kubeovn.io/v1/subnets/{name}");
+        if let Ok(s) = &sub {
+            let defaults = spec_defaults(s, &obj["spec"]);
+            if !defaults.is_empty() {
+                out.push(ApiWrite {
+                    method: "PATCH",
+                    path: base.clone(),
+                    body: Some(json!({ "spec": defaults })),
+                });
+            }
+        }
+        let (validated, ready, message) = match &sub {
+            Ok(_) if realised.contains(name) => (true, true, String::new()),
+            Ok(s) if !routers.contains(&s.vpc) => (
+                true,
+                false,
+                format!("VPC {} does not exist (no logical router {0})", s.vpc),
+            ),
+            Ok(_) => (
+                true,
+                false,
+                "its logical switch could not be written to the NB (see the controller log)"
+                    .to_string(),
+            ),
+            Err(why) => (false, false, why.clone()),
+        };
+        let want = [
+            condition(
+                "Validated",
+                validated,
+                if validated {
+                    "ValidatedLogicalSwitch"
+                } else {
+                    "ValidateLogicalSwitchFailed"
+                },
+                &message,
+            ),
+            condition(
+                READY,
+                ready,
+                if ready {
+                    "ResetLogicalSwitchAclSuccess"
+                } else {
+                    "NotRealised"
+                },
+                &message,
+            ),
+        ];
+        let have = obj["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let same = want.iter().all(|c| {
+            have.iter().any(|h| {
+                h["type"] == c["type"] && h["status"] == c["status"] && h["message"] == c["message"]
+            })
+        });
+        let mut status = serde_json::Map::new();
+        if !same {
+            status.insert("conditions".into(), Value::Array(want.to_vec()));
+        }
+        if let Ok(s) = &sub
+            && ready
+            && obj["status"]["v4availableIPs"].is_null()
+        {
+            let used = pods_on(w, name) as u64;
+            status.insert("v4usingIPs".into(), json!(used));
+            status.insert(
+                "v4availableIPs".into(),
+                json!(api_subnet::size4(&s.cidr4).saturating_sub(used)),
+            );
+            let (u6, a6) = match &s.cidr6 {
+                Some(c6) => (used, api_subnet::size6(c6).saturating_sub(used)),
+                None => (0, 0),
+            };
+            status.insert("v6usingIPs".into(), json!(u6));
+            status.insert("v6availableIPs".into(), json!(a6));
+        }
+        if !status.is_empty() {
+            out.push(ApiWrite {
+                method: "PATCH",
+                path: format!("{base}/status"),
+                body: Some(json!({ "status": status })),
+            });
+        }
+    }
+    out
+}
+
+fn condition(kind: &str, ok: bool, reason: &str, message: &str) -> Value {
+    json!({
+        "type": kind,
+        "status": if ok { "True" } else { "False" },
+        "reason": reason,
+        "message": message,
+        "lastUpdateTime": now(),
+        "lastTransitionTime": now(),
+    })
+}
+
+fn now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    crate::plan::rfc3339(secs)
+}
+
+/// What kube-ovn-controller's `formatSubnet` fills in when the object leaves it out.
+fn spec_defaults(s: &Subnet, spec: &Value) -> serde_json::Map<String, Value> {
+    let mut d = serde_json::Map::new();
+    let missing = |k: &str| spec[k].as_str().is_none_or(|v| v.is_empty());
+    let protocol = if s.cidr6.is_some() { "Dual" } else { "IPv4" };
+    for (k, v) in [
+        ("provider", "ovn".to_string()),
+        ("vpc", s.vpc.clone()),
+        ("gatewayType", "distributed".to_string()),
+        ("protocol", protocol.to_string()),
+        ("gateway", s.gateway()),
+    ] {
+        if missing(k) {
+            d.insert(k.into(), json!(v));
+        }
+    }
+    if spec["excludeIps"].as_array().is_none_or(|a| a.is_empty()) {
+        d.insert(
+            "excludeIps".into(),
+            json!(s.gateway().split(',').collect::<Vec<_>>()),
+        );
+    }
+    d
+}
+
+#[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
+mod tests {
+    use super::*;
+    use crate::plan;
+
+    fn world(subnets: &[Value], pods: Vec<Value>) -> World {
+        let mut w = World::default();
+        for s in subnets {
+            w.subnets.insert(world::name(s).to_string(), s.clone());
+        }
+        w.pods = pods;
+        w
+    }
+
+    fn cmds(t: &Txn) -> String {
+        t.argv().join(" ")
+    }
+
+    #[test]
+    fn a_new_subnet_gets_its_switch_router_port_lbs_policies_and_gateway_groups() {
+        let plan = plan::build("t", 2, false);
+        let w = world(
+            &[json!({"metadata": {"name": "s2"}, "spec": {"cidrBlock": "10.17.0.0/16"}})],
+            vec![],
+        );
+        let mut cur = NbSubnets::default();
+        cur.routers.insert("ovn-cluster".into());
+        // no router vpc2 (yet): its subnet waits
+        let w2 = world(
+            &[
+                json!({"metadata": {"name": "s3"}, "spec": {"cidrBlock": "10.18.0.0/16", "vpc": "vpc2"}}),
+            ],
+            vec![],
+        );
+        assert!(plan_changes(&plan, &w2, &cur).0.is_empty());
+        cur.load_balancers.insert("cluster-tcp-loadbalancer".into());
+        let c = cmds(&plan_changes(&plan, &w, &cur).0);
+        for want in [
+            "ls-add s2",
+            "lrp-add ovn-cluster ovn-cluster-s2",
+            "10.17.0.1/16",
+            "lsp-set-type s2-ovn-cluster router",
+            "ls-lb-add s2 cluster-tcp-loadbalancer",
+            "priority=31000 match=\"ip4.dst == 10.17.0.0/16\" action=allow",
+            "pg-add s2.kube.ovn.control.plane",
+            "match=\"ip4.src == $s2.kube.ovn.control.plane_ip4\" action=reroute",
+        ] {
+            assert!(c.contains(want), "{want} missing from {c}");
+        }
+        assert!(
+            !c.contains("cluster-udp-loadbalancer"),
+            "only existing LBs are attached"
+        );
+        // already there: nothing to do
+        cur.switches.insert("s2".into(), BTreeMap::new());
+        assert!(plan_changes(&plan, &w, &cur).0.is_empty());
+    }
+
+    #[test]
+    fn nodes_route_a_new_cluster_subnet_into_ovn0_and_the_external_host_back() {
+        let plan = plan::build("t", 2, false);
+        let r = route_lines(&plan, &[("10.17.0.0/16".into(), true)]);
+        assert_eq!(r.len(), 3, "two nodes and the external host: {r:?}");
+        let all: Vec<&String> = r.iter().flat_map(|(_, l)| l).collect();
+        assert!(
+            all.iter()
+                .filter(|l| **l == "route replace 10.17.0.0/16 via 100.64.0.1 dev ovn0")
+                .count()
+                == 2
+        );
+        assert!(
+            all.iter()
+                .any(|l| l.starts_with("route replace 10.17.0.0/16 via 172.18."))
+        );
+        let d = route_lines(&plan, &[("10.17.0.0/16".into(), false)]);
+        assert!(
+            d.iter()
+                .flat_map(|(_, l)| l)
+                .all(|l| l.starts_with("route del 10.17.0.0/16"))
+        );
+    }
+
+    #[test]
+    fn a_deleted_subnet_loses_its_rows_once_no_pod_holds_it() {
+        let plan = plan::build("t", 1, false);
+        let mut cur = NbSubnets::default();
+        let ours = BTreeMap::from([
+            (OWNER.to_string(), "true".to_string()),
+            ("vpc".into(), "ovn-cluster".into()),
+        ]);
+        cur.switches.insert("s2".into(), ours);
+        cur.switches.insert("synthetic".into(), BTreeMap::new());
+        cur.policies.push(("u1".into(), "s2".into()));
+        cur.port_groups.insert("s2.kube.ovn.control.plane".into());
+        let held = json!({"metadata": {"name": "p", "annotations": {"ovn.kubernetes.io/logical_switch": "s2"}}});
+        assert!(
+            plan_changes(&plan, &world(&[], vec![held]), &cur)
+                .0
+                .is_empty()
+        );
+        let c = cmds(&plan_changes(&plan, &world(&[], vec![]), &cur).0);
+        for want in [
+            "lrp-del ovn-cluster-s2",
+            "ls-del s2",
+            "lr-policy-del ovn-cluster u1",
+            "pg-del s2.kube.ovn.control.plane",
+        ] {
+            assert!(c.contains(want), "{want} missing from {c}");
+        }
+        assert!(
+            !c.contains("synthetic"),
+            "switches the controller did not create stay"
+        );
+    }
+
+    #[test]
+    fn status_says_ready_or_why_not_and_is_not_rewritten() {
+        let plan = plan::build("t", 1, false);
+        let good = json!({"metadata": {"name": "s2"}, "spec": {"cidrBlock": "10.17.0.0/16"}});
+        let bad = json!({"metadata": {"name": "s3"}, "spec": {"cidrBlock": "10.16.0.0/24"}});
+        let realised = BTreeSet::from(["s2".to_string()]);
+        let routers = BTreeSet::from(["ovn-cluster".to_string()]);
+        let elsewhere = json!({"metadata": {"name": "s4"}, "spec": {"cidrBlock": "10.19.0.0/16", "vpc": "vpc9"}});
+        let writes = object_writes(
+            &plan,
+            &world(&[good.clone(), bad, elsewhere], vec![]),
+            &realised,
+            &routers,
+        );
+        let body = |path: &str| {
+            writes
+                .iter()
+                .find(|w| w.path == path)
+                .and_then(|w| w.body.clone())
+                .unwrap_or_default()
+        };
+        let s2 = body("/apis/kubeovn.io/v1/subnets/s2/status");
+        assert_eq!(s2["status"]["conditions"][1]["status"], "True");
+        assert_eq!(s2["status"]["v4availableIPs"], 65533);
+        assert_eq!(
+            body("/apis/kubeovn.io/v1/subnets/s2")["spec"]["gateway"],
+            "10.17.0.1"
+        );
+        let s3 = body("/apis/kubeovn.io/v1/subnets/s3/status");
+        assert_eq!(s3["status"]["conditions"][0]["status"], "False");
+        assert!(
+            s3["status"]["conditions"][0]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("overlaps")
+        );
+        // once written, nothing more
+        let mut done = good;
+        done["spec"] = json!({"cidrBlock": "10.17.0.0/16", "provider": "ovn", "vpc": "ovn-cluster",
+            "gatewayType": "distributed", "protocol": "IPv4", "gateway": "10.17.0.1", "excludeIps": ["10.17.0.1"]});
+        done["status"] = s2["status"].clone();
+        let s4 = body("/apis/kubeovn.io/v1/subnets/s4/status");
+        assert!(
+            s4["status"]["conditions"][1]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("VPC vpc9 does not exist")
+        );
+        assert!(
+            object_writes(&plan, &world(&[done.clone()], vec![]), &realised, &routers).is_empty()
+        );
+        // a switch the NB refused: not Ready
+        let w = object_writes(&plan, &world(&[done], vec![]), &BTreeSet::new(), &routers);
+        assert_eq!(
+            w[0].body
+                .as_ref()
+                .map(|b| b["status"]["conditions"][1]["status"].clone()),
+            Some(json!("False"))
+        );
+    }
+}

@@ -1,0 +1,568 @@
+//! Vpc objects -> logical routers, as kube-ovn-controller's `handleAddOrUpdateVpc`
+//! writes them: a VPC created through the API gets its router and its six load
+//! balancers (`vpc-<vpc>-{tcp,udp,sctp}-load`, `...-sess-load`) and a status; every
+//! VPC, planned ones too, gets the static routes and policies its
+//! `spec.staticRoutes` / `spec.policyRoutes` list (tagged `vendor=kube-ovn`). Only
+//! rows this controller wrote (marked [`OWNER`]) are ever changed or removed, so the
+//! sandbox's own routes and rows written with `kubectl ko nbctl` stay.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use anyhow::{Context, Result};
+use ko_ovn::ovsdb_json::{self, Row};
+use serde_json::{Value, json};
+
+use super::service::ApiWrite;
+use super::subnet::OWNER;
+use super::world::{self, World};
+use crate::argv;
+use crate::ctx::Ctx;
+use crate::nb::{self, Txn, q};
+use crate::plan::{CLUSTER_ROUTER, VPC_NAME};
+
+/// A static route as the NB row holds it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    pub prefix: String,
+    pub nexthop: String,
+    /// `dst-ip` or `src-ip`.
+    pub policy: String,
+    pub table: String,
+}
+
+/// A router policy as the NB row holds it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Policy {
+    pub priority: i64,
+    pub matches: String,
+    pub action: String,
+    pub nexthops: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct RouterRows {
+    pub ours: bool,
+    /// This controller's routes and policies on the router, with their UUIDs.
+    pub routes: Vec<(String, Route)>,
+    pub policies: Vec<(String, Policy)>,
+    pub ports: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct NbRouters {
+    pub routers: BTreeMap<String, RouterRows>,
+    pub load_balancers: BTreeSet<String>,
+}
+
+const TABLES: &[(&str, &str)] = &[
+    (
+        "Logical_Router",
+        "name,external_ids,static_routes,policies,ports",
+    ),
+    (
+        "Logical_Router_Static_Route",
+        "_uuid,ip_prefix,nexthop,policy,route_table,external_ids",
+    ),
+    (
+        "Logical_Router_Policy",
+        "_uuid,priority,match,action,nexthops,external_ids",
+    ),
+    ("Load_Balancer", "name"),
+];
+
+fn read_args() -> Vec<String> {
+    let mut a = vec!["--format=json".to_string()];
+    for (i, (t, cols)) in TABLES.iter().enumerate() {
+        if i > 0 {
+            a.push("--".into());
+        }
+        a.extend([format!("--columns={cols}"), "list".into(), t.to_string()]);
+    }
+    a
+}
+
+fn ours(r: &Row) -> bool {
+    r.get("external_ids")
+        .map(ovsdb_json::map)
+        .unwrap_or_default()
+        .get(OWNER)
+        .is_some_and(|v| v == "true")
+}
+
+fn parse(text: &str) -> Result<NbRouters> {
+    let tables = ovsdb_json::tables(text).context("reading the NB's routers")?;
+    let [routers, routes, policies, lbs] = &tables[..] else {
+        anyhow::bail!(
+            "ovn-nbctl printed {} tables, expected {}",
+            tables.len(),
+            TABLES.len()
+        );
+    };
+    let s = |r: &Row, c: &str| ovsdb_json::cell_str(r, c).unwrap_or_default();
+    let set = |r: &Row, c: &str| r.get(c).map(ovsdb_json::set).unwrap_or_default();
+    let route_rows: BTreeMap<String, Route> = routes
+        .iter()
+        .filter(|r| ours(r))
+        .map(|r| {
+            let policy = match s(r, "policy") {
+                p if p.is_empty() => "dst-ip".to_string(),
+                p => p,
+            };
+            (
+                s(r, "_uuid"),
+                Route {
+                    prefix: s(r, "ip_prefix"),
+                    nexthop: s(r, "nexthop"),
+                    policy,
+                    table: s(r, "route_table"),
+                },
+            )
+        })
+        .collect();
+    let policy_rows: BTreeMap<String, Policy> = policies
+        .iter()
+        .filter(|r| ours(r))
+        .map(|r| {
+            let mut nexthops = set(r, "nexthops");
+            nexthops.sort();
+            (
+                s(r, "_uuid"),
+                Policy {
+                    priority: s(r, "priority").parse().unwrap_or(0),
+                    matches: s(r, "match"),
+                    action: s(r, "action"),
+                    nexthops,
+                },
+            )
+        })
+        .collect();
+    let mut out = NbRouters {
+        load_balancers: lbs.iter().map(|r| s(r, "name")).collect(),
+        ..NbRouters::default()
+    };
+    for r in routers {
+        let routes = set(r, "static_routes")
+            .into_iter()
+            .filter_map(|u| route_rows.get(&u).map(|x| (u.clone(), x.clone())))
+            .collect();
+        let policies = set(r, "policies")
+            .into_iter()
+            .filter_map(|u| policy_rows.get(&u).map(|x| (u.clone(), x.clone())))
+            .collect();
+        out.routers.insert(
+            s(r, "name"),
+            RouterRows {
+                ours: ours(r),
+                routes,
+                policies,
+                ports: set(r, "ports").len(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The routers `up` made; never created or removed here.
+fn planned(name: &str) -> bool {
+    name == CLUSTER_ROUTER || name == VPC_NAME
+}
+
+/// The six load balancers Kube-OVN gives a custom VPC (`GenVpcLoadBalancer`):
+/// (name, protocol, session affinity).
+pub fn load_balancers(vpc: &str) -> Vec<(String, &'static str, bool)> {
+    ["tcp", "udp", "sctp"]
+        .iter()
+        .flat_map(|p| {
+            [
+                (format!("vpc-{vpc}-{p}-load"), *p, false),
+                (format!("vpc-{vpc}-{p}-sess-load"), *p, true),
+            ]
+        })
+        .collect()
+}
+
+/// `spec.staticRoutes`, or why one of them cannot be written.
+pub fn wanted_routes(vpc: &Value) -> Result<Vec<Route>, String> {
+    let mut out = Vec::new();
+    for r in vpc["spec"]["staticRoutes"].as_array().into_iter().flatten() {
+        let cidr = r["cidr"].as_str().unwrap_or("").trim();
+        let nh = r["nextHopIP"].as_str().unwrap_or("").trim();
+        let ip_part = cidr.split('/').next().unwrap_or("");
+        if ip_part.parse::<IpAddr>().is_err() || nh.parse::<IpAddr>().is_err() {
+            return Err(format!(
+                "static route {r}: cidr and nextHopIP must be addresses"
+            ));
+        }
+        let policy = match r["policy"].as_str().unwrap_or("policyDst") {
+            "policySrc" => "src-ip",
+            _ => "dst-ip",
+        };
+        out.push(Route {
+            prefix: cidr.to_string(),
+            nexthop: nh.to_string(),
+            policy: policy.to_string(),
+            table: r["routeTable"].as_str().unwrap_or("").to_string(),
+        });
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `spec.policyRoutes`, or why one of them cannot be written.
+pub fn wanted_policies(vpc: &Value) -> Result<Vec<Policy>, String> {
+    let mut out = Vec::new();
+    for p in vpc["spec"]["policyRoutes"].as_array().into_iter().flatten() {
+        let action = p["action"].as_str().unwrap_or("");
+        if !matches!(action, "allow" | "drop" | "reroute") {
+            return Err(format!(
+                "policy route {p}: action must be allow, drop or reroute"
+            ));
+        }
+        let Some(priority) = p["priority"].as_i64().filter(|n| (0..=32767).contains(n)) else {
+            return Err(format!("policy route {p}: priority must be 0..32767"));
+        };
+        let matches = p["match"].as_str().unwrap_or("").trim().to_string();
+        if matches.is_empty() {
+            return Err(format!("policy route {p}: match is empty"));
+        }
+        let mut nexthops: Vec<String> = p["nextHopIP"]
+            .as_str()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if action == "reroute"
+            && (nexthops.is_empty() || nexthops.iter().any(|n| n.parse::<IpAddr>().is_err()))
+        {
+            return Err(format!(
+                "policy route {p}: reroute needs nextHopIP addresses"
+            ));
+        }
+        if action != "reroute" {
+            nexthops.clear();
+        }
+        nexthops.sort();
+        out.push(Policy {
+            priority,
+            matches,
+            action: action.to_string(),
+            nexthops,
+        });
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Read the NB, write routers, routes and policies (one transaction), return the
+/// status writes of the VPCs created through the API.
+pub fn sync(ctx: &Ctx, w: &World) -> Result<Vec<ApiWrite>> {
+    let text = nb::nbctl_timeout(ctx, &read_args(), 20).context("reading the NB for VPCs")?;
+    let cur = parse(&text)?;
+    let txn = plan_changes(w, &cur);
+    if !txn.is_empty() {
+        nb::nbctl_timeout(ctx, &txn.argv(), 20).context("writing the routers of VPCs")?;
+        eprintln!("controller: VPC routers updated");
+    }
+    Ok(status_writes(w))
+}
+
+/// The transaction for every VPC object against the NB.
+pub fn plan_changes(w: &World, cur: &NbRouters) -> Txn {
+    let mut t = Txn::default();
+    let empty = RouterRows::default();
+    for vpc in &w.vpcs {
+        let name = world::name(vpc);
+        if name.is_empty() {
+            continue;
+        }
+        let have = cur.routers.get(name);
+        if have.is_none() && !planned(name) {
+            create_router(&mut t, name, cur);
+        }
+        let have = have.unwrap_or(&empty);
+        // a route list that cannot be written is left as it is (the status says why)
+        if let Ok(want) = wanted_routes(vpc) {
+            for (uuid, r) in &have.routes {
+                if !want.contains(r) {
+                    t.add(argv![
+                        "remove",
+                        "logical_router",
+                        name,
+                        "static_routes",
+                        uuid
+                    ]);
+                }
+            }
+            for r in want
+                .iter()
+                .filter(|r| !have.routes.iter().any(|(_, h)| h == *r))
+            {
+                add_route(&mut t, name, r);
+            }
+        }
+        if let Ok(want) = wanted_policies(vpc) {
+            for (uuid, p) in &have.policies {
+                if !want.contains(p) {
+                    t.add(argv!["remove", "logical_router", name, "policies", uuid]);
+                }
+            }
+            for p in want
+                .iter()
+                .filter(|p| !have.policies.iter().any(|(_, h)| h == *p))
+            {
+                add_policy(&mut t, name, p);
+            }
+        }
+    }
+    // routers this controller made whose object is gone and that no subnet uses
+    for (name, rows) in &cur.routers {
+        let gone = !w.vpcs.iter().any(|v| world::name(v) == name);
+        if rows.ours && gone && rows.ports == 0 && !planned(name) {
+            t.add(argv!["lr-del", name]);
+            for (lb, _, _) in load_balancers(name) {
+                if cur.load_balancers.contains(&lb) {
+                    t.add(argv!["lb-del", lb]);
+                }
+            }
+        }
+    }
+    t
+}
+
+fn create_router(t: &mut Txn, name: &str, cur: &NbRouters) {
+    t.add(argv!["lr-add", name]);
+    t.add(argv![
+        "set",
+        "logical_router",
+        name,
+        "external_ids:vendor=kube-ovn",
+        format!("external_ids:{}=\"true\"", q(OWNER))
+    ]);
+    for (lb, proto, session) in load_balancers(name) {
+        if cur.load_balancers.contains(&lb) {
+            continue;
+        }
+        let mut c = argv![
+            "create",
+            "load_balancer",
+            format!("name={lb}"),
+            format!("protocol={proto}"),
+            "external_ids:vendor=kube-ovn"
+        ];
+        if session {
+            c.push("selection_fields=ip_src".into());
+            c.push("options:affinity_timeout=10800".into());
+        }
+        t.add(c);
+    }
+}
+
+fn add_route(t: &mut Txn, router: &str, r: &Route) {
+    let id = t.id("vr");
+    t.add(argv![
+        format!("--id={id}"),
+        "create",
+        "logical_router_static_route",
+        format!("ip_prefix={}", q(&r.prefix)),
+        format!("nexthop={}", q(&r.nexthop)),
+        format!("policy={}", r.policy),
+        format!("route_table={}", q(&r.table)),
+        "external_ids:vendor=kube-ovn",
+        format!("external_ids:{}=\"true\"", q(OWNER))
+    ]);
+    t.add(argv!["add", "logical_router", router, "static_routes", id]);
+}
+
+fn add_policy(t: &mut Txn, router: &str, p: &Policy) {
+    let id = t.id("vp");
+    let mut c = argv![
+        format!("--id={id}"),
+        "create",
+        "logical_router_policy",
+        format!("priority={}", p.priority),
+        format!("match={}", q(&p.matches)),
+        format!("action={}", p.action),
+        "external_ids:vendor=kube-ovn",
+        format!("external_ids:{}=\"true\"", q(OWNER))
+    ];
+    if !p.nexthops.is_empty() {
+        let list: Vec<String> = p.nexthops.iter().map(|n| q(n)).collect();
+        c.push(format!("nexthops=[{}]", list.join(",")));
+    }
+    t.add(c);
+    t.add(argv!["add", "logical_router", router, "policies", id]);
+}
+
+/// The status kube-ovn-controller patches onto a VPC it created; a route list it
+/// cannot write is reported in `conditions`.
+pub fn status_writes(w: &World) -> Vec<ApiWrite> {
+    let mut out = Vec::new();
+    for vpc in &w.vpcs {
+        let name = world::name(vpc);
+        if name.is_empty() {
+            continue;
+        }
+        let subnets: Vec<&str> = w
+            .subnets
+            .values()
+            .filter(|s| {
+                let v = s["spec"]["vpc"].as_str().unwrap_or("");
+                v == name || (v.is_empty() && name == CLUSTER_ROUTER)
+            })
+            .map(world::name)
+            .collect();
+        let problem = wanted_routes(vpc).err().or(wanted_policies(vpc).err());
+        let mut want = serde_json::Map::new();
+        if !planned(name) {
+            let lbs = load_balancers(name);
+            let lb = |i: usize| json!(lbs.get(i).map(|l| l.0.clone()).unwrap_or_default());
+            for (k, v) in [
+                ("router", json!(name)),
+                ("standby", json!(true)),
+                ("default", json!(false)),
+                ("subnets", json!(subnets)),
+                ("tcpLoadBalancer", lb(0)),
+                ("tcpSessionLoadBalancer", lb(1)),
+                ("udpLoadBalancer", lb(2)),
+                ("udpSessionLoadBalancer", lb(3)),
+                ("sctpLoadBalancer", lb(4)),
+                ("sctpSessionLoadBalancer", lb(5)),
+            ] {
+                want.insert(k.into(), v);
+            }
+        }
+        let cond = json!([{
+            "type": "Ready",
+            "status": if problem.is_none() { "True" } else { "False" },
+            "reason": if problem.is_none() { "Synced" } else { "InvalidRoutes" },
+            "message": problem.clone().unwrap_or_default(),
+        }]);
+        if !planned(name) || problem.is_some() || !vpc["status"]["conditions"].is_null() {
+            want.insert("conditions".into(), cond);
+        }
+        let have = &vpc["status"];
+        let same = want.iter().all(|(k, v)| {
+            if k == "conditions" {
+                have[k][0]["status"] == v[0]["status"] && have[k][0]["message"] == v[0]["message"]
+            } else {
+                &have[k] == v
+            }
+        });
+        if !same {
+            out.push(ApiWrite {
+                method: "PATCH",
+                path: format!("/apis/kubeovn.io/v1/vpcs/{name}/status"),
+                body: Some(json!({ "status": want })),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
+mod tests {
+    use super::*;
+
+    fn world(vpcs: Vec<Value>) -> World {
+        let mut w = World::default();
+        w.vpcs = vpcs;
+        w
+    }
+
+    #[test]
+    fn a_new_vpc_gets_its_router_load_balancers_routes_and_policies() {
+        let vpc = json!({"metadata": {"name": "vpc2"}, "spec": {
+            "staticRoutes": [{"cidr": "0.0.0.0/0", "nextHopIP": "10.0.1.254", "policy": "policyDst"}],
+            "policyRoutes": [{"priority": 31000, "match": "ip4.dst == 10.99.0.7", "action": "drop"},
+                             {"priority": 30000, "match": "ip4.src == 10.0.1.0/24", "action": "reroute", "nextHopIP": "10.0.1.253"}]}});
+        let c = plan_changes(&world(vec![vpc.clone()]), &NbRouters::default())
+            .argv()
+            .join(" ");
+        for want in [
+            "lr-add vpc2",
+            "name=vpc-vpc2-tcp-load protocol=tcp",
+            "name=vpc-vpc2-udp-sess-load protocol=udp",
+            "ip_prefix=\"0.0.0.0/0\" nexthop=\"10.0.1.254\" policy=dst-ip",
+            "add logical_router vpc2 static_routes",
+            "priority=31000 match=\"ip4.dst == 10.99.0.7\" action=drop",
+            "action=reroute external_ids:vendor=kube-ovn",
+            "nexthops=[\"10.0.1.253\"]",
+        ] {
+            assert!(c.contains(want), "{want} missing from {c}");
+        }
+        let st = status_writes(&world(vec![vpc]));
+        let body = st[0].body.clone().unwrap_or_default();
+        assert_eq!(body["status"]["tcpLoadBalancer"], "vpc-vpc2-tcp-load");
+        assert_eq!(body["status"]["conditions"][0]["status"], "True");
+    }
+
+    #[test]
+    fn only_this_controllers_rows_change_and_a_planned_router_is_never_made_or_removed() {
+        let mut cur = NbRouters::default();
+        let kept = Policy {
+            priority: 31000,
+            matches: "ip4.dst == 1.2.3.4".into(),
+            action: "drop".into(),
+            nexthops: vec![],
+        };
+        let stale = Policy {
+            priority: 100,
+            matches: "ip4".into(),
+            action: "allow".into(),
+            nexthops: vec![],
+        };
+        cur.routers.insert(
+            "vpc1".into(),
+            RouterRows {
+                ours: false,
+                policies: vec![("u-kept".into(), kept), ("u-stale".into(), stale)],
+                ..RouterRows::default()
+            },
+        );
+        cur.routers.insert(
+            "vpc-old".into(),
+            RouterRows {
+                ours: true,
+                ..RouterRows::default()
+            },
+        );
+        cur.routers
+            .insert("someone-elses".into(), RouterRows::default());
+        let vpc1 = json!({"metadata": {"name": "vpc1"}, "spec": {
+            "policyRoutes": [{"priority": 31000, "match": "ip4.dst == 1.2.3.4", "action": "drop"}]}});
+        let c = plan_changes(&world(vec![vpc1]), &cur).argv().join(" ");
+        assert!(!c.contains("lr-add"), "{c}");
+        assert!(
+            c.contains("remove logical_router vpc1 policies u-stale"),
+            "{c}"
+        );
+        assert!(
+            !c.contains("u-kept") && !c.contains("priority=31000"),
+            "{c}"
+        );
+        assert!(
+            c.contains("lr-del vpc-old") && !c.contains("someone-elses"),
+            "{c}"
+        );
+    }
+
+    #[test]
+    fn routes_that_cannot_be_written_are_reported() {
+        let bad = json!({"metadata": {"name": "vpc3"}, "spec": {
+            "policyRoutes": [{"priority": 1, "match": "ip4", "action": "reroute"}]}});
+        assert!(
+            wanted_policies(&bad)
+                .unwrap_err()
+                .contains("reroute needs nextHopIP")
+        );
+        let st = status_writes(&world(vec![bad]));
+        let body = st[0].body.clone().unwrap_or_default();
+        assert_eq!(body["status"]["conditions"][0]["status"], "False");
+        let bad_route = json!({"spec": {"staticRoutes": [{"cidr": "x", "nextHopIP": "1.1.1.1"}]}});
+        assert!(wanted_routes(&bad_route).is_err());
+    }
+}
