@@ -873,3 +873,189 @@ fn a_vpc_created_through_the_api_routes_its_subnet_and_its_policy_routes_follow_
         !nbctl(&kc, &["lr-list"]).contains("(vpc-api)")
     });
 }
+
+#[test]
+fn a_private_subnet_drops_other_subnets_names_itself_and_lets_allowed_subnets_in() {
+    let kc = kc();
+    let ns = "sub-priv";
+    let cleanup = |kc: &Path| {
+        delete(kc, &["namespace", ns]);
+        wait_for(
+            "the private subnet's pod to go",
+            Duration::from_secs(60),
+            || {
+                kubectl_ok(kc, &["-n", ns, "get", "pods", "-o", "name"])
+                    .trim()
+                    .is_empty()
+            },
+        );
+        delete(kc, &["subnet", "sub-priv"]);
+    };
+    cleanup(&kc);
+    let subnet = |allow: &str| {
+        format!(
+            "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata: {{name: sub-priv}}\nspec:\n  cidrBlock: 10.79.0.0/24\n  namespaces: [{ns}]\n  private: true\n  allowSubnets: [{allow}]\n---\n"
+        )
+    };
+    // p beside the hostNetwork pod's node, q on another node
+    let yaml = subnet("")
+        + &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n")
+        + &ns_pod_yaml("p", ns, "kube-ovn-worker", "")
+        + &ns_pod_yaml("q", ns, "kube-ovn-control-plane", "");
+    apply(&kc, &yaml);
+    for pod in ["p", "q"] {
+        kubectl_ok(
+            &kc,
+            &[
+                "-n",
+                ns,
+                "wait",
+                "--for=condition=Ready",
+                &format!("pod/{pod}"),
+                "--timeout=60s",
+            ],
+        );
+    }
+    let p = common::jsonpath(&kc, &["-n", ns, "get", "pod", "p"], "{.status.podIP}");
+    let q = common::jsonpath(&kc, &["-n", ns, "get", "pod", "q"], "{.status.podIP}");
+    // another subnet's pod: dropped by the private setting, named as such
+    let t0 = Instant::now();
+    let t = verdict_within(&kc, t0, "client-2", &p, &["icmp"], "dropped");
+    assert_eq!(t["responsible"]["kind"], "Subnet", "{t:#}");
+    assert_eq!(t["responsible"]["name"], "sub-priv", "{t:#}");
+    assert!(format!("{t}").contains("private Subnet sub-priv"), "{t:#}");
+    assert!(
+        !pings(&kc, "client-2", &p),
+        "client-2 pinged a private subnet"
+    );
+    // a node reaches its own pods (the node group's 3000 allow, there while a
+    // NetworkPolicy exists: the sandbox has one), not another node's: its packets
+    // leave with the node's InternalIP, which is not in the join subnet
+    let t = ko_json(&kc, &["trace", "default/host-net", &p, "icmp"]).1;
+    assert_eq!(t["verdict"], "delivered", "{t:#}");
+    assert!(
+        pings(&kc, "host-net", &p),
+        "the node could not ping its own pod"
+    );
+    let t = ko_json(&kc, &["trace", "default/host-net", &q, "icmp"]).1;
+    assert_eq!(t["verdict"], "dropped", "{t:#}");
+    assert!(
+        !pings(&kc, "host-net", &q),
+        "the node pinged another node's private pod"
+    );
+    // allowSubnets lets ovn-default in
+    apply(&kc, &subnet("10.16.0.0/16"));
+    let t0 = Instant::now();
+    verdict_within(&kc, t0, "client-2", &p, &["icmp"], "delivered");
+    assert!(
+        pings(&kc, "client-2", &p),
+        "client-2 cannot ping although its subnet is allowed"
+    );
+    cleanup(&kc);
+}
+
+#[test]
+fn a_node_reaches_its_own_pods_through_a_network_policy_and_only_those() {
+    let kc = kc();
+    // db (policy protect-db, on kube-ovn-control-plane) and the node group's 3000 allows
+    let db = ip(&kc, "db");
+    let db_node = common::jsonpath(&kc, &["get", "pod", "db"], "{.spec.nodeName}");
+    let acls = nbctl(
+        &kc,
+        &["acl-list", &format!("node.{}", db_node.replace('-', "."))],
+    );
+    assert!(
+        acls.contains("3000") && acls.contains("allow-related"),
+        "{acls}"
+    );
+    let own = ko_json(
+        &kc,
+        &["trace", &format!("node//{db_node}"), &db, "tcp", "5432"],
+    )
+    .1;
+    assert_eq!(own["verdict"], "delivered", "{own:#}");
+    let other = common::jsonpath(&kc, &["get", "pod", "host-net"], "{.spec.nodeName}");
+    assert_ne!(other, db_node);
+    let t = ko_json(
+        &kc,
+        &["trace", &format!("node//{other}"), &db, "tcp", "5432"],
+    )
+    .1;
+    assert_eq!(t["verdict"], "dropped", "{t:#}");
+    assert_eq!(t["responsible"]["name"], "default/protect-db", "{t:#}");
+    assert!(
+        !pings(&kc, "host-net", &db),
+        "another node pinged the protected db"
+    );
+}
+
+#[test]
+fn a_centralized_subnet_leaves_through_its_gateway_node() {
+    let kc = kc();
+    let ns = "sub-central";
+    let cleanup = |kc: &Path| {
+        delete(kc, &["namespace", ns]);
+        wait_for(
+            "the centralized subnet's pod to go",
+            Duration::from_secs(60),
+            || {
+                kubectl_ok(kc, &["-n", ns, "get", "pods", "-o", "name"])
+                    .trim()
+                    .is_empty()
+            },
+        );
+        delete(kc, &["subnet", "sub-central"]);
+    };
+    cleanup(&kc);
+    let yaml = format!(
+        "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata: {{name: sub-central}}\nspec:\n  cidrBlock: 10.80.0.0/24\n  namespaces: [{ns}]\n  gatewayType: centralized\n  gatewayNode: kube-ovn-worker2\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n"
+    ) + &ns_pod_yaml("c", ns, "kube-ovn-control-plane", "");
+    apply(&kc, &yaml);
+    kubectl_ok(
+        &kc,
+        &[
+            "-n",
+            ns,
+            "wait",
+            "--for=condition=Ready",
+            "pod/c",
+            "--timeout=60s",
+        ],
+    );
+    assert_eq!(
+        common::jsonpath(
+            &kc,
+            &["get", "subnet", "sub-central"],
+            "{.status.activateGateway}"
+        ),
+        "kube-ovn-worker2"
+    );
+    let ext = common::status_json(NAME)["external_host"]["ip4"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("the sandbox status has no external host"));
+    let from = format!("{ns}/c");
+    let t = ko_json(&kc, &["trace", &from, &ext, "icmp"]).1;
+    assert_eq!(t["verdict"], "delivered", "{t:#}");
+    let text = format!("{t}");
+    assert!(
+        text.contains("centralized gateway of subnet sub-central"),
+        "{t:#}"
+    );
+    assert!(
+        text.contains("node-kube-ovn-worker2"),
+        "leaves at the gateway node's port: {t:#}"
+    );
+    let ping = run({
+        let mut k = kubectl(&kc);
+        k.args([
+            "-n", ns, "exec", "c", "--", "ping", "-c", "1", "-W", "2", &ext,
+        ]);
+        k
+    });
+    assert!(
+        ping.status.success(),
+        "the centralized subnet's pod cannot reach the external host"
+    );
+    cleanup(&kc);
+}

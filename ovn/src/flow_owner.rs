@@ -197,6 +197,7 @@ fn policy_owner(p: PolicyRef) -> Owner {
         PolicyKind::SecurityGroup => "SecurityGroup",
         PolicyKind::NodeAcl => "NodeACL",
         PolicyKind::SubnetAcl => "SubnetACL",
+        PolicyKind::PrivateSubnet => "PrivateSubnet",
         PolicyKind::Acl => "ACL",
     };
     let rule = p.acl.as_ref().map(|a| {

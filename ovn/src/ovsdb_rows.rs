@@ -98,8 +98,12 @@ pub enum PolicyKind {
     SecurityGroup,
     /// A node's own ACLs (`node.<node>` port group).
     NodeAcl,
-    /// `spec.acls` of a Subnet (ACL parent is the logical switch).
+    /// `spec.acls` of a Subnet (ACL parent is the logical switch, `subnet=` set).
     SubnetAcl,
+    /// `spec.private` of a Subnet: the switch's ACLs without `subnet=` (Kube-OVN's
+    /// `SetLogicalSwitchPrivate`: drop 1000, allow own CIDR / allowSubnets 1001,
+    /// nodes 3000).
+    PrivateSubnet,
     /// An ACL Kube-OVN did not label.
     Acl,
 }

@@ -736,7 +736,7 @@ fn logical_drop_info(d: &DropPoint, inp: &Inputs<'_>) -> DropInfo {
                 p.name = Some(groups);
                 reason
             }
-            None => format!("{} dropped it", p.describe()),
+            None => p.dropped_it(),
         };
     }
     DropInfo {
@@ -920,7 +920,7 @@ fn ovs_drop_info(
         None
     };
     if let Some(p) = &policy {
-        reason = format!("{} dropped it", p.describe());
+        reason = p.dropped_it();
     } else if lflow.is_none() {
         reason = format!(
             "OpenFlow table {} dropped it{}",

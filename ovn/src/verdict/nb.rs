@@ -505,7 +505,12 @@ impl NbSnapshot {
             } else if pg.is_none()
                 && let Some(ls) = parent
             {
-                policy.kind = PolicyKind::SubnetAcl;
+                // Kube-OVN writes two kinds of switch ACLs; only spec.acls are tagged
+                policy.kind = if acl.external_ids.contains_key("subnet") {
+                    PolicyKind::SubnetAcl
+                } else {
+                    PolicyKind::PrivateSubnet
+                };
                 policy.name = Some(ls);
             }
         }
@@ -611,6 +616,17 @@ impl From<&Acl> for AclRef {
 }
 
 impl PolicyRef {
+    /// Why the packet was dropped, for the verdict line.
+    pub fn dropped_it(&self) -> String {
+        match self.kind {
+            PolicyKind::PrivateSubnet => format!(
+                "{} dropped it: a private subnet takes traffic only from its own CIDR, the nodes (join subnet) and its spec.allowSubnets",
+                self.describe()
+            ),
+            _ => format!("{} dropped it", self.describe()),
+        }
+    }
+
     /// `NetworkPolicy default/deny-a`, `SecurityGroup sg1`, ...
     pub fn describe(&self) -> String {
         let kind = match self.kind {
@@ -618,6 +634,7 @@ impl PolicyRef {
             PolicyKind::SecurityGroup => "SecurityGroup",
             PolicyKind::NodeAcl => "node ACL",
             PolicyKind::SubnetAcl => "Subnet ACL of",
+            PolicyKind::PrivateSubnet => "private Subnet",
             PolicyKind::Acl => "ACL",
         };
         match (&self.name, &self.acl, &self.port_group) {
@@ -812,6 +829,30 @@ mod tests {
         };
         assert_eq!(caught_up.northd_behind(Some(7)), None);
         assert!(NbGlobal::parse(r#"{"data":[],"headings":["nb_cfg"]}"#).is_err());
+    }
+
+    #[test]
+    fn a_switch_acl_is_the_subnets_spec_acl_or_its_private_setting() {
+        let acl = |ext: &[(&str, &str)]| Acl {
+            uuid: "u1".into(),
+            name: "s2".into(),
+            action: "drop".into(),
+            direction: "to-lport".into(),
+            match_expr: "ip".into(),
+            priority: 1000,
+            external_ids: ext
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let nb = NbSnapshot::default();
+        let private = nb.policy_of_acl(&acl(&[("parent", "s2"), ("vendor", "kube-ovn")]));
+        assert_eq!(private.kind, PolicyKind::PrivateSubnet);
+        assert_eq!(private.describe(), "private Subnet s2");
+        assert!(private.dropped_it().contains("spec.allowSubnets"));
+        let spec = nb.policy_of_acl(&acl(&[("parent", "s2"), ("subnet", "s2")]));
+        assert_eq!(spec.kind, PolicyKind::SubnetAcl);
+        assert_eq!(spec.dropped_it(), "Subnet ACL of s2 dropped it");
     }
 
     #[test]

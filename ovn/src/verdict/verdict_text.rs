@@ -358,7 +358,7 @@ fn responsible_of_drop(d: &DropInfo, inp: &Inputs<'_>) -> Option<Responsible> {
             PolicyKind::NetworkPolicy => "NetworkPolicy",
             PolicyKind::SecurityGroup => "SecurityGroup",
             PolicyKind::NodeAcl => "Node",
-            PolicyKind::SubnetAcl => "Subnet",
+            PolicyKind::SubnetAcl | PolicyKind::PrivateSubnet => "Subnet",
             PolicyKind::Acl => "ACL",
         };
         let name = d

@@ -4,7 +4,8 @@
 //! Ready) and the kubelet (which places pods on it once it is Ready).
 //!
 //! The sandbox realises what its data plane can carry: overlay subnets (IPv4, or dual
-//! stack on a `--dual-stack` sandbox) with the distributed gateway, in the cluster
+//! stack on a `--dual-stack` sandbox) with the distributed or a centralized gateway
+//! (active-backup: the first gateway node), in the cluster
 //! router `ovn-cluster` or a custom VPC (whose router must exist: the controller
 //! checks that). Anything else is refused with a
 //! `Validated=False` condition that says why, so a test never mistakes a subnet the
@@ -29,11 +30,27 @@ pub fn from_cr(plan: &Plan, obj: &Value) -> Result<Subnet, String> {
             "underlay subnets (spec.vlan) created through the API are not realised by the sandbox; use the planned subnet `underlay`".into(),
         );
     }
-    if text("gatewayType") == "centralized" {
-        return Err(
-            "centralized gateways are not realised by the sandbox; only the distributed gateway (the default) is".into(),
-        );
-    }
+    // centralized: the first gateway node (`name` or `name:ip`) is the active one, as
+    // Kube-OVN's active-backup mode picks the first ready node (all are ready here)
+    let gateway_node = match text("gatewayType").as_str() {
+        "centralized" => {
+            let first = text("gatewayNode")
+                .split(',')
+                .map(|n| n.split(':').next().unwrap_or("").trim().to_string())
+                .find(|n| !n.is_empty())
+                .ok_or("a centralized gateway needs spec.gatewayNode")?;
+            if !plan.nodes.iter().any(|n| n.name == first) {
+                return Err(format!("gatewayNode {first} is not a node of the sandbox"));
+            }
+            Some(first)
+        }
+        "" | "distributed" => None,
+        other => {
+            return Err(format!(
+                "gatewayType {other:?} is neither distributed nor centralized"
+            ));
+        }
+    };
     let provider = text("provider");
     if !provider.is_empty() && provider != "ovn" {
         return Err(format!(
@@ -132,6 +149,7 @@ pub fn from_cr(plan: &Plan, obj: &Value) -> Result<Subnet, String> {
         vlan: None,
         namespaces,
         default: false,
+        gateway_node,
     })
 }
 
@@ -261,8 +279,18 @@ mod tests {
         );
         assert!(
             refused(json!({"cidrBlock": "10.17.0.0/16", "gatewayType": "centralized"}))
-                .contains("centralized")
+                .contains("needs spec.gatewayNode")
         );
+        assert!(refused(json!({"cidrBlock": "10.17.0.0/16", "gatewayType": "centralized", "gatewayNode": "nope"})).contains("not a node"));
+        let c = from_cr(
+            &p,
+            &cr(
+                json!({"cidrBlock": "10.17.0.0/16", "gatewayType": "centralized",
+            "gatewayNode": "kube-ovn-worker:172.18.0.3,kube-ovn-worker2"}),
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.gateway_node.as_deref(), Some("kube-ovn-worker"));
         assert!(refused(json!({})).contains("empty"));
     }
 

@@ -413,19 +413,35 @@ impl Kubelet {
             pod.veth = None;
         } else {
             let s = place::subnet(plan, &self.pending_subnets, obj)?;
-            let mut used = place::used_ips(plan, s, subnet_objs.get(&s.name), items);
+            // the pod's own annotations are its request, not another pod's address
+            let others: Vec<Value> = items
+                .iter()
+                .filter(|p| p["metadata"]["uid"].as_str() != Some(uid))
+                .cloned()
+                .collect();
+            let mut used = place::used_ips(plan, s, subnet_objs.get(&s.name), &others);
             used.extend(taken.iter().cloned());
-            let mut avoid = used.clone();
-            avoid.extend(self.released.iter().cloned());
-            let (ip4, ip6) = match place::allocate(s, &avoid) {
-                Ok(a) => a,
-                Err(_) => place::allocate(s, &used)?,
+            let annotation = |k: &str| obj["metadata"]["annotations"][k].as_str();
+            let (ip4, ip6) = match annotation("ovn.kubernetes.io/ip_address") {
+                Some(asked) => place::requested(s, asked, &used)?,
+                None => {
+                    let mut avoid = used.clone();
+                    avoid.extend(self.released.iter().cloned());
+                    match place::allocate(s, &avoid) {
+                        Ok(a) => a,
+                        Err(_) => place::allocate(s, &used)?,
+                    }
+                }
+            };
+            let mac = match annotation("ovn.kubernetes.io/mac_address") {
+                Some(asked) => place::requested_mac(asked)?,
+                None => place::mac(&plan.name, ns, name, uid),
             };
             let seed = format!("{}/apipod/{ns}/{name}/{uid}", plan.name);
             pod.subnet = Some(s.name.clone());
             pod.ip4 = ip4;
             pod.ip6 = ip6;
-            pod.mac = place::mac(&plan.name, ns, name, uid);
+            pod.mac = mac;
             pod.netns = format!("{}-{name}.{ns}", plan.name);
             pod.veth = Some(plan::veth_for(&seed));
         }

@@ -337,7 +337,10 @@ fn policy(
 /// Whether Kube-OVN gives the subnet a distributed gateway in the cluster router:
 /// per-node port groups `<subnet>.<node>` and 29000 reroutes through each node.
 pub fn has_distributed_gateway(s: &Subnet) -> bool {
-    s.vpc == CLUSTER_ROUTER && s.router.is_some() && s.name != JOIN_SUBNET
+    s.vpc == CLUSTER_ROUTER
+        && s.router.is_some()
+        && s.name != JOIN_SUBNET
+        && s.gateway_node.is_none()
 }
 
 /// A cluster-router subnet's own policies: its addresses stay local (31000), and
@@ -354,6 +357,31 @@ pub fn subnet_policies(t: &mut Txn, s: &Subnet, nodes: &[plan::Node]) {
     );
     if let Some(c6) = &s.cidr6 {
         policy(t, 31000, format!("ip6.dst == {c6}"), "allow", None, sub());
+    }
+    // centralized: the whole CIDR leaves through the gateway node (active-backup),
+    // external_ids `subnet` and `<node>=<ip>` (`buildPolicyRouteExternalIDs`)
+    if let Some(gw) = s.gateway_node.as_deref()
+        && let Some(n) = nodes.iter().find(|n| n.name == gw)
+    {
+        let ext = |ip: &str| {
+            vec![
+                format!("external_ids:subnet={}", q(&s.name)),
+                format!("external_ids:{}={}", q(&n.name), q(ip)),
+            ]
+        };
+        let m = format!("ip4.src == {}", s.cidr4);
+        policy(t, 29000, m, "reroute", Some(&n.join_ip4), ext(&n.join_ip4));
+        if let (Some(c6), Some(j6)) = (&s.cidr6, &n.join_ip6) {
+            policy(
+                t,
+                29000,
+                format!("ip6.src == {c6}"),
+                "reroute",
+                Some(j6),
+                ext(j6),
+            );
+        }
+        return;
     }
     if !has_distributed_gateway(s) {
         return;

@@ -266,14 +266,18 @@ fn start_ovs(ctx: &Ctx, node: &Node, ovs: &Pod, pid: u32) -> Result<()> {
         format!("link set ovn0 address {} mtu 1400", node.join_mac),
         format!("addr add {}/{} dev ovn0", node.join_ip4, join.prefix4()),
         "link set ovn0 up".into(),
-        format!("route add {} via {} dev ovn0", default.cidr4, join.gw4),
+        // kube-ovn-cni's routes carry the node's InternalIP as source (routeDiff)
+        format!(
+            "route add {} via {} dev ovn0 src {}",
+            default.cidr4, join.gw4, node.ip4
+        ),
     ];
     if let (Some(ip6), Some(j6), Some(gw6), Some(c6)) =
         (&node.ip6, &node.join_ip6, &join.gw6, &default.cidr6)
     {
         lines.push(format!("addr add {ip6}/64 dev br-phy nodad"));
         lines.push(format!("addr add {j6}/{} dev ovn0 nodad", join.prefix6()));
-        lines.push(format!("route add {c6} via {gw6} dev ovn0"));
+        lines.push(format!("route add {c6} via {gw6} dev ovn0 src {ip6}"));
     }
     // ovn0 is a tap device that ovs-vswitchd creates; wait for it to appear.
     exec::poll("ovn0 to appear", std::time::Duration::from_secs(10), || {

@@ -105,6 +105,10 @@ pub struct Subnet {
     pub vlan: Option<(String, u16, String)>,
     pub namespaces: Vec<String>,
     pub default: bool,
+    /// Centralized gateway: the node its pods leave the cluster through
+    /// (`spec.gatewayNode`'s active one); None = distributed.
+    #[serde(default)]
+    pub gateway_node: Option<String>,
 }
 
 impl Subnet {
@@ -427,6 +431,7 @@ fn subnets(name: &str, dual: bool) -> Vec<Subnet> {
             vlan: None,
             namespaces: vec![],
             default: true,
+            gateway_node: None,
         },
         Subnet {
             name: JOIN_SUBNET.into(),
@@ -440,6 +445,7 @@ fn subnets(name: &str, dual: bool) -> Vec<Subnet> {
             vlan: None,
             namespaces: vec![],
             default: false,
+            gateway_node: None,
         },
         Subnet {
             name: VPC_SUBNET.into(),
@@ -453,6 +459,7 @@ fn subnets(name: &str, dual: bool) -> Vec<Subnet> {
             vlan: None,
             namespaces: vec![VPC_NAMESPACE.into()],
             default: false,
+            gateway_node: None,
         },
         Subnet {
             name: UNDERLAY_SUBNET.into(),
@@ -466,6 +473,7 @@ fn subnets(name: &str, dual: bool) -> Vec<Subnet> {
             vlan: Some((VLAN.into(), 0, PROVIDER.into())),
             namespaces: vec![],
             default: false,
+            gateway_node: None,
         },
     ]
 }

@@ -1,7 +1,7 @@
 //! `ko-sandbox controller`: the sandbox's stand-in for kube-ovn-controller (and the
 //! Kubernetes endpoints/endpointslice controllers). One background process per
 //! sandbox (started by `up`, killed by `down`) that watches the emulator and keeps the
-//! NB in line with the API: VPCs (routers, routes, policies), Subnets (their switches), NetworkPolicies, SecurityGroups, Subnet ACLs, Service
+//! NB in line with the API: VPCs (routers, routes, policies), Subnets (their switches), node port groups, NetworkPolicies, SecurityGroups, Subnet ACLs, Service
 //! VIPs, and the Endpoints/EndpointSlices of Services with a selector. Each pass
 //! reads everything and writes only the difference, so a restart adds nothing twice
 //! and a deleted object's rows go away. Shapes follow Kube-OVN (see sandbox/README.md
@@ -10,6 +10,7 @@
 pub mod model;
 mod nbsync;
 pub mod netpol;
+mod node_acl;
 mod selector;
 pub mod service;
 pub mod sg;
@@ -181,6 +182,7 @@ pub fn desired(
     netpol::build_all(w, tiers, &mut d);
     sg::build_all(w, tiers, &mut d);
     subnet_acl::build_all(w, tiers, &mut d);
+    node_acl::build_all(w, tiers, &mut d);
     writes.extend(service::lb_vips(w, slices, &mut d));
     d
 }

@@ -22,6 +22,8 @@ pub struct Acl {
     pub options: BTreeMap<String, String>,
     pub external_ids: BTreeMap<String, String>,
     pub tier: u8,
+    /// `log=true` with this `severity` (Kube-OVN logs its private-subnet drop).
+    pub log_severity: Option<String>,
 }
 
 impl Acl {
@@ -39,7 +41,14 @@ impl Acl {
                 ("vendor".to_string(), VENDOR.to_string()),
             ]),
             tier: 0,
+            log_severity: None,
         }
+    }
+
+    /// Logged at `severity` (`acl.Log = true; acl.Severity = ...`).
+    pub fn logged(mut self, severity: &str) -> Acl {
+        self.log_severity = Some(severity.into());
+        self
     }
 
     /// Kube-OVN's `setACLName`: names over 63 characters are cut to 60 + "...".
@@ -89,6 +98,10 @@ impl Acl {
         }
         if with_tier {
             c.push(format!("tier={}", self.tier));
+        }
+        if let Some(sev) = &self.log_severity {
+            c.push("log=true".into());
+            c.push(format!("severity={sev}"));
         }
         c
     }

@@ -80,6 +80,8 @@ fn acl_of(r: &Row) -> Acl {
         options: map(r, "options"),
         external_ids: map(r, "external_ids"),
         tier: s(r, "tier").parse().unwrap_or(0),
+        log_severity: (r.get("log").and_then(|v| v.as_bool()) == Some(true))
+            .then(|| set(r, "severity").into_iter().next().unwrap_or_default()),
     }
 }
 
@@ -151,7 +153,8 @@ pub fn parse(text: &str) -> Result<Current> {
         let ls = s(r, "name");
         let owned: Vec<(String, Acl)> = acls_of(r)
             .into_iter()
-            .filter(|(_, a)| a.external_ids.get("subnet") == Some(&ls))
+            // spec.acls (`subnet=`) and the private setting: both name the switch as parent
+            .filter(|(_, a)| a.external_ids.get("parent") == Some(&ls))
             .collect();
         cur.switch_acls.insert(ls, owned);
     }
@@ -164,6 +167,8 @@ fn owned_pg(name: &str, ext: &BTreeMap<String, String>) -> bool {
     match port_group_owner(name, ext) {
         Some((PolicyKind::NetworkPolicy, _)) => true,
         Some((PolicyKind::SecurityGroup, sg)) => sg != DENY_ALL,
+        // `node.<node>`, not a distributed gateway's `<subnet>.<node>`
+        Some((PolicyKind::NodeAcl, _)) => !ext.contains_key("subnet"),
         _ => false,
     }
 }

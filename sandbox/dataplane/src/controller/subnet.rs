@@ -247,9 +247,19 @@ pub fn route_lines(plan: &Plan, changes: &[(String, bool)]) -> Vec<(String, Vec<
             });
             if let Some(gw) = via_join {
                 for n in &plan.nodes {
+                    // the node's InternalIP as source, as kube-ovn-cni's routes have it
+                    let src = if v6 {
+                        n.ip6.clone()
+                    } else {
+                        Some(n.ip4.clone())
+                    };
+                    let src = match (add, src) {
+                        (true, Some(ip)) => format!(" src {ip}"),
+                        _ => String::new(),
+                    };
                     out.entry(n.netns.clone())
                         .or_default()
-                        .push(format!("route {verb} {cidr} via {gw} dev ovn0"));
+                        .push(format!("route {verb} {cidr} via {gw} dev ovn0{src}"));
                 }
             }
             let via_node = first.and_then(|n| {
@@ -351,6 +361,12 @@ pub fn object_writes(
         let mut status = serde_json::Map::new();
         if !same {
             status.insert("conditions".into(), Value::Array(want.to_vec()));
+        }
+        if let Ok(s) = &sub
+            && let Some(gw) = &s.gateway_node
+            && obj["status"]["activateGateway"].as_str() != Some(gw.as_str())
+        {
+            status.insert("activateGateway".into(), json!(gw));
         }
         if let Ok(s) = &sub
             && ready
@@ -489,12 +505,13 @@ mod tests {
         let r = route_lines(&plan, &[("10.17.0.0/16".into(), true)]);
         assert_eq!(r.len(), 3, "two nodes and the external host: {r:?}");
         let all: Vec<&String> = r.iter().flat_map(|(_, l)| l).collect();
-        assert!(
-            all.iter()
-                .filter(|l| **l == "route replace 10.17.0.0/16 via 100.64.0.1 dev ovn0")
-                .count()
-                == 2
-        );
+        let into_ovn0 = all
+            .iter()
+            .filter(|l| {
+                l.starts_with("route replace 10.17.0.0/16 via 100.64.0.1 dev ovn0 src 172.18.")
+            })
+            .count();
+        assert_eq!(into_ovn0, 2, "{all:?}");
         assert!(
             all.iter()
                 .any(|l| l.starts_with("route replace 10.17.0.0/16 via 172.18."))

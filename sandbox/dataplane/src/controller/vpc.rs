@@ -440,7 +440,10 @@ pub fn status_writes(w: &World) -> Vec<ApiWrite> {
             "reason": if problem.is_none() { "Synced" } else { "InvalidRoutes" },
             "message": problem.clone().unwrap_or_default(),
         }]);
-        if !planned(name) || problem.is_some() || !vpc["status"]["conditions"].is_null() {
+        let had_conditions = vpc["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty());
+        if !planned(name) || problem.is_some() || had_conditions {
             want.insert("conditions".into(), cond);
         }
         let have = &vpc["status"];

@@ -28,6 +28,7 @@ pub struct World {
     pub policies: Vec<Value>,
     pub security_groups: Vec<Value>,
     pub vpcs: Vec<Value>,
+    pub nodes: Vec<Value>,
     pub lsps: BTreeMap<String, Lsp>,
 }
 
@@ -42,6 +43,7 @@ pub const COLLECTIONS: &[&str] = &[
     "/apis/kubeovn.io/v1/subnets",
     "/apis/kubeovn.io/v1/security-groups",
     "/apis/kubeovn.io/v1/vpcs",
+    "/api/v1/nodes",
 ];
 
 /// The collections whose changes call for a pass (the controller's own writes to
@@ -90,6 +92,7 @@ impl World {
                         .collect()
                 }
                 "/apis/kubeovn.io/v1/vpcs" => w.vpcs = items,
+                "/api/v1/nodes" => w.nodes = items,
                 _ => w.security_groups = items,
             }
         }

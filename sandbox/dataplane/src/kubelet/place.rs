@@ -193,6 +193,91 @@ pub fn allocate(
     Err(fail(format!("subnet {} has no free address left", s.name)))
 }
 
+/// The addresses a pod asked for with `ovn.kubernetes.io/ip_address` (Kube-OVN's
+/// static IP: "v4" or "v4,v6"), checked as Kube-OVN's IPAM checks them: in the
+/// subnet, not its gateway or an excluded address, not held by another pod. A
+/// dual-stack subnet's IPv6 address, when not given, takes the IPv4 host offset.
+pub fn requested(
+    s: &Subnet,
+    asked: &str,
+    used: &BTreeSet<String>,
+) -> Result<(String, Option<String>), NotPlaced> {
+    let fail = |message: String| NotPlaced {
+        reason: "FailedCreatePodSandBox",
+        message,
+        waiting: false,
+    };
+    let (mut v4, mut v6) = (None, None);
+    for a in asked.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let family_ok = match a.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => v4.replace(a.to_string()).is_none(),
+            Ok(std::net::IpAddr::V6(_)) => v6.replace(a.to_string()).is_none(),
+            Err(_) => {
+                return Err(fail(format!(
+                    "ovn.kubernetes.io/ip_address {asked:?}: {a} is not an IP address"
+                )));
+            }
+        };
+        if !family_ok {
+            return Err(fail(format!(
+                "ovn.kubernetes.io/ip_address {asked:?} names two addresses of one family"
+            )));
+        }
+        if !in_subnet(s, a) {
+            return Err(fail(format!(
+                "{a} is not in subnet {}'s CIDR {}",
+                s.name,
+                s.cidr_block()
+            )));
+        }
+        if used.contains(a) {
+            return Err(fail(format!(
+                "{a} in subnet {} is the gateway, excluded or held by another pod",
+                s.name
+            )));
+        }
+    }
+    let Some(v4) = v4 else {
+        return Err(fail(format!(
+            "ovn.kubernetes.io/ip_address {asked:?} has no IPv4 address (the sandbox's pods always have one)"
+        )));
+    };
+    if v6.is_none()
+        && let (Some((b6, _)), Some((b4, _)), Ok(a4)) = (
+            s.cidr6.as_deref().and_then(parse_cidr6),
+            parse_cidr4(&s.cidr4),
+            v4.parse::<Ipv4Addr>(),
+        )
+    {
+        v6 = Some(Ipv6Addr::from(b6 + u128::from(u32::from(a4) - b4)).to_string());
+    }
+    Ok((v4, v6))
+}
+
+/// A MAC asked for with `ovn.kubernetes.io/mac_address`, if it is one.
+pub fn requested_mac(asked: &str) -> Result<String, NotPlaced> {
+    let parts: Vec<&str> = asked.trim().split(':').collect();
+    let ok = parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok());
+    let unicast = parts
+        .first()
+        .and_then(|p| u8::from_str_radix(p, 16).ok())
+        .is_some_and(|b| b & 1 == 0);
+    if ok && unicast {
+        Ok(asked.trim().to_ascii_lowercase())
+    } else {
+        Err(NotPlaced {
+            reason: "FailedCreatePodSandBox",
+            message: format!(
+                "ovn.kubernetes.io/mac_address {asked:?} is not a unicast MAC address"
+            ),
+            waiting: false,
+        })
+    }
+}
+
 /// Whether `ip` lies in the subnet (either family); used to collect the addresses
 /// other pods already hold there.
 pub fn in_subnet(s: &Subnet, ip: &str) -> bool {
@@ -357,6 +442,47 @@ mod tests {
         let bad = json!({"ovn.kubernetes.io/logical_switch": "nope"});
         let e = subnet(&plan, &none, &pod("default", bad)).unwrap_err();
         assert!(!e.waiting);
+    }
+
+    #[test]
+    fn a_static_address_is_taken_when_free_and_in_the_subnet() {
+        let plan = plan::build("t", 3, true);
+        let s = plan.subnet("ovn-default").unwrap();
+        let used = BTreeSet::from(["10.16.0.1".to_string(), "10.16.0.9".to_string()]);
+        let (v4, v6) = requested(s, "10.16.0.50", &used).unwrap();
+        assert_eq!(v4, "10.16.0.50");
+        assert_eq!(
+            v6.as_deref(),
+            Some("fd00:10:16::32"),
+            "same host offset in IPv6"
+        );
+        let both = requested(s, "10.16.0.51,fd00:10:16::99", &used).unwrap();
+        assert_eq!(both.1.as_deref(), Some("fd00:10:16::99"));
+        assert!(
+            requested(s, "10.16.0.9", &used)
+                .unwrap_err()
+                .message
+                .contains("held by another pod")
+        );
+        assert!(
+            requested(s, "10.17.0.9", &used)
+                .unwrap_err()
+                .message
+                .contains("not in subnet ovn-default")
+        );
+        assert!(requested(s, "nope", &used).is_err());
+        assert!(
+            requested(s, "fd00:10:16::5", &used)
+                .unwrap_err()
+                .message
+                .contains("no IPv4")
+        );
+        assert_eq!(
+            requested_mac("00:00:00:AA:bb:01").unwrap(),
+            "00:00:00:aa:bb:01"
+        );
+        assert!(requested_mac("01:00:00:00:00:01").is_err(), "multicast");
+        assert!(requested_mac("zz").is_err());
     }
 
     #[test]
