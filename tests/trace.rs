@@ -589,9 +589,20 @@ fn ipv6_on_a_dual_stack_cluster() {
         segs.last().unwrap()["exit"]["logical_port"],
         "web-2.default"
     );
+    // ping6 across nodes: the OVS walk continues through the tunnel too (OVS prints
+    // ICMPv6 type/code as icmp_type/icmp_code, which its own parser refuses)
     let (code, v, err) = trace(&kc, &["default/client-1", &v6, "icmp"]);
     assert_eq!(code, 0, "{v:#}\n{err}");
     assert_eq!(v["verdict"], "delivered");
+    assert!(
+        !format!("{v}").contains("ofproto/trace on"),
+        "a node's ofproto/trace failed: {v:#}"
+    );
+    assert_eq!(
+        segments(&v).last().unwrap()["exit"]["logical_port"],
+        "web-2.default",
+        "{v:#}"
+    );
 }
 
 /// IPv6 all-nodes multicast (ff02::1) traced without a MAC goes to its group

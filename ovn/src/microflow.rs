@@ -442,11 +442,20 @@ pub fn tunnel_continuation_flow(
         "sctp" | "sctp6" => Some("sctp"),
         _ => None,
     });
+    // likewise OVS prints ICMPv6's type and code as icmp_type/icmp_code, which its
+    // parser takes for ICMPv4 ("prerequisites not met for setting icmp_type")
+    let icmp6 = packet_fields.contains(&"icmp6");
     for field in packet_fields {
         let key = field.split('=').next().unwrap_or(field);
         if let (Some(proto), Some(("tp_src" | "tp_dst", value))) = (l4, field.split_once('=')) {
             let dir = if key == "tp_src" { "src" } else { "dst" };
             fields.push(format!("{proto}_{dir}={value}"));
+            continue;
+        }
+        if let (true, Some((k @ ("icmp_type" | "icmp_code"), value))) =
+            (icmp6, field.split_once('='))
+        {
+            fields.push(format!("icmpv6_{}={value}", &k[5..]));
             continue;
         }
         // `eth` is how OVS prints packet_type=eth; its flow parser rejects it
@@ -689,5 +698,21 @@ mod tests {
             tunnel_continuation_flow(2, &t, packet),
             "in_port=2,tun_id=0x1,tun_src=172.30.0.11,tun_dst=172.30.0.12,tun_metadata0=0x10003,tcp,dl_src=aa:bb:cc:dd:ee:01,dl_dst=aa:bb:cc:dd:ee:02,nw_src=10.16.0.10,nw_dst=10.16.0.11,nw_ttl=64,tcp_src=30000,tcp_dst=80"
         );
+    }
+
+    #[test]
+    fn continuation_flow_names_icmpv6_type_and_code_for_the_parser() {
+        let t = TunnelMetadata {
+            tun_id: "0x7".into(),
+            tun_src: Some("172.18.0.2".into()),
+            tun_dst: Some("172.18.0.3".into()),
+            tun_metadata0: Some("0x30002".into()),
+        };
+        // the packet part of OVS 3.5's `Final flow:` for a ping6 leaving through a
+        // tunnel (sandbox --dual-stack, `kubectl ko trace <pod> <other node's pod v6> icmp`)
+        let packet = "recirc_id=0x1,eth,icmp6,reg14=0x2,metadata=0x3,in_port=10,vlan_tci=0x0000,dl_src=c2:a9:0e:d9:9b:9a,dl_dst=be:8a:e4:62:71:9b,ipv6_src=fd00:81::2,ipv6_dst=fd00:81::32,ipv6_label=0x00000,nw_tos=0,nw_ecn=0,nw_ttl=64,nw_frag=no,icmp_type=128,icmp_code=0";
+        let f = tunnel_continuation_flow(2, &t, packet);
+        assert!(f.ends_with(",icmpv6_type=128,icmpv6_code=0"), "{f}");
+        assert!(!f.contains(",icmp_type="), "{f}");
     }
 }
