@@ -1057,5 +1057,32 @@ fn a_centralized_subnet_leaves_through_its_gateway_node() {
         ping.status.success(),
         "the centralized subnet's pod cannot reach the external host"
     );
+    // switched to distributed: the pod now leaves through its own node
+    let distributed = format!(
+        "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata: {{name: sub-central}}\nspec:\n  cidrBlock: 10.80.0.0/24\n  namespaces: [{ns}]\n  gatewayType: distributed\n"
+    );
+    apply(&kc, &distributed);
+    wait_for(
+        "the distributed gateway's reroute",
+        Duration::from_secs(15),
+        || {
+            let t = ko_json(&kc, &["trace", &from, &ext, "icmp"]).1;
+            let text = format!("{t}");
+            t["verdict"] == "delivered"
+                && text.contains("distributed gateway of subnet sub-central")
+                && text.contains("node-kube-ovn-control-plane")
+        },
+    );
+    let ping = run({
+        let mut k = kubectl(&kc);
+        k.args([
+            "-n", ns, "exec", "c", "--", "ping", "-c", "1", "-W", "2", &ext,
+        ]);
+        k
+    });
+    assert!(
+        ping.status.success(),
+        "after the switch to distributed the pod cannot reach the external host"
+    );
     cleanup(&kc);
 }

@@ -343,73 +343,115 @@ pub fn has_distributed_gateway(s: &Subnet) -> bool {
         && s.gateway_node.is_none()
 }
 
-/// A cluster-router subnet's own policies: its addresses stay local (31000), and
-/// with a distributed gateway each node's pods leave through that node (29000).
-pub fn subnet_policies(t: &mut Txn, s: &Subnet, nodes: &[plan::Node]) {
-    let sub = || vec![format!("external_ids:subnet={}", q(&s.name))];
-    policy(
-        t,
+/// One cluster-router policy as Kube-OVN writes it for a subnet.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PolicyRow {
+    pub priority: u32,
+    pub matches: String,
+    pub action: &'static str,
+    pub nexthop: Option<String>,
+    /// external_ids besides `vendor`.
+    pub ext: Vec<(String, String)>,
+}
+
+/// A cluster-router subnet's own policies: its addresses stay local (31000); with a
+/// centralized gateway the whole CIDR leaves through the active gateway node, with a
+/// distributed one each node's pods leave through that node (29000).
+pub fn subnet_policy_rows(s: &Subnet, nodes: &[plan::Node]) -> Vec<PolicyRow> {
+    let sub = || vec![("subnet".to_string(), s.name.clone())];
+    let row = |priority, matches: String, action, nexthop: Option<&String>, ext| PolicyRow {
+        priority,
+        matches,
+        action,
+        nexthop: nexthop.cloned(),
+        ext,
+    };
+    let mut out = vec![row(
         31000,
         format!("ip4.dst == {}", s.cidr4),
         "allow",
         None,
         sub(),
-    );
+    )];
     if let Some(c6) = &s.cidr6 {
-        policy(t, 31000, format!("ip6.dst == {c6}"), "allow", None, sub());
+        out.push(row(31000, format!("ip6.dst == {c6}"), "allow", None, sub()));
     }
-    // centralized: the whole CIDR leaves through the gateway node (active-backup),
-    // external_ids `subnet` and `<node>=<ip>` (`buildPolicyRouteExternalIDs`)
-    if let Some(gw) = s.gateway_node.as_deref()
-        && let Some(n) = nodes.iter().find(|n| n.name == gw)
-    {
-        let ext = |ip: &str| {
-            vec![
-                format!("external_ids:subnet={}", q(&s.name)),
-                format!("external_ids:{}={}", q(&n.name), q(ip)),
-            ]
-        };
-        let m = format!("ip4.src == {}", s.cidr4);
-        policy(t, 29000, m, "reroute", Some(&n.join_ip4), ext(&n.join_ip4));
-        if let (Some(c6), Some(j6)) = (&s.cidr6, &n.join_ip6) {
-            policy(
-                t,
+    // centralized: external_ids `subnet` and `<node>=<ip>` (`buildPolicyRouteExternalIDs`)
+    if let Some(gw) = s.gateway_node.as_deref() {
+        if let Some(n) = nodes.iter().find(|n| n.name == gw) {
+            let ext = |ip: &String| {
+                vec![
+                    ("subnet".to_string(), s.name.clone()),
+                    (n.name.clone(), ip.clone()),
+                ]
+            };
+            let m = format!("ip4.src == {}", s.cidr4);
+            out.push(row(
                 29000,
-                format!("ip6.src == {c6}"),
+                m,
                 "reroute",
-                Some(j6),
-                ext(j6),
-            );
+                Some(&n.join_ip4),
+                ext(&n.join_ip4),
+            ));
+            if let (Some(c6), Some(j6)) = (&s.cidr6, &n.join_ip6) {
+                out.push(row(
+                    29000,
+                    format!("ip6.src == {c6}"),
+                    "reroute",
+                    Some(j6),
+                    ext(j6),
+                ));
+            }
         }
-        return;
+        return out;
     }
     if !has_distributed_gateway(s) {
-        return;
+        return out;
     }
     for n in nodes {
         let pg = gateway_port_group(s, n);
-        let sext = vec![
-            format!("external_ids:subnet={}", q(&s.name)),
-            format!("external_ids:node={}", q(&n.name)),
-        ];
-        policy(
-            t,
+        let ext = || {
+            vec![
+                ("subnet".to_string(), s.name.clone()),
+                ("node".to_string(), n.name.clone()),
+            ]
+        };
+        out.push(row(
             29000,
             format!("ip4.src == ${pg}_ip4"),
             "reroute",
             Some(&n.join_ip4),
-            sext.clone(),
-        );
+            ext(),
+        ));
         if let Some(j6) = &n.join_ip6 {
-            policy(
-                t,
+            out.push(row(
                 29000,
                 format!("ip6.src == ${pg}_ip6"),
                 "reroute",
                 Some(j6),
-                sext,
-            );
+                ext(),
+            ));
         }
+    }
+    out
+}
+
+/// Write those policies.
+pub fn subnet_policies(t: &mut Txn, s: &Subnet, nodes: &[plan::Node]) {
+    for r in subnet_policy_rows(s, nodes) {
+        let ext = r
+            .ext
+            .iter()
+            .map(|(k, v)| format!("external_ids:{}={}", q(k), q(v)))
+            .collect();
+        policy(
+            t,
+            r.priority,
+            r.matches,
+            r.action,
+            r.nexthop.as_deref(),
+            ext,
+        );
     }
 }
 

@@ -31,8 +31,9 @@ pub const CIDRS: &str = "sandbox.kubectl-ko.io/cidr";
 pub struct NbSubnets {
     /// Switch name -> its external_ids.
     pub switches: BTreeMap<String, BTreeMap<String, String>>,
-    /// Cluster router policies tagged `subnet=`: (uuid, subnet).
-    pub policies: Vec<(String, String)>,
+    /// Cluster router policies tagged `subnet=`: (uuid, subnet, what it does).
+    pub policies: Vec<(String, String, PolicyKey)>,
+    pub lsps: BTreeSet<String>,
     pub port_groups: BTreeSet<String>,
     pub load_balancers: BTreeSet<String>,
     pub routers: BTreeSet<String>,
@@ -40,11 +41,27 @@ pub struct NbSubnets {
 
 const TABLES: &[(&str, &str)] = &[
     ("Logical_Switch", "name,external_ids"),
-    ("Logical_Router_Policy", "_uuid,external_ids"),
+    (
+        "Logical_Router_Policy",
+        "_uuid,priority,match,action,nexthops,external_ids",
+    ),
     ("Port_Group", "name"),
     ("Load_Balancer", "name"),
     ("Logical_Router", "name"),
+    ("Logical_Switch_Port", "name"),
 ];
+
+/// A policy by what it does: (priority, match, action, nexthops).
+pub type PolicyKey = (u32, String, String, Vec<String>);
+
+fn key_of(r: &nb::PolicyRow) -> PolicyKey {
+    (
+        r.priority,
+        r.matches.clone(),
+        r.action.to_string(),
+        r.nexthop.iter().cloned().collect(),
+    )
+}
 
 fn read_args() -> Vec<String> {
     let mut a = vec!["--format=json".to_string()];
@@ -59,7 +76,7 @@ fn read_args() -> Vec<String> {
 
 fn parse(text: &str) -> Result<NbSubnets> {
     let tables = ovsdb_json::tables(text).context("reading the NB's switches and policies")?;
-    let [switches, policies, pgs, lbs, routers] = &tables[..] else {
+    let [switches, policies, pgs, lbs, routers, lsps] = &tables[..] else {
         anyhow::bail!(
             "ovn-nbctl printed {} tables, expected {}",
             tables.len(),
@@ -75,8 +92,20 @@ fn parse(text: &str) -> Result<NbSubnets> {
             .collect(),
         policies: policies
             .iter()
-            .filter_map(|r| Some((s(r, "_uuid"), map(r, "external_ids").remove("subnet")?)))
+            .filter_map(|r| {
+                let subnet = map(r, "external_ids").remove("subnet")?;
+                let mut nexthops = r.get("nexthops").map(ovsdb_json::set).unwrap_or_default();
+                nexthops.sort();
+                let key = (
+                    s(r, "priority").parse().unwrap_or(0),
+                    s(r, "match"),
+                    s(r, "action"),
+                    nexthops,
+                );
+                Some((s(r, "_uuid"), subnet, key))
+            })
             .collect(),
+        lsps: lsps.iter().map(|r| s(r, "name")).collect(),
         port_groups: pgs.iter().map(|r| s(r, "name")).collect(),
         load_balancers: lbs.iter().map(|r| s(r, "name")).collect(),
         routers: routers.iter().map(|r| s(r, "name")).collect(),
@@ -114,6 +143,8 @@ pub fn plan_changes(plan: &Plan, w: &World, cur: &NbSubnets) -> (Txn, BTreeSet<S
         if !cur.switches.contains_key(&s.name) && cur.routers.contains(&s.vpc) {
             create(&mut t, plan, &s, cur);
             created.insert(s.name.clone());
+        } else if cur.switches.contains_key(&s.name) && s.vpc == CLUSTER_ROUTER {
+            follow_gateway(&mut t, plan, w, &s, cur);
         }
     }
     for (ls, ext) in &cur.switches {
@@ -145,27 +176,7 @@ fn create(t: &mut Txn, plan: &Plan, s: &Subnet, cur: &NbSubnets) {
         format!("external_ids:{}={}", q(CIDRS), q(&s.cidr_block()))
     ]);
     // the VPC's load balancers, as Kube-OVN attaches them to every subnet of it
-    let lbs: Vec<String> = if s.vpc == CLUSTER_ROUTER {
-        ["tcp", "udp", "sctp"]
-            .iter()
-            .flat_map(|p| {
-                [
-                    format!("cluster-{p}-loadbalancer"),
-                    format!("cluster-{p}-session-loadbalancer"),
-                ]
-            })
-            .collect()
-    } else {
-        ["tcp", "udp", "sctp"]
-            .iter()
-            .flat_map(|p| {
-                [
-                    format!("vpc-{}-{p}-load", s.vpc),
-                    format!("vpc-{}-{p}-sess-load", s.vpc),
-                ]
-            })
-            .collect()
-    };
+    let lbs = super::vpc::load_balancer_names(&s.vpc);
     for lb in lbs.iter().filter(|lb| cur.load_balancers.contains(*lb)) {
         t.add(argv!["ls-lb-add", s.name, lb]);
     }
@@ -181,6 +192,56 @@ fn create(t: &mut Txn, plan: &Plan, s: &Subnet, cur: &NbSubnets) {
     }
 }
 
+/// The gateway of an existing subnet changed (distributed <-> centralized, another
+/// gateway node): its policies are written again, and a distributed gateway's
+/// per-node groups get the subnet's pods on that node, as Kube-OVN reconciles them.
+fn follow_gateway(t: &mut Txn, plan: &Plan, w: &World, s: &Subnet, cur: &NbSubnets) {
+    let want: BTreeSet<PolicyKey> = nb::subnet_policy_rows(s, &plan.nodes)
+        .iter()
+        .map(key_of)
+        .collect();
+    let have: BTreeSet<PolicyKey> = cur
+        .policies
+        .iter()
+        .filter(|(_, sub, _)| *sub == s.name)
+        .map(|(_, _, k)| k.clone())
+        .collect();
+    if want == have {
+        return;
+    }
+    for (uuid, _, _) in cur.policies.iter().filter(|(_, sub, _)| *sub == s.name) {
+        t.add(argv!["--if-exists", "lr-policy-del", CLUSTER_ROUTER, uuid]);
+    }
+    nb::subnet_policies(t, s, &plan.nodes);
+    if !nb::has_distributed_gateway(s) {
+        return;
+    }
+    for n in &plan.nodes {
+        let pg = nb::gateway_port_group(s, n);
+        let members: Vec<String> = w
+            .pods
+            .iter()
+            .filter(|p| p["spec"]["nodeName"].as_str() == Some(n.name.as_str()))
+            .filter(|p| {
+                world::annotation(p, "ovn.kubernetes.io/logical_switch") == Some(s.name.as_str())
+            })
+            .filter_map(world::pod_lsp)
+            .filter(|l| cur.lsps.contains(l))
+            .collect();
+        if cur.port_groups.contains(&pg) {
+            let mut c = argv!["pg-set-ports", pg];
+            if members.is_empty() {
+                c = argv!["clear", "port_group", pg, "ports"];
+            } else {
+                c.extend(members);
+            }
+            t.add(c);
+        } else {
+            nb::add_gateway_port_group(t, s, n, members);
+        }
+    }
+}
+
 fn remove(t: &mut Txn, plan: &Plan, ls: &str, ext: &BTreeMap<String, String>, cur: &NbSubnets) {
     let router = ext
         .get("vpc")
@@ -188,7 +249,7 @@ fn remove(t: &mut Txn, plan: &Plan, ls: &str, ext: &BTreeMap<String, String>, cu
         .unwrap_or_else(|| CLUSTER_ROUTER.to_string());
     t.add(argv!["--if-exists", "lrp-del", format!("{router}-{ls}")]);
     t.add(argv!["--if-exists", "ls-del", ls]);
-    for (uuid, _) in cur.policies.iter().filter(|(_, s)| s == ls) {
+    for (uuid, _, _) in cur.policies.iter().filter(|(_, s, _)| s == ls) {
         t.add(argv!["--if-exists", "lr-policy-del", CLUSTER_ROUTER, uuid]);
     }
     for n in &plan.nodes {
@@ -496,6 +557,10 @@ mod tests {
         );
         // already there: nothing to do
         cur.switches.insert("s2".into(), BTreeMap::new());
+        let s = api_subnet::from_cr(&plan, &w.subnets["s2"]).unwrap();
+        for (i, r) in nb::subnet_policy_rows(&s, &plan.nodes).iter().enumerate() {
+            cur.policies.push((format!("u{i}"), "s2".into(), key_of(r)));
+        }
         assert!(plan_changes(&plan, &w, &cur).0.is_empty());
     }
 
@@ -525,6 +590,40 @@ mod tests {
     }
 
     #[test]
+    fn a_gateway_change_rewrites_the_policies_and_fills_the_node_groups() {
+        let plan = plan::build("t", 2, false);
+        let central = json!({"metadata": {"name": "s2"}, "spec": {"cidrBlock": "10.17.0.0/16",
+            "gatewayType": "centralized", "gatewayNode": "kube-ovn-worker"}});
+        let pod = json!({"metadata": {"name": "p", "namespace": "n", "annotations": {
+            "ovn.kubernetes.io/allocated": "true", "ovn.kubernetes.io/logical_switch": "s2"}},
+            "spec": {"nodeName": "kube-ovn-control-plane"}});
+        let mut cur = NbSubnets::default();
+        cur.routers.insert("ovn-cluster".into());
+        cur.switches.insert("s2".into(), BTreeMap::new());
+        cur.lsps.insert("p.n".into());
+        // as the centralized subnet was written: nothing to do
+        let s = api_subnet::from_cr(&plan, &central).unwrap();
+        for (i, r) in nb::subnet_policy_rows(&s, &plan.nodes).iter().enumerate() {
+            cur.policies.push((format!("u{i}"), "s2".into(), key_of(r)));
+        }
+        assert!(
+            plan_changes(&plan, &world(&[central], vec![pod.clone()]), &cur)
+                .0
+                .is_empty()
+        );
+        // now distributed: the old policies go, the per-node ones come, with the pod
+        let dist = json!({"metadata": {"name": "s2"}, "spec": {"cidrBlock": "10.17.0.0/16"}});
+        let c = cmds(&plan_changes(&plan, &world(&[dist], vec![pod]), &cur).0);
+        assert!(
+            c.contains("lr-policy-del ovn-cluster u0")
+                && c.contains("lr-policy-del ovn-cluster u1"),
+            "{c}"
+        );
+        assert!(c.contains("pg-add s2.kube.ovn.control.plane p.n"), "{c}");
+        assert!(c.contains("ip4.src == $s2.kube.ovn.worker_ip4"), "{c}");
+    }
+
+    #[test]
     fn a_deleted_subnet_loses_its_rows_once_no_pod_holds_it() {
         let plan = plan::build("t", 1, false);
         let mut cur = NbSubnets::default();
@@ -534,7 +633,16 @@ mod tests {
         ]);
         cur.switches.insert("s2".into(), ours);
         cur.switches.insert("synthetic".into(), BTreeMap::new());
-        cur.policies.push(("u1".into(), "s2".into()));
+        cur.policies.push((
+            "u1".into(),
+            "s2".into(),
+            (
+                31000,
+                "ip4.dst == 10.17.0.0/16".into(),
+                "allow".into(),
+                vec![],
+            ),
+        ));
         cur.port_groups.insert("s2.kube.ovn.control.plane".into());
         let held = json!({"metadata": {"name": "p", "annotations": {"ovn.kubernetes.io/logical_switch": "s2"}}});
         assert!(

@@ -182,6 +182,26 @@ pub fn load_balancers(vpc: &str) -> Vec<(String, &'static str, bool)> {
         .collect()
 }
 
+/// The load balancers Kube-OVN attaches to every subnet of a VPC.
+pub fn load_balancer_names(vpc: &str) -> Vec<String> {
+    if vpc == CLUSTER_ROUTER {
+        ["tcp", "udp", "sctp"]
+            .iter()
+            .flat_map(|p| {
+                [
+                    format!("cluster-{p}-loadbalancer"),
+                    format!("cluster-{p}-session-loadbalancer"),
+                ]
+            })
+            .collect()
+    } else {
+        load_balancers(vpc)
+            .into_iter()
+            .map(|(name, _, _)| name)
+            .collect()
+    }
+}
+
 /// `spec.staticRoutes`, or why one of them cannot be written.
 pub fn wanted_routes(vpc: &Value) -> Result<Vec<Route>, String> {
     let mut out = Vec::new();
