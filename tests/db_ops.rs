@@ -434,23 +434,7 @@ fn fault_lagging_leader_labels_are_overridden_by_the_raft_leaders() {
     // the labels are frozen below: they must name the new leaders first (the
     // emulator's probe relabels about once a second after an election)
     for label in ["ovn-nb-leader", "ovn-sb-leader"] {
-        wait_until(30, "the leader labels to follow the election", || {
-            let out = run({
-                let mut c = kubectl(&kc);
-                c.args([
-                    "-n",
-                    "kube-system",
-                    "get",
-                    "pods",
-                    "-l",
-                    &format!("app=ovn-central,{label}=true"),
-                    "-o",
-                    "name",
-                ]);
-                c
-            });
-            text(&out.stdout).lines().count() == 1
-        });
+        leader_pod(&kc, label);
     }
     let pods = central_pods(&kc);
     // in Kube-OVN's namespace; must succeed

@@ -74,14 +74,17 @@ pub fn leader_pod(kc: &Path, label: &str) -> String {
                 "-l",
                 &format!("app=ovn-central,{label}=true"),
             ],
-            "{.items[0].metadata.name}",
+            // `[*]`, not `[0]`: no labelled pod yet (an election settling) is an
+            // empty answer to wait on, where `[0]` makes kubectl fail
+            "{.items[*].metadata.name}",
         );
-        if !name.trim().is_empty() {
-            return name.trim().to_string();
+        let mut names = name.split_whitespace();
+        if let (Some(one), None) = (names.next(), names.next()) {
+            return one.to_string();
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    panic!("no pod with {label}=true");
+    panic!("not exactly one pod with {label}=true after 30 s");
 }
 
 /// The sandbox API emulator's request log (one `METHOD URI -> status` line per request),

@@ -197,7 +197,8 @@ pub fn size6(cidr: &str) -> u64 {
     (1u64 << bits).saturating_sub(3)
 }
 
-fn network4(c: &str) -> Option<(Ipv4Addr, u32)> {
+/// An IPv4 CIDR as (network address, prefix length); host bits cleared.
+pub fn network4(c: &str) -> Option<(Ipv4Addr, u32)> {
     let (ip, len) = c.trim().split_once('/')?;
     let ip: Ipv4Addr = ip.parse().ok()?;
     let len: u32 = len.parse().ok().filter(|l| *l <= 32)?;
@@ -205,7 +206,8 @@ fn network4(c: &str) -> Option<(Ipv4Addr, u32)> {
     Some((Ipv4Addr::from(u32::from(ip) & mask), len))
 }
 
-fn network6(c: &str) -> Option<(Ipv6Addr, u32)> {
+/// The same for IPv6.
+pub fn network6(c: &str) -> Option<(Ipv6Addr, u32)> {
     let (ip, len) = c.trim().split_once('/')?;
     let ip: Ipv6Addr = ip.parse().ok()?;
     let len: u32 = len.parse().ok().filter(|l| *l <= 128)?;

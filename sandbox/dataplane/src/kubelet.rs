@@ -371,20 +371,14 @@ impl Kubelet {
             .map(|c| c["image"].as_str().unwrap_or("").to_string())
             .collect();
         let Some(first) = containers.first().cloned() else {
-            return Err(NotPlaced {
-                reason: "FailedCreatePodSandBox",
-                message: "the pod has no containers".into(),
-                waiting: false,
-            });
+            return Err(place::sandbox_failed("the pod has no containers".into()));
         };
         // Start from a planned workload pod so fields added to Pod later get their
         // workload defaults, then set everything that describes this pod.
         let Some(template) = plan.pods.iter().find(|p| p.role == Role::Workload) else {
-            return Err(NotPlaced {
-                reason: "FailedCreatePodSandBox",
-                message: "the sandbox plan has no workload pod to start from".into(),
-                waiting: false,
-            });
+            return Err(place::sandbox_failed(
+                "the sandbox plan has no workload pod to start from".into(),
+            ));
         };
         let n = &plan.nodes[node];
         let mut pod = template.clone();
@@ -490,11 +484,8 @@ impl Kubelet {
                     if let Err(c) = wire::unwire(&self.ctx, &st.pod, pid) {
                         eprintln!("kubelet: {c:#}");
                     }
-                    let np = NotPlaced {
-                        reason: "FailedCreatePodSandBox",
-                        message: format!("the sandbox could not wire the pod: {e:#}"),
-                        waiting: false,
-                    };
+                    let np =
+                        place::sandbox_failed(format!("the sandbox could not wire the pod: {e:#}"));
                     self.refuse(&st.obj, &np, true);
                 }
             }

@@ -40,24 +40,42 @@ pub struct Current {
 }
 
 /// The tables read, in this order, by one chained `ovn-nbctl --format=json list`.
-pub const TABLES: &[&str] = &[
-    "Port_Group",
-    "ACL",
-    "Address_Set",
-    "Load_Balancer",
-    "Logical_Switch",
-    "Logical_Switch_Port",
+pub const TABLES: &[(&str, &str)] = &[
+    ("Port_Group", ""),
+    ("ACL", ""),
+    ("Address_Set", ""),
+    ("Load_Balancer", ""),
+    ("Logical_Switch", ""),
+    ("Logical_Switch_Port", ""),
 ];
 
 pub fn read_args() -> Vec<String> {
+    list_args(TABLES)
+}
+
+/// One chained `ovn-nbctl --format=json [--columns=...] list <table> -- ...`, for
+/// (table, columns) pairs; "" reads every column.
+pub fn list_args(tables: &[(&str, &str)]) -> Vec<String> {
     let mut a = vec!["--format=json".to_string()];
-    for (i, t) in TABLES.iter().enumerate() {
+    for (i, (t, cols)) in tables.iter().enumerate() {
         if i > 0 {
             a.push("--".into());
+        }
+        if !cols.is_empty() {
+            a.push(format!("--columns={cols}"));
         }
         a.extend(["list".to_string(), t.to_string()]);
     }
     a
+}
+
+/// The output of a [`list_args`] read: one row list per table, exactly `N` of them.
+pub fn read_tables<const N: usize>(text: &str, what: &str) -> Result<[Vec<Row>; N]> {
+    let tables = ovsdb_json::tables(text).with_context(|| format!("reading {what}"))?;
+    let got = tables.len();
+    tables.try_into().map_err(|_| {
+        anyhow::anyhow!("reading {what}: ovn-nbctl printed {got} tables, expected {N}")
+    })
 }
 
 fn s(r: &Row, c: &str) -> String {
@@ -87,14 +105,7 @@ fn acl_of(r: &Row) -> Acl {
 
 /// Parse the output of `read_args()`.
 pub fn parse(text: &str) -> Result<Current> {
-    let tables = ovsdb_json::tables(text).context("reading the NB tables")?;
-    let [pgs, acls, sets, lbs, switches, lsps] = &tables[..] else {
-        anyhow::bail!(
-            "ovn-nbctl printed {} tables, expected {}",
-            tables.len(),
-            TABLES.len()
-        );
-    };
+    let [pgs, acls, sets, lbs, switches, lsps] = &read_tables(text, "the NB tables")?;
     let mut cur = Current {
         tiers: acls.iter().any(|r| r.contains_key("tier")),
         ..Current::default()

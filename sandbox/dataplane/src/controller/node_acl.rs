@@ -26,13 +26,7 @@ fn node_ips(node: &serde_json::Value) -> Vec<String> {
         .filter(|a| a["type"] == "InternalIP")
         .filter_map(|a| a["address"].as_str().map(str::to_string))
         .collect();
-    let join: Vec<String> = world::annotation(node, "ovn.kubernetes.io/ip_address")
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let join = world::pod_ips(node);
     let mut out = Vec::new();
     for fam in ["IPv4", "IPv6"] {
         let pick = internal

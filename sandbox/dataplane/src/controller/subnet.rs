@@ -64,25 +64,12 @@ fn key_of(r: &nb::PolicyRow) -> PolicyKey {
 }
 
 fn read_args() -> Vec<String> {
-    let mut a = vec!["--format=json".to_string()];
-    for (i, (t, cols)) in TABLES.iter().enumerate() {
-        if i > 0 {
-            a.push("--".into());
-        }
-        a.extend([format!("--columns={cols}"), "list".into(), t.to_string()]);
-    }
-    a
+    super::nbsync::list_args(TABLES)
 }
 
 fn parse(text: &str) -> Result<NbSubnets> {
-    let tables = ovsdb_json::tables(text).context("reading the NB's switches and policies")?;
-    let [switches, policies, pgs, lbs, routers, lsps] = &tables[..] else {
-        anyhow::bail!(
-            "ovn-nbctl printed {} tables, expected {}",
-            tables.len(),
-            TABLES.len()
-        );
-    };
+    let [switches, policies, pgs, lbs, routers, lsps] =
+        &super::nbsync::read_tables(text, "the NB's switches and policies")?;
     let s = |r: &Row, c: &str| ovsdb_json::cell_str(r, c).unwrap_or_default();
     let map = |r: &Row, c: &str| r.get(c).map(ovsdb_json::map).unwrap_or_default();
     Ok(NbSubnets {

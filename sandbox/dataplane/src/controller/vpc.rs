@@ -72,14 +72,7 @@ const TABLES: &[(&str, &str)] = &[
 ];
 
 fn read_args() -> Vec<String> {
-    let mut a = vec!["--format=json".to_string()];
-    for (i, (t, cols)) in TABLES.iter().enumerate() {
-        if i > 0 {
-            a.push("--".into());
-        }
-        a.extend([format!("--columns={cols}"), "list".into(), t.to_string()]);
-    }
-    a
+    super::nbsync::list_args(TABLES)
 }
 
 fn ours(r: &Row) -> bool {
@@ -91,14 +84,7 @@ fn ours(r: &Row) -> bool {
 }
 
 fn parse(text: &str) -> Result<NbRouters> {
-    let tables = ovsdb_json::tables(text).context("reading the NB's routers")?;
-    let [routers, routes, policies, lbs] = &tables[..] else {
-        anyhow::bail!(
-            "ovn-nbctl printed {} tables, expected {}",
-            tables.len(),
-            TABLES.len()
-        );
-    };
+    let [routers, routes, policies, lbs] = &super::nbsync::read_tables(text, "the NB's routers")?;
     let s = |r: &Row, c: &str| ovsdb_json::cell_str(r, c).unwrap_or_default();
     let set = |r: &Row, c: &str| r.get(c).map(ovsdb_json::set).unwrap_or_default();
     let route_rows: BTreeMap<String, Route> = routes

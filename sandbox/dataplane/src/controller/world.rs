@@ -117,7 +117,8 @@ pub fn annotation<'a>(o: &'a Value, key: &str) -> Option<&'a str> {
     o["metadata"]["annotations"][key].as_str()
 }
 
-/// A pod's addresses as Kube-OVN records them (`ovn.kubernetes.io/ip_address`).
+/// A pod's addresses as Kube-OVN records them (`ovn.kubernetes.io/ip_address`; on a
+/// Node, its join addresses).
 pub fn pod_ips(p: &Value) -> Vec<String> {
     annotation(p, "ovn.kubernetes.io/ip_address")
         .unwrap_or("")

@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 
+use crate::api_subnet::{network4, network6};
 use crate::plan::{self, DEFAULT_SUBNET, JOIN_SUBNET, Plan, Subnet};
 
 /// Why a pod cannot run yet; shown as its PodScheduled condition (like the scheduler)
@@ -18,6 +19,15 @@ pub struct NotPlaced {
     /// Waiting for something that is on its way (a subnet being realised): tried
     /// again on every pass, without counting as a failed attempt.
     pub waiting: bool,
+}
+
+/// A refusal like kube-ovn-cni's, not retried.
+pub fn sandbox_failed(message: String) -> NotPlaced {
+    NotPlaced {
+        reason: "FailedCreatePodSandBox",
+        message,
+        waiting: false,
+    }
 }
 
 fn unschedulable(message: String) -> NotPlaced {
@@ -91,11 +101,6 @@ pub fn subnet<'a>(
 ) -> Result<&'a Subnet, NotPlaced> {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
     let wanted = pod["metadata"]["annotations"]["ovn.kubernetes.io/logical_switch"].as_str();
-    let fail = |message: String| NotPlaced {
-        reason: "FailedCreatePodSandBox",
-        message,
-        waiting: false,
-    };
     let wait = |name: &str| {
         let why = pending.get(name).map(|(_, why)| why.as_str()).unwrap_or("");
         NotPlaced {
@@ -108,7 +113,7 @@ pub fn subnet<'a>(
         Some(name) if pending.contains_key(name) => return Err(wait(name)),
         Some(name) => plan
             .subnet(name)
-            .ok_or_else(|| fail(format!("subnet {name} not found")))?,
+            .ok_or_else(|| sandbox_failed(format!("subnet {name} not found")))?,
         None => {
             if let Some((name, _)) = pending
                 .iter()
@@ -120,35 +125,26 @@ pub fn subnet<'a>(
                 .iter()
                 .find(|s| s.namespaces.iter().any(|n| n == ns))
                 .or_else(|| plan.subnet(DEFAULT_SUBNET))
-                .ok_or_else(|| fail(format!("no subnet {DEFAULT_SUBNET} in the sandbox plan")))?
+                .ok_or_else(|| {
+                    sandbox_failed(format!("no subnet {DEFAULT_SUBNET} in the sandbox plan"))
+                })?
         }
     };
     if s.name == JOIN_SUBNET {
-        return Err(fail(format!(
+        return Err(sandbox_failed(format!(
             "subnet {JOIN_SUBNET} holds node ports, not pods; use another ovn.kubernetes.io/logical_switch"
         )));
     }
     Ok(s)
 }
 
+// the CIDR rule is api_subnet's; IPAM counts in integers
 fn parse_cidr4(c: &str) -> Option<(u32, u32)> {
-    let (ip, len) = c.split_once('/')?;
-    let ip: Ipv4Addr = ip.parse().ok()?;
-    let len: u32 = len.parse().ok().filter(|l| *l <= 32)?;
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-    Some((u32::from(ip) & mask, len))
+    network4(c).map(|(net, len)| (u32::from(net), len))
 }
 
 fn parse_cidr6(c: &str) -> Option<(u128, u32)> {
-    let (ip, len) = c.split_once('/')?;
-    let ip: Ipv6Addr = ip.parse().ok()?;
-    let len: u32 = len.parse().ok().filter(|l| *l <= 128)?;
-    let mask = if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - len)
-    };
-    Some((u128::from(ip) & mask, len))
+    network6(c).map(|(net, len)| (u128::from(net), len))
 }
 
 /// The lowest host offset k (from 1) whose v4 address (and, for a dual-stack subnet,
@@ -158,17 +154,13 @@ pub fn allocate(
     s: &Subnet,
     used: &BTreeSet<String>,
 ) -> Result<(String, Option<String>), NotPlaced> {
-    let fail = |message: String| NotPlaced {
-        reason: "FailedCreatePodSandBox",
-        message,
-        waiting: false,
-    };
     let (base4, len4) = parse_cidr4(&s.cidr4)
-        .ok_or_else(|| fail(format!("bad CIDR {} in subnet {}", s.cidr4, s.name)))?;
+        .ok_or_else(|| sandbox_failed(format!("bad CIDR {} in subnet {}", s.cidr4, s.name)))?;
     let v6 = match &s.cidr6 {
-        Some(c) => {
-            Some(parse_cidr6(c).ok_or_else(|| fail(format!("bad CIDR {c} in subnet {}", s.name)))?)
-        }
+        Some(c) => Some(
+            parse_cidr6(c)
+                .ok_or_else(|| sandbox_failed(format!("bad CIDR {c} in subnet {}", s.name)))?,
+        ),
         None => None,
     };
     let hosts4: u64 = (1u64 << (32 - len4)).saturating_sub(1);
@@ -190,7 +182,10 @@ pub fn allocate(
         }
         return Ok((ip4, ip6));
     }
-    Err(fail(format!("subnet {} has no free address left", s.name)))
+    Err(sandbox_failed(format!(
+        "subnet {} has no free address left",
+        s.name
+    )))
 }
 
 /// The addresses a pod asked for with `ovn.kubernetes.io/ip_address` (Kube-OVN's
@@ -202,43 +197,38 @@ pub fn requested(
     asked: &str,
     used: &BTreeSet<String>,
 ) -> Result<(String, Option<String>), NotPlaced> {
-    let fail = |message: String| NotPlaced {
-        reason: "FailedCreatePodSandBox",
-        message,
-        waiting: false,
-    };
     let (mut v4, mut v6) = (None, None);
     for a in asked.split(',').map(str::trim).filter(|a| !a.is_empty()) {
         let family_ok = match a.parse::<std::net::IpAddr>() {
             Ok(std::net::IpAddr::V4(_)) => v4.replace(a.to_string()).is_none(),
             Ok(std::net::IpAddr::V6(_)) => v6.replace(a.to_string()).is_none(),
             Err(_) => {
-                return Err(fail(format!(
+                return Err(sandbox_failed(format!(
                     "ovn.kubernetes.io/ip_address {asked:?}: {a} is not an IP address"
                 )));
             }
         };
         if !family_ok {
-            return Err(fail(format!(
+            return Err(sandbox_failed(format!(
                 "ovn.kubernetes.io/ip_address {asked:?} names two addresses of one family"
             )));
         }
         if !in_subnet(s, a) {
-            return Err(fail(format!(
+            return Err(sandbox_failed(format!(
                 "{a} is not in subnet {}'s CIDR {}",
                 s.name,
                 s.cidr_block()
             )));
         }
         if used.contains(a) {
-            return Err(fail(format!(
+            return Err(sandbox_failed(format!(
                 "{a} in subnet {} is the gateway, excluded or held by another pod",
                 s.name
             )));
         }
     }
     let Some(v4) = v4 else {
-        return Err(fail(format!(
+        return Err(sandbox_failed(format!(
             "ovn.kubernetes.io/ip_address {asked:?} has no IPv4 address (the sandbox's pods always have one)"
         )));
     };
@@ -268,13 +258,9 @@ pub fn requested_mac(asked: &str) -> Result<String, NotPlaced> {
     if ok && unicast {
         Ok(asked.trim().to_ascii_lowercase())
     } else {
-        Err(NotPlaced {
-            reason: "FailedCreatePodSandBox",
-            message: format!(
-                "ovn.kubernetes.io/mac_address {asked:?} is not a unicast MAC address"
-            ),
-            waiting: false,
-        })
+        Err(sandbox_failed(format!(
+            "ovn.kubernetes.io/mac_address {asked:?} is not a unicast MAC address"
+        )))
     }
 }
 
@@ -313,13 +299,9 @@ pub fn valid_names(name: &str, ns: &str) -> Result<(), NotPlaced> {
     if ok(name, 180, true) && ok(ns, 50, false) {
         Ok(())
     } else {
-        Err(NotPlaced {
-            reason: "FailedCreatePodSandBox",
-            message: format!(
-                "pod name {name:?} or namespace {ns:?} is not a DNS-1123 name the sandbox can use for a network namespace"
-            ),
-            waiting: false,
-        })
+        Err(sandbox_failed(format!(
+            "pod name {name:?} or namespace {ns:?} is not a DNS-1123 name the sandbox can use for a network namespace"
+        )))
     }
 }
 
