@@ -1016,3 +1016,248 @@ fn a_centralized_subnet_leaves_through_its_gateway_node() {
     );
     cleanup(&kc);
 }
+
+/// A trace from pod `ns/from` to `ip` (ICMP).
+fn trace_icmp(kc: &Path, ns: &str, from: &str, ip: &str) -> Value {
+    ko_json(kc, &["trace", &format!("{ns}/{from}"), ip, "icmp"]).1
+}
+
+/// Trace until the verdict is `want` and, with `kind`, the responsible object
+/// of that kind (within `WITHIN` of `since`: while a change propagates, the SB
+/// and a node's OpenFlow tables may briefly disagree), as [`verdict_within`]
+/// for a pod outside `default`.
+fn icmp_verdict_within(
+    kc: &Path,
+    since: Instant,
+    (ns, from): (&str, &str),
+    ip: &str,
+    want: &str,
+    kind: Option<&str>,
+) -> Value {
+    loop {
+        let started = since.elapsed();
+        let t = trace_icmp(kc, ns, from, ip);
+        if t["verdict"] == want && kind.is_none_or(|k| t["responsible"]["kind"] == k) {
+            return t;
+        }
+        assert!(
+            started <= WITHIN,
+            "trace {ns}/{from} -> {ip} icmp still says {} by {} {started:?} after the change (want {want} by {kind:?}): {t:#}",
+            t["verdict"],
+            t["responsible"]["kind"]
+        );
+    }
+}
+
+/// Admin network policies as Kube-OVN 1.13-1.16 realise them (tier 1 before
+/// NetworkPolicies' tier 2, baselines in tier 3): an ANP Deny drops whatever a
+/// NetworkPolicy says, its Allow overrides a NetworkPolicy's deny, Pass hands the
+/// decision to the NetworkPolicy, and a baseline decides only where no policy
+/// did. Every verdict is checked with a real ping, and the trace names the policy
+/// and the rule.
+#[test]
+fn admin_network_policies_decide_before_network_policies_and_baselines_after() {
+    let kc = kc();
+    let (a, b, c) = ("anp-red", "anp-blue", "anp-green");
+    let cleanup = |kc: &Path| {
+        delete(
+            kc,
+            &["adminnetworkpolicy", "red-guard", "--ignore-not-found"],
+        );
+        delete(
+            kc,
+            &[
+                "baselineadminnetworkpolicy",
+                "default",
+                "--ignore-not-found",
+            ],
+        );
+        for ns in [a, b, c] {
+            delete_namespace(kc, ns);
+        }
+    };
+    cleanup(&kc);
+    let ns = |n: &str, team: &str| {
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {n}, labels: {{team: {team}}}}}\n---\n"
+        )
+    };
+    let yaml = ns(a, "red")
+        + &ns(b, "blue")
+        + &ns(c, "green")
+        + &ns_pod_yaml("srv", a, "kube-ovn-worker", "")
+        + &ns_pod_yaml("blue", b, "kube-ovn-control-plane", "")
+        + &ns_pod_yaml("green", c, "kube-ovn-worker2", "");
+    apply(&kc, &yaml);
+    ready(&kc, a, &["srv"]);
+    ready(&kc, b, &["blue"]);
+    ready(&kc, c, &["green"]);
+    let srv = common::jsonpath(&kc, &["-n", a, "get", "pod", "srv"], "{.status.podIP}");
+    // red's own NetworkPolicy: nothing may come in
+    apply(
+        &kc,
+        &format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: deny-in, namespace: {a}}}\nspec:\n  podSelector: {{}}\n  policyTypes: [Ingress]\n"
+        ),
+    );
+    let anp = |blue_action: &str| {
+        format!(
+            "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: red-guard}}\nspec:\n  priority: 10\n  subject: {{namespaces: {{matchLabels: {{team: red}}}}}}\n  ingress:\n  - name: allow-green\n    action: Allow\n    from: [{{namespaces: {{matchLabels: {{team: green}}}}}}]\n  - name: blue\n    action: {blue_action}\n    from: [{{namespaces: {{matchLabels: {{team: blue}}}}}}]\n"
+        )
+    };
+    apply(&kc, &anp("Deny"));
+    let t0 = Instant::now();
+    if common::status_json(NAME)["ovn"]["version"] == "23.03" {
+        // no ACL tiers before OVN 23.06: Kube-OVN 1.13+ (and the sandbox) cannot
+        // realise the policy; the NetworkPolicy alone decides
+        std::thread::sleep(Duration::from_secs(2));
+        let pg = nb_find(&kc, "name", "port_group", "external_ids:anp=red-guard");
+        assert!(pg.trim().is_empty(), "{pg}");
+        assert_eq!(trace_icmp(&kc, c, "green", &srv)["verdict"], "dropped");
+        cleanup(&kc);
+        return;
+    }
+    // Deny in tier 1: dropped, named with its rule
+    let t = icmp_verdict_within(
+        &kc,
+        t0,
+        (b, "blue"),
+        &srv,
+        "dropped",
+        Some("AdminNetworkPolicy"),
+    );
+    assert_eq!(t["responsible"]["name"], "red-guard", "{t:#}");
+    assert_eq!(t["drop"]["port_group"], "red.guard", "{t:#}");
+    assert_eq!(
+        t["drop"]["acl"]["name"], "anp/red-guard/ingress/IPv4/1",
+        "{t:#}"
+    );
+    assert!(
+        t["drop"]["reason"].as_str().is_some_and(
+            |r| r.starts_with("AdminNetworkPolicy red-guard spec.ingress[1] dropped it")
+        ),
+        "{t:#}"
+    );
+    assert!(
+        !pings_in(&kc, b, "blue", &srv),
+        "blue pinged through a Deny"
+    );
+    // Allow in tier 1 overrides the NetworkPolicy's deny
+    let t = icmp_verdict_within(&kc, t0, (c, "green"), &srv, "delivered", None);
+    assert!(
+        format!("{t}").contains(
+            "ACL anp/red-guard/ingress/IPv4/0 (AdminNetworkPolicy red-guard spec.ingress[0])"
+        ),
+        "the trace shows which ACL let it through: {t:#}"
+    );
+    assert!(
+        pings_in(&kc, c, "green", &srv),
+        "green could not ping through an Allow"
+    );
+    // the rows, as Kube-OVN shapes them
+    let acls = nbctl(
+        &kc,
+        &[
+            "--format=csv",
+            "--columns=priority,tier,action,name",
+            "find",
+            "acl",
+            "external_ids:parent=red.guard",
+        ],
+    );
+    for (row, name) in [
+        ("29000,1,allow-related,", "anp/red-guard/ingress/IPv4/0"),
+        ("28999,1,drop,", "anp/red-guard/ingress/IPv4/1"),
+    ] {
+        assert!(
+            acls.lines().any(|l| l.starts_with(row) && l.contains(name)),
+            "{acls}"
+        );
+    }
+
+    // Pass: the NetworkPolicy (tier 2) decides
+    apply(&kc, &anp("Pass"));
+    let t0 = Instant::now();
+    loop {
+        let t = trace_icmp(&kc, b, "blue", &srv);
+        if t["responsible"]["kind"] == "NetworkPolicy" {
+            assert_eq!(t["verdict"], "dropped", "{t:#}");
+            assert_eq!(t["responsible"]["name"], format!("{a}/deny-in"), "{t:#}");
+            break;
+        }
+        assert!(
+            t0.elapsed() <= WITHIN * 2,
+            "Pass did not hand blue to the NetworkPolicy: {t:#}"
+        );
+    }
+    assert!(
+        !pings_in(&kc, b, "blue", &srv),
+        "blue pinged past the NetworkPolicy"
+    );
+
+    // without the NetworkPolicy, a baseline decides what nothing else did
+    delete(&kc, &["-n", a, "networkpolicy", "deny-in"]);
+    let t0 = Instant::now();
+    icmp_verdict_within(&kc, t0, (b, "blue"), &srv, "delivered", None);
+    assert!(
+        pings_in(&kc, b, "blue", &srv),
+        "blue could not ping with no policy deciding"
+    );
+    apply(
+        &kc,
+        "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {name: default}\nspec:\n  subject: {namespaces: {matchLabels: {team: red}}}\n  ingress:\n  - name: no-blue\n    action: Deny\n    from: [{namespaces: {matchLabels: {team: blue}}}]\n",
+    );
+    let t0 = Instant::now();
+    let t = icmp_verdict_within(
+        &kc,
+        t0,
+        (b, "blue"),
+        &srv,
+        "dropped",
+        Some("BaselineAdminNetworkPolicy"),
+    );
+    assert_eq!(
+        t["responsible"]["kind"], "BaselineAdminNetworkPolicy",
+        "{t:#}"
+    );
+    assert_eq!(t["responsible"]["name"], "default", "{t:#}");
+    assert!(
+        !pings_in(&kc, b, "blue", &srv),
+        "blue pinged through the baseline's Deny"
+    );
+    // a NetworkPolicy's allow (tier 2) comes before the baseline
+    apply(
+        &kc,
+        &format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: let-blue, namespace: {a}}}\nspec:\n  podSelector: {{}}\n  policyTypes: [Ingress]\n  ingress:\n  - from: [{{namespaceSelector: {{matchLabels: {{team: blue}}}}}}]\n"
+        ),
+    );
+    let t0 = Instant::now();
+    icmp_verdict_within(&kc, t0, (b, "blue"), &srv, "delivered", None);
+    assert!(
+        pings_in(&kc, b, "blue", &srv),
+        "the NetworkPolicy's allow did not beat the baseline"
+    );
+
+    // deleting the policies takes their rows
+    delete(&kc, &["adminnetworkpolicy", "red-guard"]);
+    delete(&kc, &["baselineadminnetworkpolicy", "default"]);
+    delete(&kc, &["-n", a, "networkpolicy", "let-blue"]);
+    wait_for("the policies' rows to go", Duration::from_secs(10), || {
+        nb_find(&kc, "name", "port_group", "external_ids:anp=red-guard")
+            .trim()
+            .is_empty()
+            && nb_find(&kc, "name", "port_group", "external_ids:banp=default")
+                .trim()
+                .is_empty()
+            && nb_find(
+                &kc,
+                "name",
+                "address_set",
+                "external_ids:anp=red-guard/ingress",
+            )
+            .trim()
+            .is_empty()
+    });
+    cleanup(&kc);
+}

@@ -198,6 +198,8 @@ fn policy_owner(p: PolicyRef) -> Owner {
         PolicyKind::NodeAcl => "NodeACL",
         PolicyKind::SubnetAcl => "SubnetACL",
         PolicyKind::PrivateSubnet => "PrivateSubnet",
+        PolicyKind::AdminNetworkPolicy => "AdminNetworkPolicy",
+        PolicyKind::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
         PolicyKind::Acl => "ACL",
     };
     let rule = p.acl.as_ref().map(|a| {

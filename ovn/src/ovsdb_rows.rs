@@ -104,8 +104,30 @@ pub enum PolicyKind {
     /// `SetLogicalSwitchPrivate`: drop 1000, allow own CIDR / allowSubnets 1001,
     /// nodes 3000).
     PrivateSubnet,
+    /// An AdminNetworkPolicy (policy.networking.k8s.io): port group with
+    /// `anp=<name>`, ACLs in OVN tier 1, evaluated before NetworkPolicies.
+    AdminNetworkPolicy,
+    /// A BaselineAdminNetworkPolicy: `banp=<name>`, ACLs in tier 3, evaluated
+    /// only when no AdminNetworkPolicy or NetworkPolicy decided.
+    BaselineAdminNetworkPolicy,
     /// An ACL Kube-OVN did not label.
     Acl,
+}
+
+impl PolicyKind {
+    /// The Kubernetes kind behind the rows (`Node` for a node's ACLs, `Subnet`
+    /// for subnet ACLs and private subnets, `ACL` when nothing is known).
+    pub fn object_kind(self) -> &'static str {
+        match self {
+            PolicyKind::NetworkPolicy => "NetworkPolicy",
+            PolicyKind::SecurityGroup => "SecurityGroup",
+            PolicyKind::NodeAcl => "Node",
+            PolicyKind::SubnetAcl | PolicyKind::PrivateSubnet => "Subnet",
+            PolicyKind::AdminNetworkPolicy => "AdminNetworkPolicy",
+            PolicyKind::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
+            PolicyKind::Acl => "ACL",
+        }
+    }
 }
 
 /// NB `Port_Group`.
@@ -151,11 +173,20 @@ impl PortGroup {
 ///   carry `np=` too, but are not NetworkPolicies: the `node` key says so;
 /// - a NetworkPolicy's group: `np=<ns>/<policy>`;
 /// - a SecurityGroup's: `sg=<sg>` (`type=security_group`), or by its name
-///   `ovn.sg.<sg with dots>` when the external_ids are missing.
+///   `ovn.sg.<sg with dots>` when the external_ids are missing;
+/// - an (Baseline)AdminNetworkPolicy's: `anp=<name>` / `banp=<name>` (the
+///   name Kube-OVN's getAnpName gave it: "anp" in front when it does not
+///   start with a letter).
 pub fn port_group_owner(
     name: &str,
     external_ids: &BTreeMap<String, String>,
 ) -> Option<(PolicyKind, String)> {
+    if let Some(anp) = external_ids.get("anp") {
+        return Some((PolicyKind::AdminNetworkPolicy, anp.clone()));
+    }
+    if let Some(banp) = external_ids.get("banp") {
+        return Some((PolicyKind::BaselineAdminNetworkPolicy, banp.clone()));
+    }
     let np = external_ids.get("np").filter(|v| v.contains('/'));
     if let Some(node) = external_ids.get("node") {
         return Some((PolicyKind::NodeAcl, node.clone()));
@@ -509,6 +540,17 @@ mod tests {
 
     #[test]
     fn port_group_owners_follow_kube_ovn() {
+        assert_eq!(
+            port_group_owner(
+                "deny.blue",
+                &ext(&[("anp", "deny-blue"), ("vendor", "kube-ovn")])
+            ),
+            Some((PolicyKind::AdminNetworkPolicy, "deny-blue".into()))
+        );
+        assert_eq!(
+            port_group_owner("default", &ext(&[("banp", "default")])),
+            Some((PolicyKind::BaselineAdminNetworkPolicy, "default".into()))
+        );
         let np = port_group_owner("deny.a.default", &ext(&[("np", "default/deny-a")]));
         assert_eq!(
             np,

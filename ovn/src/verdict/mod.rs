@@ -820,6 +820,33 @@ fn acl_eval_hop<'a>(d: &DropPoint, inp: &Inputs<'a>) -> Option<&'a Hop> {
     found
 }
 
+/// The OpenFlow counterpart of [`acl_eval_hop`]: for a drop in an ACL
+/// `*_action` flow, the last flow of the same node's segment whose logical
+/// flow [`acl_eval::decides`] it (the eval stage, sets the bit). Datapaths are
+/// not compared: shared flows list several; the action follows its eval, so
+/// the last eval flow setting the bit is this datapath's.
+fn acl_eval_flow<'a>(
+    seg: &OvsSegment,
+    action: &'a LogicalFlow,
+    sb: &'a SbSnapshot,
+) -> Option<&'a LogicalFlow> {
+    let as_acl_flow = |f: &'a LogicalFlow| acl_eval::AclFlow {
+        datapath: None,
+        stage: f.stage.as_deref(),
+        logical_match: Some(f.match_expr.as_str()),
+        logical_actions: Some(f.actions.as_str()),
+    };
+    let action_flow = acl_eval::AclFlow {
+        logical_actions: None,
+        ..as_acl_flow(action)
+    };
+    seg.hops
+        .iter()
+        .rev()
+        .filter_map(|h| h.cookie.as_deref().and_then(|c| sb.lflow(c)))
+        .find(|f| acl_eval::decides(&action_flow, &as_acl_flow(f)))
+}
+
 fn acl_policy(
     flow: Option<&str>,
     match_expr: &str,
@@ -910,12 +937,14 @@ fn ovs_drop_info(
         &DropReason::DropAction,
     );
     let policy = if cause == DropCause::Acl {
-        acl_policy(
-            cookie.as_deref(),
-            lmatch.as_deref().unwrap_or_default(),
-            sb,
-            nb,
-        )
+        // OVN >= 24.03 drops in the generic `*_acl_action` flow: the ACL that
+        // decided is the eval flow of this segment that set the bit
+        let eval = lflow.and_then(|action| acl_eval_flow(seg, action, sb?));
+        let (flow, m) = match eval {
+            Some(e) => (e.uuid.as_deref(), e.match_expr.as_str()),
+            None => (cookie.as_deref(), lmatch.as_deref().unwrap_or_default()),
+        };
+        acl_policy(flow, m, sb, nb)
     } else {
         None
     };

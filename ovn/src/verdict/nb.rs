@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::microflow::Mac;
+use crate::ovn_trace::OvnTrace;
 use crate::ovsdb_json::{
     Cells, Row, TableError, query_argv, select, tables as parse_tables, transact_results,
 };
@@ -269,6 +270,58 @@ impl NbSnapshot {
         let mut nb = Self::from_tables(tables)?;
         nb.lsps_partial = true;
         Ok((nb, global))
+    }
+
+    /// Whether the ACL hops of `trace` name rows this snapshot lacks (an ACL
+    /// by its stage-hint, a port group by name): the NB changed between this
+    /// read and the trace (a policy was just applied), so the policy tables
+    /// must be read again before a drop can be pinned on its policy.
+    pub fn lacks_acls_of(&self, trace: &OvnTrace, sb: Option<&SbSnapshot>) -> bool {
+        trace.hops().iter().any(|h| {
+            let stage = h.hop.stage.as_deref().unwrap_or_default();
+            if !stage.contains("_acl") || stage.contains("hint") {
+                return false;
+            }
+            let hint = h
+                .hop
+                .uuid
+                .as_deref()
+                .and_then(|u| sb.and_then(|sb| sb.lflow(u)))
+                .and_then(|f| f.stage_hint.as_deref());
+            let unknown_hint = hint.is_some_and(|h| self.acl(h).is_none());
+            let unknown_group = h
+                .hop
+                .match_expr
+                .as_deref()
+                .and_then(port_group_in_match)
+                .is_some_and(|pg| self.port_group(&pg).is_none());
+            unknown_hint || unknown_group
+        })
+    }
+
+    /// `ovsdb-client query` argv reading the ACL and Port_Group tables again
+    /// (see [`Self::lacks_acls_of`]).
+    pub fn policy_tables_argv() -> Vec<String> {
+        let ops = NB_TABLES[2..4]
+            .iter()
+            .map(|(c, table)| select(table, vec![], &columns(c)))
+            .collect();
+        query_argv("OVN_Northbound", NB_SOCKET, ops)
+    }
+
+    /// Replaces the ACLs and port groups with the reply to
+    /// [`Self::policy_tables_argv`].
+    pub fn replace_policy_tables(&mut self, text: &str) -> Result<(), TableError> {
+        let results = transact_results(text)?;
+        let [acls, groups]: [Vec<Row>; 2] = results.try_into().map_err(|r: Vec<Vec<Row>>| {
+            TableError::Tables(format!(
+                "expected 2 results (ACL, Port_Group), got {}",
+                r.len()
+            ))
+        })?;
+        self.acls = acls.iter().map(acl_of).collect();
+        self.port_groups = groups.iter().map(PortGroup::from_row).collect();
+        Ok(())
     }
 
     /// Adds logical switch ports read later (by name, or all of them).
@@ -623,8 +676,31 @@ impl PolicyRef {
                 "{} dropped it: a private subnet takes traffic only from its own CIDR, the nodes (join subnet) and its spec.allowSubnets",
                 self.describe()
             ),
+            PolicyKind::BaselineAdminNetworkPolicy => format!(
+                "{} dropped it: the baseline applies because no AdminNetworkPolicy or NetworkPolicy decided for this packet first",
+                self.describe()
+            ),
             _ => format!("{} dropped it", self.describe()),
         }
+    }
+
+    /// `spec.ingress[1]` of an (Baseline)AdminNetworkPolicy, from the ACL's
+    /// name (`anp/<name>/ingress/IPv4/1`, `banp/...`): the rule's index in the
+    /// object. None for other ACLs and for names Kube-OVN cut at 63 characters.
+    pub fn admin_rule(&self) -> Option<String> {
+        if !matches!(
+            self.kind,
+            PolicyKind::AdminNetworkPolicy | PolicyKind::BaselineAdminNetworkPolicy
+        ) {
+            return None;
+        }
+        let name = &self.acl.as_ref()?.name;
+        let mut parts = name.rsplitn(4, '/');
+        let index: usize = parts.next()?.parse().ok()?;
+        let _family = parts.next()?;
+        let dir = parts.next().filter(|d| *d == "ingress" || *d == "egress")?;
+        parts.next().filter(|p| p.contains('/'))?;
+        Some(format!("spec.{dir}[{index}]"))
     }
 
     /// `NetworkPolicy default/deny-a`, `SecurityGroup sg1`, ...
@@ -635,10 +711,15 @@ impl PolicyRef {
             PolicyKind::NodeAcl => "node ACL",
             PolicyKind::SubnetAcl => "Subnet ACL of",
             PolicyKind::PrivateSubnet => "private Subnet",
+            PolicyKind::AdminNetworkPolicy => "AdminNetworkPolicy",
+            PolicyKind::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
             PolicyKind::Acl => "ACL",
         };
         match (&self.name, &self.acl, &self.port_group) {
-            (Some(n), _, _) => format!("{kind} {n}"),
+            (Some(n), _, _) => match self.admin_rule() {
+                Some(rule) => format!("{kind} {n} {rule}"),
+                None => format!("{kind} {n}"),
+            },
             (None, Some(a), _) if !a.name.is_empty() => format!("{kind} {}", a.name),
             (None, _, Some(pg)) => format!("{kind} on port group {pg}"),
             _ => kind.to_string(),
@@ -853,6 +934,64 @@ mod tests {
         let spec = nb.policy_of_acl(&acl(&[("parent", "s2"), ("subnet", "s2")]));
         assert_eq!(spec.kind, PolicyKind::SubnetAcl);
         assert_eq!(spec.dropped_it(), "Subnet ACL of s2 dropped it");
+    }
+
+    /// ACLs and groups as Kube-OVN 1.15's handleAddAnp/handleAddBanp name them.
+    #[test]
+    fn an_admin_policy_acl_names_the_policy_and_its_rule() {
+        let acl = |uuid: &str, name: &str, parent: &str| Acl {
+            uuid: uuid.into(),
+            name: name.into(),
+            action: "drop".into(),
+            direction: "to-lport".into(),
+            match_expr: format!(
+                "outport == @{parent} && ip && ip4.src == ${parent}.ingress.1.x.IPv4"
+            ),
+            priority: 28999,
+            external_ids: BTreeMap::from([("parent".to_string(), parent.to_string())]),
+        };
+        let group = |name: &str, key: &str, value: &str, acl: &str| PortGroup {
+            uuid: format!("pg-{name}"),
+            name: name.into(),
+            ports: vec![],
+            acls: vec![acl.into()],
+            external_ids: BTreeMap::from([
+                (key.to_string(), value.to_string()),
+                ("vendor".to_string(), "kube-ovn".to_string()),
+            ]),
+        };
+        let nb = NbSnapshot {
+            acls: vec![
+                acl("aaaa0001", "anp/deny-blue/ingress/IPv4/1", "deny.blue"),
+                acl("bbbb0001", "banp/default/egress/IPv6/0", "default"),
+                acl("cccc0001", &format!("anp/{}...", "x".repeat(56)), "x"),
+            ],
+            port_groups: vec![
+                group("deny.blue", "anp", "deny-blue", "aaaa0001"),
+                group("default", "banp", "default", "bbbb0001"),
+                group("x", "anp", "x", "cccc0001"),
+            ],
+            ..NbSnapshot::default()
+        };
+        let p = nb.policy_of_acl(nb.acl("aaaa0001").unwrap());
+        assert_eq!(p.kind, PolicyKind::AdminNetworkPolicy);
+        assert_eq!(
+            p.dropped_it(),
+            "AdminNetworkPolicy deny-blue spec.ingress[1] dropped it"
+        );
+        let b = nb.policy_of_acl(nb.acl("bbbb0001").unwrap());
+        assert_eq!(b.kind, PolicyKind::BaselineAdminNetworkPolicy);
+        assert!(b.dropped_it().starts_with(
+            "BaselineAdminNetworkPolicy default spec.egress[0] dropped it: the baseline applies"
+        ));
+        // a name Kube-OVN cut at 63 characters keeps the policy, loses the rule
+        let cut = nb.policy_of_acl(nb.acl("cccc0001").unwrap());
+        assert_eq!(cut.describe(), "AdminNetworkPolicy x");
+        // the group alone (no stage-hint) still names the policy
+        let m = nb
+            .policy_of_match("reg8[30..31] == 1 && (outport == @deny.blue && ip)")
+            .unwrap();
+        assert_eq!(m.describe(), "AdminNetworkPolicy deny-blue");
     }
 
     #[test]

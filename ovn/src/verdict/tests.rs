@@ -654,3 +654,101 @@ fn a_udp_packet_continues_through_the_tunnel_with_udp_ports() {
     );
     assert!(!flow.contains("tp_"), "{flow}");
 }
+
+fn anp_inputs<'a>(
+    t: &'a ovn_trace::OvnTrace,
+    nb: &'a NbSnapshot,
+    sb: &'a SbSnapshot,
+) -> Inputs<'a> {
+    let seg = segment(
+        "kube-ovn-worker",
+        fixture!("anp-ofproto.txt"),
+        fixture!("anp-ovs-interfaces.json"),
+    );
+    Inputs {
+        source: Source {
+            name: "cap-blue/blue".into(),
+            logical_port: "blue.cap-blue".into(),
+            ..source()
+        },
+        destination: dest("10.16.0.59", "icmp", None),
+        ovn_trace: t,
+        ovn_trace_failure: None,
+        nb: Some(nb),
+        sb: Some(sb),
+        lb: None,
+        service: None,
+        ovs: Some(vec![seg]),
+        warnings: vec![],
+    }
+}
+
+/// OVN 25.03 with Kube-OVN's admin policies (anp-capture.sh): an
+/// AdminNetworkPolicy passes (tier 1), no NetworkPolicy decides (tier 2), the
+/// BaselineAdminNetworkPolicy drops (tier 3). The trace names the baseline and
+/// its rule, and shows the Pass on the way.
+#[test]
+fn a_baseline_admin_policy_drop_is_named_after_an_admin_pass() {
+    let nb = NbSnapshot::parse(fixture!("anp-nb-snapshot.json")).unwrap();
+    let sb = SbSnapshot::parse(fixture!("anp-sb-snapshot.json")).unwrap();
+    let t = ovn_trace::parse(fixture!("anp-ovn-trace-after.txt"));
+    let r = build(anp_inputs(&t, &nb, &sb));
+    assert_eq!(r.verdict, Verdict::Dropped);
+    let d = r.drop.as_ref().unwrap();
+    assert_eq!(d.layer, "logical");
+    assert_eq!(
+        d.policy_kind,
+        Some(nb::PolicyKind::BaselineAdminNetworkPolicy)
+    );
+    assert_eq!(d.policy.as_deref(), Some("default"));
+    assert_eq!(d.acl.as_ref().unwrap().name, "banp/default/ingress/IPv4/0");
+    assert!(
+        d.reason
+            .starts_with("BaselineAdminNetworkPolicy default spec.ingress[0] dropped it"),
+        "{}",
+        d.reason
+    );
+    let pass = r
+        .logical
+        .stages
+        .iter()
+        .find(|s| s.priority == Some(30000))
+        .and_then(|s| s.object.clone());
+    assert_eq!(
+        pass.as_deref()
+            .map(|o| o.split(':').next().unwrap_or_default()),
+        Some("ACL anp/red-guard/ingress/IPv4/0 (AdminNetworkPolicy red-guard spec.ingress[0])"),
+        "{:#?}",
+        r.logical.stages
+    );
+}
+
+/// The same drop while the policies propagate: ovn-trace still read the SB
+/// from before them (anp-ovn-trace-before.txt delivers), the node's OpenFlow
+/// tables already drop. OVN >= 24.03 drops in the generic ls_out_acl_action
+/// flow; the ACL that decided is the eval flow of that node's trace that set
+/// the drop bit, so the OpenFlow drop still names the baseline.
+#[test]
+fn an_openflow_acl_drop_names_the_acl_whose_eval_flow_set_the_bit() {
+    let nb = NbSnapshot::parse(fixture!("anp-nb-snapshot.json")).unwrap();
+    let sb = SbSnapshot::parse(fixture!("anp-sb-snapshot.json")).unwrap();
+    let t = ovn_trace::parse(fixture!("anp-ovn-trace-before.txt"));
+    let r = build(anp_inputs(&t, &nb, &sb));
+    assert_eq!(r.verdict, Verdict::Dropped);
+    let d = r.drop.as_ref().unwrap();
+    assert_eq!(d.layer, "openflow");
+    assert_eq!(d.stage.as_deref(), Some("ls_out_acl_action"));
+    assert_eq!(
+        d.policy_kind,
+        Some(nb::PolicyKind::BaselineAdminNetworkPolicy)
+    );
+    assert_eq!(d.policy.as_deref(), Some("default"));
+    assert_eq!(d.acl.as_ref().unwrap().name, "banp/default/ingress/IPv4/0");
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("ovn-trace delivers")),
+        "{:?}",
+        r.warnings
+    );
+}

@@ -1,7 +1,6 @@
 //! Turns an [`outcome::Class`] into the report's verdict, cause, responsible
 //! object and the words of the first line.
 
-use super::nb::PolicyKind;
 use super::outcome::Class;
 use super::{
     DropCause, DropInfo, Inputs, Logical, NextHop, Responsible, TraceReport, Verdict,
@@ -354,13 +353,7 @@ fn route_policy_drop(report: &mut TraceReport, d: &mut DropInfo) {
 /// The Kubernetes object behind a logical drop/reject.
 fn responsible_of_drop(d: &DropInfo, inp: &Inputs<'_>) -> Option<Responsible> {
     if let Some(kind) = d.policy_kind {
-        let kind = match kind {
-            PolicyKind::NetworkPolicy => "NetworkPolicy",
-            PolicyKind::SecurityGroup => "SecurityGroup",
-            PolicyKind::NodeAcl => "Node",
-            PolicyKind::SubnetAcl | PolicyKind::PrivateSubnet => "Subnet",
-            PolicyKind::Acl => "ACL",
-        };
+        let kind = kind.object_kind();
         let name = d
             .policy
             .clone()

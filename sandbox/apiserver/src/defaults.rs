@@ -27,7 +27,20 @@ pub fn apply(group: &str, kind: &str, obj: &mut Value) {
             pod_template(&mut obj["spec"]);
         }
         ("", "Pod") if object(obj, "spec") => pod_spec(&mut obj["spec"]),
+        ("", "Namespace") => namespace_name_label(obj),
         _ => {}
+    }
+}
+
+/// The label every namespace carries since Kubernetes 1.22 (selectors of
+/// NetworkPolicies and AdminNetworkPolicies name namespaces with it); the API
+/// server sets it to the name whatever the client sent.
+fn namespace_name_label(obj: &mut Value) {
+    let Some(name) = obj["metadata"]["name"].as_str().map(str::to_string) else {
+        return;
+    };
+    if object(&mut obj["metadata"], "labels") {
+        obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
     }
 }
 
@@ -113,6 +126,23 @@ fn container(c: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_namespace_is_labelled_with_its_name() {
+        let mut ns = json!({"metadata": {"name": "team-a", "labels": {"kubernetes.io/metadata.name": "x", "a": "b"}}});
+        apply("", "Namespace", &mut ns);
+        assert_eq!(
+            ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "team-a"
+        );
+        assert_eq!(ns["metadata"]["labels"]["a"], "b");
+        let mut bare = json!({"metadata": {"name": "b"}});
+        apply("", "Namespace", &mut bare);
+        assert_eq!(
+            bare["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "b"
+        );
+    }
 
     #[test]
     fn a_daemon_set_gets_the_rolling_update_strategy() {

@@ -663,16 +663,37 @@ fn crd(
     short: &[&str],
     columns: Value,
 ) -> Value {
+    group_crd(
+        ts,
+        ("kubeovn.io", "v1"),
+        plural,
+        singular,
+        kind,
+        short,
+        columns,
+    )
+}
+
+/// A cluster-scoped CRD of `group`/`version` with a status subresource.
+fn group_crd(
+    ts: &str,
+    (group, version): (&str, &str),
+    plural: &str,
+    singular: &str,
+    kind: &str,
+    short: &[&str],
+    columns: Value,
+) -> Value {
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.kubeovn.io"), "uid": plan::uid_for(plural), "creationTimestamp": ts, "resourceVersion": "1"},
+        "metadata": {"name": format!("{plural}.{group}"), "uid": plan::uid_for(plural), "creationTimestamp": ts, "resourceVersion": "1"},
         "spec": {
-            "group": "kubeovn.io",
+            "group": group,
             "scope": "Cluster",
             "names": {"plural": plural, "singular": singular, "kind": kind, "listKind": format!("{kind}List"), "shortNames": short},
             "versions": [{
-                "name": "v1", "served": true, "storage": true,
+                "name": version, "served": true, "storage": true,
                 "subresources": {"status": {}},
                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
                 "additionalPrinterColumns": columns,
@@ -788,6 +809,27 @@ fn crds(ts: &str) -> Vec<Value> {
     ] {
         v.push(crd(ts, plural, singular, kind, &[], json!([])));
     }
+    // sigs.k8s.io/network-policy-api, which Kube-OVN's install.sh applies with
+    // ENABLE_ANP=true; the sandbox's controller always acts on them
+    let anp = ("policy.networking.k8s.io", "v1alpha1");
+    v.push(group_crd(
+        ts,
+        anp,
+        "adminnetworkpolicies",
+        "adminnetworkpolicy",
+        "AdminNetworkPolicy",
+        &["anp"],
+        json!([{"name": "Priority", "type": "string", "jsonPath": ".spec.priority"}]),
+    ));
+    v.push(group_crd(
+        ts,
+        anp,
+        "baselineadminnetworkpolicies",
+        "baselineadminnetworkpolicy",
+        "BaselineAdminNetworkPolicy",
+        &["banp"],
+        json!([]),
+    ));
     v
 }
 

@@ -233,6 +233,14 @@ async fn trace_steps(
     let outports = ko_ovn::verdict::sb_query::ovn_trace_ports(&traced.ovn);
     let nb_leader = target.nb_leader.clone();
     resolve::add_lsps(cluster, &nb_leader, &mut target.nb, &outports).await;
+    resolve::refresh_policies(
+        cluster,
+        &nb_leader,
+        &mut target.nb,
+        &traced.ovn,
+        traced.sb.as_ref(),
+    )
+    .await;
     traced.walk.warnings.extend(versions.skew());
     Ok((origin, target, packet, traced, versions))
 }

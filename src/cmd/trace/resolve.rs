@@ -272,6 +272,30 @@ pub(super) async fn add_lsps(
     }
 }
 
+/// The ACL and port group tables again when the trace crossed ACLs the
+/// snapshot (read before the trace) does not have: a policy applied meanwhile
+/// would otherwise be dropped on as an anonymous ACL. A failed read keeps the
+/// older rows (the drop is then named by its port group only).
+pub(super) async fn refresh_policies(
+    cluster: &Cluster,
+    nb_leader: &PodRef,
+    nb: &mut NbSnapshot,
+    trace: &ko_ovn::ovn_trace::OvnTrace,
+    sb: Option<&ko_ovn::verdict::nb::SbSnapshot>,
+) {
+    if !nb.lacks_acls_of(trace, sb) {
+        return;
+    }
+    let argv = NbSnapshot::policy_tables_argv();
+    if let Ok(out) = cluster
+        .exec_capture(nb_leader, container::OVN_CENTRAL, &argv)
+        .await
+        && out.success()
+    {
+        let _ = nb.replace_policy_tables(&out.stdout_str());
+    }
+}
+
 /// Every logical switch port, added to a narrow snapshot: the destination
 /// address is on the sender's subnet but none of the ports read has it
 /// (the narrow read worked, so ovsdb-client is there).

@@ -1,7 +1,7 @@
 //! Read what the NB holds of the controller's rows and turn the difference to the
 //! desired rows into one ovn-nbctl transaction. Only rows the controller owns are
-//! touched: NetworkPolicy/SecurityGroup port groups and address sets (tagged `np=` /
-//! `sg=`), subnet ACLs (`subnet=`), VIPs of the Kube-OVN load balancers, the
+//! touched: NetworkPolicy/SecurityGroup/(Baseline)AdminNetworkPolicy port groups and
+//! address sets (tagged `np=` / `sg=` / `anp=` / `banp=`), subnet ACLs (`subnet=`), VIPs of the Kube-OVN load balancers, the
 //! membership of `ovn.sg.kubeovn_deny_all` and the SecurityGroup settings of pod LSPs.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -176,7 +176,12 @@ pub fn parse(text: &str) -> Result<Current> {
 /// but deny-all (which group is which is ko-ovn's rule, shared with the plugin).
 fn owned_pg(name: &str, ext: &BTreeMap<String, String>) -> bool {
     match port_group_owner(name, ext) {
-        Some((PolicyKind::NetworkPolicy, _)) => true,
+        Some((
+            PolicyKind::NetworkPolicy
+            | PolicyKind::AdminNetworkPolicy
+            | PolicyKind::BaselineAdminNetworkPolicy,
+            _,
+        )) => true,
         Some((PolicyKind::SecurityGroup, sg)) => sg != DENY_ALL,
         // `node.<node>`, not a distributed gateway's `<subnet>.<node>`
         Some((PolicyKind::NodeAcl, _)) => !ext.contains_key("subnet"),
@@ -185,7 +190,9 @@ fn owned_pg(name: &str, ext: &BTreeMap<String, String>) -> bool {
 }
 
 fn owned_set(ext: &BTreeMap<String, String>) -> bool {
-    ext.contains_key("np") || ext.contains_key("sg")
+    ["np", "sg", "anp", "banp"]
+        .iter()
+        .any(|k| ext.contains_key(*k))
 }
 
 fn owned_lb(name: &str) -> bool {

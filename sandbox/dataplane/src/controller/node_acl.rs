@@ -17,15 +17,20 @@ fn group_of(node: &serde_json::Value) -> Option<String> {
     world::annotation(node, "ovn.kubernetes.io/port_name").map(|p| p.replace('-', "."))
 }
 
-/// InternalIP(s), else the join address(es): `GetNodeInternalIP`'s fallback.
-fn node_ips(node: &serde_json::Value) -> Vec<String> {
-    let internal: Vec<String> = node["status"]["addresses"]
+/// A node's InternalIP addresses (`status.addresses`).
+pub fn internal_ips(node: &serde_json::Value) -> Vec<String> {
+    node["status"]["addresses"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|a| a["type"] == "InternalIP")
         .filter_map(|a| a["address"].as_str().map(str::to_string))
-        .collect();
+        .collect()
+}
+
+/// InternalIP(s), else the join address(es): `GetNodeInternalIP`'s fallback.
+fn node_ips(node: &serde_json::Value) -> Vec<String> {
+    let internal = internal_ips(node);
     let join = world::pod_ips(node);
     let mut out = Vec::new();
     for fam in ["IPv4", "IPv6"] {

@@ -29,6 +29,8 @@ pub struct World {
     pub security_groups: Vec<Value>,
     pub vpcs: Vec<Value>,
     pub nodes: Vec<Value>,
+    pub admin_policies: Vec<Value>,
+    pub baseline_policies: Vec<Value>,
     pub lsps: BTreeMap<String, Lsp>,
 }
 
@@ -44,7 +46,13 @@ pub const COLLECTIONS: &[&str] = &[
     "/apis/kubeovn.io/v1/security-groups",
     "/apis/kubeovn.io/v1/vpcs",
     "/api/v1/nodes",
+    ADMIN_POLICIES,
+    BASELINE_POLICIES,
 ];
+
+const ADMIN_POLICIES: &str = "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies";
+const BASELINE_POLICIES: &str =
+    "/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies";
 
 /// The collections whose changes call for a pass (the controller's own writes to
 /// Endpoints are not among them).
@@ -57,6 +65,8 @@ pub const WATCHED: &[&str] = &[
     "/apis/kubeovn.io/v1/subnets",
     "/apis/kubeovn.io/v1/security-groups",
     "/apis/kubeovn.io/v1/vpcs",
+    ADMIN_POLICIES,
+    BASELINE_POLICIES,
 ];
 
 fn list(port: u16, path: &str) -> Result<Vec<Value>> {
@@ -93,7 +103,10 @@ impl World {
                 }
                 "/apis/kubeovn.io/v1/vpcs" => w.vpcs = items,
                 "/api/v1/nodes" => w.nodes = items,
-                _ => w.security_groups = items,
+                "/apis/kubeovn.io/v1/security-groups" => w.security_groups = items,
+                ADMIN_POLICIES => w.admin_policies = items,
+                BASELINE_POLICIES => w.baseline_policies = items,
+                other => bail!("the controller lists {other} but keeps it nowhere"),
             }
         }
         Ok(w)
