@@ -1261,3 +1261,121 @@ fn admin_network_policies_decide_before_network_policies_and_baselines_after() {
     });
     cleanup(&kc);
 }
+
+/// An underlay subnet as Kube-OVN's underlay e2e builds it on kind: a Vlan with
+/// id 0 on the provider network and a Subnet naming it. Its pods reach each other
+/// across nodes over the provider network and its gateway on the physical side
+/// (the gateway host), with no router port in between; the trace agrees with real
+/// pings, and everything goes with the objects. A tagged Vlan is refused with the
+/// reason (this kernel cannot terminate 802.1Q on the gateway host).
+#[test]
+fn an_underlay_subnet_created_through_the_api_reaches_across_nodes_and_its_gateway() {
+    let kc = kc();
+    let ns = "ul-api";
+    let gw_netns = common::status_json(NAME)["underlay"]["gateway_netns"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("the sandbox status names no gateway netns"));
+    let gw_addrs = || {
+        let out = run({
+            let mut c = std::process::Command::new("ip");
+            c.args(["-n", &gw_netns, "-o", "addr"]);
+            c
+        });
+        text(&out.stdout)
+    };
+    let cleanup = |kc: &Path| {
+        delete_namespace(kc, ns);
+        delete(kc, &["subnet", "ul-api"]);
+        delete(kc, &["vlan", "vl-api"]);
+    };
+    cleanup(&kc);
+    let yaml = "apiVersion: kubeovn.io/v1\nkind: Vlan\nmetadata: {name: vl-api}\nspec: {id: 0, provider: provider}\n---\n".to_string()
+        + &format!("apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata: {{name: ul-api}}\nspec:\n  cidrBlock: 172.30.5.0/24\n  vlan: vl-api\n  namespaces: [{ns}]\n---\n")
+        + &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n")
+        + &ns_pod_yaml("p", ns, "kube-ovn-worker", "")
+        + &ns_pod_yaml("q", ns, "kube-ovn-control-plane", "");
+    apply(&kc, &yaml);
+    ready(&kc, ns, &["p", "q"]);
+    assert_eq!(subnet_condition(&kc, "ul-api", "Ready").0, "True");
+    let p = common::jsonpath(&kc, &["-n", ns, "get", "pod", "p"], "{.status.podIP}");
+    let q = common::jsonpath(&kc, &["-n", ns, "get", "pod", "q"], "{.status.podIP}");
+    assert!(
+        p.starts_with("172.30.5.") && q.starts_with("172.30.5."),
+        "{p} {q}"
+    );
+    // Kube-OVN's rows: a localnet port on the provider network, no router port
+    let ln = nb_find(
+        &kc,
+        "options",
+        "logical_switch_port",
+        "name=localnet.ul-api",
+    );
+    assert!(ln.contains("network_name=provider"), "{ln}");
+    let lrp = nb_find(
+        &kc,
+        "name",
+        "logical_router_port",
+        "name=ovn-cluster-ul-api",
+    );
+    assert!(
+        lrp.trim().is_empty(),
+        "an underlay subnet got a router port: {lrp}"
+    );
+    // the gateway host answers for 172.30.5.1
+    assert!(gw_addrs().contains("172.30.5.1/24"), "{}", gw_addrs());
+
+    // pod to pod across nodes: delivered, and a real ping agrees
+    let t = trace_icmp(&kc, ns, "p", &q);
+    assert_eq!(t["verdict"], "delivered", "{t:#}");
+    assert_eq!(t["logical"]["outport"], "q.ul-api", "{t:#}");
+    assert!(
+        pings_in(&kc, ns, "p", &q),
+        "p could not ping q over the provider network"
+    );
+    // pod to its physical gateway: out of the localnet port, with the MAC the
+    // gateway answered the trace's arping with
+    let t = trace_icmp(&kc, ns, "p", "172.30.5.1");
+    assert_eq!(t["verdict"], "delivered", "{t:#}");
+    assert_eq!(t["logical"]["outport"], "localnet.ul-api", "{t:#}");
+    assert!(
+        t["destination"]["mac_from"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("arping")),
+        "{t:#}"
+    );
+    assert!(
+        pings_in(&kc, ns, "q", "172.30.5.1"),
+        "q could not ping its gateway"
+    );
+
+    // a tagged Vlan: refused with the reason, not half-done
+    apply(
+        &kc,
+        "apiVersion: kubeovn.io/v1\nkind: Vlan\nmetadata: {name: vl-tagged}\nspec: {id: 100, provider: provider}\n---\napiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata: {name: ul-tagged}\nspec: {cidrBlock: 172.30.6.0/24, vlan: vl-tagged}\n",
+    );
+    wait_for(
+        "the tagged subnet's refusal",
+        Duration::from_secs(10),
+        || subnet_condition(&kc, "ul-tagged", "Validated").0 == "False",
+    );
+    assert!(
+        subnet_condition(&kc, "ul-tagged", "Validated")
+            .1
+            .contains("tagged VLANs")
+    );
+    delete(&kc, &["subnet", "ul-tagged"]);
+    delete(&kc, &["vlan", "vl-tagged"]);
+
+    cleanup(&kc);
+    wait_for(
+        "the underlay subnet's rows and gateway to go",
+        Duration::from_secs(20),
+        || {
+            nb_find(&kc, "name", "logical_switch", "name=ul-api")
+                .trim()
+                .is_empty()
+                && !gw_addrs().contains("172.30.5.1/24")
+        },
+    );
+}

@@ -7,7 +7,9 @@
 //! stack on a `--dual-stack` sandbox) with the distributed or a centralized gateway
 //! (active-backup: the first gateway node), in the cluster
 //! router `ovn-cluster` or a custom VPC (whose router must exist: the controller
-//! checks that). Anything else is refused with a
+//! checks that), and untagged underlay subnets (a Vlan with id 0, as Kube-OVN's own
+//! underlay e2e uses on kind) on the sandbox's provider network, whose gateway host
+//! answers for their gateway. Anything else is refused with a
 //! `Validated=False` condition that says why, so a test never mistakes a subnet the
 //! sandbox ignored for one that works.
 
@@ -21,18 +23,20 @@ use crate::plan::{self, CLUSTER_ROUTER, Plan, Subnet};
 pub const READY: &str = "Ready";
 
 /// The plan's shape of an API Subnet, or why the sandbox cannot realise it.
-pub fn from_cr(plan: &Plan, obj: &Value) -> Result<Subnet, String> {
+/// `vlans`: the API's Vlan objects (an underlay subnet names one).
+pub fn from_cr(plan: &Plan, obj: &Value, vlans: &[Value]) -> Result<Subnet, String> {
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
     let spec = &obj["spec"];
     let text = |k: &str| spec[k].as_str().unwrap_or("").trim().to_string();
-    if !text("vlan").is_empty() {
-        return Err(
-            "underlay subnets (spec.vlan) created through the API are not realised by the sandbox; use the planned subnet `underlay`".into(),
-        );
-    }
+    let vlan = match text("vlan") {
+        v if v.is_empty() => None,
+        v => Some(underlay(spec, &v, vlans)?),
+    };
     // centralized: the first gateway node (`name` or `name:ip`) is the active one, as
     // Kube-OVN's active-backup mode picks the first ready node (all are ready here)
     let gateway_node = match text("gatewayType").as_str() {
+        // an underlay subnet's gateway is the physical one
+        _ if vlan.is_some() => None,
         "centralized" => {
             let first = text("gatewayNode")
                 .split(',')
@@ -115,6 +119,11 @@ pub fn from_cr(plan: &Plan, obj: &Value) -> Result<Subnet, String> {
     };
     let vpc = match text("vpc") {
         v if v.is_empty() => CLUSTER_ROUTER.to_string(),
+        v if vlan.is_some() && v != CLUSTER_ROUTER => {
+            return Err(format!(
+                "underlay subnets in a custom VPC ({v}) are not realised by the sandbox"
+            ));
+        }
         v => v,
     };
     let cidr4_s = format!("{net4}/{len4}");
@@ -137,20 +146,67 @@ pub fn from_cr(plan: &Plan, obj: &Value) -> Result<Subnet, String> {
         .flatten()
         .filter_map(|n| n.as_str().map(str::to_string))
         .collect();
+    // an underlay subnet is not connected to the router: the physical network's
+    // gateway routes its traffic (Kube-OVN's `needRouter` is false for it)
+    let (router, lrp_mac) = match vlan {
+        Some(_) => (None, String::new()),
+        None => (
+            Some(vpc.clone()),
+            plan::mac_for(&format!("{}/lrp/{name}", plan.name)),
+        ),
+    };
     Ok(Subnet {
         name: name.to_string(),
         cidr4: cidr4_s,
         gw4,
         cidr6: cidr6_s,
         gw6,
-        router: Some(vpc.clone()),
+        router,
         vpc,
-        lrp_mac: plan::mac_for(&format!("{}/lrp/{name}", plan.name)),
-        vlan: None,
+        lrp_mac,
+        vlan,
         namespaces,
         default: false,
         gateway_node,
     })
+}
+
+/// (vlan name, id, provider network) of an underlay subnet: its Vlan object must
+/// exist on the sandbox's one provider network (`provider`, bridged to every node and
+/// to the gateway host); `logicalGateway` and `u2oInterconnection` are not realised.
+fn underlay(spec: &Value, vlan: &str, vlans: &[Value]) -> Result<(String, u16, String), String> {
+    for key in ["logicalGateway", "u2oInterconnection"] {
+        if spec[key].as_bool() == Some(true) {
+            return Err(format!(
+                "spec.{key} on an underlay subnet is not realised by the sandbox"
+            ));
+        }
+    }
+    let obj = vlans
+        .iter()
+        .find(|v| v["metadata"]["name"].as_str() == Some(vlan))
+        .ok_or_else(|| {
+            format!("failed to get vlan {vlan}: vlan.kubeovn.io \"{vlan}\" not found")
+        })?;
+    let id = obj["spec"]["id"]
+        .as_u64()
+        .filter(|id| *id <= 4095)
+        .ok_or_else(|| format!("vlan {vlan}: spec.id must be 0..4095"))?;
+    if id != 0 {
+        // the gateway host would need a VLAN interface: no 802.1Q in this kernel
+        // (no 8021q, no VLAN-filtering bridge, no tc vlan action)
+        return Err(format!(
+            "vlan {vlan}: tagged VLANs (id {id}) are not realised by the sandbox: its gateway host cannot terminate 802.1Q on this kernel; use a Vlan with id 0"
+        ));
+    }
+    let provider = obj["spec"]["provider"].as_str().unwrap_or("").trim();
+    if provider != plan::PROVIDER {
+        return Err(format!(
+            "vlan {vlan}: provider network {provider:?} is not the sandbox's; underlay subnets use provider network `{}`",
+            plan::PROVIDER
+        ));
+    }
+    Ok((vlan.to_string(), id as u16, provider.to_string()))
 }
 
 /// Whether the controller has marked the object Ready (its switch is in the NB).
@@ -166,13 +222,14 @@ pub fn is_ready(obj: &Value) -> bool {
 pub fn unplanned<'a>(
     plan: &'a Plan,
     objs: impl IntoIterator<Item = &'a Value> + 'a,
+    vlans: &'a [Value],
 ) -> impl Iterator<Item = (&'a Value, Result<Subnet, String>)> + 'a {
     objs.into_iter()
         .filter(|o| {
             plan.subnet(o["metadata"]["name"].as_str().unwrap_or(""))
                 .is_none()
         })
-        .map(|o| (o, from_cr(plan, o)))
+        .map(move |o| (o, from_cr(plan, o, vlans)))
 }
 
 /// Addresses a subnet hands out: the hosts of its IPv4 CIDR minus the gateway
@@ -247,6 +304,7 @@ mod tests {
         let s = from_cr(
             &plan(false),
             &cr(json!({"cidrBlock": "10.17.3.9/16", "namespaces": ["ns2"]})),
+            &[],
         )
         .unwrap();
         assert_eq!(s.cidr4, "10.17.0.0/16");
@@ -258,6 +316,7 @@ mod tests {
         let v = from_cr(
             &plan(true),
             &cr(json!({"cidrBlock": "10.18.0.0/24,fd00:10:18::/112", "gateway": "10.18.0.254", "vpc": "vpc1"})),
+            &[],
         )
         .unwrap();
         assert_eq!(v.gw4, "10.18.0.254");
@@ -268,11 +327,14 @@ mod tests {
     #[test]
     fn what_the_sandbox_cannot_carry_is_refused_with_the_reason() {
         let p = plan(false);
-        let refused = |spec: Value| from_cr(&p, &cr(spec)).unwrap_err();
+        let refused = |spec: Value| from_cr(&p, &cr(spec), &[]).unwrap_err();
         assert!(
             refused(json!({"cidrBlock": "10.16.5.0/24"})).contains("overlaps subnet ovn-default")
         );
-        assert!(refused(json!({"cidrBlock": "10.17.0.0/16", "vlan": "v1"})).contains("underlay"));
+        assert!(
+            refused(json!({"cidrBlock": "10.17.0.0/16", "vlan": "v1"}))
+                .contains("vlan.kubeovn.io \"v1\" not found")
+        );
         assert!(refused(json!({"cidrBlock": "fd00::/112"})).contains("IPv6-only"));
         assert!(refused(json!({"cidrBlock": "10.17.0.0/16,fd00:17::/112"})).contains("dual-stack"));
         assert!(
@@ -290,10 +352,47 @@ mod tests {
                 json!({"cidrBlock": "10.17.0.0/16", "gatewayType": "centralized",
             "gatewayNode": "kube-ovn-worker:172.18.0.3,kube-ovn-worker2"}),
             ),
+            &[],
         )
         .unwrap();
         assert_eq!(c.gateway_node.as_deref(), Some("kube-ovn-worker"));
         assert!(refused(json!({})).contains("empty"));
+    }
+
+    #[test]
+    fn an_underlay_subnet_takes_its_vlan_and_no_router_port() {
+        let p = plan(false);
+        let vlans = [
+            json!({"metadata": {"name": "v0"}, "spec": {"id": 0, "provider": "provider"}}),
+            json!({"metadata": {"name": "v100"}, "spec": {"id": 100, "provider": "provider"}}),
+            json!({"metadata": {"name": "other"}, "spec": {"id": 0, "provider": "eth9"}}),
+        ];
+        let spec =
+            json!({"cidrBlock": "172.30.5.0/24", "vlan": "v0", "gatewayType": "centralized"});
+        let s = from_cr(&p, &cr(spec), &vlans).unwrap();
+        assert_eq!(s.vlan, Some(("v0".into(), 0, "provider".into())));
+        assert_eq!((s.router, s.gateway_node), (None, None));
+        assert_eq!(
+            (s.gw4.as_str(), s.vpc.as_str()),
+            ("172.30.5.1", "ovn-cluster")
+        );
+        let refused = |spec: Value| from_cr(&p, &cr(spec), &vlans).unwrap_err();
+        let ul = |vlan: &str, extra: Value| {
+            let mut spec = json!({"cidrBlock": "172.30.6.0/24", "vlan": vlan});
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                spec[k] = v.clone();
+            }
+            refused(spec)
+        };
+        assert!(ul("other", json!({})).contains("provider network \"eth9\""));
+        assert!(ul("v100", json!({})).contains("tagged VLANs (id 100)"));
+        assert!(ul("v0", json!({"vpc": "vpc1"})).contains("custom VPC"));
+        assert!(ul("v0", json!({"u2oInterconnection": true})).contains("u2oInterconnection"));
+        // the planned underlay's CIDR is taken
+        assert!(
+            refused(json!({"cidrBlock": "172.17.0.0/24", "vlan": "v0"}))
+                .contains("overlaps subnet underlay")
+        );
     }
 
     #[test]

@@ -220,6 +220,10 @@ impl Kubelet {
     /// others as pending, and drop the deleted ones no managed pod still uses.
     fn refresh_subnets(&mut self) -> Result<BTreeMap<String, Value>> {
         let list = self.get("/apis/kubeovn.io/v1/subnets")?;
+        let vlans = self.get("/apis/kubeovn.io/v1/vlans")?["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let objs: BTreeMap<String, Value> = list["items"]
             .as_array()
             .into_iter()
@@ -236,7 +240,7 @@ impl Kubelet {
             .iter()
             .filter(|(n, _)| !self.planned_subnets.contains(*n))
         {
-            let realised = api_subnet::from_cr(&self.ctx.plan, obj).and_then(|s| {
+            let realised = api_subnet::from_cr(&self.ctx.plan, obj, &vlans).and_then(|s| {
                 match api_subnet::is_ready(obj) {
                     true => Ok(s),
                     false => Err("the controller has not realised it yet".to_string()),

@@ -51,6 +51,10 @@ const TABLES: &[(&str, &str)] = &[
     ("Logical_Switch_Port", "name"),
 ];
 
+/// Beside them, an underlay subnet's gateway on the gateway host:
+/// `<interface> <gw4>/<len>[,<gw6>/<len>]` (see [`gateway_lines`]).
+pub const GATEWAY: &str = "sandbox.kubectl-ko.io/gateway";
+
 /// A policy by what it does: (priority, match, action, nexthops).
 pub type PolicyKey = (u32, String, String, Vec<String>);
 
@@ -125,12 +129,15 @@ pub fn sync(ctx: &Ctx, w: &World) -> Result<Vec<ApiWrite>> {
 pub fn plan_changes(plan: &Plan, w: &World, cur: &NbSubnets) -> (Txn, BTreeSet<String>) {
     let mut t = Txn::default();
     let mut created = BTreeSet::new();
-    for (_, sub) in api_subnet::unplanned(plan, w.subnets.values()) {
+    for (_, sub) in api_subnet::unplanned(plan, w.subnets.values(), &w.vlans) {
         let Ok(s) = sub else { continue };
         if !cur.switches.contains_key(&s.name) && cur.routers.contains(&s.vpc) {
             create(&mut t, plan, &s, cur);
             created.insert(s.name.clone());
-        } else if cur.switches.contains_key(&s.name) && s.vpc == CLUSTER_ROUTER {
+        } else if cur.switches.contains_key(&s.name)
+            && s.vpc == CLUSTER_ROUTER
+            && s.router.is_some()
+        {
             follow_gateway(&mut t, plan, w, &s, cur);
         }
     }
@@ -149,7 +156,7 @@ fn removable(plan: &Plan, w: &World, ls: &str, ext: &BTreeMap<String, String>) -
     let wanted = w
         .subnets
         .get(ls)
-        .is_some_and(|o| api_subnet::from_cr(plan, o).is_ok());
+        .is_some_and(|o| api_subnet::from_cr(plan, o, &w.vlans).is_ok());
     ours && !wanted && plan.subnet(ls).is_none() && pods_on(w, ls) == 0
 }
 
@@ -167,7 +174,16 @@ fn create(t: &mut Txn, plan: &Plan, s: &Subnet, cur: &NbSubnets) {
     for lb in lbs.iter().filter(|lb| cur.load_balancers.contains(*lb)) {
         t.add(argv!["ls-lb-add", s.name, lb]);
     }
-    if s.vpc == CLUSTER_ROUTER {
+    if let Some(gw) = underlay_gateway(s) {
+        t.add(argv![
+            "set",
+            "logical_switch",
+            s.name,
+            format!("external_ids:{}={}", q(GATEWAY), q(&gw))
+        ]);
+    }
+    // an underlay subnet has no router port: no policies, no gateway groups
+    if s.vpc == CLUSTER_ROUTER && s.router.is_some() {
         for n in &plan.nodes {
             if !cur.port_groups.contains(&nb::gateway_port_group(s, n))
                 && nb::has_distributed_gateway(s)
@@ -254,17 +270,25 @@ fn remove(t: &mut Txn, plan: &Plan, ls: &str, ext: &BTreeMap<String, String>, cu
 fn host_routes(ctx: &Ctx, w: &World, cur: &NbSubnets) {
     let plan = &ctx.plan;
     let mut changes: Vec<(String, bool)> = Vec::new();
-    for (_, sub) in api_subnet::unplanned(plan, w.subnets.values()) {
-        if let Ok(s) = sub
-            && s.vpc == CLUSTER_ROUTER
-            && !cur.switches.contains_key(&s.name)
-        {
-            changes.push((s.cidr_block(), true));
+    let mut gateways: Vec<String> = Vec::new();
+    for (_, sub) in api_subnet::unplanned(plan, w.subnets.values(), &w.vlans) {
+        let Ok(s) = sub else { continue };
+        if cur.switches.contains_key(&s.name) {
+            continue;
+        }
+        match underlay_gateway(&s) {
+            Some(gw) => gateways.extend(gateway_lines(&gw, true)),
+            None if s.vpc == CLUSTER_ROUTER => changes.push((s.cidr_block(), true)),
+            None => {}
         }
     }
     for (ls, ext) in &cur.switches {
-        if removable(plan, w, ls, ext)
-            && ext.get("vpc").is_none_or(|v| v == CLUSTER_ROUTER)
+        if !removable(plan, w, ls, ext) {
+            continue;
+        }
+        if let Some(gw) = ext.get(GATEWAY) {
+            gateways.extend(gateway_lines(gw, false));
+        } else if ext.get("vpc").is_none_or(|v| v == CLUSTER_ROUTER)
             && let Some(c) = ext.get(CIDRS)
         {
             changes.push((c.clone(), false));
@@ -275,6 +299,36 @@ fn host_routes(ctx: &Ctx, w: &World, cur: &NbSubnets) {
             eprintln!("controller: routes in {netns}: {e:#}");
         }
     }
+    if let Err(e) = crate::exec::ip_batch(Some(&plan.netns_gw), &gateways) {
+        eprintln!("controller: gateway host: {e:#}");
+    }
+}
+
+/// Where the gateway host answers for an underlay subnet's gateway: on `eth0`, its
+/// leg on the provider bridge (only untagged VLANs are realised, see
+/// `api_subnet`), as `<interface> <gw4>/<len>[,<gw6>/<len>]`. None for an overlay
+/// subnet.
+pub fn underlay_gateway(s: &Subnet) -> Option<String> {
+    s.vlan.as_ref()?;
+    let mut addrs = vec![format!("{}/{}", s.gw4, s.prefix4())];
+    if let Some(g6) = &s.gw6 {
+        addrs.push(format!("{g6}/{}", s.prefix6()));
+    }
+    Some(format!("eth0 {}", addrs.join(",")))
+}
+
+/// The `ip` lines in the gateway host's netns that add (or take away) the
+/// addresses of [`underlay_gateway`].
+pub fn gateway_lines(gw: &str, add: bool) -> Vec<String> {
+    let Some((dev, addrs)) = gw.split_once(' ') else {
+        return Vec::new();
+    };
+    let verb = if add { "replace" } else { "del" };
+    addrs
+        .split(',')
+        .filter(|a| !a.is_empty())
+        .map(|a| format!("addr {verb} {a} dev {dev}"))
+        .collect()
 }
 
 /// Per network namespace, the `ip` lines for those CIDR changes (add or delete).
@@ -344,7 +398,7 @@ pub fn object_writes(
     routers: &BTreeSet<String>,
 ) -> Vec<ApiWrite> {
     let mut out = Vec::new();
-    for (obj, sub) in api_subnet::unplanned(plan, w.subnets.values()) {
+    for (obj, sub) in api_subnet::unplanned(plan, w.subnets.values(), &w.vlans) {
         let name = world::name(obj);
         if name.is_empty() {
             continue;
@@ -544,11 +598,56 @@ mod tests {
         );
         // already there: nothing to do
         cur.switches.insert("s2".into(), BTreeMap::new());
-        let s = api_subnet::from_cr(&plan, &w.subnets["s2"]).unwrap();
+        let s = api_subnet::from_cr(&plan, &w.subnets["s2"], &[]).unwrap();
         for (i, r) in nb::subnet_policy_rows(&s, &plan.nodes).iter().enumerate() {
             cur.policies.push((format!("u{i}"), "s2".into(), key_of(r)));
         }
         assert!(plan_changes(&plan, &w, &cur).0.is_empty());
+    }
+
+    /// Kube-OVN's underlay subnet: switch and localnet port, no router port,
+    /// policies or gateway groups; the gateway host answers for its gateway.
+    #[test]
+    fn an_underlay_subnet_gets_a_localnet_port_and_its_gateway_on_the_gateway_host() {
+        let plan = plan::build("t", 2, false);
+        let mut w = world(
+            &[
+                json!({"metadata": {"name": "ul2"}, "spec": {"cidrBlock": "172.30.5.0/24", "vlan": "v0"}}),
+            ],
+            vec![],
+        );
+        let mut cur = NbSubnets::default();
+        cur.routers.insert("ovn-cluster".into());
+        // no Vlan object yet: nothing is written
+        assert!(plan_changes(&plan, &w, &cur).0.is_empty());
+        w.vlans =
+            vec![json!({"metadata": {"name": "v0"}, "spec": {"id": 0, "provider": "provider"}})];
+        let c = cmds(&plan_changes(&plan, &w, &cur).0);
+        for want in [
+            "ls-add ul2",
+            "lsp-add ul2 localnet.ul2",
+            "lsp-set-type localnet.ul2 localnet",
+            "network_name=provider",
+            "\"sandbox.kubectl-ko.io/gateway\"=\"eth0 172.30.5.1/24\"",
+        ] {
+            assert!(c.contains(want), "{want} missing from {c}");
+        }
+        for unwanted in ["lrp-add", "priority=31000", "pg-add", "reroute", "tag="] {
+            assert!(!c.contains(unwanted), "{unwanted} in {c}");
+        }
+        let s = api_subnet::from_cr(&plan, &w.subnets["ul2"], &w.vlans).unwrap();
+        let gw = underlay_gateway(&s).unwrap();
+        assert_eq!(
+            gateway_lines(&gw, true),
+            ["addr replace 172.30.5.1/24 dev eth0"]
+        );
+        assert_eq!(
+            gateway_lines("eth0 172.30.6.1/24,fd00::1/120", false),
+            [
+                "addr del 172.30.6.1/24 dev eth0",
+                "addr del fd00::1/120 dev eth0"
+            ]
+        );
     }
 
     #[test]
@@ -589,7 +688,7 @@ mod tests {
         cur.switches.insert("s2".into(), BTreeMap::new());
         cur.lsps.insert("p.n".into());
         // as the centralized subnet was written: nothing to do
-        let s = api_subnet::from_cr(&plan, &central).unwrap();
+        let s = api_subnet::from_cr(&plan, &central, &[]).unwrap();
         for (i, r) in nb::subnet_policy_rows(&s, &plan.nodes).iter().enumerate() {
             cur.policies.push((format!("u{i}"), "s2".into(), key_of(r)));
         }

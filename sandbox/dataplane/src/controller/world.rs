@@ -29,6 +29,7 @@ pub struct World {
     pub security_groups: Vec<Value>,
     pub vpcs: Vec<Value>,
     pub nodes: Vec<Value>,
+    pub vlans: Vec<Value>,
     pub admin_policies: Vec<Value>,
     pub baseline_policies: Vec<Value>,
     pub lsps: BTreeMap<String, Lsp>,
@@ -46,10 +47,12 @@ pub const COLLECTIONS: &[&str] = &[
     "/apis/kubeovn.io/v1/security-groups",
     "/apis/kubeovn.io/v1/vpcs",
     "/api/v1/nodes",
+    VLANS,
     ADMIN_POLICIES,
     BASELINE_POLICIES,
 ];
 
+const VLANS: &str = "/apis/kubeovn.io/v1/vlans";
 const ADMIN_POLICIES: &str = "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies";
 const BASELINE_POLICIES: &str =
     "/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies";
@@ -65,6 +68,7 @@ pub const WATCHED: &[&str] = &[
     "/apis/kubeovn.io/v1/subnets",
     "/apis/kubeovn.io/v1/security-groups",
     "/apis/kubeovn.io/v1/vpcs",
+    VLANS,
     ADMIN_POLICIES,
     BASELINE_POLICIES,
 ];
@@ -104,6 +108,7 @@ impl World {
                 "/apis/kubeovn.io/v1/vpcs" => w.vpcs = items,
                 "/api/v1/nodes" => w.nodes = items,
                 "/apis/kubeovn.io/v1/security-groups" => w.security_groups = items,
+                VLANS => w.vlans = items,
                 ADMIN_POLICIES => w.admin_policies = items,
                 BASELINE_POLICIES => w.baseline_policies = items,
                 other => bail!("the controller lists {other} but keeps it nowhere"),
