@@ -1379,3 +1379,93 @@ fn an_underlay_subnet_created_through_the_api_reaches_across_nodes_and_its_gatew
         },
     );
 }
+
+/// VPC peering as Kube-OVN's vpc-peering e2e builds it: each Vpc lists the other
+/// in `spec.vpcPeerings` (a /30 between the routers) and a static route to the
+/// other's subnet through it. Before, the planned VPC's pod cannot reach the new
+/// VPC's pod; after, the trace is delivered through the static route it names and
+/// real pings pass both ways; undoing the spec takes the peer port away.
+#[test]
+fn peered_vpcs_route_to_each_other_through_their_static_routes() {
+    let kc = kc();
+    let ns = "peer-ns";
+    let restore_vpc1 = |kc: &Path| {
+        kubectl_ok(
+            kc,
+            &[
+                "patch",
+                "vpc",
+                "vpc1",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"vpcPeerings":null,"staticRoutes":null}}"#,
+            ],
+        );
+    };
+    let cleanup = |kc: &Path| {
+        restore_vpc1(kc);
+        delete_namespace(kc, ns);
+        delete(kc, &["subnet", "peer-subnet"]);
+        delete(kc, &["vpc", "vpc-peer"]);
+    };
+    cleanup(&kc);
+    let yaml = format!(
+        "apiVersion: kubeovn.io/v1\nkind: Vpc\nmetadata: {{name: vpc-peer}}\nspec:\n  namespaces: [{ns}]\n  vpcPeerings: [{{remoteVpc: vpc1, localConnectIP: 169.254.0.2/30}}]\n  staticRoutes: [{{cidr: 192.168.100.0/24, nextHopIP: 169.254.0.1, policy: policyDst}}]\n---\n"
+    ) + &format!(
+        "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata: {{name: peer-subnet}}\nspec:\n  cidrBlock: 10.81.0.0/24\n  vpc: vpc-peer\n  namespaces: [{ns}]\n---\n"
+    ) + &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n")
+        + &ns_pod_yaml("pp", ns, "kube-ovn-worker2", "");
+    apply(&kc, &yaml);
+    ready(&kc, ns, &["pp"]);
+    let pp = common::jsonpath(&kc, &["-n", ns, "get", "pod", "pp"], "{.status.podIP}");
+    let v1 = common::jsonpath(
+        &kc,
+        &["-n", "vpc1", "get", "pod", "vpc1-pod-1"],
+        "{.status.podIP}",
+    );
+    // one side only: vpc1 has no route to the new VPC yet
+    let t = trace_icmp(&kc, "vpc1", "vpc1-pod-1", &pp);
+    assert_ne!(t["verdict"], "delivered", "{t:#}");
+    assert!(!pings_in(&kc, "vpc1", "vpc1-pod-1", &pp));
+
+    kubectl_ok(
+        &kc,
+        &[
+            "patch",
+            "vpc",
+            "vpc1",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"vpcPeerings":[{"remoteVpc":"vpc-peer","localConnectIP":"169.254.0.1/30"}],"staticRoutes":[{"cidr":"10.81.0.0/24","nextHopIP":"169.254.0.2","policy":"policyDst"}]}}"#,
+        ],
+    );
+    let t0 = Instant::now();
+    let t = icmp_verdict_within(&kc, t0, ("vpc1", "vpc1-pod-1"), &pp, "delivered", None);
+    let route = t["routing"]["route"]["prefix"].clone();
+    assert_eq!(
+        route, "10.81.0.0/24",
+        "the trace names the static route: {t:#}"
+    );
+    assert_eq!(t["routing"]["route"]["nexthop"], "169.254.0.2", "{t:#}");
+    assert_eq!(t["logical"]["outport"], "pp.peer-ns", "{t:#}");
+    assert!(
+        pings_in(&kc, "vpc1", "vpc1-pod-1", &pp),
+        "no ping across the peering"
+    );
+    assert!(
+        pings_in(&kc, ns, "pp", &v1),
+        "no ping back across the peering"
+    );
+    // Kube-OVN's rows and status
+    let peer = nb_find(&kc, "peer", "logical_router_port", "name=vpc1-vpc-peer");
+    assert_eq!(peer.trim(), "vpc-peer-vpc1");
+    let st = common::jsonpath(&kc, &["get", "vpc", "vpc1"], "{.status.vpcPeerings}");
+    assert!(st.contains("vpc-peer"), "{st}");
+
+    cleanup(&kc);
+    wait_for("vpc1's peer port to go", Duration::from_secs(20), || {
+        nb_find(&kc, "name", "logical_router_port", "name=vpc1-vpc-peer")
+            .trim()
+            .is_empty()
+    });
+}

@@ -2,7 +2,9 @@
 //! writes them: a VPC created through the API gets its router and its six load
 //! balancers (`vpc-<vpc>-{tcp,udp,sctp}-load`, `...-sess-load`) and a status; every
 //! VPC, planned ones too, gets the static routes and policies its
-//! `spec.staticRoutes` / `spec.policyRoutes` list (tagged `vendor=kube-ovn`). Only
+//! `spec.staticRoutes` / `spec.policyRoutes` list (tagged `vendor=kube-ovn`) and
+//! the peer router port `<vpc>-<remote>` (networks `localConnectIP`, peer
+//! `<remote>-<vpc>`) of each `spec.vpcPeerings` entry (`CreatePeerRouterPort`). Only
 //! rows this controller wrote (marked [`OWNER`]) are ever changed or removed, so the
 //! sandbox's own routes and rows written with `kubectl ko nbctl` stay.
 
@@ -46,8 +48,14 @@ pub struct RouterRows {
     /// This controller's routes and policies on the router, with their UUIDs.
     pub routes: Vec<(String, Route)>,
     pub policies: Vec<(String, Policy)>,
+    /// Ports other than peer ports (those of subnets).
     pub ports: usize,
+    /// This controller's peer ports: remote VPC -> networks.
+    pub peers: BTreeMap<String, Vec<String>>,
 }
+
+/// The external_ids key of a peer router port this controller wrote: the remote VPC.
+const PEERING: &str = "sandbox.kubectl-ko.io/peering";
 
 #[derive(Debug, Default)]
 pub struct NbRouters {
@@ -69,6 +77,7 @@ const TABLES: &[(&str, &str)] = &[
         "_uuid,priority,match,action,nexthops,external_ids",
     ),
     ("Load_Balancer", "name"),
+    ("Logical_Router_Port", "_uuid,name,networks,external_ids"),
 ];
 
 fn read_args() -> Vec<String> {
@@ -84,7 +93,8 @@ fn ours(r: &Row) -> bool {
 }
 
 fn parse(text: &str) -> Result<NbRouters> {
-    let [routers, routes, policies, lbs] = &super::nbsync::read_tables(text, "the NB's routers")?;
+    let [routers, routes, policies, lbs, lrps] =
+        &super::nbsync::read_tables(text, "the NB's routers")?;
     let s = |r: &Row, c: &str| ovsdb_json::cell_str(r, c).unwrap_or_default();
     let set = |r: &Row, c: &str| r.get(c).map(ovsdb_json::set).unwrap_or_default();
     let route_rows: BTreeMap<String, Route> = routes
@@ -127,7 +137,26 @@ fn parse(text: &str) -> Result<NbRouters> {
         load_balancers: lbs.iter().map(|r| s(r, "name")).collect(),
         ..NbRouters::default()
     };
+    // peer ports by UUID: (remote VPC, networks)
+    let peer_ports: BTreeMap<String, (String, Vec<String>)> = lrps
+        .iter()
+        .filter_map(|r| {
+            let ext = r
+                .get("external_ids")
+                .map(ovsdb_json::map)
+                .unwrap_or_default();
+            let mut networks = set(r, "networks");
+            networks.sort();
+            ext.get(PEERING)
+                .map(|remote| (s(r, "_uuid"), (remote.clone(), networks)))
+        })
+        .collect();
     for r in routers {
+        let ports = set(r, "ports");
+        let peers = ports
+            .iter()
+            .filter_map(|u| peer_ports.get(u).cloned())
+            .collect();
         let routes = set(r, "static_routes")
             .into_iter()
             .filter_map(|u| route_rows.get(&u).map(|x| (u.clone(), x.clone())))
@@ -142,7 +171,11 @@ fn parse(text: &str) -> Result<NbRouters> {
                 ours: ours(r),
                 routes,
                 policies,
-                ports: set(r, "ports").len(),
+                ports: ports
+                    .iter()
+                    .filter(|u| !peer_ports.contains_key(*u))
+                    .count(),
+                peers,
             },
         );
     }
@@ -212,6 +245,34 @@ pub fn wanted_routes(vpc: &Value) -> Result<Vec<Route>, String> {
         });
     }
     out.sort();
+    Ok(out)
+}
+
+/// `spec.vpcPeerings` as remote VPC -> the local port's networks
+/// (`localConnectIP`, comma-separated CIDRs), or why one cannot be written.
+pub fn wanted_peers(vpc: &Value) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let mut out = BTreeMap::new();
+    for p in vpc["spec"]["vpcPeerings"].as_array().into_iter().flatten() {
+        let remote = p["remoteVpc"].as_str().unwrap_or("").trim();
+        let ip = p["localConnectIP"].as_str().unwrap_or("").trim();
+        let mut networks: Vec<String> = ip
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect();
+        let valid = |c: &String| {
+            c.split_once('/')
+                .is_some_and(|(a, l)| a.parse::<IpAddr>().is_ok() && l.parse::<u8>().is_ok())
+        };
+        if remote.is_empty() || networks.is_empty() || !networks.iter().all(valid) {
+            return Err(format!(
+                "vpc peering {p}: remoteVpc and localConnectIP (a CIDR) are required"
+            ));
+        }
+        networks.sort();
+        out.insert(remote.to_string(), networks);
+    }
     Ok(out)
 }
 
@@ -309,6 +370,26 @@ pub fn plan_changes(w: &World, cur: &NbRouters) -> Txn {
                 add_route(&mut t, name, r);
             }
         }
+        if let Ok(want) = wanted_peers(vpc) {
+            for remote in have.peers.keys().filter(|r| !want.contains_key(*r)) {
+                t.add(argv!["--if-exists", "lrp-del", format!("{name}-{remote}")]);
+            }
+            for (remote, networks) in &want {
+                match have.peers.get(remote) {
+                    Some(n) if n == networks => {}
+                    Some(_) => {
+                        let list: Vec<String> = networks.iter().map(|n| q(n)).collect();
+                        t.add(argv![
+                            "set",
+                            "logical_router_port",
+                            format!("{name}-{remote}"),
+                            format!("networks=[{}]", list.join(","))
+                        ]);
+                    }
+                    None => add_peer_port(&mut t, name, remote, networks),
+                }
+            }
+        }
         if let Ok(want) = wanted_policies(vpc) {
             for (uuid, p) in &have.policies {
                 if !want.contains(p) {
@@ -366,6 +447,26 @@ fn create_router(t: &mut Txn, name: &str, cur: &NbRouters) {
     }
 }
 
+/// `CreatePeerRouterPort`: `<router>-<remote>` peered with `<remote>-<router>`.
+fn add_peer_port(t: &mut Txn, router: &str, remote: &str, networks: &[String]) {
+    let port = format!("{router}-{remote}");
+    let mut c = argv![
+        "lrp-add",
+        router,
+        port,
+        crate::plan::mac_for(&format!("peer/{router}/{remote}"))
+    ];
+    c.extend(networks.iter().cloned());
+    c.push(format!("peer={remote}-{router}"));
+    t.add(c);
+    t.add(argv![
+        "set",
+        "logical_router_port",
+        port,
+        format!("external_ids:{}={}", q(PEERING), q(remote))
+    ]);
+}
+
 fn add_route(t: &mut Txn, router: &str, r: &Route) {
     let id = t.id("vr");
     t.add(argv![
@@ -420,7 +521,10 @@ pub fn status_writes(w: &World) -> Vec<ApiWrite> {
             })
             .map(world::name)
             .collect();
-        let problem = wanted_routes(vpc).err().or(wanted_policies(vpc).err());
+        let problem = wanted_routes(vpc)
+            .err()
+            .or(wanted_policies(vpc).err())
+            .or(wanted_peers(vpc).err());
         let mut want = serde_json::Map::new();
         if !planned(name) {
             let lbs = load_balancers(name);
@@ -451,6 +555,13 @@ pub fn status_writes(w: &World) -> Vec<ApiWrite> {
             .is_some_and(|c| !c.is_empty());
         if !planned(name) || problem.is_some() || had_conditions {
             want.insert("conditions".into(), cond);
+        }
+        // Kube-OVN records the peerings it made (`status.vpcPeerings`)
+        if let Ok(peers) = wanted_peers(vpc) {
+            let list: Vec<&String> = peers.keys().collect();
+            if !planned(name) || !list.is_empty() || !vpc["status"]["vpcPeerings"].is_null() {
+                want.insert("vpcPeerings".into(), json!(list));
+            }
         }
         let have = &vpc["status"];
         let same = want.iter().all(|(k, v)| {
@@ -557,6 +668,57 @@ mod tests {
             c.contains("lr-del vpc-old") && !c.contains("someone-elses"),
             "{c}"
         );
+    }
+
+    /// Kube-OVN's `CreatePeerRouterPort` for each `spec.vpcPeerings` entry; a
+    /// peering taken out of the spec loses its port, a changed address is set.
+    #[test]
+    fn a_vpc_peering_becomes_a_peered_router_port() {
+        let vpc = |peerings: Value| json!({"metadata": {"name": "vpc1"}, "spec": {"vpcPeerings": peerings}});
+        let mut cur = NbRouters::default();
+        cur.routers.insert("vpc1".into(), RouterRows::default());
+        let c = plan_changes(
+            &world(vec![vpc(
+                json!([{"remoteVpc": "vpc2", "localConnectIP": "169.254.0.1/30"}]),
+            )]),
+            &cur,
+        )
+        .argv()
+        .join(" ");
+        assert!(
+            c.contains("lrp-add vpc1 vpc1-vpc2 ") && c.contains("169.254.0.1/30 peer=vpc2-vpc1"),
+            "{c}"
+        );
+        assert!(
+            c.contains("\"sandbox.kubectl-ko.io/peering\"=\"vpc2\""),
+            "{c}"
+        );
+        let rows = cur.routers.get_mut("vpc1").unwrap();
+        rows.peers
+            .insert("vpc2".into(), vec!["169.254.0.1/30".into()]);
+        rows.peers
+            .insert("vpc3".into(), vec!["169.254.1.1/30".into()]);
+        let c = plan_changes(
+            &world(vec![vpc(
+                json!([{"remoteVpc": "vpc2", "localConnectIP": "169.254.0.5/30"}]),
+            )]),
+            &cur,
+        )
+        .argv()
+        .join(" ");
+        assert!(c.contains("lrp-del vpc1-vpc3"), "{c}");
+        assert!(
+            c.contains("set logical_router_port vpc1-vpc2 networks=[\"169.254.0.5/30\"]"),
+            "{c}"
+        );
+        assert!(!c.contains("lrp-add"), "{c}");
+        let bad = vpc(json!([{"remoteVpc": "vpc2", "localConnectIP": "169.254.0.1"}]));
+        assert!(wanted_peers(&bad).unwrap_err().contains("localConnectIP"));
+        let st = status_writes(&world(vec![vpc(
+            json!([{"remoteVpc": "vpc2", "localConnectIP": "169.254.0.1/30"}]),
+        )]));
+        let body = st[0].body.clone().unwrap_or_default();
+        assert_eq!(body["status"]["vpcPeerings"], json!(["vpc2"]));
     }
 
     #[test]
