@@ -67,6 +67,9 @@ impl NbGlobal {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lrp {
+    /// Empty in captures taken before the column was read.
+    #[serde(default)]
+    pub uuid: String,
     pub name: String,
     pub mac: String,
     pub networks: Vec<String>,
@@ -143,7 +146,7 @@ pub struct Nat {
 /// The nine tables of [`NbSnapshot`], in its order: (columns, table).
 const NB_TABLES: [(&str, &str); 9] = [
     ("name,addresses,type,external_ids", "Logical_Switch_Port"),
-    ("name,mac,networks", "Logical_Router_Port"),
+    ("_uuid,name,mac,networks", "Logical_Router_Port"),
     (
         "_uuid,name,action,direction,match,priority,external_ids",
         "ACL",
@@ -272,14 +275,25 @@ impl NbSnapshot {
         Ok((nb, global))
     }
 
-    /// Whether the ACL hops of `trace` name rows this snapshot lacks (an ACL
-    /// by its stage-hint, a port group by name): the NB changed between this
-    /// read and the trace (a policy was just applied), so the policy tables
-    /// must be read again before a drop can be pinned on its policy.
-    pub fn lacks_acls_of(&self, trace: &OvnTrace, sb: Option<&SbSnapshot>) -> bool {
+    /// Whether the hops of `trace` name NB rows this snapshot lacks: an ACL,
+    /// static route, router policy, NAT or load balancer by its stage-hint, a
+    /// port group by name. The NB changed between this read and the trace (a
+    /// policy or route was just applied), so the rows must be read again before
+    /// a drop or a route can be pinned on its object. Only stages whose hints
+    /// are such rows count (router port hints are known too); switch-port
+    /// hints are not, as only some ports were read.
+    pub fn lacks_rows_of(&self, trace: &OvnTrace, sb: Option<&SbSnapshot>) -> bool {
         trace.hops().iter().any(|h| {
             let stage = h.hop.stage.as_deref().unwrap_or_default();
-            if !stage.contains("_acl") || stage.contains("hint") {
+            // the stages where ACLs are evaluated (pre-ACL flows hint at ports)
+            let acl_stage = ["_acl", "_acl_eval", "_acl_after_lb", "_acl_after_lb_eval"]
+                .iter()
+                .any(|suffix| stage.ends_with(suffix))
+                && !stage.contains("pre_acl");
+            let router_stage = stage.starts_with("lr_in_ip_routing")
+                || stage.starts_with("lr_in_policy")
+                || (stage.starts_with("lr_") && stage.contains("nat"));
+            if !acl_stage && !router_stage {
                 return false;
             }
             let hint = h
@@ -288,39 +302,47 @@ impl NbSnapshot {
                 .as_deref()
                 .and_then(|u| sb.and_then(|sb| sb.lflow(u)))
                 .and_then(|f| f.stage_hint.as_deref());
-            let unknown_hint = hint.is_some_and(|h| self.acl(h).is_none());
-            let unknown_group = h
-                .hop
-                .match_expr
-                .as_deref()
-                .and_then(port_group_in_match)
-                .is_some_and(|pg| self.port_group(&pg).is_none());
+            let unknown_hint = hint.is_some_and(|h| !self.knows(h));
+            let unknown_group = acl_stage
+                && h.hop
+                    .match_expr
+                    .as_deref()
+                    .and_then(port_group_in_match)
+                    .is_some_and(|pg| self.port_group(&pg).is_none());
             unknown_hint || unknown_group
         })
     }
 
-    /// `ovsdb-client query` argv reading the ACL and Port_Group tables again
-    /// (see [`Self::lacks_acls_of`]).
-    pub fn policy_tables_argv() -> Vec<String> {
-        let ops = NB_TABLES[2..4]
+    /// Whether a stage-hint names a row of the tables read whole (every table
+    /// but the switch ports).
+    fn knows(&self, hint: &str) -> bool {
+        self.acl(hint).is_some()
+            || self.load_balancer(hint).is_some()
+            || self.static_route(hint).is_some()
+            || self.router_policy(hint).is_some()
+            || self.nat(hint).is_some()
+            || uuid_prefix_find(&self.lrps, hint, |l| &l.uuid).is_some()
+    }
+
+    /// `ovsdb-client query` argv reading every table of the snapshot again but
+    /// the switch ports (see [`Self::lacks_rows_of`]).
+    pub fn rows_argv() -> Vec<String> {
+        let ops = NB_TABLES[1..]
             .iter()
             .map(|(c, table)| select(table, vec![], &columns(c)))
             .collect();
         query_argv("OVN_Northbound", NB_SOCKET, ops)
     }
 
-    /// Replaces the ACLs and port groups with the reply to
-    /// [`Self::policy_tables_argv`].
-    pub fn replace_policy_tables(&mut self, text: &str) -> Result<(), TableError> {
-        let results = transact_results(text)?;
-        let [acls, groups]: [Vec<Row>; 2] = results.try_into().map_err(|r: Vec<Vec<Row>>| {
-            TableError::Tables(format!(
-                "expected 2 results (ACL, Port_Group), got {}",
-                r.len()
-            ))
-        })?;
-        self.acls = acls.iter().map(acl_of).collect();
-        self.port_groups = groups.iter().map(PortGroup::from_row).collect();
+    /// Replaces every table but the switch ports with the reply to
+    /// [`Self::rows_argv`].
+    pub fn replace_rows(&mut self, text: &str) -> Result<(), TableError> {
+        let mut tables = vec![Vec::new()];
+        tables.extend(transact_results(text)?);
+        let mut fresh = Self::from_tables(tables)?;
+        fresh.lsps = std::mem::take(&mut self.lsps);
+        fresh.lsps_partial = self.lsps_partial;
+        *self = fresh;
         Ok(())
     }
 
@@ -369,6 +391,7 @@ impl NbSnapshot {
             lsps: t(0).map(Lsp::from_row).collect(),
             lrps: t(1)
                 .map(|r| Lrp {
+                    uuid: r.str("_uuid"),
                     name: r.str("name"),
                     mac: r.str("mac"),
                     networks: r.set("networks"),

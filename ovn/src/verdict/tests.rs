@@ -752,3 +752,29 @@ fn an_openflow_acl_drop_names_the_acl_whose_eval_flow_set_the_bit() {
         r.warnings
     );
 }
+
+/// A trace is pinned on NB rows read before it ran: when its hops name an ACL
+/// or a route the snapshot lacks (applied meanwhile), the rows are read again;
+/// when they name only known rows (or switch ports, which are read in part),
+/// they are not.
+#[test]
+fn a_snapshot_older_than_the_trace_is_noticed_and_only_then() {
+    let sb = SbSnapshot::parse(fixture!("anp-sb-snapshot.json")).unwrap();
+    let t = ovn_trace::parse(fixture!("anp-ovn-trace-after.txt"));
+    let nb = NbSnapshot::parse(fixture!("anp-nb-snapshot.json")).unwrap();
+    assert!(!nb.lacks_rows_of(&t, Some(&sb)));
+    // the same NB before the baseline policy existed
+    let mut before = nb.clone();
+    before.acls.retain(|a| !a.name.starts_with("banp/"));
+    before.port_groups.retain(|p| p.name != "default");
+    assert!(before.lacks_rows_of(&t, Some(&sb)));
+    // a routed trace: the default route and the reroute policy are known
+    let rnb = NbSnapshot::parse(fixture!("routed-nb-snapshot.json")).unwrap();
+    let rsb = SbSnapshot::parse(fixture!("routed-sb-snapshot.json")).unwrap();
+    let rt = ovn_trace::parse(fixture!("ovn-trace-routed-external.txt"));
+    assert!(!rnb.lacks_rows_of(&rt, Some(&rsb)));
+    let mut no_routes = rnb.clone();
+    no_routes.static_routes.clear();
+    no_routes.router_policies.clear();
+    assert!(no_routes.lacks_rows_of(&rt, Some(&rsb)));
+}

@@ -233,7 +233,7 @@ async fn trace_steps(
     let outports = ko_ovn::verdict::sb_query::ovn_trace_ports(&traced.ovn);
     let nb_leader = target.nb_leader.clone();
     resolve::add_lsps(cluster, &nb_leader, &mut target.nb, &outports).await;
-    resolve::refresh_policies(
+    resolve::refresh_rows(
         cluster,
         &nb_leader,
         &mut target.nb,

@@ -272,27 +272,27 @@ pub(super) async fn add_lsps(
     }
 }
 
-/// The ACL and port group tables again when the trace crossed ACLs the
-/// snapshot (read before the trace) does not have: a policy applied meanwhile
-/// would otherwise be dropped on as an anonymous ACL. A failed read keeps the
-/// older rows (the drop is then named by its port group only).
-pub(super) async fn refresh_policies(
+/// The NB rows again (all but the switch ports) when the trace crossed ACLs,
+/// routes, policies or NAT rules the snapshot (read before the trace) does not
+/// have: a policy or route applied meanwhile would otherwise go unnamed. A
+/// failed read keeps the older rows (the hop is then named as far as they allow).
+pub(super) async fn refresh_rows(
     cluster: &Cluster,
     nb_leader: &PodRef,
     nb: &mut NbSnapshot,
     trace: &ko_ovn::ovn_trace::OvnTrace,
     sb: Option<&ko_ovn::verdict::nb::SbSnapshot>,
 ) {
-    if !nb.lacks_acls_of(trace, sb) {
+    if !nb.lacks_rows_of(trace, sb) {
         return;
     }
-    let argv = NbSnapshot::policy_tables_argv();
+    let argv = NbSnapshot::rows_argv();
     if let Ok(out) = cluster
         .exec_capture(nb_leader, container::OVN_CENTRAL, &argv)
         .await
         && out.success()
     {
-        let _ = nb.replace_policy_tables(&out.stdout_str());
+        let _ = nb.replace_rows(&out.stdout_str());
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod anp;
 pub mod model;
+mod nb_read;
 mod nbsync;
 pub mod netpol;
 mod node_acl;
@@ -33,6 +34,7 @@ use crate::kubelet::watch;
 use crate::state::{Paths, Recorder};
 
 use model::Desired;
+use nb_read::NbRead;
 use service::ApiWrite;
 use world::World;
 
@@ -134,22 +136,27 @@ pub fn run(paths: &Paths, state_dir: &Path) -> Result<()> {
     }
 }
 
-/// One reconcile: read the API and the NB, write the differences to both.
+/// One reconcile: read the API and the NB, write the differences to both. The NB
+/// is read once, and again only after a step changed it (the next step builds on
+/// the routers and switches the previous one made).
 fn pass(ctx: &Ctx, port: u16) -> Result<()> {
     let mut w = World::fetch(port)?;
+    let mut read = NbRead::fetch(ctx)?;
     // routers of new VPCs, then switches of new subnets: their ACLs, LBs and pods
     // need them; a failure here holds up only those objects (their status says so)
-    let mut subnet_writes = vpc::sync(ctx, &w).unwrap_or_else(|e| {
+    let (mut subnet_writes, wrote) = vpc::sync(ctx, &w, &read).unwrap_or_else(|e| {
         eprintln!("controller: {e:#}");
-        Vec::new()
+        (Vec::new(), true)
     });
-    subnet_writes.extend(subnet::sync(ctx, &w).unwrap_or_else(|e| {
-        eprintln!("controller: {e:#}");
-        Vec::new()
-    }));
-    let nb_text =
-        crate::nb::nbctl_timeout(ctx, &nbsync::read_args(), 20).context("reading the NB")?;
-    let cur = nbsync::parse(&nb_text)?;
+    if wrote {
+        read = NbRead::fetch(ctx)?;
+    }
+    let (more, wrote) = subnet::sync(ctx, &w, &read);
+    subnet_writes.extend(more);
+    if wrote {
+        read = NbRead::fetch(ctx)?;
+    }
+    let cur = nbsync::parse(&read)?;
     w.lsps = cur.lsps.clone();
     let mut slices = w.slices.clone();
     let mut writes = service::endpoint_writes(&w, &mut slices);

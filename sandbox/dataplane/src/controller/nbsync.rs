@@ -6,11 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ko_ovn::ovsdb_json::{self, Row};
 use ko_ovn::ovsdb_rows::{PolicyKind, port_group_owner};
 
 use super::model::{Acl, Desired, ext_args};
+use super::nb_read::NbRead;
 use super::sg::{DENY_ALL, port_group_name as sg_pg};
 use super::world::Lsp;
 use crate::nb::{Txn, q};
@@ -39,44 +40,16 @@ pub struct Current {
     pub lsps: BTreeMap<String, Lsp>,
 }
 
-/// The tables read, in this order, by one chained `ovn-nbctl --format=json list`.
-pub const TABLES: &[(&str, &str)] = &[
-    ("Port_Group", ""),
-    ("ACL", ""),
-    ("Address_Set", ""),
-    ("Load_Balancer", ""),
-    ("Logical_Switch", ""),
-    ("Logical_Switch_Port", ""),
+/// The tables a pass compares here, in the order the fixture captured them.
+#[cfg(test)]
+pub const TABLES: &[&str] = &[
+    "Port_Group",
+    "ACL",
+    "Address_Set",
+    "Load_Balancer",
+    "Logical_Switch",
+    "Logical_Switch_Port",
 ];
-
-pub fn read_args() -> Vec<String> {
-    list_args(TABLES)
-}
-
-/// One chained `ovn-nbctl --format=json [--columns=...] list <table> -- ...`, for
-/// (table, columns) pairs; "" reads every column.
-pub fn list_args(tables: &[(&str, &str)]) -> Vec<String> {
-    let mut a = vec!["--format=json".to_string()];
-    for (i, (t, cols)) in tables.iter().enumerate() {
-        if i > 0 {
-            a.push("--".into());
-        }
-        if !cols.is_empty() {
-            a.push(format!("--columns={cols}"));
-        }
-        a.extend(["list".to_string(), t.to_string()]);
-    }
-    a
-}
-
-/// The output of a [`list_args`] read: one row list per table, exactly `N` of them.
-pub fn read_tables<const N: usize>(text: &str, what: &str) -> Result<[Vec<Row>; N]> {
-    let tables = ovsdb_json::tables(text).with_context(|| format!("reading {what}"))?;
-    let got = tables.len();
-    tables.try_into().map_err(|_| {
-        anyhow::anyhow!("reading {what}: ovn-nbctl printed {got} tables, expected {N}")
-    })
-}
 
 fn s(r: &Row, c: &str) -> String {
     ovsdb_json::cell_str(r, c).unwrap_or_default()
@@ -104,8 +77,17 @@ fn acl_of(r: &Row) -> Acl {
 }
 
 /// Parse the output of `read_args()`.
-pub fn parse(text: &str) -> Result<Current> {
-    let [pgs, acls, sets, lbs, switches, lsps] = &read_tables(text, "the NB tables")?;
+pub fn parse(nb: &NbRead) -> Result<Current> {
+    let (pgs, acls, sets) = (
+        nb.rows("Port_Group"),
+        nb.rows("ACL"),
+        nb.rows("Address_Set"),
+    );
+    let (lbs, switches, lsps) = (
+        nb.rows("Load_Balancer"),
+        nb.rows("Logical_Switch"),
+        nb.rows("Logical_Switch_Port"),
+    );
     let mut cur = Current {
         tiers: acls.iter().any(|r| r.contains_key("tier")),
         ..Current::default()

@@ -9,10 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{Context, Result};
 use ko_ovn::ovsdb_json::{self, Row};
 use serde_json::{Value, json};
 
+use super::nb_read::NbRead;
 use super::service::ApiWrite;
 use super::world::{self, World};
 use crate::api_subnet::{self, READY};
@@ -39,18 +39,6 @@ pub struct NbSubnets {
     pub routers: BTreeSet<String>,
 }
 
-const TABLES: &[(&str, &str)] = &[
-    ("Logical_Switch", "name,external_ids"),
-    (
-        "Logical_Router_Policy",
-        "_uuid,priority,match,action,nexthops,external_ids",
-    ),
-    ("Port_Group", "name"),
-    ("Load_Balancer", "name"),
-    ("Logical_Router", "name"),
-    ("Logical_Switch_Port", "name"),
-];
-
 /// Beside them, an underlay subnet's gateway on the gateway host:
 /// `<interface> <gw4>/<len>[,<gw6>/<len>]` (see [`gateway_lines`]).
 pub const GATEWAY: &str = "sandbox.kubectl-ko.io/gateway";
@@ -67,16 +55,20 @@ fn key_of(r: &nb::PolicyRow) -> PolicyKey {
     )
 }
 
-fn read_args() -> Vec<String> {
-    super::nbsync::list_args(TABLES)
-}
-
-fn parse(text: &str) -> Result<NbSubnets> {
-    let [switches, policies, pgs, lbs, routers, lsps] =
-        &super::nbsync::read_tables(text, "the NB's switches and policies")?;
+fn parse(nb: &NbRead) -> NbSubnets {
+    let (switches, policies, pgs) = (
+        nb.rows("Logical_Switch"),
+        nb.rows("Logical_Router_Policy"),
+        nb.rows("Port_Group"),
+    );
+    let (lbs, routers, lsps) = (
+        nb.rows("Load_Balancer"),
+        nb.rows("Logical_Router"),
+        nb.rows("Logical_Switch_Port"),
+    );
     let s = |r: &Row, c: &str| ovsdb_json::cell_str(r, c).unwrap_or_default();
     let map = |r: &Row, c: &str| r.get(c).map(ovsdb_json::map).unwrap_or_default();
-    Ok(NbSubnets {
+    NbSubnets {
         switches: switches
             .iter()
             .map(|r| (s(r, "name"), map(r, "external_ids")))
@@ -100,17 +92,18 @@ fn parse(text: &str) -> Result<NbSubnets> {
         port_groups: pgs.iter().map(|r| s(r, "name")).collect(),
         load_balancers: lbs.iter().map(|r| s(r, "name")).collect(),
         routers: routers.iter().map(|r| s(r, "name")).collect(),
-    })
+    }
 }
 
-/// Read the NB, write the switches of new subnets and remove those of deleted ones
-/// (one transaction), and return the API writes for the objects' spec and status.
-pub fn sync(ctx: &Ctx, w: &World) -> Result<Vec<ApiWrite>> {
-    let text = nb::nbctl_timeout(ctx, &read_args(), 20).context("reading the NB for subnets")?;
-    let cur = parse(&text)?;
+/// Write the switches of new subnets and remove those of deleted ones (one
+/// transaction) against what `read` holds; the API writes for the objects' spec
+/// and status, and whether the NB was written to.
+pub fn sync(ctx: &Ctx, w: &World, read: &NbRead) -> (Vec<ApiWrite>, bool) {
+    let cur = parse(read);
     let (txn, created) = plan_changes(&ctx.plan, w, &cur);
     let mut realised: BTreeSet<String> = cur.switches.keys().cloned().collect();
-    if !txn.is_empty() {
+    let wrote = !txn.is_empty();
+    if wrote {
         match nb::nbctl_timeout(ctx, &txn.argv(), 20) {
             Ok(_) => {
                 eprintln!("controller: subnet switches updated");
@@ -121,7 +114,7 @@ pub fn sync(ctx: &Ctx, w: &World) -> Result<Vec<ApiWrite>> {
             Err(e) => eprintln!("controller: writing the switches of API subnets: {e:#}"),
         }
     }
-    Ok(object_writes(&ctx.plan, w, &realised, &cur.routers))
+    (object_writes(&ctx.plan, w, &realised, &cur.routers), wrote)
 }
 
 /// The transaction that brings the NB's API-subnet rows in line with the objects,

@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use ko_ovn::ovsdb_json::{self, Row};
 use serde_json::{Value, json};
 
+use super::nb_read::NbRead;
 use super::service::ApiWrite;
 use super::subnet::OWNER;
 use super::world::{self, World};
@@ -63,27 +64,6 @@ pub struct NbRouters {
     pub load_balancers: BTreeSet<String>,
 }
 
-const TABLES: &[(&str, &str)] = &[
-    (
-        "Logical_Router",
-        "name,external_ids,static_routes,policies,ports",
-    ),
-    (
-        "Logical_Router_Static_Route",
-        "_uuid,ip_prefix,nexthop,policy,route_table,external_ids",
-    ),
-    (
-        "Logical_Router_Policy",
-        "_uuid,priority,match,action,nexthops,external_ids",
-    ),
-    ("Load_Balancer", "name"),
-    ("Logical_Router_Port", "_uuid,name,networks,external_ids"),
-];
-
-fn read_args() -> Vec<String> {
-    super::nbsync::list_args(TABLES)
-}
-
 fn ours(r: &Row) -> bool {
     r.get("external_ids")
         .map(ovsdb_json::map)
@@ -92,9 +72,13 @@ fn ours(r: &Row) -> bool {
         .is_some_and(|v| v == "true")
 }
 
-fn parse(text: &str) -> Result<NbRouters> {
-    let [routers, routes, policies, lbs, lrps] =
-        &super::nbsync::read_tables(text, "the NB's routers")?;
+fn parse(nb: &NbRead) -> NbRouters {
+    let (routers, routes, policies) = (
+        nb.rows("Logical_Router"),
+        nb.rows("Logical_Router_Static_Route"),
+        nb.rows("Logical_Router_Policy"),
+    );
+    let (lbs, lrps) = (nb.rows("Load_Balancer"), nb.rows("Logical_Router_Port"));
     let s = |r: &Row, c: &str| ovsdb_json::cell_str(r, c).unwrap_or_default();
     let set = |r: &Row, c: &str| r.get(c).map(ovsdb_json::set).unwrap_or_default();
     let route_rows: BTreeMap<String, Route> = routes
@@ -179,7 +163,7 @@ fn parse(text: &str) -> Result<NbRouters> {
             },
         );
     }
-    Ok(out)
+    out
 }
 
 /// The routers `up` made; never created or removed here.
@@ -323,17 +307,16 @@ pub fn wanted_policies(vpc: &Value) -> Result<Vec<Policy>, String> {
     Ok(out)
 }
 
-/// Read the NB, write routers, routes and policies (one transaction), return the
-/// status writes of the VPCs created through the API.
-pub fn sync(ctx: &Ctx, w: &World) -> Result<Vec<ApiWrite>> {
-    let text = nb::nbctl_timeout(ctx, &read_args(), 20).context("reading the NB for VPCs")?;
-    let cur = parse(&text)?;
-    let txn = plan_changes(w, &cur);
-    if !txn.is_empty() {
+/// Write routers, routes, policies and peer ports (one transaction) against what
+/// `read` holds; the status writes of the VPCs, and whether the NB changed.
+pub fn sync(ctx: &Ctx, w: &World, read: &NbRead) -> Result<(Vec<ApiWrite>, bool)> {
+    let txn = plan_changes(w, &parse(read));
+    let wrote = !txn.is_empty();
+    if wrote {
         nb::nbctl_timeout(ctx, &txn.argv(), 20).context("writing the routers of VPCs")?;
         eprintln!("controller: VPC routers updated");
     }
-    Ok(status_writes(w))
+    Ok((status_writes(w), wrote))
 }
 
 /// The transaction for every VPC object against the NB.

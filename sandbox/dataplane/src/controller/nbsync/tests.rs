@@ -7,7 +7,7 @@ const NB: &str = include_str!("fixtures/nb-tables-23.03.json");
 
 #[test]
 fn a_real_nb_dump_is_read() {
-    let cur = parse(NB).unwrap();
+    let cur = parse(&NbRead::from_text(NB, TABLES).unwrap()).unwrap();
     assert!(!cur.tiers, "OVN 23.03 has no ACL tier column");
     let np = &cur.pgs["protect.db.default"];
     assert_eq!(np.external_ids["np"], "default/protect-db");
@@ -52,7 +52,7 @@ fn node_groups(cur: &Current, want: &mut Desired) {
 
 #[test]
 fn the_same_rows_make_an_empty_transaction_and_changes_only_touch_owned_rows() {
-    let cur = parse(NB).unwrap();
+    let cur = parse(&NbRead::from_text(NB, TABLES).unwrap()).unwrap();
     let mut want = Desired::default();
     node_groups(&cur, &mut want);
     let np = &cur.pgs["protect.db.default"];
