@@ -600,7 +600,7 @@ mod tests {
 
     #[test]
     fn chassis_and_interfaces_of_every_release() {
-        for ver in ["23.03.1", "25.03.0", "26.03.1"] {
+        for ver in ["23.03.1", "24.03.9", "25.03.0", "26.03.1"] {
             let ch = parse_rows(&fixture(ver, "sb-chassis"), Chassis::from_row).unwrap();
             assert_eq!(ch.len(), 1, "{ver}");
             assert_eq!(ch[0].name, "ovnlay-n1");

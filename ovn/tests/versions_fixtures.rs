@@ -1,8 +1,8 @@
-//! The same Kube-OVN-shaped topology captured on OVN 23.03, 25.03 and 26.03
-//! (fixtures/versions/<version>/, made by fixtures/versions/capture.sh; each
-//! .cmd holds the command of its .txt), plus the stage lists of 23.03 … 26.03
-//! read from OVN's source (fixtures/versions/northd-stages/, for 24.03 the only
-//! evidence: no 24.03 binaries run here).
+//! The same Kube-OVN-shaped topology captured on OVN 23.03, 24.03, 25.03 and
+//! 26.03 (fixtures/versions/<version>/, made by fixtures/versions/capture.sh;
+//! each .cmd holds the command of its .txt; 24.03.9 from binaries built from
+//! OVN's source, see capture.sh), plus the stage lists of 23.03 … 26.03 read
+//! from OVN's source (fixtures/versions/northd-stages/).
 
 use std::collections::BTreeSet;
 
@@ -13,7 +13,7 @@ use ko_ovn::ovn_trace;
 use ko_ovn::ovsdb_rows::Pipeline;
 use ko_ovn::{flows, lflow_list, ofproto, ovsdb_rows, versions};
 
-const VERSIONS: [&str; 3] = ["23.03.1", "25.03.0", "26.03.1"];
+const VERSIONS: [&str; 4] = ["23.03.1", "24.03.9", "25.03.0", "26.03.1"];
 
 fn read(ver: &str, name: &str) -> String {
     ko_testkit::fixture!(&format!("versions/{ver}/{name}"))
@@ -120,7 +120,12 @@ fn observations(idx: &CookieIndex, rules: &[(u32, u64)]) -> Vec<Observation> {
 
 #[test]
 fn every_dump_flows_table_with_a_logical_cookie_is_that_flows_stage() {
-    for (ver, egress) in [("23.03.1", 42), ("25.03.0", 45), ("26.03.1", 48)] {
+    for (ver, egress) in [
+        ("23.03.1", 42),
+        ("24.03.9", 42),
+        ("25.03.0", 45),
+        ("26.03.1", 48),
+    ] {
         let idx = sb_index(ver);
         let dump = flows::parse(&read(ver, "dump-flows.txt"));
         assert_eq!(dump.skipped, 0, "{ver}");
@@ -168,8 +173,8 @@ fn every_dump_flows_table_with_a_logical_cookie_is_that_flows_stage() {
 
 #[test]
 fn ovn_debug_agrees_with_the_calibrated_layout() {
-    // ovn-debug (25.03+) prints the OpenFlow table of a stage
-    for ver in ["25.03.0", "26.03.1"] {
+    // ovn-debug (24.03.9, 25.03+) prints the OpenFlow table of a stage
+    for ver in ["24.03.9", "25.03.0", "26.03.1"] {
         let listed = lflow_list::parse(&read(ver, "lflow-list.txt"));
         let idx = sb_index(ver);
         let dump = flows::parse(&read(ver, "dump-flows.txt"));
