@@ -28,25 +28,39 @@ pub struct Release {
     /// The OVS major.minor Debian pairs with it.
     pub ovs: &'static str,
     pub suite: &'static str,
+    /// No Debian suite ships this release: its binaries are built from this OVN
+    /// tag and laid over the suite's image (`image --ovn V --from-dir DESTDIR`).
+    pub from_source: Option<&'static str>,
 }
 
 /// Oldest first. 23.03 is what Debian 12 ships (and what the sandbox ran before
-/// versions existed); 25.03 is what Kube-OVN 1.15/1.16/master build on.
+/// versions existed); 24.03 is Kube-OVN 1.13/1.14's, which no Debian suite
+/// ships (built from source, see `ovn/tests/fixtures/versions/build-24.03.sh`);
+/// 25.03 is what Kube-OVN 1.15/1.16/master build on.
 pub const RELEASES: &[Release] = &[
     Release {
         ovn: "23.03",
         ovs: "3.1",
         suite: "bookworm",
+        from_source: None,
+    },
+    Release {
+        ovn: "24.03",
+        ovs: "3.3",
+        suite: "trixie",
+        from_source: Some("v24.03.9"),
     },
     Release {
         ovn: "25.03",
         ovs: "3.5",
         suite: "trixie",
+        from_source: None,
     },
     Release {
         ovn: "26.03",
         ovs: "4.0",
         suite: "sid",
+        from_source: None,
     },
 ];
 
@@ -241,7 +255,39 @@ pub fn ensure(r: &Release) -> Result<(PathBuf, ImageInfo)> {
             r.suite
         ),
     }
-    let info = build(r)?;
+    if let Some(tag) = r.from_source {
+        bail!(
+            "no Debian suite ships OVN {}: build it from source (OVN {tag}) with ovn/tests/fixtures/versions/build-24.03.sh, which installs the image with `ko-sandbox image --ovn {} --from-dir <DESTDIR>`",
+            r.ovn,
+            r.ovn
+        );
+    }
+    let info = build(r, None)?;
+    Ok((current(r), info))
+}
+
+/// The image of a release built from source: the suite's image with `destdir`
+/// (`make install DESTDIR=...` of OVS and OVN) laid over it, checked and marked
+/// like a Debian one.
+pub fn install_from(r: &Release, destdir: &Path) -> Result<(PathBuf, ImageInfo)> {
+    if r.from_source.is_none() {
+        bail!(
+            "OVN {} comes from Debian {}: `image --ovn {}` builds it, --from-dir is for releases built from source",
+            r.ovn,
+            r.suite,
+            r.ovn
+        );
+    }
+    for f in ["usr/bin/ovn-northd", "usr/sbin/ovs-vswitchd"] {
+        if !destdir.join(f).exists() {
+            bail!(
+                "{} has no {f}: give the DESTDIR of `make install` of both OVS and OVN",
+                destdir.display()
+            );
+        }
+    }
+    let _lock = lock(r)?;
+    let info = build(r, Some(destdir))?;
     Ok((current(r), info))
 }
 
@@ -337,7 +383,7 @@ fn switch_link(r: &Release, store: &Path) -> Result<()> {
 /// Build the image into a temporary directory, check it, mark it, move it to its
 /// own `<version>@<time>` directory and point `<version>` at it. Caller holds the
 /// build lock.
-fn build(r: &Release) -> Result<ImageInfo> {
+fn build(r: &Release, overlay: Option<&Path>) -> Result<ImageInfo> {
     let root = cache_root();
     if !crate::preflight::on_path("debootstrap") {
         bail!(
@@ -359,7 +405,12 @@ fn build(r: &Release) -> Result<ImageInfo> {
     let log = root.join(format!("{}.build.log", r.ovn));
     let _ = fs::remove_dir_all(&tmp);
     let start = Instant::now();
-    let result = debootstrap(r, &tmp, &log).and_then(|()| finish(r, &tmp, start));
+    let result = debootstrap(r, &tmp, &log)
+        .and_then(|()| match overlay {
+            Some(dir) => copy_over(dir, &tmp),
+            None => Ok(()),
+        })
+        .and_then(|()| finish(r, &tmp, start));
     let info = match result {
         Ok(info) => info,
         Err(e) => {
@@ -381,6 +432,14 @@ fn build(r: &Release) -> Result<ImageInfo> {
         info.build_secs
     );
     Ok(info)
+}
+
+/// `cp -a <from>/. <to>`: a source build's files over the Debian ones.
+fn copy_over(from: &Path, to: &Path) -> Result<()> {
+    let src = format!("{}/.", from.display());
+    exec::run(&argv!["cp", "-a", src, to.display()])
+        .with_context(|| format!("copying {} into the image", from.display()))?;
+    Ok(())
 }
 
 /// Run debootstrap, its output to `log`, one progress line per phase to stderr.
@@ -529,7 +588,7 @@ mod tests {
         assert_eq!(release("26.03").unwrap().ovs, "4.0");
         assert_eq!(release(DEFAULT_OVN).unwrap().ovn, "25.03");
         let e = release("24.09").unwrap_err().to_string();
-        assert!(e.contains("23.03, 25.03, 26.03"), "{e}");
+        assert!(e.contains("23.03, 24.03, 25.03, 26.03"), "{e}");
         assert_eq!(release("23.03").unwrap().name_tag(), "23");
     }
 

@@ -86,6 +86,10 @@ enum Cmd {
         /// OVN version (see `up --ovn`).
         #[arg(long, env = "KO_SANDBOX_OVN", default_value = image::DEFAULT_OVN)]
         ovn: String,
+        /// For a release no Debian suite ships (24.03): the DESTDIR of `make
+        /// install` of OVS and OVN built from source, laid over the suite's image.
+        #[arg(long)]
+        from_dir: Option<std::path::PathBuf>,
     },
     /// Show nodes, pods, RAFT leaders, the kubelet and its pods, active faults and the
     /// documented traffic pairs.
@@ -215,12 +219,21 @@ fn dispatch(cli: Cli, paths: &Paths) -> anyhow::Result<ExitCode> {
             )?;
             println!("KUBECONFIG={}", kc.display());
         }
-        Cmd::Image { ovn } => {
+        Cmd::Image { ovn, from_dir } => {
             let r = image::release(&ovn)?;
             if !preflight::is_root() {
                 anyhow::bail!("building an image needs root (debootstrap): run it with sudo");
             }
-            if image::host_provides(r) {
+            if let Some(dir) = from_dir {
+                let (dir, info) = image::install_from(r, &dir)?;
+                println!(
+                    "{} OVN {} OVS {} (built from source over Debian {})",
+                    dir.display(),
+                    info.ovn_version,
+                    info.ovs_version,
+                    info.suite
+                );
+            } else if image::host_provides(r) {
                 println!("OVN {} runs on the host's packages: no image needed", r.ovn);
             } else {
                 let (dir, info) = image::ensure(r)?;

@@ -391,3 +391,39 @@ fn a_build_without_network_fails_with_one_sentence() {
         .collect();
     assert!(left.is_empty(), "a failed build left {left:?}");
 }
+
+/// OVN 24.03 (Kube-OVN 1.13/1.14) has no Debian package: without an image built
+/// from source, `image` and `up` say how to make one, and `--from-dir` refuses
+/// a directory that is no `make install` of OVS and OVN.
+#[test]
+fn ovn_24_03_without_its_source_build_says_how_to_make_it() {
+    let cache = private_cache("src2403");
+    let out = sandbox_command(&["image", "--ovn", "24.03"])
+        .env("KO_SANDBOX_IMAGE_DIR", &cache.0)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no Debian suite ships OVN 24.03") && err.contains("build-24.03.sh"),
+        "{err}"
+    );
+    let out = sandbox_command(&[
+        "image",
+        "--ovn",
+        "24.03",
+        "--from-dir",
+        &cache.0.display().to_string(),
+    ])
+    .env("KO_SANDBOX_IMAGE_DIR", &cache.0)
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("has no usr/bin/ovn-northd"), "{err}");
+    let out = sandbox_command(&["image", "--ovn", "25.03", "--from-dir", "/nonexistent"])
+        .env("KO_SANDBOX_IMAGE_DIR", &cache.0)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("comes from Debian trixie"));
+}
