@@ -274,9 +274,10 @@ RST / ICMP unreachable), FLOODED (no port owns the destination; the copies are
 listed), UNRESOLVED (a router waits for the ARP/ND answer of a next hop), ERROR.
 The object to blame is named: NetworkPolicy, AdminNetworkPolicy and
 BaselineAdminNetworkPolicy (with the rule, spec.ingress[i]), SecurityGroup (for
-Kube-OVN's deny-all group, the pod's own groups), Subnet ACL, Service (also one whose VIP Kube-OVN
-removed for lack of ready endpoints: no pod receives it, and what the sender sees
-then is up to the node the packet is routed to), load balancer, Vpc route or policy.
+Kube-OVN's deny-all group, the pod's own groups), Subnet ACL, Service (also one
+whose VIP Kube-OVN removed for lack of ready endpoints: no pod receives it, and
+what the sender sees then is up to the node the packet is routed to), load
+balancer, Vpc route or policy.
 Warnings right under the verdict say when no ovn-northd is active or the SB is
 behind the NB (a recent NB change is then not in the trace), and when an
 ovn-controller on the path is down, disconnected or behind the SB, which makes
@@ -336,8 +337,8 @@ Polls `ovs-ofctl dump-flows br-int` on the pod's node (and on the nodes of
 (in_port = its OVS port, metadata = its logical switch, reg14/reg15 = its port),
 and shows the rules whose counters moved: packets/s, stage, what the rule does
 and whose it is (ACL -> NetworkPolicy / AdminNetworkPolicy / SecurityGroup /
-Subnet ACL, load
-balancer, route / router policy / NAT, logical switch port -> pod). Growing
+Subnet ACL, load balancer, route / router policy / NAT, logical switch port ->
+pod). Growing
 drops come first with their cause. A counter that other pods' packets also
 move (a datapath-wide rule, another port's egress, a conjunctive match) is
 marked shared. Counter resets (ovn-controller re-installing rules) are
