@@ -1,8 +1,10 @@
 //! `ko-sandbox controller`: the sandbox's stand-in for kube-ovn-controller (and the
 //! Kubernetes endpoints/endpointslice controllers). One background process per
 //! sandbox (started by `up`, killed by `down`) that watches the emulator and keeps the
-//! NB in line with the API: VPCs (routers, routes, policies), Subnets (their switches), node port groups, NetworkPolicies, (Baseline)AdminNetworkPolicies, SecurityGroups, Subnet ACLs, Service
-//! VIPs, and the Endpoints/EndpointSlices of Services with a selector. Each pass
+//! NB in line with the API: VPCs (routers, routes, policies, peerings), Subnets (their
+//! switches, overlay or underlay), node port groups, NetworkPolicies,
+//! (Baseline)AdminNetworkPolicies, SecurityGroups, Subnet ACLs, Service VIPs, and the
+//! Endpoints/EndpointSlices of Services with a selector. Each pass
 //! reads everything and writes only the difference, so a restart adds nothing twice
 //! and a deleted object's rows go away. Shapes follow Kube-OVN (see sandbox/README.md
 //! for the version).
