@@ -71,7 +71,12 @@ fn delete(kc: &Path, what: &[&str]) {
 }
 
 fn ip(kc: &Path, pod: &str) -> String {
-    common::jsonpath(kc, &["get", "pod", pod], "{.status.podIP}")
+    ip_in(kc, "default", pod)
+}
+
+/// The IP of pod `ns/pod`.
+fn ip_in(kc: &Path, ns: &str, pod: &str) -> String {
+    common::jsonpath(kc, &["-n", ns, "get", "pod", pod], "{.status.podIP}")
 }
 
 /// A real TCP connection from `from` to ip:port that gets the listener's line.
@@ -682,13 +687,10 @@ fn a_subnet_created_through_the_api_gets_its_switch_routes_and_pods_and_goes_wit
         Duration::from_secs(10),
         || common::jsonpath(&kc, &["get", "subnet", "sub-api"], "{.status.v4usingIPs}") == "3",
     );
-    let pod_ip = |in_ns: &str, pod: &str| {
-        common::jsonpath(&kc, &["-n", in_ns, "get", "pod", pod], "{.status.podIP}")
-    };
     let (a, b, c) = (
-        pod_ip(ns, "a"),
-        pod_ip(ns, "b"),
-        pod_ip("default", "sub-annotated"),
+        ip_in(&kc, ns, "a"),
+        ip_in(&kc, ns, "b"),
+        ip(&kc, "sub-annotated"),
     );
     for addr in [&a, &b, &c] {
         assert!(
@@ -816,7 +818,7 @@ fn a_vpc_created_through_the_api_routes_its_subnet_and_its_policy_routes_follow_
         ],
     );
     assert_eq!(status, "vpc-api true vpc-vpc-api-tcp-load");
-    let b = common::jsonpath(&kc, &["-n", ns, "get", "pod", "b"], "{.status.podIP}");
+    let b = ip_in(&kc, ns, "b");
     assert!(b.starts_with("10.78.0."), "{b}");
     assert_eq!(
         common::jsonpath(
@@ -882,8 +884,8 @@ fn a_private_subnet_drops_other_subnets_names_itself_and_lets_allowed_subnets_in
         + &ns_pod_yaml("q", ns, "kube-ovn-control-plane", "");
     apply(&kc, &yaml);
     ready(&kc, ns, &["p", "q"]);
-    let p = common::jsonpath(&kc, &["-n", ns, "get", "pod", "p"], "{.status.podIP}");
-    let q = common::jsonpath(&kc, &["-n", ns, "get", "pod", "q"], "{.status.podIP}");
+    let p = ip_in(&kc, ns, "p");
+    let q = ip_in(&kc, ns, "q");
     // another subnet's pod: dropped by the private setting, named as such
     let t0 = Instant::now();
     let t = verdict_within(&kc, t0, "client-2", &p, &["icmp"], "dropped");
@@ -1092,7 +1094,7 @@ fn admin_network_policies_decide_before_network_policies_and_baselines_after() {
     ready(&kc, a, &["srv"]);
     ready(&kc, b, &["blue"]);
     ready(&kc, c, &["green"]);
-    let srv = common::jsonpath(&kc, &["-n", a, "get", "pod", "srv"], "{.status.podIP}");
+    let srv = ip_in(&kc, a, "srv");
     // red's own NetworkPolicy: nothing may come in
     apply(
         &kc,
@@ -1298,8 +1300,8 @@ fn an_underlay_subnet_created_through_the_api_reaches_across_nodes_and_its_gatew
     apply(&kc, &yaml);
     ready(&kc, ns, &["p", "q"]);
     assert_eq!(subnet_condition(&kc, "ul-api", "Ready").0, "True");
-    let p = common::jsonpath(&kc, &["-n", ns, "get", "pod", "p"], "{.status.podIP}");
-    let q = common::jsonpath(&kc, &["-n", ns, "get", "pod", "q"], "{.status.podIP}");
+    let p = ip_in(&kc, ns, "p");
+    let q = ip_in(&kc, ns, "q");
     assert!(
         p.starts_with("172.30.5.") && q.starts_with("172.30.5."),
         "{p} {q}"
@@ -1417,12 +1419,8 @@ fn peered_vpcs_route_to_each_other_through_their_static_routes() {
         + &ns_pod_yaml("pp", ns, "kube-ovn-worker2", "");
     apply(&kc, &yaml);
     ready(&kc, ns, &["pp"]);
-    let pp = common::jsonpath(&kc, &["-n", ns, "get", "pod", "pp"], "{.status.podIP}");
-    let v1 = common::jsonpath(
-        &kc,
-        &["-n", "vpc1", "get", "pod", "vpc1-pod-1"],
-        "{.status.podIP}",
-    );
+    let pp = ip_in(&kc, ns, "pp");
+    let v1 = ip_in(&kc, "vpc1", "vpc1-pod-1");
     // one side only: vpc1 has no route to the new VPC yet
     let t = trace_icmp(&kc, "vpc1", "vpc1-pod-1", &pp);
     assert_ne!(t["verdict"], "delivered", "{t:#}");

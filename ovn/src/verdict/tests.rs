@@ -683,6 +683,16 @@ fn anp_inputs<'a>(
     }
 }
 
+/// The capture's BaselineAdminNetworkPolicy `default` and its ACL, as the drop names them.
+fn assert_names_the_baseline(d: &DropInfo) {
+    assert_eq!(
+        d.policy_kind,
+        Some(nb::PolicyKind::BaselineAdminNetworkPolicy)
+    );
+    assert_eq!(d.policy.as_deref(), Some("default"));
+    assert_eq!(d.acl.as_ref().unwrap().name, "banp/default/ingress/IPv4/0");
+}
+
 /// OVN 25.03 with Kube-OVN's admin policies (anp-capture.sh): an
 /// AdminNetworkPolicy passes (tier 1), no NetworkPolicy decides (tier 2), the
 /// BaselineAdminNetworkPolicy drops (tier 3). The trace names the baseline and
@@ -696,12 +706,7 @@ fn a_baseline_admin_policy_drop_is_named_after_an_admin_pass() {
     assert_eq!(r.verdict, Verdict::Dropped);
     let d = r.drop.as_ref().unwrap();
     assert_eq!(d.layer, "logical");
-    assert_eq!(
-        d.policy_kind,
-        Some(nb::PolicyKind::BaselineAdminNetworkPolicy)
-    );
-    assert_eq!(d.policy.as_deref(), Some("default"));
-    assert_eq!(d.acl.as_ref().unwrap().name, "banp/default/ingress/IPv4/0");
+    assert_names_the_baseline(d);
     assert!(
         d.reason
             .starts_with("BaselineAdminNetworkPolicy default spec.ingress[0] dropped it"),
@@ -738,12 +743,7 @@ fn an_openflow_acl_drop_names_the_acl_whose_eval_flow_set_the_bit() {
     let d = r.drop.as_ref().unwrap();
     assert_eq!(d.layer, "openflow");
     assert_eq!(d.stage.as_deref(), Some("ls_out_acl_action"));
-    assert_eq!(
-        d.policy_kind,
-        Some(nb::PolicyKind::BaselineAdminNetworkPolicy)
-    );
-    assert_eq!(d.policy.as_deref(), Some("default"));
-    assert_eq!(d.acl.as_ref().unwrap().name, "banp/default/ingress/IPv4/0");
+    assert_names_the_baseline(d);
     assert!(
         r.warnings
             .iter()

@@ -49,6 +49,22 @@ impl Flavor {
             Flavor::Baseline => "banp",
         }
     }
+
+    /// The OVN tier of its ACLs: before NetworkPolicies (1) or after them (3).
+    fn tier(self) -> u8 {
+        match self {
+            Flavor::Admin => ANP_TIER,
+            Flavor::Baseline => BANP_TIER,
+        }
+    }
+
+    /// The priority of rule 0 (each later rule is one lower).
+    fn first_priority(self, spec: &Value) -> i64 {
+        match self {
+            Flavor::Admin => ANP_MAX_PRIORITY - 100 * spec["priority"].as_i64().unwrap_or(0),
+            Flavor::Baseline => BANP_MAX_PRIORITY,
+        }
+    }
 }
 
 /// Add the rows of every (Baseline)AdminNetworkPolicy to `out`.
@@ -94,10 +110,8 @@ fn build(p: &Value, flavor: Flavor, w: &World, out: &mut Desired) {
             let rule_name = rule["name"].as_str().unwrap_or("");
             let peers = if ingress { &rule["from"] } else { &rule["to"] };
             let addrs = peer_addresses(peers, w);
-            let priority = match flavor {
-                Flavor::Admin => ANP_MAX_PRIORITY - 100 * spec["priority"].as_i64().unwrap_or(0),
-                Flavor::Baseline => BANP_MAX_PRIORITY,
-            } - index as i64;
+            let priority = (flavor.first_priority(spec) - index as i64).max(0) as u32;
+            let acl_dir = if ingress { "to-lport" } else { "from-lport" };
             let action = match rule["action"].as_str() {
                 Some("Allow") => "allow-related",
                 Some("Pass") => "pass",
@@ -120,16 +134,11 @@ fn build(p: &Value, flavor: Flavor, w: &World, out: &mut Desired) {
                 }
                 let acl_name = format!("{}/{anp}/{dir}/{fam}/{index}", flavor.key());
                 for m in rule_matches(&pg, &set, fam, ingress, &rule["ports"]) {
-                    let tier = match flavor {
-                        Flavor::Admin => ANP_TIER,
-                        Flavor::Baseline => BANP_TIER,
-                    };
-                    let acl_dir = if ingress { "to-lport" } else { "from-lport" };
                     group.acls.insert(
-                        Acl::new(&pg, acl_dir, priority.max(0) as u32, &m, action)
+                        Acl::new(&pg, acl_dir, priority, &m, action)
                             .named(&acl_name)
                             .option("apply-after-lb", "true")
-                            .tier(tier),
+                            .tier(flavor.tier()),
                     );
                 }
             }
@@ -138,8 +147,8 @@ fn build(p: &Value, flavor: Flavor, w: &World, out: &mut Desired) {
     out.port_groups.insert(pg, group);
 }
 
-/// `fetchSelectedPods`: every pod of the selected namespaces, or the selected pods
-/// of the selected namespaces.
+/// `fetchSelectedPods` (a subject) and `fetchPods` (a pod peer): every pod of the
+/// selected `namespaces`, or the `pods` selected in the selected namespaces.
 fn subject_pods<'a>(subject: &'a Value, w: &'a World) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
     if !subject["namespaces"].is_null() {
         return pods_of(&subject["namespaces"], &Value::Null, w);
@@ -177,18 +186,7 @@ fn pods_of<'a>(
 fn peer_addresses(peers: &Value, w: &World) -> Vec<String> {
     let mut out = Vec::new();
     for peer in peers.as_array().into_iter().flatten() {
-        let pods = if !peer["namespaces"].is_null() {
-            pods_of(&peer["namespaces"], &Value::Null, w)
-        } else if !peer["pods"].is_null() {
-            pods_of(
-                &peer["pods"]["namespaceSelector"],
-                &peer["pods"]["podSelector"],
-                w,
-            )
-        } else {
-            Box::new(std::iter::empty())
-        };
-        for p in pods.filter(|p| world::pod_lsp(p).is_some()) {
+        for p in subject_pods(peer, w).filter(|p| world::pod_lsp(p).is_some()) {
             out.extend(world::pod_ips(p));
         }
         if !peer["nodes"].is_null() {

@@ -40,17 +40,6 @@ pub struct Current {
     pub lsps: BTreeMap<String, Lsp>,
 }
 
-/// The tables a pass compares here, in the order the fixture captured them.
-#[cfg(test)]
-pub const TABLES: &[&str] = &[
-    "Port_Group",
-    "ACL",
-    "Address_Set",
-    "Load_Balancer",
-    "Logical_Switch",
-    "Logical_Switch_Port",
-];
-
 fn s(r: &Row, c: &str) -> String {
     ovsdb_json::cell_str(r, c).unwrap_or_default()
 }

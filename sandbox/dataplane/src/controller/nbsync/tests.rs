@@ -4,10 +4,15 @@ use super::*;
 use crate::controller::model::{AddressSet, PortGroup, with_vendor};
 
 const NB: &str = include_str!("fixtures/nb-tables-23.03.json");
+/// The fixture holds the first six tables of a pass's read (the ones compared here).
+const FIXTURE_TABLES: &[&str] = {
+    let (six, _) = crate::controller::nb_read::TABLES.split_at(6);
+    six
+};
 
 #[test]
 fn a_real_nb_dump_is_read() {
-    let cur = parse(&NbRead::from_text(NB, TABLES).unwrap()).unwrap();
+    let cur = parse(&NbRead::from_text(NB, FIXTURE_TABLES).unwrap()).unwrap();
     assert!(!cur.tiers, "OVN 23.03 has no ACL tier column");
     let np = &cur.pgs["protect.db.default"];
     assert_eq!(np.external_ids["np"], "default/protect-db");
@@ -52,7 +57,7 @@ fn node_groups(cur: &Current, want: &mut Desired) {
 
 #[test]
 fn the_same_rows_make_an_empty_transaction_and_changes_only_touch_owned_rows() {
-    let cur = parse(&NbRead::from_text(NB, TABLES).unwrap()).unwrap();
+    let cur = parse(&NbRead::from_text(NB, FIXTURE_TABLES).unwrap()).unwrap();
     let mut want = Desired::default();
     node_groups(&cur, &mut want);
     let np = &cur.pgs["protect.db.default"];
